@@ -1,0 +1,20 @@
+# Generates a C file holding every migrations/NNNN_*.sql as a byte array,
+# so that voxctl migrate needs no files at run time.
+# Inputs: SRC_DIR (migrations folder), OUT (the .c file to write).
+file(GLOB files RELATIVE ${SRC_DIR} ${SRC_DIR}/[0-9][0-9][0-9][0-9]_*.sql)
+list(SORT files)
+set(body "/* generated from migrations/ by cmake/embed_migrations.cmake */\n#include \"io/migrate.h\"\n\n")
+set(table "")
+set(i 0)
+foreach(f ${files})
+  file(READ ${SRC_DIR}/${f} hex HEX)
+  string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," hex "${hex}")
+  string(REGEX REPLACE "(0x..,0x..,0x..,0x..,0x..,0x..,0x..,0x..,0x..,0x..,0x..,0x..,)" "\\1\n" hex "${hex}")
+  string(APPEND body "static const char m${i}[] = {\n${hex}0x00};\n")
+  string(REGEX REPLACE "\\.sql$" "" name "${f}")
+  string(APPEND table "\t{\"${name}\", m${i}, sizeof(m${i}) - 1},\n")
+  math(EXPR i "${i} + 1")
+endforeach()
+string(APPEND body "\nconst vox_migration vox_migrations[] = {\n${table}};\nconst size_t vox_migrations_count = ${i};\n")
+file(WRITE ${OUT}.tmp "${body}")
+file(COPY_FILE ${OUT}.tmp ${OUT} ONLY_IF_DIFFERENT)

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs the Debian bookworm packages vox needs to build, test and run,
+# skipping those already present. Runs apt-get update at most once.
+set -euo pipefail
+
+packages=(build-essential cmake pkg-config libnats-dev nats-server libpq-dev
+          postgresql libmsgpack-dev libsodium-dev libcmocka-dev clang
+          libclang-rt-14-dev valgrind gnuplot-nox openssl)
+# A fresh machine may lack a package the tests use but that the build does
+# not: keep this list the single place that says what vox needs.
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
+    || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "deps: installing ${missing[*]}"
+sudo=()
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "deps: need root or sudo to install ${missing[*]}" >&2; exit 1; }
+  sudo=(sudo)
+fi
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Debian's postgresql package starts a system cluster on 5432; vox never uses
+# it (it runs a private cluster), so leave it as the package set it up.

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# `make test`: install what is missing, build with warnings as errors, run
+# the unit tests (plain and under ASan/UBSan), then start private servers on
+# free loopback ports and run the integration tests against them. The
+# servers are stopped on every exit path, failures included.
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+jobs=$(nproc)
+
+scripts/deps.sh
+
+echo "== build (warnings are errors)"
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVOX_WERROR=ON >/dev/null
+cmake --build build -j"$jobs" >/dev/null
+
+echo "== unit tests"
+(cd build && ctest -L unit --output-on-failure -j"$jobs")
+
+echo "== unit tests under ASan/UBSan"
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DVOX_WERROR=ON -DVOX_SANITIZE=ON >/dev/null
+cmake --build build-asan -j"$jobs" >/dev/null
+(cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  ctest -L unit --output-on-failure -j"$jobs")
+
+echo "== integration tests (private servers)"
+tmp=$(mktemp -d /tmp/vox-test.XXXXXX)
+chmod 755 "$tmp"
+cleanup() {
+  "$top/scripts/servers.sh" stop "$tmp" || true
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+VOX_PG_FSYNC=off scripts/servers.sh start "$tmp" >/dev/null
+# shellcheck disable=SC1091
+. "$tmp/env"
+export VOX_TEST_TMP=$tmp
+(cd build && ctest -L integration --output-on-failure)
+echo "== all tests passed"

@@ -1,0 +1,34 @@
+/*
+ * buf.h - a growable byte buffer, and the small JSON writer built on it that
+ * the services protocol and voxctl use. Appends never fail (out of memory
+ * aborts), so callers build output without checking every step.
+ */
+#ifndef VOX_BUF_H
+#define VOX_BUF_H
+
+#include "core/common.h"
+
+typedef struct vox_buf {
+	char *data; /* NUL-terminated after every append, owned */
+	size_t len;
+	size_t cap;
+} vox_buf;
+
+/* Embedded-struct lifecycle: _init zeroes, _release frees the bytes. */
+void vox_buf_init(vox_buf *b);
+void vox_buf_release(vox_buf *b);
+void vox_buf_reset(vox_buf *b);
+void vox_buf_reserve(vox_buf *b, size_t extra);
+void vox_buf_append(vox_buf *b, const void *p, size_t n);
+void vox_buf_puts(vox_buf *b, const char *s);
+void vox_buf_putc(vox_buf *b, char c);
+void vox_buf_printf(vox_buf *b, const char *fmt, ...) VOX_PRINTF(2, 3);
+
+/* Append s (n bytes) as a JSON string literal, quotes included. Bytes that
+ * are not valid UTF-8 are written as U+FFFD so the output is always JSON. */
+void vox_buf_json_str(vox_buf *b, const char *s, size_t n);
+
+/* Lowercase hex of n bytes. */
+void vox_buf_hex(vox_buf *b, const void *p, size_t n);
+
+#endif

@@ -1,0 +1,195 @@
+/*
+ * actor.c - lifecycle of an actor process (see actor.h).
+ *
+ * Signals are blocked in every thread and collected by the main thread with
+ * sigtimedwait, so no handler runs in async-signal context and libnats
+ * threads never see them.
+ */
+#include "io/actor.h"
+
+#include "io/log.h"
+#include "io/natsconn.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <time.h>
+
+struct vox_actor {
+	const vox_actor_def *def;
+	vox_actor_config cfg;
+	natsConnection *nc;
+	vox_service *svc;
+};
+
+#define CFG_OFF(f) offsetof(vox_actor_config, f)
+
+const vox_cfg_var vox_actor_vars[] = {
+	{"VOX_NATS_URL", VOX_CFG_STR, "nats://127.0.0.1:4222", 0, 0, NULL,
+	 CFG_OFF(nats_url), "NATS server URL(s), comma-separated"},
+	{"VOX_NATS_USER", VOX_CFG_STR, "", 0, 0, NULL, CFG_OFF(nats_user),
+	 "NATS user name"},
+	{"VOX_NATS_PASSWORD", VOX_CFG_SECRET, "", 0, 0, NULL,
+	 CFG_OFF(nats_password), "NATS password"},
+	{"VOX_NATS_CREDS", VOX_CFG_STR, "", 0, 0, NULL, CFG_OFF(nats_creds),
+	 "NATS credentials file (JWT + nkey)"},
+	{"VOX_NATS_TLS_CA", VOX_CFG_STR, "", 0, 0, NULL, CFG_OFF(nats_tls_ca),
+	 "CA bundle; setting it turns TLS on"},
+	{"VOX_NATS_TLS_CERT", VOX_CFG_STR, "", 0, 0, NULL,
+	 CFG_OFF(nats_tls_cert), "client certificate for TLS"},
+	{"VOX_NATS_TLS_KEY", VOX_CFG_STR, "", 0, 0, NULL, CFG_OFF(nats_tls_key),
+	 "client key for TLS"},
+	{"VOX_PG_DSN", VOX_CFG_SECRET, NULL, 0, 0, NULL, CFG_OFF(pg_dsn),
+	 "PostgreSQL connection string (libpq)"},
+	{"VOX_LOG_LEVEL", VOX_CFG_ENUM, "info", 0, 0, "debug|info|warn|error",
+	 CFG_OFF(log_level), "lowest level logged"},
+};
+const size_t vox_actor_nvars = VOX_NELEM(vox_actor_vars);
+
+static const char *env_get(const char *name, void *ctx)
+{
+	VOX_UNUSED(ctx);
+	return getenv(name);
+}
+
+const vox_actor_config *vox_actor_cfg(const vox_actor *a)
+{
+	return &a->cfg;
+}
+
+natsConnection *vox_actor_nats(const vox_actor *a)
+{
+	return a->nc;
+}
+
+vox_service *vox_actor_service(const vox_actor *a)
+{
+	return a->svc;
+}
+
+static void usage(const vox_actor_def *def, FILE *f)
+{
+	fprintf(f, "usage: %s [--help] [--version]\n\n%s.\n\n", def->name,
+		def->description);
+	vox_cfg_help(f, vox_actor_vars, vox_actor_nvars);
+}
+
+/* Wait up to ms for SIGTERM/SIGINT; returns the signal or 0. */
+static int wait_signal(const sigset_t *set, long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+	int sig = sigtimedwait(set, NULL, &ts);
+	return sig > 0 ? sig : 0;
+}
+
+/* Connect, retrying with a growing delay until connected or signalled.
+ * The outage is logged once, the recovery once. */
+static vox_status connect_nats(vox_actor *a, const sigset_t *set)
+{
+	vox_nats_opts o = {
+		.url = a->cfg.nats_url,
+		.name = a->def->name,
+		.user = a->cfg.nats_user,
+		.password = a->cfg.nats_password,
+		.creds = a->cfg.nats_creds,
+		.tls_ca = a->cfg.nats_tls_ca,
+		.tls_cert = a->cfg.nats_tls_cert,
+		.tls_key = a->cfg.nats_tls_key,
+	};
+	long delay = 100;
+	bool logged = false;
+	for (;;) {
+		char err[256];
+		vox_status st = vox_nats_connect(&a->nc, &o, err, sizeof(err));
+		if (st == VOX_OK) {
+			if (logged)
+				vox_info("msg=\"nats reachable again\"");
+			return VOX_OK;
+		}
+		if (!vox_status_is_transient(st)) {
+			vox_error("msg=\"nats connect failed\" error=\"%s\"", err);
+			return st;
+		}
+		if (!logged) {
+			vox_warn("msg=\"nats unreachable, retrying\" error=\"%s\"",
+				 err);
+			logged = true;
+		}
+		if (wait_signal(set, delay))
+			return VOX_E_UNAVAILABLE;
+		delay = delay * 2 > 5000 ? 5000 : delay * 2;
+	}
+}
+
+int vox_actor_main(const vox_actor_def *def, int argc, char **argv)
+{
+	vox_actor a = {.def = def};
+	vox_buf errors;
+	sigset_t set;
+	int code = 1;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			usage(def, stdout);
+			return 0;
+		}
+		if (strcmp(argv[i], "--version") == 0) {
+			printf("%s %s\n", def->name, VOX_VERSION);
+			return 0;
+		}
+		fprintf(stderr, "%s: unknown argument '%s' (try --help)\n",
+			def->name, argv[i]);
+		return 2;
+	}
+
+	vox_buf_init(&errors);
+	if (vox_cfg_parse(&a.cfg, vox_actor_vars, vox_actor_nvars, env_get,
+			  NULL, &errors) != VOX_OK) {
+		fprintf(stderr, "%s: bad configuration:\n%s", def->name,
+			errors.data);
+		vox_buf_release(&errors);
+		return 2;
+	}
+	vox_buf_release(&errors);
+	vox_log_setup(def->name, a.cfg.log_level);
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (connect_nats(&a, &set) != VOX_OK) {
+		code = 0; /* signalled while waiting for NATS: a clean stop */
+		goto out;
+	}
+	if (vox_service_new(&a.svc, a.nc, def->name, VOX_VERSION,
+			    def->description) != VOX_OK) {
+		vox_error("msg=\"bad service name\" name=%s", def->name);
+		goto out;
+	}
+	if (def->setup && def->setup(&a, def->ctx) != VOX_OK)
+		goto out;
+	if (vox_service_start(a.svc) != VOX_OK)
+		goto out;
+	vox_info("msg=\"started\" version=%s id=%s", VOX_VERSION,
+		 vox_service_id(a.svc));
+
+	int sig;
+	while ((sig = wait_signal(&set, 1000)) == 0)
+		;
+	vox_info("msg=\"stopping\" signal=%d", sig);
+	if (def->teardown)
+		def->teardown(&a, def->ctx);
+	code = 0;
+out:
+	vox_service_free(a.svc);
+	if (a.nc) {
+		/* Subscriptions were drained above; flush what we published. */
+		natsConnection_FlushTimeout(a.nc, 2000);
+		natsConnection_Destroy(a.nc);
+	}
+	nats_CloseAndWait(2000);
+	if (code == 0)
+		vox_info("msg=\"stopped\"");
+	return code;
+}

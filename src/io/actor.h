@@ -1,0 +1,55 @@
+/*
+ * actor.h - the process shell every vox actor runs in: configuration from
+ * the environment (--help lists it), logging, signal handling, the NATS
+ * connection and the ADR-32 service announcement, and a clean drain on
+ * SIGTERM/SIGINT. An actor supplies its name, its endpoints and (from the
+ * runtime) its consume loop; this file owns the lifecycle around them.
+ */
+#ifndef VOX_ACTOR_H
+#define VOX_ACTOR_H
+
+#include "core/config.h"
+#include "io/service.h"
+
+#include <nats/nats.h>
+
+/* Configuration every actor reads. */
+typedef struct vox_actor_config {
+	const char *nats_url;
+	const char *nats_user;
+	const char *nats_password;
+	const char *nats_creds;
+	const char *nats_tls_ca;
+	const char *nats_tls_cert;
+	const char *nats_tls_key;
+	const char *pg_dsn;
+	const char *log_level;
+} vox_actor_config;
+
+typedef struct vox_actor vox_actor;
+
+typedef struct vox_actor_def {
+	const char *name;        /* service name, e.g. "vox-billing" */
+	const char *description; /* ADR-32 INFO description */
+	/* Called once connected, before the service starts: add endpoints.
+	 * May be NULL. A non-OK status stops the process with exit 1. */
+	vox_status (*setup)(vox_actor *a, void *ctx);
+	/* Called after SIGTERM/SIGINT, before the connection drains. */
+	void (*teardown)(vox_actor *a, void *ctx);
+	void *ctx;
+} vox_actor_def;
+
+/* Run the actor until a signal arrives; returns the process exit code:
+ * 0 clean stop, 1 runtime failure, 2 bad configuration or usage. */
+int vox_actor_main(const vox_actor_def *def, int argc, char **argv);
+
+/* Accessors for setup/teardown: borrowed, valid while the actor runs. */
+const vox_actor_config *vox_actor_cfg(const vox_actor *a);
+natsConnection *vox_actor_nats(const vox_actor *a);
+vox_service *vox_actor_service(const vox_actor *a);
+
+/* The table of vox_actor_config variables (for --help and tests). */
+extern const vox_cfg_var vox_actor_vars[];
+extern const size_t vox_actor_nvars;
+
+#endif

@@ -1,0 +1,42 @@
+/*
+ * log.h - one line per event on stderr, key=value, level-filtered before any
+ * formatting happens. Messages are lowercase; never pass a secret or a DSN
+ * with a password (use vox_log_redact_dsn).
+ */
+#ifndef VOX_LOG_H
+#define VOX_LOG_H
+
+#include "core/common.h"
+
+typedef enum vox_log_level {
+	VOX_LOG_DEBUG = 0,
+	VOX_LOG_INFO,
+	VOX_LOG_WARN,
+	VOX_LOG_ERROR,
+} vox_log_level;
+
+/* The process-wide threshold and name, set once by main() before threads
+ * start; read-only afterwards. */
+extern vox_log_level vox_log_threshold;
+
+void vox_log_setup(const char *actor, const char *level);
+
+void vox_log_write(vox_log_level level, const char *fmt, ...) VOX_PRINTF(2, 3);
+
+/* fmt is the rest of the line after ts/level/actor, e.g.
+ * vox_log(VOX_LOG_INFO, "msg=\"connected\" url=%s", url). */
+#define vox_log(level, ...)                                                  \
+	do {                                                                 \
+		if ((level) >= vox_log_threshold)                            \
+			vox_log_write((level), __VA_ARGS__);                 \
+	} while (0)
+#define vox_debug(...) vox_log(VOX_LOG_DEBUG, __VA_ARGS__)
+#define vox_info(...) vox_log(VOX_LOG_INFO, __VA_ARGS__)
+#define vox_warn(...) vox_log(VOX_LOG_WARN, __VA_ARGS__)
+#define vox_error(...) vox_log(VOX_LOG_ERROR, __VA_ARGS__)
+
+/* Copy a libpq DSN (key=value or URI form) into out with any password
+ * replaced by "***". Always NUL-terminates. */
+void vox_log_redact_dsn(const char *dsn, char *out, size_t outlen);
+
+#endif

@@ -1,0 +1,127 @@
+/*
+ * natsconn.c - NATS connection set-up shared by actors, voxctl and tests.
+ */
+#include "io/natsconn.h"
+
+#include "io/log.h"
+
+static void on_error(natsConnection *nc, natsSubscription *sub, natsStatus s,
+		     void *closure)
+{
+	VOX_UNUSED(nc);
+	VOX_UNUSED(closure);
+	vox_warn("msg=\"nats async error\" error=\"%s\" sub=%" PRId64,
+		 natsStatus_GetText(s),
+		 sub ? natsSubscription_GetID(sub) : (int64_t)0);
+}
+
+static void on_disconnected(natsConnection *nc, void *closure)
+{
+	VOX_UNUSED(closure);
+	if (natsConnection_IsClosed(nc))
+		return; /* our own close, not an outage */
+	vox_warn("msg=\"nats disconnected\"");
+}
+
+static void on_reconnected(natsConnection *nc, void *closure)
+{
+	char url[256] = "";
+	VOX_UNUSED(closure);
+	natsConnection_GetConnectedUrl(nc, url, sizeof(url));
+	vox_info("msg=\"nats reconnected\" url=%s", url);
+}
+
+vox_status vox_nats_status(natsStatus s)
+{
+	switch (s) {
+	case NATS_OK:
+		return VOX_OK;
+	case NATS_TIMEOUT:
+		return VOX_E_TIMEOUT;
+	case NATS_NO_SERVER:
+	case NATS_CONNECTION_CLOSED:
+	case NATS_CONNECTION_DISCONNECTED:
+	case NATS_IO_ERROR:
+	case NATS_STALE_CONNECTION:
+	case NATS_NO_RESPONDERS:
+	case NATS_SLOW_CONSUMER:
+	case NATS_DRAINING:
+		return VOX_E_UNAVAILABLE;
+	case NATS_NOT_FOUND:
+		return VOX_E_NOT_FOUND;
+	case NATS_NOT_PERMITTED:
+	case NATS_CONNECTION_AUTH_FAILED:
+		return VOX_E_FORBIDDEN;
+	case NATS_INVALID_ARG:
+	case NATS_INVALID_SUBJECT:
+		return VOX_E_INVALID;
+	case NATS_MAX_PAYLOAD:
+		return VOX_E_TOO_LARGE;
+	default:
+		return VOX_E_INTERNAL;
+	}
+}
+
+vox_status vox_nats_connect(natsConnection **out, const vox_nats_opts *o,
+			    char *err, size_t errlen)
+{
+	natsOptions *opts = NULL;
+	natsConnection *nc = NULL;
+	natsStatus s;
+	vox_status rc = VOX_E_CONFIG;
+
+	s = natsOptions_Create(&opts);
+	if (s == NATS_OK)
+		s = natsOptions_SetServers(opts, NULL, 0);
+	if (s == NATS_OK)
+		s = natsOptions_SetURL(opts, o->url);
+	if (s == NATS_OK && o->name)
+		s = natsOptions_SetName(opts, o->name);
+	if (s == NATS_OK)
+		s = natsOptions_SetErrorHandler(opts, on_error, NULL);
+	if (s == NATS_OK)
+		s = natsOptions_SetDisconnectedCB(opts, on_disconnected, NULL);
+	if (s == NATS_OK)
+		s = natsOptions_SetReconnectedCB(opts, on_reconnected, NULL);
+	if (s == NATS_OK)
+		s = natsOptions_SetMaxReconnect(opts, -1);
+	if (s == NATS_OK)
+		s = natsOptions_SetReconnectWait(opts, 250);
+	if (s == NATS_OK)
+		s = natsOptions_SetReconnectBufSize(opts, 64 * 1024 * 1024);
+	if (s == NATS_OK)
+		s = natsOptions_SetTimeout(opts, o->timeout_ms > 0 ? o->timeout_ms : 2000);
+	if (s == NATS_OK && o->send_asap)
+		s = natsOptions_SetSendAsap(opts, true);
+	if (s == NATS_OK && o->user && *o->user)
+		s = natsOptions_SetUserInfo(opts, o->user, o->password);
+	if (s == NATS_OK && o->creds && *o->creds)
+		s = natsOptions_SetUserCredentialsFromFiles(opts, o->creds, NULL);
+	if (s == NATS_OK && o->tls_ca && *o->tls_ca) {
+		s = natsOptions_SetSecure(opts, true);
+		if (s == NATS_OK)
+			s = natsOptions_LoadCATrustedCertificates(opts, o->tls_ca);
+		if (s == NATS_OK && o->tls_cert && *o->tls_cert)
+			s = natsOptions_LoadCertificatesChain(opts, o->tls_cert,
+							      o->tls_key);
+	}
+	if (s != NATS_OK) {
+		snprintf(err, errlen, "nats options: %s", natsStatus_GetText(s));
+		goto out;
+	}
+	s = natsConnection_Connect(&nc, opts);
+	if (s != NATS_OK) {
+		rc = vox_nats_status(s);
+		if (rc == VOX_E_INTERNAL)
+			rc = VOX_E_UNAVAILABLE;
+		snprintf(err, errlen, "nats connect: %s", natsStatus_GetText(s));
+		goto out;
+	}
+	*out = nc;
+	nc = NULL;
+	rc = VOX_OK;
+out:
+	natsConnection_Destroy(nc);
+	natsOptions_Destroy(opts);
+	return rc;
+}

@@ -1,0 +1,37 @@
+/*
+ * natsconn.h - opening a NATS connection the way every vox process wants it:
+ * a client name, an error handler (libnats 3.4.1 has none by default),
+ * reconnect forever, optional SendAsap, credentials and TLS from config.
+ */
+#ifndef VOX_NATSCONN_H
+#define VOX_NATSCONN_H
+
+#include "core/common.h"
+
+#include <nats/nats.h>
+
+typedef struct vox_nats_opts {
+	const char *url;      /* comma-separated list allowed */
+	const char *name;     /* client name shown by the server */
+	const char *user;     /* optional user/password */
+	const char *password;
+	const char *creds;    /* optional .creds file (JWT + nkey seed) */
+	const char *tls_ca;   /* optional CA bundle; enables TLS */
+	const char *tls_cert; /* optional client certificate */
+	const char *tls_key;
+	bool send_asap;       /* flush every publish at once (request-reply) */
+	int64_t timeout_ms;   /* connect timeout */
+} vox_nats_opts;
+
+/*
+ * Connect once. On success *out is a connection the caller destroys with
+ * natsConnection_Destroy (after draining it). Returns VOX_E_UNAVAILABLE when
+ * no server answers, VOX_E_CONFIG for bad options; *err gets a reason.
+ */
+vox_status vox_nats_connect(natsConnection **out, const vox_nats_opts *o,
+			    char *err, size_t errlen) VOX_MUST_CHECK;
+
+/* Map a libnats status to a vox status (timeouts and I/O are transient). */
+vox_status vox_nats_status(natsStatus s);
+
+#endif

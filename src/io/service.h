@@ -1,0 +1,74 @@
+/*
+ * service.h - the NATS services protocol (ADR-32) on plain libnats
+ * subscriptions, since libnats 3.4.1 has no micro API. Each vox process is
+ * one service instance: it answers $SRV.PING/INFO/STATS (nine subjects) with
+ * the exact JSON shapes standard tooling validates, and serves its
+ * endpoints as queue subscriptions in group "q" with per-endpoint stats.
+ */
+#ifndef VOX_SERVICE_H
+#define VOX_SERVICE_H
+
+#include "core/buf.h"
+
+#include <nats/nats.h>
+
+typedef struct vox_service vox_service;
+typedef struct vox_request vox_request;
+
+/* Handles one request. Must answer exactly once with vox_request_respond
+ * or vox_request_error; a handler that does neither gets a 500 sent for
+ * it. Called on a libnats delivery thread: endpoints run concurrently. */
+typedef void (*vox_endpoint_fn)(vox_request *req, void *ctx);
+
+/* Appends JSON object members ("k":"v",...) without braces. Metadata values
+ * must be strings (ADR-32). Called on the $SRV delivery thread. */
+typedef void (*vox_service_meta_fn)(vox_buf *members, void *ctx);
+
+/*
+ * Create a service on nc (borrowed; must outlive the service). name must
+ * match [A-Za-z0-9_-]+, version is SemVer. Returns VOX_E_INVALID for a bad
+ * name. The caller frees with vox_service_free.
+ */
+vox_status vox_service_new(vox_service **out, natsConnection *nc,
+			   const char *name, const char *version,
+			   const char *description) VOX_MUST_CHECK;
+
+/* Add an endpoint before vox_service_start. subject may have wildcards. */
+vox_status vox_service_add_endpoint(vox_service *svc, const char *name,
+				    const char *subject, vox_endpoint_fn fn,
+				    void *ctx) VOX_MUST_CHECK;
+
+void vox_service_set_metadata_fn(vox_service *svc, vox_service_meta_fn fn,
+				 void *ctx);
+
+/* Subscribe to the nine $SRV subjects and every endpoint. */
+vox_status vox_service_start(vox_service *svc) VOX_MUST_CHECK;
+
+/* Drain every subscription and wait (bounded) for in-flight handlers. */
+void vox_service_stop(vox_service *svc);
+
+/* Stops if needed, then frees. Accepts NULL. */
+void vox_service_free(vox_service *svc);
+
+/* The instance id (22 base62 chars), valid while svc lives. */
+const char *vox_service_id(const vox_service *svc);
+
+/* Writers of the three $SRV responses; exposed for tests. */
+void vox_service_ping_json(vox_service *svc, vox_buf *out);
+void vox_service_info_json(vox_service *svc, vox_buf *out);
+void vox_service_stats_json(vox_service *svc, vox_buf *out);
+
+/* Request accessors: borrowed, valid during the handler. */
+const char *vox_request_subject(const vox_request *req);
+const char *vox_request_data(const vox_request *req, size_t *len);
+natsMsg *vox_request_msg(const vox_request *req);
+
+/* Reply with a body (msgpack by convention). */
+vox_status vox_request_respond(vox_request *req, const void *data,
+			       size_t len);
+
+/* Reply with an empty body and the Nats-Service-Error / -Code headers;
+ * counted as an endpoint error with text as last_error. */
+vox_status vox_request_error(vox_request *req, int code, const char *text);
+
+#endif

@@ -1,0 +1,198 @@
+/*
+ * Integration: every actor binary starts against the private servers,
+ * announces itself with the services protocol ($SRV.PING/INFO/STATS on the
+ * subjects ADR-32 defines), and stops cleanly with exit 0 on SIGTERM and on
+ * SIGINT. Bad configuration exits 2 naming every bad variable.
+ */
+#include "core/common.h"
+
+#include <setjmp.h>
+#include <cmocka.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <nats/nats.h>
+
+#include "harness.h"
+
+static const char *actors[] = {"vox-calls", "vox-billing", "vox-leads",
+			       "vox-vault", "vox-query"};
+
+/* Request subj until a reply comes or about 10 s pass. */
+static natsMsg *request_retry(natsConnection *nc, const char *subj)
+{
+	natsMsg *reply = NULL;
+	for (int i = 0; i < 100; i++) {
+		if (natsConnection_RequestString(&reply, nc, subj, "", 100) == NATS_OK)
+			return reply;
+		th_sleep_ms(100);
+	}
+	return NULL;
+}
+
+/* Extract the string value of "key" from a flat JSON object (test use). */
+static bool json_str(const char *json, const char *key, char *out, size_t n)
+{
+	char pat[64];
+	snprintf(pat, sizeof(pat), "\"%s\":\"", key);
+	const char *p = strstr(json, pat);
+	if (!p)
+		return false;
+	p += strlen(pat);
+	size_t len = strcspn(p, "\"");
+	snprintf(out, n, "%.*s", (int)len, p);
+	return true;
+}
+
+static void check_actor(const char *name, int sig)
+{
+	natsConnection *nc = NULL;
+	char subj[128], id[64], type[64], got[64];
+	char log[256];
+	snprintf(log, sizeof(log), "%s/%s.log", th_env("VOX_TEST_TMP"), name);
+	pid_t pid = th_spawn(name, NULL, log);
+
+	assert_int_equal(natsConnection_ConnectTo(&nc, th_env("VOX_NATS_URL")),
+			 NATS_OK);
+	snprintf(subj, sizeof(subj), "$SRV.PING.%s", name);
+	natsMsg *m = request_retry(nc, subj);
+	assert_non_null(m);
+	const char *ping = natsMsg_GetData(m);
+	assert_true(json_str(ping, "type", type, sizeof(type)));
+	assert_string_equal(type, "io.nats.micro.v1.ping_response");
+	assert_true(json_str(ping, "name", got, sizeof(got)));
+	assert_string_equal(got, name);
+	assert_true(json_str(ping, "id", id, sizeof(id)));
+	assert_int_equal(strlen(id), 22);
+	assert_true(json_str(ping, "version", got, sizeof(got)));
+	assert_string_equal(got, VOX_VERSION);
+	natsMsg_Destroy(m);
+
+	/* The instance also answers on its own id, for INFO and STATS. */
+	snprintf(subj, sizeof(subj), "$SRV.INFO.%s.%s", name, id);
+	m = request_retry(nc, subj);
+	assert_non_null(m);
+	assert_true(json_str(natsMsg_GetData(m), "type", type, sizeof(type)));
+	assert_string_equal(type, "io.nats.micro.v1.info_response");
+	assert_non_null(strstr(natsMsg_GetData(m), "\"description\":\""));
+	assert_non_null(strstr(natsMsg_GetData(m), "\"endpoints\":["));
+	natsMsg_Destroy(m);
+	snprintf(subj, sizeof(subj), "$SRV.STATS.%s.%s", name, id);
+	m = request_retry(nc, subj);
+	assert_non_null(m);
+	assert_true(json_str(natsMsg_GetData(m), "type", type, sizeof(type)));
+	assert_string_equal(type, "io.nats.micro.v1.stats_response");
+	assert_true(json_str(natsMsg_GetData(m), "started", got, sizeof(got)));
+	assert_int_equal(got[4], '-');
+	natsMsg_Destroy(m);
+
+	int ws = th_stop(pid, sig, 10000);
+	assert_int_not_equal(ws, -1);
+	assert_true(WIFEXITED(ws));
+	assert_int_equal(WEXITSTATUS(ws), 0);
+
+	/* Gone from the service list once stopped. */
+	snprintf(subj, sizeof(subj), "$SRV.PING.%s.%s", name, id);
+	assert_int_not_equal(natsConnection_RequestString(&m, nc, subj, "", 300),
+			     NATS_OK);
+	natsConnection_Destroy(nc);
+}
+
+static void test_each_actor_announces_and_stops_on_sigterm(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < VOX_NELEM(actors); i++)
+		check_actor(actors[i], SIGTERM);
+}
+
+static void test_sigint_also_stops_cleanly(void **state)
+{
+	(void)state;
+	check_actor("vox-billing", SIGINT);
+}
+
+static void test_all_instances_answer_a_ping(void **state)
+{
+	(void)state;
+	pid_t pids[VOX_NELEM(actors)];
+	char log[256];
+	for (size_t i = 0; i < VOX_NELEM(actors); i++) {
+		snprintf(log, sizeof(log), "%s/%s.log", th_env("VOX_TEST_TMP"),
+			 actors[i]);
+		pids[i] = th_spawn(actors[i], NULL, log);
+	}
+	natsConnection *nc = NULL;
+	natsSubscription *sub = NULL;
+	natsMsg *m = NULL;
+	assert_int_equal(natsConnection_ConnectTo(&nc, th_env("VOX_NATS_URL")),
+			 NATS_OK);
+	/* Every instance answers $SRV.PING: wait until all five are up, then
+	 * count the replies to a single request. */
+	int seen = 0;
+	for (int attempt = 0; attempt < 50 && seen < 5; attempt++) {
+		seen = 0;
+		assert_int_equal(natsConnection_SubscribeSync(&sub, nc, "_T.ping"),
+				 NATS_OK);
+		assert_int_equal(natsConnection_PublishRequestString(nc, "$SRV.PING",
+				 "_T.ping", ""), NATS_OK);
+		while (natsSubscription_NextMsg(&m, sub, 300) == NATS_OK) {
+			seen++;
+			natsMsg_Destroy(m);
+		}
+		natsSubscription_Destroy(sub);
+		if (seen < 5)
+			th_sleep_ms(100);
+	}
+	assert_int_equal(seen, 5);
+	natsConnection_Destroy(nc);
+	for (size_t i = 0; i < VOX_NELEM(actors); i++) {
+		int ws = th_stop(pids[i], SIGTERM, 10000);
+		assert_true(WIFEXITED(ws));
+		assert_int_equal(WEXITSTATUS(ws), 0);
+	}
+}
+
+static void test_bad_config_exits_2_naming_each_variable(void **state)
+{
+	(void)state;
+	char cmd[1024], out[2048] = "";
+	snprintf(cmd, sizeof(cmd),
+		 "env -u VOX_PG_DSN VOX_LOG_LEVEL=loud %s 2>&1; echo exit=$?",
+		 th_bin("vox-calls"));
+	FILE *p = popen(cmd, "r");
+	assert_non_null(p);
+	size_t n = fread(out, 1, sizeof(out) - 1, p);
+	out[n] = '\0';
+	pclose(p);
+	assert_non_null(strstr(out, "VOX_PG_DSN: required"));
+	assert_non_null(strstr(out, "VOX_LOG_LEVEL: must be one of"));
+	assert_non_null(strstr(out, "exit=2"));
+}
+
+static void test_help_lists_the_environment(void **state)
+{
+	(void)state;
+	char cmd[1024], out[4096] = "";
+	snprintf(cmd, sizeof(cmd), "%s --help; echo exit=$?", th_bin("vox-vault"));
+	FILE *p = popen(cmd, "r");
+	assert_non_null(p);
+	size_t n = fread(out, 1, sizeof(out) - 1, p);
+	out[n] = '\0';
+	pclose(p);
+	assert_non_null(strstr(out, "VOX_NATS_URL"));
+	assert_non_null(strstr(out, "VOX_PG_DSN"));
+	assert_non_null(strstr(out, "exit=0"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_each_actor_announces_and_stops_on_sigterm),
+		cmocka_unit_test(test_sigint_also_stops_cleanly),
+		cmocka_unit_test(test_all_instances_answer_a_ping),
+		cmocka_unit_test(test_bad_config_exits_2_naming_each_variable),
+		cmocka_unit_test(test_help_lists_the_environment),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,346 @@
+/*
+ * Integration: the migrations against a real PostgreSQL. Applies them to an
+ * empty database, checks the seed's 29 tables, constraints, indexes and RLS
+ * policies, re-applies (no change), runs four runners concurrently, proves
+ * the runner rejects an edited migration and rolls back a failing one, and
+ * shows that a role subject to RLS sees only its org's rows.
+ */
+#include "core/common.h"
+
+#include <setjmp.h>
+#include <cmocka.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "io/migrate.h"
+
+static const char *seed_tables[] = {
+	"calls", "appointments", "organizations", "profiles", "contacts",
+	"call_tracking", "feature_flags", "org_tools", "onboarding_submissions",
+	"credit_transactions", "processed_webhook_events",
+	"backup_verification_log", "agents", "services", "knowledge_base",
+	"knowledge_base_chunks", "knowledge_base_changelog", "integrations",
+	"org_credentials", "carrier_forwarding_rules", "leads", "audit_logs",
+	"telephony_country_audit_log", "security_audit_log",
+	"org_feature_flags", "hot_lead_alerts", "twilio_subaccounts",
+	"escalation_rules", "integration_settings",
+};
+
+/* Every enumerated column of the seed has a named check constraint. */
+static const char *seed_checks[] = {
+	"calls_status_check", "calls_call_direction_check",
+	"calls_sentiment_label_check", "calls_sentiment_urgency_check",
+	"calls_sentiment_score_check", "appointments_status_check",
+	"organizations_plan_check", "organizations_telephony_mode_check",
+	"profiles_role_check", "profiles_status_check",
+	"contacts_lead_status_check", "contacts_lead_score_check",
+	"call_tracking_device_type_check", "credit_transactions_type_check",
+	"feature_flags_rollout_percentage_check", "org_credentials_provider_check",
+	"hot_lead_alerts_urgency_level_check",
+};
+
+static const char *seed_indexes[] = {
+	"idx_credit_txn_org_id", "idx_credit_txn_created_at",
+	"idx_credit_txn_type", "idx_credit_txn_stripe_pi",
+	"idx_webhook_events_event_id", "idx_webhook_events_event_type",
+	"idx_webhook_events_org_id", "idx_webhook_events_created_at",
+	"idx_calls_org_id", "idx_calls_status", "idx_contacts_phone",
+};
+
+static int apply_all(const char *dsn)
+{
+	int applied = -1;
+	vox_buf err;
+	vox_buf_init(&err);
+	PGconn *c = th_pg_connect(dsn);
+	vox_status st = vox_migrate_apply(c, vox_migrations,
+					  vox_migrations_count, &applied, &err);
+	if (st != VOX_OK)
+		fprintf(stderr, "migrate: %s\n", err.data);
+	assert_int_equal(st, VOX_OK);
+	vox_buf_release(&err);
+	PQfinish(c);
+	return applied;
+}
+
+static void test_fresh_database_gets_the_seed_schema(void **state)
+{
+	(void)state;
+	char dsn[512], sql[512];
+	th_pg_create_db("mig_fresh", dsn, sizeof(dsn));
+	assert_int_equal(apply_all(dsn), (int)vox_migrations_count);
+	PGconn *c = th_pg_connect(dsn);
+
+	for (size_t i = 0; i < VOX_NELEM(seed_tables); i++) {
+		snprintf(sql, sizeof(sql),
+			 "SELECT count(*) FROM information_schema.tables WHERE"
+			 " table_schema = 'public' AND table_type = 'BASE TABLE'"
+			 " AND table_name = '%s'", seed_tables[i]);
+		if (th_pg_int(c, sql) != 1)
+			fprintf(stderr, "missing table %s\n", seed_tables[i]);
+		assert_int_equal(th_pg_int(c, sql), 1);
+	}
+	assert_int_equal(VOX_NELEM(seed_tables), 29);
+
+	for (size_t i = 0; i < VOX_NELEM(seed_checks); i++) {
+		snprintf(sql, sizeof(sql),
+			 "SELECT count(*) FROM pg_constraint WHERE contype = 'c'"
+			 " AND conname = '%s'", seed_checks[i]);
+		if (th_pg_int(c, sql) != 1)
+			fprintf(stderr, "missing check %s\n", seed_checks[i]);
+		assert_int_equal(th_pg_int(c, sql), 1);
+	}
+	for (size_t i = 0; i < VOX_NELEM(seed_indexes); i++) {
+		snprintf(sql, sizeof(sql),
+			 "SELECT count(*) FROM pg_indexes WHERE indexname = '%s'",
+			 seed_indexes[i]);
+		assert_int_equal(th_pg_int(c, sql), 1);
+	}
+
+	/* Every table with org_id has RLS enabled and a policy. */
+	assert_int_equal(th_pg_int(c,
+		"SELECT count(*) FROM information_schema.columns col"
+		" JOIN pg_class k ON k.relname = col.table_name"
+		" AND k.relnamespace = 'public'::regnamespace"
+		" WHERE col.table_schema = 'public' AND col.column_name = 'org_id'"
+		" AND (NOT k.relrowsecurity OR NOT EXISTS"
+		"  (SELECT 1 FROM pg_policy p WHERE p.polrelid = k.oid))"), 0);
+	assert_true(th_pg_int(c,
+		"SELECT count(*) FROM information_schema.columns WHERE"
+		" table_schema = 'public' AND column_name = 'org_id'") >= 20);
+	assert_int_equal(th_pg_int(c,
+		"SELECT count(*) FROM pg_class WHERE relname = 'organizations'"
+		" AND relrowsecurity"), 1);
+
+	/* The replaced system's deferrable unique constraint broke every
+	 * ON CONFLICT insert: none may be deferrable, and the upsert works. */
+	assert_int_equal(th_pg_int(c,
+		"SELECT count(*) FROM pg_constraint WHERE condeferrable"), 0);
+	th_pg_ok(c, "INSERT INTO organizations (id, name, email) VALUES"
+		    " ('00000000-0000-4000-8000-000000000001', 'a', 'a@x')");
+	for (int i = 0; i < 2; i++)
+		th_pg_ok(c, "INSERT INTO credit_transactions (org_id,"
+			    " amount_pence, type, stripe_payment_intent_id)"
+			    " VALUES ('00000000-0000-4000-8000-000000000001',"
+			    " 500, 'topup', 'pi_1')"
+			    " ON CONFLICT (stripe_payment_intent_id) DO NOTHING");
+	assert_int_equal(th_pg_int(c, "SELECT count(*) FROM credit_transactions"), 1);
+
+	/* A bad enumerated value is refused by the server. */
+	PGresult *r = PQexec(c, "INSERT INTO calls (org_id, call_direction,"
+				" from_number, to_number, status) VALUES"
+				" ('00000000-0000-4000-8000-000000000001',"
+				" 'sideways', '+441', '+442', 'completed')");
+	assert_int_equal(PQresultStatus(r), PGRES_FATAL_ERROR);
+	assert_string_equal(PQresultErrorField(r, PG_DIAG_SQLSTATE), "23514");
+	PQclear(r);
+
+	/* cleanup_old_webhook_events() deletes only what is old enough. */
+	th_pg_ok(c, "INSERT INTO processed_webhook_events (event_id, event_type,"
+		    " event_data, created_at) VALUES"
+		    " ('old', 't', '{}', now() - interval '25 hours'),"
+		    " ('new', 't', '{}', now())");
+	assert_int_equal(th_pg_int(c, "SELECT cleanup_old_webhook_events()"), 1);
+	assert_int_equal(th_pg_int(c,
+		"SELECT count(*) FROM processed_webhook_events"), 1);
+	PQfinish(c);
+}
+
+static void test_reapply_is_a_noop(void **state)
+{
+	(void)state;
+	char dsn[512];
+	th_pg_create_db("mig_again", dsn, sizeof(dsn));
+	assert_int_equal(apply_all(dsn), (int)vox_migrations_count);
+	PGconn *c = th_pg_connect(dsn);
+	long long objects = th_pg_int(c,
+		"SELECT count(*) FROM pg_class WHERE relnamespace ="
+		" 'public'::regnamespace");
+	PQfinish(c);
+	assert_int_equal(apply_all(dsn), 0);
+	c = th_pg_connect(dsn);
+	assert_int_equal(th_pg_int(c, "SELECT count(*) FROM schema_migrations"),
+			 (long long)vox_migrations_count);
+	assert_int_equal(th_pg_int(c,
+		"SELECT count(*) FROM pg_class WHERE relnamespace ="
+		" 'public'::regnamespace"), objects);
+	PQfinish(c);
+}
+
+static void test_concurrent_runners_are_safe(void **state)
+{
+	(void)state;
+	char dsn[512];
+	pid_t kids[4];
+	th_pg_create_db("mig_race", dsn, sizeof(dsn));
+	setenv("VOX_PG_DSN", dsn, 1); /* inherited by the four voxctl runs */
+	for (int i = 0; i < 4; i++) {
+		kids[i] = fork();
+		assert_true(kids[i] >= 0);
+		if (kids[i] == 0) {
+			execl(th_bin("voxctl"), "voxctl", "migrate", (char *)NULL);
+			_exit(127);
+		}
+	}
+	for (int i = 0; i < 4; i++) {
+		int ws = 0;
+		assert_int_equal(waitpid(kids[i], &ws, 0), kids[i]);
+		assert_true(WIFEXITED(ws));
+		assert_int_equal(WEXITSTATUS(ws), 0);
+	}
+	PGconn *c = th_pg_connect(dsn);
+	assert_int_equal(th_pg_int(c, "SELECT count(*) FROM schema_migrations"),
+			 (long long)vox_migrations_count);
+	PQfinish(c);
+}
+
+static void test_edited_migration_is_refused(void **state)
+{
+	(void)state;
+	char dsn[512];
+	th_pg_create_db("mig_edit", dsn, sizeof(dsn));
+	assert_int_equal(apply_all(dsn), (int)vox_migrations_count);
+	vox_migration edited = vox_migrations[0];
+	edited.sql = "SELECT 1";
+	edited.len = 8;
+	vox_buf err;
+	vox_buf_init(&err);
+	int applied = -1;
+	PGconn *c = th_pg_connect(dsn);
+	assert_int_equal(vox_migrate_apply(c, &edited, 1, &applied, &err),
+			 VOX_E_CONFLICT);
+	assert_non_null(strstr(err.data, "changed after it was applied"));
+	assert_int_equal(applied, -1);
+	vox_buf_release(&err);
+	PQfinish(c);
+}
+
+static void test_failing_migration_leaves_no_trace(void **state)
+{
+	(void)state;
+	char dsn[512];
+	th_pg_create_db("mig_fail", dsn, sizeof(dsn));
+	const vox_migration bad[] = {
+		{"0001_ok", "CREATE TABLE t_ok (id int)", 26},
+		{"0002_bad", "CREATE TABLE t_half (id int); SELECT nope_no_such_fn()", 55},
+	};
+	vox_buf err;
+	vox_buf_init(&err);
+	int applied = -1;
+	PGconn *c = th_pg_connect(dsn);
+	assert_int_not_equal(vox_migrate_apply(c, bad, 2, &applied, &err), VOX_OK);
+	assert_non_null(strstr(err.data, "0002_bad"));
+	assert_int_equal(th_pg_int(c, "SELECT count(*) FROM schema_migrations"), 1);
+	assert_int_equal(th_pg_int(c,
+		"SELECT count(*) FROM pg_class WHERE relname = 't_half'"), 0);
+	assert_int_equal(th_pg_int(c,
+		"SELECT count(*) FROM pg_class WHERE relname = 't_ok'"), 1);
+	/* The advisory lock was released: a second run can take it. */
+	assert_int_equal(th_pg_int(c,
+		"SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"), 0);
+	vox_buf_release(&err);
+	PQfinish(c);
+}
+
+static void test_rls_role_sees_only_its_org(void **state)
+{
+	(void)state;
+	char dsn[512], role[64], sql[512], rdsn[700];
+	th_pg_create_db("mig_rls", dsn, sizeof(dsn));
+	assert_int_equal(apply_all(dsn), (int)vox_migrations_count);
+	PGconn *c = th_pg_connect(dsn);
+	snprintf(role, sizeof(role), "reader_%ld", (long)getpid());
+	snprintf(sql, sizeof(sql),
+		 "CREATE ROLE %s LOGIN PASSWORD 'pw' IN ROLE vox_reader", role);
+	th_pg_ok(c, sql);
+	th_pg_ok(c, "INSERT INTO organizations (id, name, email) VALUES"
+		    " ('00000000-0000-4000-8000-00000000000a', 'A', 'a@x'),"
+		    " ('00000000-0000-4000-8000-00000000000b', 'B', 'b@x')");
+	th_pg_ok(c, "INSERT INTO calls (org_id, call_direction, from_number,"
+		    " to_number, status) VALUES"
+		    " ('00000000-0000-4000-8000-00000000000a', 'inbound', '+441',"
+		    "  '+442', 'completed'),"
+		    " ('00000000-0000-4000-8000-00000000000a', 'inbound', '+443',"
+		    "  '+442', 'completed'),"
+		    " ('00000000-0000-4000-8000-00000000000b', 'inbound', '+444',"
+		    "  '+445', 'completed')");
+	PQfinish(c);
+
+	/* Same cluster, same database, but as the RLS-bound role. */
+	snprintf(rdsn, sizeof(rdsn), "%s user=%s password=pw passfile=/dev/null",
+		 dsn, role);
+	PGconn *rc = th_pg_connect(rdsn);
+	/* No tenant set: nothing at all (fail closed). */
+	assert_int_equal(th_pg_int(rc, "SELECT count(*) FROM calls"), 0);
+	th_pg_ok(rc, "SET app.org_id = '00000000-0000-4000-8000-00000000000a'");
+	assert_int_equal(th_pg_int(rc, "SELECT count(*) FROM calls"), 2);
+	assert_int_equal(th_pg_int(rc, "SELECT count(*) FROM organizations"), 1);
+	th_pg_ok(rc, "SET app.org_id = '00000000-0000-4000-8000-00000000000b'");
+	assert_int_equal(th_pg_int(rc, "SELECT count(*) FROM calls"), 1);
+	/* A deliberately unfiltered read cannot reach the other org. */
+	assert_int_equal(th_pg_int(rc,
+		"SELECT count(*) FROM calls WHERE org_id ="
+		" '00000000-0000-4000-8000-00000000000a'"), 0);
+	PQfinish(rc);
+}
+
+static void test_status_lists_every_migration(void **state)
+{
+	(void)state;
+	char dsn[512], cmd[1024], line[256];
+	th_pg_create_db("mig_status", dsn, sizeof(dsn));
+	setenv("VOX_PG_DSN", dsn, 1);
+	snprintf(cmd, sizeof(cmd), "%s migrate --status", th_bin("voxctl"));
+	FILE *p = popen(cmd, "r");
+	assert_non_null(p);
+	int pending_lines = 0;
+	char last[256] = "";
+	while (fgets(line, sizeof(line), p)) {
+		if (strstr(line, " pending\n") && strncmp(line, "0", 1) == 0)
+			pending_lines++;
+		snprintf(last, sizeof(last), "%s", line);
+	}
+	assert_int_equal(pclose(p), 0);
+	assert_int_equal(pending_lines, (int)vox_migrations_count);
+	char want[64];
+	snprintf(want, sizeof(want), "%zu pending\n", vox_migrations_count);
+	assert_string_equal(last, want);
+
+	assert_int_equal(apply_all(dsn), (int)vox_migrations_count);
+	p = popen(cmd, "r");
+	assert_non_null(p);
+	while (fgets(line, sizeof(line), p))
+		snprintf(last, sizeof(last), "%s", line);
+	assert_int_equal(pclose(p), 0);
+	assert_string_equal(last, "0 pending\n");
+}
+
+static void test_voxctl_reports_unreachable(void **state)
+{
+	(void)state;
+	char cmd[1024];
+	setenv("VOX_PG_DSN", "host=127.0.0.1 port=1 dbname=x connect_timeout=2", 1);
+	snprintf(cmd, sizeof(cmd), "%s migrate 2>/dev/null", th_bin("voxctl"));
+	int ws = system(cmd);
+	assert_true(WIFEXITED(ws));
+	assert_int_equal(WEXITSTATUS(ws), 3);
+	unsetenv("VOX_PG_DSN");
+	ws = system(cmd);
+	assert_int_equal(WEXITSTATUS(ws), 2);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_fresh_database_gets_the_seed_schema),
+		cmocka_unit_test(test_reapply_is_a_noop),
+		cmocka_unit_test(test_concurrent_runners_are_safe),
+		cmocka_unit_test(test_edited_migration_is_refused),
+		cmocka_unit_test(test_failing_migration_leaves_no_trace),
+		cmocka_unit_test(test_rls_role_sees_only_its_org),
+		cmocka_unit_test(test_status_lists_every_migration),
+		cmocka_unit_test(test_voxctl_reports_unreachable),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,63 @@
+/* Unit tests of the growable buffer and JSON string escaping. */
+#include "core/common.h"
+
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "core/buf.h"
+
+static void json(const char *in, size_t n, const char *want)
+{
+	vox_buf b;
+	vox_buf_init(&b);
+	vox_buf_json_str(&b, in, n);
+	assert_string_equal(b.data, want);
+	vox_buf_release(&b);
+}
+
+static void test_json_escapes(void **state)
+{
+	(void)state;
+	json("plain", 5, "\"plain\"");
+	json("a\"b\\c", 5, "\"a\\\"b\\\\c\"");
+	json("\n\t\x01", 3, "\"\\n\\t\\u0001\"");
+	json("nul\0x", 5, "\"nul\\u0000x\"");
+	json("caf\xc3\xa9", 5, "\"caf\xc3\xa9\"");
+}
+
+static void test_json_replaces_invalid_utf8(void **state)
+{
+	(void)state;
+	json("\xff", 1, "\"\\ufffd\"");
+	json("\xc3", 1, "\"\\ufffd\"");            /* truncated sequence */
+	json("\xc0\xaf", 2, "\"\\ufffd\\ufffd\""); /* overlong */
+	json("\xed\xa0\x80", 3, "\"\\ufffd\\ufffd\\ufffd\""); /* surrogate */
+}
+
+static void test_growth_and_printf(void **state)
+{
+	(void)state;
+	vox_buf b;
+	vox_buf_init(&b);
+	for (int i = 0; i < 1000; i++)
+		vox_buf_printf(&b, "%d,", i);
+	assert_int_equal(b.len, strlen(b.data));
+	assert_memory_equal(b.data, "0,1,2,", 6);
+	assert_non_null(strstr(b.data, ",999,"));
+	vox_buf_reset(&b);
+	assert_int_equal(b.len, 0);
+	vox_buf_hex(&b, "\x00\xab\xff", 3);
+	assert_string_equal(b.data, "00abff");
+	vox_buf_release(&b);
+	assert_null(b.data);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_json_escapes),
+		cmocka_unit_test(test_json_replaces_invalid_utf8),
+		cmocka_unit_test(test_growth_and_printf),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
