@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # `make test`: install what is missing, build with warnings as errors, run
-# the unit tests (plain and under ASan/UBSan), then start private servers on
-# free loopback ports and run the integration tests against them. The
-# servers are stopped on every exit path, failures included.
+# the unit tests (plain and under ASan/UBSan), fuzz each decoder for a fixed
+# budget, then start private servers on free loopback ports and run the
+# integration tests against them. The servers are stopped on every exit
+# path, failures included.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -24,6 +25,9 @@ cmake --build build-asan -j"$jobs" >/dev/null
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest -L unit --output-on-failure -j"$jobs")
+
+echo "== fuzzing the decoders (libFuzzer, fixed budget)"
+scripts/fuzz.sh
 
 echo "== integration tests (private servers)"
 tmp=$(mktemp -d /tmp/vox-test.XXXXXX)

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets with clang (ASan + UBSan), seeds each one's
+# corpus from the contract's test vectors, and fuzzes each decoder for
+# VOX_FUZZ_SECONDS (default 8; about a minute in all). Skips cleanly, with
+# a message, when clang or its fuzzer runtime is not installed.
+# A crash leaves its input in build-fuzz/crashes/ and fails the run.
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+seconds=${VOX_FUZZ_SECONDS:-8}
+
+if ! command -v clang >/dev/null; then
+  echo "fuzz: clang not installed, skipping"; exit 0
+fi
+probe=$(mktemp -d)
+trap 'rm -rf "$probe"' EXIT
+echo 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n){(void)d;(void)n;return 0;}' > "$probe/p.c"
+if ! clang -fsanitize=fuzzer "$probe/p.c" -o "$probe/p" 2>/dev/null; then
+  echo "fuzz: clang has no libFuzzer runtime (libclang-rt-dev), skipping"; exit 0
+fi
+
+CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DVOX_FUZZ=ON -DVOX_TESTS=OFF >/dev/null
+cmake --build build-fuzz -j"$(nproc)" --target fuzz >/dev/null
+mkdir -p build-fuzz/crashes
+
+for vec in subjects/vectors/*.vec; do
+  kind=$(basename "$vec" .vec)
+  target=build-fuzz/bin/fuzz_${kind//./_}
+  corpus=build-fuzz/corpus/$kind
+  mkdir -p "$corpus"
+  # every case's bytes (valid and invalid) seed the corpus (perl-base is
+  # part of every Debian system)
+  perl -ne 'BEGIN { $n = 0 }
+    if (/^== /) { $n++ }
+    elsif (s/^hex://) { s/\s+//g; $h{$n} .= $_ }
+    END { for (keys %h) { open(my $f, ">", "'"$corpus"'/vec$_") or die;
+          binmode $f; print $f pack("H*", $h{$_}); close $f } }' "$vec"
+  n=$(ls "$corpus" | wc -l)
+  echo "fuzz: $kind for ${seconds}s (corpus $n)"
+  "$target" -max_total_time="$seconds" -max_len=4096 -timeout=5 \
+    -artifact_prefix=build-fuzz/crashes/"$kind"- -print_final_stats=1 \
+    "$corpus" 2> build-fuzz/"$kind".log || {
+      echo "fuzz: $kind FAILED, see build-fuzz/$kind.log and build-fuzz/crashes/"
+      tail -30 build-fuzz/"$kind".log
+      exit 1
+    }
+  grep -E "stat::number_of_executed_units" build-fuzz/"$kind".log | sed 's/^/  /'
+done
+echo "fuzz: all decoders ran clean"
