@@ -17,8 +17,11 @@
 struct vox_actor {
 	const vox_actor_def *def;
 	vox_actor_config cfg;
-	natsConnection *nc;
+	vox_runtime_config rcfg;
+	natsConnection *nc;     /* consuming */
+	natsConnection *nc_srv; /* services and endpoints, SendAsap */
 	vox_service *svc;
+	vox_runtime *rt;
 };
 
 #define CFG_OFF(f) offsetof(vox_actor_config, f)
@@ -58,7 +61,12 @@ const vox_actor_config *vox_actor_cfg(const vox_actor *a)
 
 natsConnection *vox_actor_nats(const vox_actor *a)
 {
-	return a->nc;
+	return a->nc_srv;
+}
+
+const vox_runtime_config *vox_actor_runtime_cfg(const vox_actor *a)
+{
+	return &a->rcfg;
 }
 
 vox_service *vox_actor_service(const vox_actor *a)
@@ -71,6 +79,7 @@ static void usage(const vox_actor_def *def, FILE *f)
 	fprintf(f, "usage: %s [--help] [--version]\n\n%s.\n\n", def->name,
 		def->description);
 	vox_cfg_help(f, vox_actor_vars, vox_actor_nvars);
+	vox_cfg_help(f, vox_runtime_vars, vox_runtime_nvars);
 }
 
 /* Wait up to ms for SIGTERM/SIGINT; returns the signal or 0. */
@@ -83,7 +92,8 @@ static int wait_signal(const sigset_t *set, long ms)
 
 /* Connect, retrying with a growing delay until connected or signalled.
  * The outage is logged once, the recovery once. */
-static vox_status connect_nats(vox_actor *a, const sigset_t *set)
+static vox_status connect_nats(vox_actor *a, const sigset_t *set,
+			       natsConnection **out, bool send_asap)
 {
 	vox_nats_opts o = {
 		.url = a->cfg.nats_url,
@@ -94,12 +104,13 @@ static vox_status connect_nats(vox_actor *a, const sigset_t *set)
 		.tls_ca = a->cfg.nats_tls_ca,
 		.tls_cert = a->cfg.nats_tls_cert,
 		.tls_key = a->cfg.nats_tls_key,
+		.send_asap = send_asap,
 	};
 	long delay = 100;
 	bool logged = false;
 	for (;;) {
 		char err[256];
-		vox_status st = vox_nats_connect(&a->nc, &o, err, sizeof(err));
+		vox_status st = vox_nats_connect(out, &o, err, sizeof(err));
 		if (st == VOX_OK) {
 			if (logged)
 				vox_info("msg=\"nats reachable again\"");
@@ -120,10 +131,66 @@ static vox_status connect_nats(vox_actor *a, const sigset_t *set)
 	}
 }
 
+static void service_metadata(vox_buf *members, void *ctx)
+{
+	vox_actor *a = ctx;
+	if (a->rt)
+		vox_runtime_stats(a->rt, members);
+}
+
+/* Streams and consumers, retried while the servers come up. */
+static vox_status start_runtime(vox_actor *a, const sigset_t *set)
+{
+	char err[512];
+	int64_t delay = 100;
+	bool logged = false;
+	for (;;) {
+		jsCtx *js = NULL;
+		vox_status st = VOX_E_UNAVAILABLE;
+		if (natsConnection_JetStream(&js, a->nc, NULL) == NATS_OK)
+			st = vox_streams_ensure(js, &a->rcfg, err, sizeof(err));
+		else
+			snprintf(err, sizeof(err), "jetstream unavailable");
+		jsCtx_Destroy(js);
+		if (st == VOX_OK && a->def->ninputs > 0)
+			st = vox_runtime_new(&a->rt, a->nc, a->def->name,
+					     a->cfg.pg_dsn, &a->rcfg,
+					     a->def->inputs, a->def->ninputs,
+					     &a->def->handler, err, sizeof(err));
+		if (st == VOX_OK)
+			return a->rt ? vox_runtime_start(a->rt) : VOX_OK;
+		if (!vox_status_is_transient(st) && st != VOX_E_INTERNAL) {
+			vox_error("msg=\"cannot set up streams\" error=\"%s\"", err);
+			return st;
+		}
+		if (!logged) {
+			vox_warn("msg=\"jetstream not ready, retrying\" error=\"%s\"", err);
+			logged = true;
+		}
+		if (wait_signal(set, delay))
+			return VOX_E_UNAVAILABLE;
+		delay = delay * 2 > 5000 ? 5000 : delay * 2;
+	}
+}
+
+static vox_status parse_config(vox_actor *a)
+{
+	vox_buf errors;
+	vox_buf_init(&errors);
+	vox_status st = vox_cfg_parse(&a->cfg, vox_actor_vars, vox_actor_nvars,
+				      env_get, NULL, &errors);
+	vox_status st2 = vox_cfg_parse(&a->rcfg, vox_runtime_vars,
+				       vox_runtime_nvars, env_get, NULL, &errors);
+	if (st != VOX_OK || st2 != VOX_OK)
+		fprintf(stderr, "%s: bad configuration:\n%s", a->def->name,
+			errors.data);
+	vox_buf_release(&errors);
+	return st != VOX_OK ? st : st2;
+}
+
 int vox_actor_main(const vox_actor_def *def, int argc, char **argv)
 {
 	vox_actor a = {.def = def};
-	vox_buf errors;
 	sigset_t set;
 	int code = 1;
 
@@ -140,16 +207,8 @@ int vox_actor_main(const vox_actor_def *def, int argc, char **argv)
 			def->name, argv[i]);
 		return 2;
 	}
-
-	vox_buf_init(&errors);
-	if (vox_cfg_parse(&a.cfg, vox_actor_vars, vox_actor_nvars, env_get,
-			  NULL, &errors) != VOX_OK) {
-		fprintf(stderr, "%s: bad configuration:\n%s", def->name,
-			errors.data);
-		vox_buf_release(&errors);
+	if (parse_config(&a) != VOX_OK)
 		return 2;
-	}
-	vox_buf_release(&errors);
 	vox_log_setup(def->name, a.cfg.log_level);
 
 	sigemptyset(&set);
@@ -158,35 +217,48 @@ int vox_actor_main(const vox_actor_def *def, int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	if (connect_nats(&a, &set) != VOX_OK) {
+	if (connect_nats(&a, &set, &a.nc, false) != VOX_OK ||
+	    connect_nats(&a, &set, &a.nc_srv, true) != VOX_OK) {
 		code = 0; /* signalled while waiting for NATS: a clean stop */
 		goto out;
 	}
-	if (vox_service_new(&a.svc, a.nc, def->name, VOX_VERSION,
+	if (vox_service_new(&a.svc, a.nc_srv, def->name, VOX_VERSION,
 			    def->description) != VOX_OK) {
 		vox_error("msg=\"bad service name\" name=%s", def->name);
+		goto out;
+	}
+	vox_service_set_metadata_fn(a.svc, service_metadata, &a);
+	vox_status st = start_runtime(&a, &set);
+	if (st != VOX_OK) {
+		code = st == VOX_E_UNAVAILABLE ? 0 : 1;
 		goto out;
 	}
 	if (def->setup && def->setup(&a, def->ctx) != VOX_OK)
 		goto out;
 	if (vox_service_start(a.svc) != VOX_OK)
 		goto out;
-	vox_info("msg=\"started\" version=%s id=%s", VOX_VERSION,
-		 vox_service_id(a.svc));
+	vox_info("msg=\"started\" version=%s id=%s inputs=%zu", VOX_VERSION,
+		 vox_service_id(a.svc), def->ninputs);
 
 	int sig;
 	while ((sig = wait_signal(&set, 1000)) == 0)
 		;
 	vox_info("msg=\"stopping\" signal=%d", sig);
+	/* finish and commit the batches in hand, ack them, publish */
+	if (a.rt)
+		vox_runtime_stop(a.rt);
 	if (def->teardown)
 		def->teardown(&a, def->ctx);
 	code = 0;
 out:
 	vox_service_free(a.svc);
-	if (a.nc) {
-		/* Subscriptions were drained above; flush what we published. */
-		natsConnection_FlushTimeout(a.nc, 2000);
-		natsConnection_Destroy(a.nc);
+	vox_runtime_free(a.rt);
+	for (int i = 0; i < 2; i++) {
+		natsConnection *nc = i ? a.nc_srv : a.nc;
+		if (nc) {
+			natsConnection_FlushTimeout(nc, 2000);
+			natsConnection_Destroy(nc);
+		}
 	}
 	nats_CloseAndWait(2000);
 	if (code == 0)

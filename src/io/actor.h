@@ -4,11 +4,16 @@
  * connection and the ADR-32 service announcement, and a clean drain on
  * SIGTERM/SIGINT. An actor supplies its name, its endpoints and (from the
  * runtime) its consume loop; this file owns the lifecycle around them.
+ *
+ * Two NATS connections: one for consuming (batches, acks, publishes) and
+ * one with SendAsap for the services protocol and endpoints, so a request
+ * is never queued behind a batch of acks.
  */
 #ifndef VOX_ACTOR_H
 #define VOX_ACTOR_H
 
 #include "core/config.h"
+#include "io/runtime.h"
 #include "io/service.h"
 
 #include <nats/nats.h>
@@ -31,6 +36,11 @@ typedef struct vox_actor vox_actor;
 typedef struct vox_actor_def {
 	const char *name;        /* service name, e.g. "vox-billing" */
 	const char *description; /* ADR-32 INFO description */
+	/* Consuming actors: their durable consumers and the handler the
+	 * runtime applies batches with. ninputs == 0 for request-only actors. */
+	const vox_input *inputs;
+	size_t ninputs;
+	vox_handler handler;
 	/* Called once connected, before the service starts: add endpoints.
 	 * May be NULL. A non-OK status stops the process with exit 1. */
 	vox_status (*setup)(vox_actor *a, void *ctx);
@@ -45,6 +55,8 @@ int vox_actor_main(const vox_actor_def *def, int argc, char **argv);
 
 /* Accessors for setup/teardown: borrowed, valid while the actor runs. */
 const vox_actor_config *vox_actor_cfg(const vox_actor *a);
+const vox_runtime_config *vox_actor_runtime_cfg(const vox_actor *a);
+/* The connection endpoints reply on (SendAsap). */
 natsConnection *vox_actor_nats(const vox_actor *a);
 vox_service *vox_actor_service(const vox_actor *a);
 

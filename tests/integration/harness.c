@@ -5,7 +5,11 @@
 
 #include <setjmp.h>
 #include <cmocka.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -128,4 +132,158 @@ void th_sleep_ms(long ms)
 	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
 	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
 		;
+}
+
+static int free_port(void)
+{
+	/* bind port 0, read the port, close: the server binds it right after */
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a;
+	socklen_t len = sizeof(a);
+	memset(&a, 0, sizeof(a));
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+	close(fd);
+	return ntohs(a.sin_port);
+}
+
+static bool port_open(int port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a;
+	memset(&a, 0, sizeof(a));
+	a.sin_family = AF_INET;
+	a.sin_port = htons((uint16_t)port);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	bool ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+	close(fd);
+	return ok;
+}
+
+static void nats_spawn(th_nats *n)
+{
+	char port[16], store[600], log[600];
+	snprintf(port, sizeof(port), "%d", n->port);
+	snprintf(store, sizeof(store), "%s/store", n->dir);
+	snprintf(log, sizeof(log), "%s/nats.log", n->dir);
+	n->pid = fork();
+	assert_true(n->pid >= 0);
+	if (n->pid == 0) {
+		execlp("nats-server", "nats-server", "-a", "127.0.0.1", "-p", port,
+		       "-js", "-sd", store, "-l", log, (char *)NULL);
+		_exit(127);
+	}
+	for (int i = 0; i < 100 && !port_open(n->port); i++)
+		th_sleep_ms(100);
+	assert_true(port_open(n->port));
+}
+
+void th_nats_start(th_nats *n)
+{
+	static int counter;
+	memset(n, 0, sizeof(*n));
+	snprintf(n->dir, sizeof(n->dir), "%s/nats-%ld-%d",
+		 th_env("VOX_TEST_TMP"), (long)getpid(), counter++);
+	mkdir(n->dir, 0755);
+	n->port = free_port();
+	snprintf(n->url, sizeof(n->url), "nats://127.0.0.1:%d", n->port);
+	nats_spawn(n);
+}
+
+void th_nats_stop(th_nats *n)
+{
+	if (n->pid > 0)
+		th_stop(n->pid, SIGTERM, 10000);
+	n->pid = 0;
+}
+
+void th_nats_restart(th_nats *n)
+{
+	th_nats_stop(n);
+	nats_spawn(n);
+}
+
+static void run_shell(const char *cmd)
+{
+	int ws = system(cmd);
+	if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0) {
+		fprintf(stderr, "harness: command failed: %s\n", cmd);
+		fail();
+	}
+}
+
+void th_pg_stop(void)
+{
+	char cmd[2048];
+	snprintf(cmd, sizeof(cmd),
+		 "%s %s/pg_ctl -D %s -m fast -w stop >/dev/null",
+		 getuid() == 0 ? "runuser -u postgres --" : "",
+		 th_env("VOX_PG_BIN"), th_env("VOX_PG_DATA"));
+	run_shell(cmd);
+}
+
+void th_pg_start(void)
+{
+	char cmd[2048];
+	snprintf(cmd, sizeof(cmd), "%s/scripts/servers.sh start %s pg >/dev/null",
+		 VOX_SOURCE_DIR, th_env("VOX_TEST_TMP"));
+	run_shell(cmd);
+}
+
+long long th_wait_int(const char *dsn, const char *sql, long long want, long ms)
+{
+	long long v = -1;
+	for (long waited = 0;; waited += 100) {
+		PGconn *c = PQconnectdb(dsn);
+		if (PQstatus(c) == CONNECTION_OK) {
+			PGresult *r = PQexec(c, sql);
+			if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0)
+				v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+			PQclear(r);
+		}
+		PQfinish(c);
+		if (v == want || waited >= ms)
+			return v;
+		th_sleep_ms(100);
+	}
+}
+
+long long th_consumer_outstanding(jsCtx *js, const char *stream,
+				  const char *durable)
+{
+	jsConsumerInfo *ci = NULL;
+	if (js_GetConsumerInfo(&ci, js, stream, durable, NULL, NULL) != NATS_OK)
+		return -1;
+	long long v = (long long)ci->NumPending + (long long)ci->NumAckPending;
+	jsConsumerInfo_Destroy(ci);
+	return v;
+}
+
+void th_publish_raw(jsCtx *js, const char *subject, const void *data,
+		    size_t len, const char *msgid)
+{
+	natsMsg *m = NULL;
+	jsPubAck *pa = NULL;
+	assert_int_equal(natsMsg_Create(&m, subject, NULL, data, (int)len), NATS_OK);
+	if (msgid)
+		assert_int_equal(natsMsgHeader_Set(m, "Nats-Msg-Id", msgid), NATS_OK);
+	natsStatus s = js_PublishMsg(&pa, js, m, NULL, NULL);
+	if (s != NATS_OK)
+		fprintf(stderr, "harness: publish to %s: %s\n", subject,
+			natsStatus_GetText(s));
+	assert_int_equal(s, NATS_OK);
+	jsPubAck_Destroy(pa);
+	natsMsg_Destroy(m);
+}
+
+long long th_stream_count(jsCtx *js, const char *stream)
+{
+	jsStreamInfo *si = NULL;
+	if (js_GetStreamInfo(&si, js, stream, NULL, NULL) != NATS_OK)
+		return -1;
+	long long v = (long long)si->State.Msgs;
+	jsStreamInfo_Destroy(si);
+	return v;
 }

@@ -48,4 +48,42 @@ int th_stop(pid_t pid, int sig, long ms);
 /* Sleep ms milliseconds. */
 void th_sleep_ms(long ms);
 
+#include <nats/nats.h>
+
+/* A private nats-server started by a test (for restarts). */
+typedef struct th_nats {
+	int port;
+	pid_t pid;
+	char dir[512];
+	char url[64];
+} th_nats;
+
+/* Start a nats-server with JetStream on a free loopback port, its store
+ * under VOX_TEST_TMP. Restarting keeps port and store. */
+void th_nats_start(th_nats *n);
+void th_nats_restart(th_nats *n);
+void th_nats_stop(th_nats *n);
+
+/* Stop (fast) and start again the shared PostgreSQL cluster. */
+void th_pg_stop(void);
+void th_pg_start(void);
+
+/* Poll sql (an integer query) until it returns want or ms pass; returns
+ * the last value seen. Reconnects as needed. */
+long long th_wait_int(const char *dsn, const char *sql, long long want,
+		      long ms);
+
+/* Messages the durable consumer has not delivered plus those delivered
+ * but not acknowledged; -1 if it cannot be read. */
+long long th_consumer_outstanding(jsCtx *js, const char *stream,
+				  const char *durable);
+
+/* Publish raw bytes to JetStream with a Nats-Msg-Id; fails the test on
+ * error. */
+void th_publish_raw(jsCtx *js, const char *subject, const void *data,
+		    size_t len, const char *msgid);
+
+/* Count messages in a stream (optionally only on one subject filter). */
+long long th_stream_count(jsCtx *js, const char *stream);
+
 #endif

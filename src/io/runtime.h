@@ -1,0 +1,127 @@
+/*
+ * runtime.h - the consume loop every consuming actor shares. It fetches
+ * batches from the actor's durable pull consumers, decodes and validates
+ * them in the pure core, dead-letters what can never succeed, hands the
+ * rest to the actor's handler inside one Postgres transaction, commits,
+ * then acknowledges; messages the handler emits go through a transactional
+ * outbox and are published after the commit.
+ *
+ * Nothing is acknowledged that was not committed. A transient failure
+ * (database or NATS down, serialization failure) naks the batch with a
+ * growing delay and the runtime reconnects by itself. A permanent failure
+ * of one message is isolated: the batch is retried one message at a time
+ * and only the failing one is dead-lettered.
+ */
+#ifndef VOX_RUNTIME_H
+#define VOX_RUNTIME_H
+
+#include "core/config.h"
+#include "vox/event.h"
+
+#include <libpq-fe.h>
+#include <nats/nats.h>
+
+/* One message of a batch, as the handler sees it. */
+typedef struct vox_item {
+	natsMsg *msg;        /* borrowed; valid during apply */
+	vox_event ev;        /* decoded; its strings point into msg */
+	uint64_t stream_seq; /* sequence in the EVENTS stream */
+	uint64_t delivered;  /* 1 on the first delivery */
+	vox_status result;   /* set by the handler to refuse the item */
+	const char *code;    /* stable error code of a refusal, or NULL */
+	char reason[200];    /* why, when result != VOX_OK */
+} vox_item;
+
+/* Refuse one item permanently (VOX_E_CONFLICT, VOX_E_UNKNOWN_ORG, ...):
+ * the handler must then leave no effect of it; the runtime dead-letters
+ * it after the commit. */
+void vox_item_reject(vox_item *it, vox_status st, const char *fmt, ...)
+	VOX_PRINTF(3, 4);
+
+/* The open transaction a handler works in. */
+typedef struct vox_tx vox_tx;
+
+PGconn *vox_tx_pg(vox_tx *tx);
+
+/*
+ * Emit a message (an alert) from this transaction: it is written to the
+ * outbox now and published after the commit, with its alert id as
+ * Nats-Msg-Id, on "<kind>.<org_id>". A message whose id was emitted
+ * before is not emitted again. VOX_E_INVALID if ev breaks the contract.
+ */
+vox_status vox_tx_emit(vox_tx *tx, const vox_event *ev) VOX_MUST_CHECK;
+
+typedef struct vox_handler {
+	/* Called after every (re)connection to Postgres: prepare statements.
+	 * May be NULL. */
+	vox_status (*prepare)(void *ctx, PGconn *c);
+	/*
+	 * Apply items (stream order) inside an open transaction. Return
+	 * VOX_OK to commit; a transient status (VOX_E_UNAVAILABLE, VOX_E_RETRY)
+	 * to roll back and retry the batch later; any other status to roll
+	 * back and isolate the failing message by applying them one by one.
+	 */
+	vox_status (*apply)(void *ctx, vox_tx *tx, vox_item *items, size_t n);
+	void *ctx;
+} vox_handler;
+
+/* Where an actor reads from: one durable pull consumer on EVENTS. */
+typedef struct vox_input {
+	const char *durable; /* consumer name, e.g. "vox-billing-calls" */
+	const char *filter;  /* subject filter, e.g. "call.ended.*" */
+} vox_input;
+
+/* Runtime settings, parsed from VOX_* variables (vox_runtime_vars). */
+typedef struct vox_runtime_config {
+	int64_t batch;             /* messages per fetch */
+	int64_t fetch_wait_ms;     /* how long a fetch waits for messages */
+	int64_t ack_wait_s;        /* consumer AckWait */
+	int64_t max_ack_pending;   /* consumer MaxAckPending */
+	int64_t max_deliver;       /* consumer MaxDeliver, -1 unlimited */
+	int64_t replicas;          /* stream replicas */
+	int64_t max_age_h;         /* EVENTS/ALERTS retention */
+	int64_t dlq_max_age_h;     /* DLQ retention */
+	int64_t max_bytes_mb;      /* per stream, -1 unlimited */
+	int64_t dup_window_s;      /* JetStream duplicate window */
+	int64_t retry_max_ms;      /* cap of the nak and reconnect delays */
+	int64_t outbox_interval_ms;/* outbox healer period */
+	int64_t outbox_age_ms;     /* unpublished rows older than this are healed */
+	int64_t outbox_keep_h;     /* published rows are purged after this */
+	const char *fault;         /* test fault injection, "" in production */
+} vox_runtime_config;
+
+extern const vox_cfg_var vox_runtime_vars[];
+extern const size_t vox_runtime_nvars;
+
+typedef struct vox_runtime vox_runtime;
+
+/* Stream set-up: create or update EVENTS, ALERTS and DLQ. Idempotent and
+ * safe when several processes do it at once. */
+vox_status vox_streams_ensure(jsCtx *js, const vox_runtime_config *cfg,
+			      char *err, size_t errlen) VOX_MUST_CHECK;
+
+/*
+ * Create the runtime of an actor: ensures its consumers and subscribes.
+ * nc is borrowed. actor names the actor in logs and dead letters.
+ */
+vox_status vox_runtime_new(vox_runtime **out, natsConnection *nc,
+			   const char *actor, const char *pg_dsn,
+			   const vox_runtime_config *cfg,
+			   const vox_input *inputs, size_t ninputs,
+			   const vox_handler *handler, char *err,
+			   size_t errlen) VOX_MUST_CHECK;
+
+/* Start the fetch and apply threads. */
+vox_status vox_runtime_start(vox_runtime *rt) VOX_MUST_CHECK;
+
+/* Stop fetching, finish and commit the batches in hand, ack, publish the
+ * outbox, join the threads. Bounded by the fetch wait plus one batch. */
+void vox_runtime_stop(vox_runtime *rt);
+
+/* Stops if needed, then frees. Accepts NULL. */
+void vox_runtime_free(vox_runtime *rt);
+
+/* Append the consume statistics as ADR-32 metadata members (strings). */
+void vox_runtime_stats(vox_runtime *rt, vox_buf *members);
+
+#endif
