@@ -69,8 +69,7 @@ void vox_buf_printf(vox_buf *b, const char *fmt, ...)
 	b->len += (size_t)n;
 }
 
-/* Length of the valid UTF-8 sequence at s (at most n bytes), or 0. */
-static size_t utf8_seq(const unsigned char *s, size_t n)
+size_t vox_utf8_len(const unsigned char *s, size_t n)
 {
 	unsigned c = s[0];
 	size_t len;
@@ -112,7 +111,7 @@ void vox_buf_json_str(vox_buf *b, const char *s, size_t n)
 	for (size_t i = 0; i < n;) {
 		unsigned c = p[i];
 		if (c >= 0x80) {
-			size_t k = utf8_seq(p + i, n - i);
+			size_t k = vox_utf8_len(p + i, n - i);
 			if (k == 0) {
 				vox_buf_puts(b, "\\ufffd");
 				i++;

@@ -28,6 +28,11 @@ void vox_buf_printf(vox_buf *b, const char *fmt, ...) VOX_PRINTF(2, 3);
  * are not valid UTF-8 are written as U+FFFD so the output is always JSON. */
 void vox_buf_json_str(vox_buf *b, const char *s, size_t n);
 
+/* Length of the valid UTF-8 sequence starting at s (n bytes available):
+ * 1..4, or 0 when it is not valid UTF-8 (overlong, surrogate, truncated,
+ * above U+10FFFF). */
+size_t vox_utf8_len(const unsigned char *s, size_t n);
+
 /* Lowercase hex of n bytes. */
 void vox_buf_hex(vox_buf *b, const void *p, size_t n);
 

@@ -231,34 +231,6 @@ static vox_status fail_mp(vox_decode_error *err, vox_mp_err e, const char *name)
 
 /* ---- value checks ------------------------------------------------------ */
 
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-	unsigned c = s[0];
-	size_t len;
-	uint32_t cp, min;
-	if (c < 0x80)
-		return 1;
-	if ((c & 0xE0) == 0xC0) {
-		len = 2; cp = c & 0x1F; min = 0x80;
-	} else if ((c & 0xF0) == 0xE0) {
-		len = 3; cp = c & 0x0F; min = 0x800;
-	} else if ((c & 0xF8) == 0xF0) {
-		len = 4; cp = c & 0x07; min = 0x10000;
-	} else {
-		return 0;
-	}
-	if (len > n)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((s[i] & 0xC0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3F);
-	}
-	if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-		return 0;
-	return len;
-}
-
 static bool is_hex(char c)
 {
 	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
@@ -414,7 +386,11 @@ static vox_status read_field(vox_mp *r, const field *f, char *base,
 			if (s[i] == '\0')
 				return fail(err, VOX_E_INVALID, "bad_string", f->key,
 					    "contains a NUL byte");
-			size_t k = utf8_len((const unsigned char *)s + i, n - i);
+			if ((unsigned char)s[i] < 0x80) { /* ASCII: the common case */
+				i++;
+				continue;
+			}
+			size_t k = vox_utf8_len((const unsigned char *)s + i, n - i);
 			if (k == 0)
 				return fail(err, VOX_E_INVALID, "bad_utf8", f->key,
 					    "not valid UTF-8");
