@@ -51,9 +51,9 @@ vox is running: ${actors[*]}
   Postgres  $VOX_PG_DSN
   logs      $var/log/<actor>.log
 
-Try, in another shell:
-  export VOX_NATS_URL='$VOX_NATS_URL' VOX_PG_DSN='$VOX_PG_DSN'
-  $bin/voxctl migrate --status
+Try, in another shell (publishes a call.started/call.ended pair):
+  VOX_NATS_URL='$VOX_NATS_URL' $bin/vox-example-bridge <org_id>
+An org that is not in the organizations table gets its events dead-lettered.
 
 Ctrl-C stops everything.
 INFO

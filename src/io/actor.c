@@ -80,6 +80,8 @@ static void usage(const vox_actor_def *def, FILE *f)
 		def->description);
 	vox_cfg_help(f, vox_actor_vars, vox_actor_nvars);
 	vox_cfg_help(f, vox_runtime_vars, vox_runtime_nvars);
+	if (def->nvars)
+		vox_cfg_help(f, def->vars, def->nvars);
 }
 
 /* Wait up to ms for SIGTERM/SIGINT; returns the signal or 0. */
@@ -181,6 +183,12 @@ static vox_status parse_config(vox_actor *a)
 				      env_get, NULL, &errors);
 	vox_status st2 = vox_cfg_parse(&a->rcfg, vox_runtime_vars,
 				       vox_runtime_nvars, env_get, NULL, &errors);
+	vox_status st3 = a->def->nvars
+		? vox_cfg_parse(a->def->cfg, a->def->vars, a->def->nvars,
+				env_get, NULL, &errors)
+		: VOX_OK;
+	if (st2 == VOX_OK)
+		st2 = st3;
 	if (st != VOX_OK || st2 != VOX_OK)
 		fprintf(stderr, "%s: bad configuration:\n%s", a->def->name,
 			errors.data);

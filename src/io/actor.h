@@ -41,6 +41,11 @@ typedef struct vox_actor_def {
 	const vox_input *inputs;
 	size_t ninputs;
 	vox_handler handler;
+	/* The actor's own VOX_* variables, parsed into *cfg with the shell's
+	 * (so --help and the all-at-once error report include them). */
+	const vox_cfg_var *vars;
+	size_t nvars;
+	void *cfg;
 	/* Called once connected, before the service starts: add endpoints.
 	 * May be NULL. A non-OK status stops the process with exit 1. */
 	vox_status (*setup)(vox_actor *a, void *ctx);

@@ -65,3 +65,84 @@ vox_status vox_pg_exec(PGconn *c, const char *sql, char *err, size_t errlen)
 	PQclear(r);
 	return st;
 }
+
+void vox_pg_array_init(vox_pg_array *a)
+{
+	vox_buf_init(&a->b);
+	vox_buf_putc(&a->b, '{');
+	a->n = 0;
+}
+
+static void array_sep(vox_pg_array *a)
+{
+	if (a->n++)
+		vox_buf_putc(&a->b, ',');
+}
+
+/* One double-quoted element: inside the quotes only '"' and '\' are
+ * special, so any bytes are safe. */
+static void quote_into(vox_buf *out, const char *s, size_t len)
+{
+	size_t run = 0;
+	vox_buf_reserve(out, len + 2);
+	vox_buf_putc(out, '"');
+	for (size_t j = 0; j < len; j++) {
+		if (s[j] != '"' && s[j] != '\\')
+			continue;
+		vox_buf_append(out, s + run, j - run);
+		vox_buf_putc(out, '\\');
+		run = j;
+	}
+	vox_buf_append(out, s + run, len - run);
+	vox_buf_putc(out, '"');
+}
+
+void vox_pg_array_str(vox_pg_array *a, const char *s, size_t len)
+{
+	array_sep(a);
+	quote_into(&a->b, s, len);
+}
+
+void vox_pg_text_array(vox_buf *out, const vox_str *vals, size_t n)
+{
+	vox_buf_putc(out, '{');
+	for (size_t i = 0; i < n; i++) {
+		if (i > 0)
+			vox_buf_putc(out, ',');
+		if (vals[i].ptr == NULL)
+			vox_buf_puts(out, "NULL");
+		else
+			quote_into(out, vals[i].ptr, vals[i].len);
+	}
+	vox_buf_putc(out, '}');
+}
+
+void vox_pg_array_null(vox_pg_array *a)
+{
+	array_sep(a);
+	vox_buf_puts(&a->b, "NULL");
+}
+
+void vox_pg_array_int(vox_pg_array *a, int64_t v)
+{
+	array_sep(a);
+	vox_buf_printf(&a->b, "%" PRId64, v);
+}
+
+void vox_pg_array_bool(vox_pg_array *a, bool v)
+{
+	array_sep(a);
+	vox_buf_putc(&a->b, v ? 't' : 'f');
+}
+
+const char *vox_pg_array_text(vox_pg_array *a)
+{
+	vox_buf_putc(&a->b, '}');
+	a->b.len--; /* keep appendable: the brace is re-added on demand */
+	return a->b.data;
+}
+
+void vox_pg_array_release(vox_pg_array *a)
+{
+	vox_buf_release(&a->b);
+}

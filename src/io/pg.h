@@ -6,7 +6,9 @@
 #ifndef VOX_PG_H
 #define VOX_PG_H
 
+#include "core/buf.h"
 #include "core/common.h"
+#include "vox/event.h"
 
 #include <libpq-fe.h>
 
@@ -26,5 +28,28 @@ vox_status vox_pg_status(const PGconn *c, const PGresult *r);
  * message on failure. */
 vox_status vox_pg_exec(PGconn *c, const char *sql, char *err,
 		       size_t errlen) VOX_MUST_CHECK;
+
+/*
+ * Text-format array literals for set-based statements: one parameter
+ * carries a whole column ("{\"a\",NULL,\"b\"}") to unnest($1::text[]).
+ * Every element is quoted and escaped, so any bytes are safe.
+ */
+typedef struct vox_pg_array {
+	vox_buf b;
+	size_t n;
+} vox_pg_array;
+
+void vox_pg_array_init(vox_pg_array *a);
+void vox_pg_array_str(vox_pg_array *a, const char *s, size_t len);
+void vox_pg_array_null(vox_pg_array *a);
+void vox_pg_array_int(vox_pg_array *a, int64_t v);
+void vox_pg_array_bool(vox_pg_array *a, bool v);
+/* The literal, valid until the next append or release. */
+const char *vox_pg_array_text(vox_pg_array *a);
+void vox_pg_array_release(vox_pg_array *a);
+
+/* Append the literal of n string views to out in one go; a view with a
+ * NULL ptr becomes an unquoted NULL element. */
+void vox_pg_text_array(vox_buf *out, const vox_str *vals, size_t n);
 
 #endif

@@ -869,8 +869,11 @@ static void housekeeping(vox_runtime *rt, input_rt *in)
 		return;
 	int64_t now = now_ms();
 	if (now >= in->next_heal_ms) {
-		if (pg_ready(rt, in))
+		if (pg_ready(rt, in)) {
 			heal_outbox(rt, in);
+			if (rt->handler.tick)
+				rt->handler.tick(rt->handler.ctx, in->pg);
+		}
 		in->next_heal_ms = now + rt->cfg.outbox_interval_ms;
 	}
 	if (now >= in->next_purge_ms && in->pg) {

@@ -62,6 +62,10 @@ typedef struct vox_handler {
 	 * back and isolate the failing message by applying them one by one.
 	 */
 	vox_status (*apply)(void *ctx, vox_tx *tx, vox_item *items, size_t n);
+	/* Called between batches (about every VOX_OUTBOX_INTERVAL_MS) by one
+	 * thread of the instance, outside any transaction: periodic chores
+	 * such as retention. May be NULL. */
+	void (*tick)(void *ctx, PGconn *c);
 	void *ctx;
 } vox_handler;
 

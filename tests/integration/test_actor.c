@@ -152,7 +152,7 @@ int main(int argc, char **argv)
 		.description = "Test actor of the runtime's integration tests",
 		.inputs = inputs,
 		.ninputs = 1,
-		.handler = {NULL, apply, NULL},
+		.handler = {NULL, apply, NULL, NULL},
 		.setup = setup,
 	};
 	if (sodium_init() < 0)

@@ -1,0 +1,617 @@
+/*
+ * store.c - vox-billing's side of the database: read what a batch needs
+ * under the org row locks, run the pure planner (core/billing.c), write the
+ * plan with a fixed number of set-based statements, and answer
+ * billing.authorize. Every statement is parameterised.
+ */
+#include "actors/billing/billing.h"
+
+#include "core/billing.h"
+#include "io/log.h"
+#include "io/pg.h"
+#include "vox/subjects.h"
+
+#include <msgpack.h>
+
+#define BILLING_CLEANUP_LOCK "7366923002"
+
+/* ---- reading ------------------------------------------------------------ */
+
+/* Parse "t"/"f". */
+static bool pg_bool(const PGresult *r, int row, int col)
+{
+	return PQgetvalue(r, row, col)[0] == 't';
+}
+
+static int64_t pg_i64(const PGresult *r, int row, int col)
+{
+	return strtoll(PQgetvalue(r, row, col), NULL, 10);
+}
+
+static void pg_uuid(const PGresult *r, int row, int col, vox_uuid *out)
+{
+	snprintf(out->s, sizeof(out->s), "%s", PQgetvalue(r, row, col));
+}
+
+static vox_str pg_str(const PGresult *r, int row, int col)
+{
+	return (vox_str){PQgetvalue(r, row, col), (size_t)PQgetlength(r, row, col)};
+}
+
+static PGresult *query(PGconn *c, const char *sql, int n, const char *const *params,
+		       vox_status *st)
+{
+	PGresult *r = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
+	*st = vox_pg_status(c, r);
+	if (*st != VOX_OK) {
+		PQclear(r);
+		return NULL;
+	}
+	return r;
+}
+
+/* ---- apply ------------------------------------------------------------- */
+
+static const char *reason_for(const vox_event *ev, vox_billing_outcome o)
+{
+	switch (o) {
+	case VOX_BILL_UNKNOWN_ORG:
+		return "org_id: no such organization";
+	case VOX_BILL_NOT_FOUND:
+		return "stripe_payment_intent_id: no top-up of this org has this payment intent";
+	case VOX_BILL_OVER_REFUND:
+		return "amount_pence: the refunds of this payment intent would exceed it";
+	case VOX_BILL_CONFLICT:
+		if (ev->kind == VOX_CALL_ENDED)
+			return "call_id: already billed with another duration_seconds";
+		if (ev->kind == VOX_PAYMENT_SUCCEEDED)
+			return "stripe_payment_intent_id: already credited with another amount";
+		return "stripe_refund_id: already applied with other fields";
+	default:
+		return "refused";
+	}
+}
+
+static vox_status reject_status(vox_billing_outcome o)
+{
+	switch (o) {
+	case VOX_BILL_UNKNOWN_ORG:
+		return VOX_E_UNKNOWN_ORG;
+	case VOX_BILL_NOT_FOUND:
+		return VOX_E_NOT_FOUND;
+	default:
+		return VOX_E_CONFLICT;
+	}
+}
+
+static const char *ledger_type_name(vox_ledger_type t)
+{
+	return t == VOX_LEDGER_TOPUP ? "topup" : t == VOX_LEDGER_REFUND ? "refund"
+								       : "deduction";
+}
+
+static const vox_uuid *item_org(const vox_item *it)
+{
+	return vox_event_org(&it->ev);
+}
+
+typedef struct batch_read {
+	vox_wallet *wallets;
+	size_t nwallets;
+	vox_known_call *calls;
+	size_t ncalls;
+	vox_known_topup *topups;
+	size_t ntopups;
+	vox_known_refund *refunds;
+	size_t nrefunds;
+	PGresult *results[4]; /* keep views alive */
+} batch_read;
+
+static void read_release(batch_read *b)
+{
+	free(b->wallets);
+	free(b->calls);
+	free(b->topups);
+	free(b->refunds);
+	for (size_t i = 0; i < VOX_NELEM(b->results); i++)
+		PQclear(b->results[i]);
+}
+
+/* Lock the batch's orgs (sorted: no deadlock between instances) and read
+ * what the store knows about its keys. */
+static vox_status read_batch(PGconn *c, const vox_item *items, size_t n,
+			     batch_read *b)
+{
+	vox_pg_array orgs, calls, pis, refunds;
+	vox_status st = VOX_OK;
+	PGresult *r;
+	vox_pg_array_init(&orgs);
+	vox_pg_array_init(&calls);
+	vox_pg_array_init(&pis);
+	vox_pg_array_init(&refunds);
+	for (size_t i = 0; i < n; i++) {
+		const vox_event *ev = &items[i].ev;
+		vox_pg_array_str(&orgs, item_org(&items[i])->s, 36);
+		if (ev->kind == VOX_CALL_ENDED) {
+			vox_pg_array_str(&calls, ev->u.call_ended.call_id.s, 36);
+		} else if (ev->kind == VOX_PAYMENT_SUCCEEDED) {
+			vox_str pi = ev->u.payment_succeeded.stripe_payment_intent_id;
+			vox_pg_array_str(&pis, pi.ptr, pi.len);
+		} else if (ev->kind == VOX_PAYMENT_REFUNDED) {
+			vox_str pi = ev->u.payment_refunded.stripe_payment_intent_id;
+			vox_str re = ev->u.payment_refunded.stripe_refund_id;
+			vox_pg_array_str(&pis, pi.ptr, pi.len);
+			vox_pg_array_str(&refunds, re.ptr, re.len);
+		}
+	}
+	const char *p_orgs[1] = {vox_pg_array_text(&orgs)};
+	r = query(c,
+		  "SELECT id, wallet_balance_pence, debt_limit_pence, unbilled_pence,"
+		  " low_balance_pence, low_balance_alerted, debt_limit_alerted"
+		  " FROM organizations WHERE id = ANY($1::uuid[])"
+		  " ORDER BY id FOR UPDATE",
+		  1, p_orgs, &st);
+	if (!r)
+		goto out;
+	b->results[0] = r;
+	b->nwallets = (size_t)PQntuples(r);
+	b->wallets = vox_calloc(b->nwallets ? b->nwallets : 1, sizeof(*b->wallets));
+	for (size_t i = 0; i < b->nwallets; i++) {
+		vox_wallet *w = &b->wallets[i];
+		pg_uuid(r, (int)i, 0, &w->org_id);
+		w->balance = pg_i64(r, (int)i, 1);
+		w->debt_limit = pg_i64(r, (int)i, 2);
+		w->unbilled = pg_i64(r, (int)i, 3);
+		w->low_balance = pg_i64(r, (int)i, 4);
+		w->low_alerted = pg_bool(r, (int)i, 5);
+		w->debt_alerted = pg_bool(r, (int)i, 6);
+	}
+
+	const char *p_calls[1] = {vox_pg_array_text(&calls)};
+	r = query(c,
+		  "SELECT call_id, org_id, duration_seconds FROM call_charges"
+		  " WHERE call_id = ANY($1::uuid[])",
+		  1, p_calls, &st);
+	if (!r)
+		goto out;
+	b->results[1] = r;
+	b->ncalls = (size_t)PQntuples(r);
+	b->calls = vox_calloc(b->ncalls ? b->ncalls : 1, sizeof(*b->calls));
+	for (size_t i = 0; i < b->ncalls; i++) {
+		pg_uuid(r, (int)i, 0, &b->calls[i].call_id);
+		pg_uuid(r, (int)i, 1, &b->calls[i].org_id);
+		b->calls[i].duration_seconds = pg_i64(r, (int)i, 2);
+	}
+
+	const char *p_pis[1] = {vox_pg_array_text(&pis)};
+	r = query(c,
+		  "SELECT t.stripe_payment_intent_id, t.org_id, t.amount_pence,"
+		  " COALESCE((SELECT -sum(f.amount_pence) FROM credit_transactions f"
+		  "  WHERE f.type = 'refund'"
+		  "  AND f.stripe_payment_intent_id = t.stripe_payment_intent_id), 0)"
+		  " FROM credit_transactions t WHERE t.type = 'topup'"
+		  " AND t.stripe_payment_intent_id = ANY($1::text[])",
+		  1, p_pis, &st);
+	if (!r)
+		goto out;
+	b->results[2] = r;
+	b->ntopups = (size_t)PQntuples(r);
+	b->topups = vox_calloc(b->ntopups ? b->ntopups : 1, sizeof(*b->topups));
+	for (size_t i = 0; i < b->ntopups; i++) {
+		b->topups[i].payment_intent = pg_str(r, (int)i, 0);
+		pg_uuid(r, (int)i, 1, &b->topups[i].org_id);
+		b->topups[i].amount = pg_i64(r, (int)i, 2);
+		b->topups[i].refunded = pg_i64(r, (int)i, 3);
+	}
+
+	const char *p_refunds[1] = {vox_pg_array_text(&refunds)};
+	r = query(c,
+		  "SELECT stripe_refund_id, stripe_payment_intent_id, -amount_pence"
+		  " FROM credit_transactions WHERE type = 'refund'"
+		  " AND stripe_refund_id = ANY($1::text[])",
+		  1, p_refunds, &st);
+	if (!r)
+		goto out;
+	b->results[3] = r;
+	b->nrefunds = (size_t)PQntuples(r);
+	b->refunds = vox_calloc(b->nrefunds ? b->nrefunds : 1, sizeof(*b->refunds));
+	for (size_t i = 0; i < b->nrefunds; i++) {
+		b->refunds[i].refund_id = pg_str(r, (int)i, 0);
+		b->refunds[i].payment_intent = pg_str(r, (int)i, 1);
+		b->refunds[i].amount = pg_i64(r, (int)i, 2);
+	}
+out:
+	vox_pg_array_release(&orgs);
+	vox_pg_array_release(&calls);
+	vox_pg_array_release(&pis);
+	vox_pg_array_release(&refunds);
+	return st;
+}
+
+static vox_status exec(PGconn *c, const char *sql, int n, const char *const *params)
+{
+	vox_status st;
+	PGresult *r = query(c, sql, n, params, &st);
+	PQclear(r);
+	return st;
+}
+
+static vox_status write_ledger(PGconn *c, const vox_billing_plan *p,
+			       const batch_read *b, const vox_item *items)
+{
+	vox_pg_array a[12];
+	for (size_t i = 0; i < VOX_NELEM(a); i++)
+		vox_pg_array_init(&a[i]);
+	for (size_t i = 0; i < p->nledger; i++) {
+		const vox_ledger_row *row = &p->ledger[i];
+		const vox_event *ev = &items[row->item].ev;
+		char desc[160];
+		vox_pg_array_str(&a[0], b->wallets[row->wallet].org_id.s, 36);
+		vox_pg_array_int(&a[1], row->amount);
+		const char *type = ledger_type_name(row->type);
+		vox_pg_array_str(&a[2], type, strlen(type));
+		vox_pg_array_int(&a[3], row->before);
+		vox_pg_array_int(&a[4], row->after);
+		vox_pg_array_int(&a[5], row->shortfall);
+		vox_str eid = vox_event_msg_id(ev);
+		vox_pg_array_str(&a[6], eid.ptr, eid.len);
+		if (ev->kind == VOX_CALL_ENDED) {
+			const vox_call_ended *e = &ev->u.call_ended;
+			snprintf(desc, sizeof(desc), "call of %" PRId64 " s", e->duration_seconds);
+			vox_pg_array_str(&a[7], desc, strlen(desc));
+			vox_pg_array_str(&a[8], e->call_id.s, 36);
+			vox_pg_array_null(&a[9]);
+			vox_pg_array_null(&a[10]);
+		} else if (ev->kind == VOX_PAYMENT_SUCCEEDED) {
+			const vox_payment_succeeded *e = &ev->u.payment_succeeded;
+			if (e->description.ptr)
+				vox_pg_array_str(&a[7], e->description.ptr, e->description.len);
+			else
+				vox_pg_array_str(&a[7], "top-up", 6);
+			vox_pg_array_null(&a[8]);
+			vox_pg_array_str(&a[9], e->stripe_payment_intent_id.ptr,
+					 e->stripe_payment_intent_id.len);
+			vox_pg_array_null(&a[10]);
+		} else {
+			const vox_payment_refunded *e = &ev->u.payment_refunded;
+			vox_pg_array_str(&a[7], "refund", 6);
+			vox_pg_array_null(&a[8]);
+			vox_pg_array_str(&a[9], e->stripe_payment_intent_id.ptr,
+					 e->stripe_payment_intent_id.len);
+			vox_pg_array_str(&a[10], e->stripe_refund_id.ptr,
+					 e->stripe_refund_id.len);
+		}
+		vox_pg_array_int(&a[11], (int64_t)i);
+	}
+	const char *params[12];
+	for (size_t i = 0; i < VOX_NELEM(a); i++)
+		params[i] = vox_pg_array_text(&a[i]);
+	/* ORDER BY ord: seq (the chain order) follows the plan's order */
+	vox_status st = exec(c,
+		"INSERT INTO credit_transactions (org_id, amount_pence, type,"
+		" balance_before_pence, balance_after_pence, shortfall_pence,"
+		" event_id, description, call_id, stripe_payment_intent_id,"
+		" stripe_refund_id, created_at)"
+		" SELECT o, amt, typ, bef, aft, sf, eid, dsc, cid, pi, re, clock_timestamp()"
+		" FROM unnest($1::uuid[], $2::int[], $3::text[], $4::int[], $5::int[],"
+		"  $6::int[], $7::text[], $8::text[], $9::uuid[], $10::text[],"
+		"  $11::text[], $12::int[])"
+		"  AS t(o, amt, typ, bef, aft, sf, eid, dsc, cid, pi, re, ord)"
+		" ORDER BY ord",
+		12, params);
+	for (size_t i = 0; i < VOX_NELEM(a); i++)
+		vox_pg_array_release(&a[i]);
+	return st;
+}
+
+static vox_status write_charges(PGconn *c, const vox_billing_plan *p,
+				const batch_read *b, const vox_item *items,
+				int64_t rate)
+{
+	vox_pg_array a[8];
+	for (size_t i = 0; i < VOX_NELEM(a); i++)
+		vox_pg_array_init(&a[i]);
+	for (size_t i = 0; i < p->ncharges; i++) {
+		const vox_call_charge *ch = &p->charges[i];
+		const vox_call_ended *e = &items[ch->item].ev.u.call_ended;
+		vox_pg_array_str(&a[0], e->call_id.s, 36);
+		vox_pg_array_str(&a[1], b->wallets[ch->wallet].org_id.s, 36);
+		vox_pg_array_int(&a[2], ch->duration_seconds);
+		vox_pg_array_int(&a[3], rate);
+		vox_pg_array_int(&a[4], ch->charge);
+		vox_pg_array_int(&a[5], ch->deducted);
+		vox_pg_array_int(&a[6], ch->shortfall);
+		vox_pg_array_str(&a[7], e->event_id.ptr, e->event_id.len);
+	}
+	const char *params[8];
+	for (size_t i = 0; i < VOX_NELEM(a); i++)
+		params[i] = vox_pg_array_text(&a[i]);
+	vox_status st = exec(c,
+		"INSERT INTO call_charges (call_id, org_id, duration_seconds,"
+		" rate_per_minute, charge_pence, deducted_pence, shortfall_pence, event_id)"
+		" SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::int[],"
+		"  $5::int[], $6::int[], $7::int[], $8::text[])",
+		8, params);
+	for (size_t i = 0; i < VOX_NELEM(a); i++)
+		vox_pg_array_release(&a[i]);
+	return st;
+}
+
+static vox_status write_wallets(PGconn *c, const batch_read *b)
+{
+	vox_pg_array a[5];
+	for (size_t i = 0; i < VOX_NELEM(a); i++)
+		vox_pg_array_init(&a[i]);
+	for (size_t i = 0; i < b->nwallets; i++) {
+		const vox_wallet *w = &b->wallets[i];
+		if (!w->changed)
+			continue;
+		vox_pg_array_str(&a[0], w->org_id.s, 36);
+		vox_pg_array_int(&a[1], w->balance);
+		vox_pg_array_int(&a[2], w->unbilled);
+		vox_pg_array_bool(&a[3], w->low_alerted);
+		vox_pg_array_bool(&a[4], w->debt_alerted);
+	}
+	const char *params[5];
+	for (size_t i = 0; i < VOX_NELEM(a); i++)
+		params[i] = vox_pg_array_text(&a[i]);
+	vox_status st = exec(c,
+		"UPDATE organizations o SET wallet_balance_pence = t.b,"
+		" unbilled_pence = t.u, low_balance_alerted = t.la,"
+		" debt_limit_alerted = t.da, updated_at = now()"
+		" FROM unnest($1::uuid[], $2::int[], $3::bigint[], $4::bool[], $5::bool[])"
+		"  AS t(id, b, u, la, da) WHERE o.id = t.id",
+		5, params);
+	for (size_t i = 0; i < VOX_NELEM(a); i++)
+		vox_pg_array_release(&a[i]);
+	return st;
+}
+
+/* One idempotency row per event, keyed by actor and event type (the
+ * replaced system keyed by event id alone and skipped end-of-call events
+ * whose start had been recorded). */
+static vox_status write_processed(PGconn *c, const vox_item *items, size_t n,
+				  const vox_billing_plan *p)
+{
+	vox_pg_array ids, types, orgs, data;
+	vox_pg_array_init(&ids);
+	vox_pg_array_init(&types);
+	vox_pg_array_init(&orgs);
+	vox_pg_array_init(&data);
+	for (size_t i = 0; i < n; i++) {
+		if (p->outcomes[i] != VOX_BILL_APPLIED && p->outcomes[i] != VOX_BILL_DUPLICATE)
+			continue;
+		char key[200], json[64];
+		const char *kind = vox_event_kind_name(items[i].ev.kind);
+		vox_str eid = vox_event_msg_id(&items[i].ev);
+		int k = snprintf(key, sizeof(key), "vox-billing:%s:%.*s", kind,
+				 (int)eid.len, eid.ptr);
+		vox_pg_array_str(&ids, key, (size_t)k);
+		vox_pg_array_str(&types, kind, strlen(kind));
+		vox_pg_array_str(&orgs, item_org(&items[i])->s, 36);
+		k = snprintf(json, sizeof(json), "{\"seq\":%" PRIu64 "}", items[i].stream_seq);
+		vox_pg_array_str(&data, json, (size_t)k);
+	}
+	const char *params[4] = {vox_pg_array_text(&ids), vox_pg_array_text(&types),
+				 vox_pg_array_text(&orgs), vox_pg_array_text(&data)};
+	vox_status st = exec(c,
+		"INSERT INTO processed_webhook_events (event_id, event_type, org_id, event_data)"
+		" SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[], $4::jsonb[])"
+		" ON CONFLICT (event_id) DO NOTHING",
+		4, params);
+	vox_pg_array_release(&ids);
+	vox_pg_array_release(&types);
+	vox_pg_array_release(&orgs);
+	vox_pg_array_release(&data);
+	return st;
+}
+
+static vox_status emit_alerts(vox_tx *tx, const vox_billing_plan *p,
+			      const batch_read *b, const vox_item *items)
+{
+	for (size_t i = 0; i < p->nalerts; i++) {
+		const vox_billing_alert *a = &p->alerts[i];
+		const vox_wallet *w = &b->wallets[a->wallet];
+		const vox_call_ended *e = &items[a->item].ev.u.call_ended;
+		vox_event ev;
+		memset(&ev, 0, sizeof(ev));
+		ev.kind = a->kind;
+		vox_billing_alert_id(a->kind, &w->org_id, e->call_id.s, 36,
+				     &ev.u.wallet.alert_id);
+		ev.u.wallet.org_id = w->org_id;
+		ev.u.wallet.balance_pence = a->balance;
+		ev.u.wallet.debt_limit_pence = w->debt_limit;
+		ev.u.wallet.amount_pence = a->amount;
+		ev.u.wallet.call_id = e->call_id;
+		ev.u.wallet.created_at = e->ended_at; /* deterministic on retry */
+		vox_status st = vox_tx_emit(tx, &ev);
+		if (st != VOX_OK)
+			return st;
+	}
+	return VOX_OK;
+}
+
+vox_status vox_billing_apply(void *ctx, vox_tx *tx, vox_item *items, size_t n)
+{
+	vox_billing_ctx *bc = ctx;
+	PGconn *c = vox_tx_pg(tx);
+	batch_read b;
+	vox_billing_plan p;
+	const vox_event **events = vox_calloc(n ? n : 1, sizeof(*events));
+	memset(&b, 0, sizeof(b));
+	memset(&p, 0, sizeof(p));
+
+	vox_status st = read_batch(c, items, n, &b);
+	if (st != VOX_OK)
+		goto out;
+	for (size_t i = 0; i < n; i++)
+		events[i] = &items[i].ev;
+	vox_billing_input in = {events, n, b.wallets, b.nwallets, b.calls, b.ncalls,
+				b.topups, b.ntopups, b.refunds, b.nrefunds,
+				bc->cfg.rate_per_minute};
+	vox_billing_plan_batch(&in, &p);
+	for (size_t i = 0; i < n; i++) {
+		vox_billing_outcome o = p.outcomes[i];
+		if (o == VOX_BILL_APPLIED || o == VOX_BILL_DUPLICATE)
+			continue;
+		vox_item_reject(&items[i], reject_status(o), "%s",
+				reason_for(&items[i].ev, o));
+		items[i].code = vox_billing_outcome_code(o);
+	}
+	if (p.nledger && (st = write_ledger(c, &p, &b, items)) != VOX_OK)
+		goto out;
+	if (p.ncharges &&
+	    (st = write_charges(c, &p, &b, items, bc->cfg.rate_per_minute)) != VOX_OK)
+		goto out;
+	if ((st = write_wallets(c, &b)) != VOX_OK)
+		goto out;
+	if ((st = write_processed(c, items, n, &p)) != VOX_OK)
+		goto out;
+	st = emit_alerts(tx, &p, &b, items);
+out:
+	vox_billing_plan_release(&p);
+	read_release(&b);
+	free(events);
+	return st;
+}
+
+/* ---- retention ----------------------------------------------------------- */
+
+void vox_billing_tick(void *ctx, PGconn *c)
+{
+	vox_billing_ctx *bc = ctx;
+	int64_t now = (int64_t)time(NULL);
+	if (now < bc->next_cleanup)
+		return;
+	bc->next_cleanup = now + bc->cfg.cleanup_interval_s;
+	/* one instance at a time; the others skip this round */
+	PGresult *r = PQexec(c, "SELECT pg_try_advisory_lock(" BILLING_CLEANUP_LOCK ")");
+	bool locked = vox_pg_status(c, r) == VOX_OK && pg_bool(r, 0, 0);
+	PQclear(r);
+	if (!locked)
+		return;
+	char hours[32];
+	snprintf(hours, sizeof(hours), "%" PRId64 " hours", bc->cfg.retention_h);
+	const char *params[1] = {hours};
+	r = PQexecParams(c, "SELECT cleanup_old_webhook_events($1::interval)", 1,
+			 NULL, params, NULL, NULL, 0);
+	if (vox_pg_status(c, r) == VOX_OK && PQntuples(r) == 1)
+		vox_info("msg=\"webhook events cleaned\" deleted=%s retention_h=%" PRId64,
+			 PQgetvalue(r, 0, 0), bc->cfg.retention_h);
+	PQclear(r);
+	r = PQexec(c, "SELECT pg_advisory_unlock(" BILLING_CLEANUP_LOCK ")");
+	PQclear(r);
+}
+
+/* ---- billing.authorize --------------------------------------------------- */
+
+static void reply_error(vox_request *req, int code, const char *text)
+{
+	vox_status st = vox_request_error(req, code, text);
+	VOX_UNUSED(st);
+}
+
+static bool valid_request_body(const char *data, size_t len)
+{
+	/* `{}` or a map with call_id; an empty body is taken as `{}` */
+	if (len == 0)
+		return true;
+	msgpack_unpacked u;
+	msgpack_unpacked_init(&u);
+	size_t off = 0;
+	bool ok = len <= 4096 &&
+		  msgpack_unpack_next(&u, data, len, &off) == MSGPACK_UNPACK_SUCCESS &&
+		  off == len && u.data.type == MSGPACK_OBJECT_MAP;
+	msgpack_unpacked_destroy(&u);
+	return ok;
+}
+
+void vox_billing_authorize(vox_request *req, void *ctx)
+{
+	vox_billing_ctx *bc = ctx;
+	size_t len;
+	const char *data = vox_request_data(req, &len);
+	const char *subject = vox_request_subject(req);
+	const char *org = strrchr(subject, '.');
+	char orgbuf[37];
+
+	if (!org || strlen(org + 1) != 36) {
+		reply_error(req, 400, "org_id: the subject's last token must be a UUID");
+		return;
+	}
+	for (int i = 0; i < 36; i++) {
+		char ch = org[1 + i];
+		bool hex = (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') ||
+			   (ch >= 'A' && ch <= 'F');
+		if ((i == 8 || i == 13 || i == 18 || i == 23) ? ch != '-' : !hex) {
+			reply_error(req, 400, "org_id: the subject's last token must be a UUID");
+			return;
+		}
+		orgbuf[i] = (ch >= 'A' && ch <= 'F') ? (char)(ch - 'A' + 'a') : ch;
+	}
+	orgbuf[36] = '\0';
+	if (!valid_request_body(data, len)) {
+		reply_error(req, 400, "request must be a msgpack map");
+		return;
+	}
+
+	pthread_mutex_lock(&bc->lock);
+	char err[256];
+	if (!bc->pg || PQstatus(bc->pg) != CONNECTION_OK) {
+		PQfinish(bc->pg);
+		bc->pg = NULL;
+		if (vox_pg_connect(&bc->pg, bc->dsn, err, sizeof(err)) != VOX_OK) {
+			pthread_mutex_unlock(&bc->lock);
+			reply_error(req, 503, "database unavailable");
+			return;
+		}
+	}
+	const char *params[1] = {orgbuf};
+	PGresult *r = PQexecParams(bc->pg,
+				   "SELECT wallet_balance_pence, debt_limit_pence"
+				   " FROM organizations WHERE id = $1::uuid",
+				   1, NULL, params, NULL, NULL, 0);
+	vox_status st = vox_pg_status(bc->pg, r);
+	int64_t balance = 0, debt = 0;
+	bool found = st == VOX_OK && PQntuples(r) == 1;
+	if (found) {
+		balance = pg_i64(r, 0, 0);
+		debt = pg_i64(r, 0, 1);
+	}
+	PQclear(r);
+	pthread_mutex_unlock(&bc->lock);
+	if (st != VOX_OK) {
+		reply_error(req, 503, "database unavailable");
+		return;
+	}
+	if (!found) {
+		reply_error(req, 404, "org_id: no such organization");
+		return;
+	}
+
+	int64_t available = balance + debt;
+	bool allowed = available >= bc->cfg.rate_per_minute;
+	const char *reason = allowed ? "ok"
+				     : "insufficient funds: less than one minute can be paid";
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 3);
+	msgpack_pack_str(&pk, 7);
+	msgpack_pack_str_body(&pk, "allowed", 7);
+	if (allowed)
+		msgpack_pack_true(&pk);
+	else
+		msgpack_pack_false(&pk);
+	msgpack_pack_str(&pk, 6);
+	msgpack_pack_str_body(&pk, "reason", 6);
+	msgpack_pack_str(&pk, strlen(reason));
+	msgpack_pack_str_body(&pk, reason, strlen(reason));
+	msgpack_pack_str(&pk, 15);
+	msgpack_pack_str_body(&pk, "available_pence", 15);
+	msgpack_pack_int64(&pk, available);
+	st = vox_request_respond(req, sb.data, sb.size);
+	VOX_UNUSED(st);
+	msgpack_sbuffer_destroy(&sb);
+}

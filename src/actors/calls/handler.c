@@ -1,0 +1,522 @@
+/*
+ * handler.c - how vox-calls writes a batch. Every batch costs the same
+ * five statements at most, whatever its size, each fed whole columns as
+ * text-format array parameters and unnested on the server:
+ *
+ *   1. check     which events name an unknown org, or a call that is
+ *                stored under another org (those are refused)
+ *   2. contacts  create missing contacts of inbound calls
+ *                (ON CONFLICT (org_id, phone) DO NOTHING)
+ *   3. calls     upsert one merged record per call; the merge rules of
+ *                plan.h are repeated in ON CONFLICT DO UPDATE, and the
+ *                contact is looked up there (a new statement, so it sees
+ *                contacts another instance committed meanwhile)
+ *   4. touch     contacts.last_contacted_at = GREATEST(it, ended_at)
+ *   5. processed one processed_webhook_events row per applied event
+ *
+ * Rows are written in a fixed order (calls by id, contacts by org and
+ * phone, keys by text) so that two instances never deadlock each other.
+ */
+#include "core/common.h"
+
+#include "actors/calls/handler.h"
+#include "actors/calls/plan.h"
+#include "core/buf.h"
+#include "core/codec.h"
+#include "io/log.h"
+#include "io/pg.h"
+
+#define TERMINAL "('completed', 'failed')"
+/* This update finishes the call: it was not terminal and now is. */
+#define FIN "c.status NOT IN " TERMINAL " AND EXCLUDED.status IN " TERMINAL
+/* An ended field: set by the call.ended that finishes the call only. */
+#define ENDED_SET(col) \
+	col " = CASE WHEN " FIN " THEN COALESCE(EXCLUDED." col ", c." col ")" \
+	" ELSE c." col " END, "
+/* A fill field: only ever set when still NULL. */
+#define FILL_SET(col) col " = COALESCE(c." col ", EXCLUDED." col "), "
+#define FILLS(col) " OR (c." col " IS NULL AND EXCLUDED." col " IS NOT NULL)"
+
+static const char sql_check[] =
+	"SELECT i.ord, o.id IS NULL"
+	" FROM unnest($1::uuid[], $2::uuid[]) WITH ORDINALITY"
+	"  AS i(org_id, call_id, ord)"
+	" LEFT JOIN organizations o ON o.id = i.org_id"
+	" WHERE o.id IS NULL OR EXISTS (SELECT 1 FROM calls c"
+	"  WHERE c.id = i.call_id AND c.org_id <> i.org_id)";
+
+static const char sql_contacts[] =
+	"INSERT INTO contacts (org_id, phone, first_name, last_name)"
+	" SELECT DISTINCT ON (i.org_id, i.phone)"
+	"  i.org_id, i.phone, COALESCE(i.name, ''), ''"
+	" FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::uuid[])"
+	"  AS i(org_id, phone, name, contact_id, call_id)"
+	/* a valid given contact, or one already linked, is used instead */
+	" WHERE NOT EXISTS (SELECT 1 FROM contacts k"
+	"   WHERE k.id = i.contact_id AND k.org_id = i.org_id)"
+	"  AND NOT EXISTS (SELECT 1 FROM calls c"
+	"   WHERE c.id = i.call_id AND c.contact_id IS NOT NULL)"
+	" ORDER BY i.org_id, i.phone, i.name IS NULL"
+	" ON CONFLICT (org_id, phone) DO NOTHING";
+
+static const char sql_calls[] =
+	"INSERT INTO calls AS c (id, org_id, contact_id, call_direction,"
+	"  from_number, to_number, phone_number, vapi_call_id, caller_name,"
+	"  status, duration_seconds, transcript, summary, recording_url,"
+	"  sentiment_label, sentiment_score, sentiment_summary,"
+	"  sentiment_urgency, ended_at, created_at, updated_at)"
+	" SELECT i.id, i.org_id,"
+	"  COALESCE((SELECT k.id FROM contacts k"
+	"     WHERE k.id = i.contact_id AND k.org_id = i.org_id),"
+	"   (SELECT k.id FROM contacts k"
+	"     WHERE k.org_id = i.org_id AND k.phone = i.phone)),"
+	"  i.direction, i.from_number, i.to_number, i.phone, i.vapi_call_id,"
+	"  i.caller_name, i.status, i.duration, i.transcript, i.summary,"
+	"  i.recording_url, i.sentiment_label, i.sentiment_score,"
+	"  i.sentiment_summary, i.sentiment_urgency, i.ended_at, i.created_at,"
+	"  now()"
+	" FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[],"
+	"  $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],"
+	"  $11::int[], $12::text[], $13::text[], $14::text[], $15::text[],"
+	"  $16::numeric[], $17::text[], $18::text[], $19::timestamptz[],"
+	"  $20::timestamptz[])"
+	"  AS i(id, org_id, contact_id, direction, from_number, to_number, phone,"
+	"   vapi_call_id, caller_name, status, duration, transcript, summary,"
+	"   recording_url, sentiment_label, sentiment_score, sentiment_summary,"
+	"   sentiment_urgency, ended_at, created_at)"
+	" ORDER BY i.id"
+	" ON CONFLICT (id) DO UPDATE SET "
+	FILL_SET("contact_id")
+	FILL_SET("call_direction")
+	FILL_SET("from_number")
+	FILL_SET("to_number")
+	FILL_SET("phone_number")
+	FILL_SET("vapi_call_id")
+	FILL_SET("caller_name")
+	/* the first call.started corrects the estimate of a call.ended */
+	"created_at = CASE WHEN c.call_direction IS NULL"
+	"  AND EXCLUDED.call_direction IS NOT NULL"
+	"  THEN EXCLUDED.created_at ELSE c.created_at END, "
+	/* pending < in_progress < completed/failed (terminal) */
+	"status = CASE WHEN c.status IN " TERMINAL " THEN c.status"
+	"  WHEN EXCLUDED.status IN " TERMINAL " THEN EXCLUDED.status"
+	"  ELSE 'in_progress' END, "
+	"duration_seconds = CASE WHEN " FIN " THEN EXCLUDED.duration_seconds"
+	"  ELSE c.duration_seconds END, "
+	"ended_at = CASE WHEN " FIN " THEN EXCLUDED.ended_at"
+	"  ELSE c.ended_at END, "
+	ENDED_SET("transcript")
+	ENDED_SET("summary")
+	ENDED_SET("recording_url")
+	ENDED_SET("sentiment_label")
+	ENDED_SET("sentiment_score")
+	ENDED_SET("sentiment_summary")
+	ENDED_SET("sentiment_urgency")
+	"updated_at = now()"
+	/* never another tenant's row; and a repeat changes nothing, not even
+	 * updated_at: update only when one of the rules above moves a value */
+	" WHERE c.org_id = EXCLUDED.org_id AND ("
+	"  (c.status NOT IN " TERMINAL " AND (EXCLUDED.status IN " TERMINAL
+	"    OR c.status <> 'in_progress'))"
+	FILLS("contact_id")
+	FILLS("call_direction")
+	FILLS("from_number")
+	FILLS("to_number")
+	FILLS("phone_number")
+	FILLS("vapi_call_id")
+	FILLS("caller_name")
+	")";
+
+static const char sql_touch[] =
+	"WITH t AS (SELECT c.contact_id AS id, max(c.ended_at) AS at"
+	"  FROM calls c WHERE c.id = ANY($1::uuid[])"
+	"  AND c.contact_id IS NOT NULL AND c.ended_at IS NOT NULL"
+	"  GROUP BY c.contact_id),"
+	" l AS (SELECT k.id, t.at FROM contacts k JOIN t ON t.id = k.id"
+	"  WHERE k.last_contacted_at IS NULL OR k.last_contacted_at < t.at"
+	"  ORDER BY k.id FOR NO KEY UPDATE OF k)"
+	" UPDATE contacts k SET"
+	"  last_contacted_at = GREATEST(k.last_contacted_at, l.at),"
+	"  updated_at = now()"
+	" FROM l WHERE k.id = l.id";
+
+static const char sql_processed[] =
+	"INSERT INTO processed_webhook_events"
+	"  (event_id, event_type, org_id, event_data)"
+	" SELECT DISTINCT ON (i.key) i.key, i.kind, i.org_id,"
+	"  jsonb_build_object('seq', i.seq)"
+	" FROM unnest($1::text[], $2::text[], $3::uuid[], $4::bigint[])"
+	"  AS i(key, kind, org_id, seq)"
+	" ORDER BY i.key, i.seq"
+	" ON CONFLICT (event_id) DO NOTHING";
+
+static const struct {
+	const char *name;
+	const char *sql;
+} statements[] = {
+	{"vox_calls_check", sql_check},
+	{"vox_calls_contacts", sql_contacts},
+	{"vox_calls_upsert", sql_calls},
+	{"vox_calls_touch", sql_touch},
+	{"vox_calls_processed", sql_processed},
+};
+
+/* ---- parameters --------------------------------------------------------- */
+
+#define MAX_ARGS 20
+
+/* The array-literal parameters of one statement. */
+typedef struct args {
+	vox_buf lit[MAX_ARGS];
+	const char *val[MAX_ARGS];
+	int n;
+} args;
+
+static void args_release(args *a)
+{
+	for (int i = 0; i < a->n; i++)
+		vox_buf_release(&a->lit[i]);
+	a->n = 0;
+}
+
+/* Add one column of n values as the next parameter. */
+static void args_add(args *a, const vox_str *vals, size_t n)
+{
+	vox_buf *b = &a->lit[a->n];
+	vox_buf_init(b);
+	vox_pg_text_array(b, vals, n);
+	a->val[a->n] = b->data;
+	a->n++;
+}
+
+/* Run a prepared statement; *res (if not NULL) receives the result. */
+static vox_status args_exec(PGconn *pg, const char *stmt, const args *a,
+			    PGresult **res)
+{
+	PGresult *r = PQexecPrepared(pg, stmt, a->n, a->val, NULL, NULL, 0);
+	vox_status st = vox_pg_status(pg, r);
+	if (st == VOX_OK && res) {
+		*res = r;
+		r = NULL;
+	}
+	PQclear(r);
+	return st;
+}
+
+static vox_str cstr(const char *s)
+{
+	return (vox_str){s, s ? strlen(s) : 0};
+}
+
+static vox_str uuid_str(const vox_uuid *u)
+{
+	return u->s[0] ? (vox_str){u->s, 36} : (vox_str){NULL, 0};
+}
+
+/* ---- columns of a record ------------------------------------------------ */
+
+typedef enum col {
+	COL_CALL_ID, COL_ORG_ID, COL_CONTACT_ID, COL_DIRECTION, COL_FROM,
+	COL_TO, COL_PHONE, COL_VAPI_CALL_ID, COL_CALLER_NAME, COL_STATUS,
+	COL_DURATION, COL_TRANSCRIPT, COL_SUMMARY, COL_RECORDING_URL,
+	COL_SENTIMENT_LABEL, COL_SENTIMENT_SCORE, COL_SENTIMENT_SUMMARY,
+	COL_SENTIMENT_URGENCY, COL_ENDED_AT, COL_CREATED_AT
+} col;
+
+/* The parameters of sql_calls, in order. */
+static const col upsert_cols[] = {
+	COL_CALL_ID, COL_ORG_ID, COL_CONTACT_ID, COL_DIRECTION, COL_FROM,
+	COL_TO, COL_PHONE, COL_VAPI_CALL_ID, COL_CALLER_NAME, COL_STATUS,
+	COL_DURATION, COL_TRANSCRIPT, COL_SUMMARY, COL_RECORDING_URL,
+	COL_SENTIMENT_LABEL, COL_SENTIMENT_SCORE, COL_SENTIMENT_SUMMARY,
+	COL_SENTIMENT_URGENCY, COL_ENDED_AT, COL_CREATED_AT,
+};
+
+/* The parameters of sql_contacts, in order. */
+static const col contact_cols[] = {
+	COL_ORG_ID, COL_PHONE, COL_CALLER_NAME, COL_CONTACT_ID, COL_CALL_ID,
+};
+
+static const char *const directions[] = {NULL, "inbound", "outbound"};
+static const char *const statuses[] = {"in_progress", "completed", "failed"};
+static const char *const sentiments[] = {NULL, "positive", "neutral",
+					 "negative"};
+static const char *const urgencies[] = {NULL, "low", "medium", "high",
+					"critical"};
+
+static const char *name_of(const char *const *names, size_t count, int v)
+{
+	return v >= 0 && (size_t)v < count ? names[v] : NULL;
+}
+
+static vox_str time_str(const vox_time *t, char scratch[64])
+{
+	if (!t->set)
+		return (vox_str){NULL, 0};
+	vox_time_rfc3339(t, scratch);
+	return cstr(scratch);
+}
+
+/* The shortest text that reads back as v (numeric keeps what it is given). */
+static vox_str score_str(double v, char scratch[64])
+{
+	for (int prec = 15; prec <= 17; prec++) {
+		snprintf(scratch, 64, "%.*g", prec, v);
+		if (strtod(scratch, NULL) == v)
+			break;
+	}
+	return cstr(scratch);
+}
+
+/* One value of a record; formatted values live in scratch. */
+static vox_str rec_col(const vox_calls_rec *r, col c, char scratch[64])
+{
+	const vox_call_ended *e = r->ended;
+	vox_str none = {NULL, 0};
+	switch (c) {
+	case COL_CALL_ID: return uuid_str(&r->call_id);
+	case COL_ORG_ID: return uuid_str(&r->org_id);
+	case COL_CONTACT_ID: return uuid_str(&r->contact_id);
+	case COL_DIRECTION:
+		return cstr(name_of(directions, VOX_NELEM(directions),
+				    (int)r->direction));
+	case COL_FROM: return r->from_number;
+	case COL_TO: return r->to_number;
+	case COL_PHONE: return r->contact_phone;
+	case COL_VAPI_CALL_ID: return r->vapi_call_id;
+	case COL_CALLER_NAME: return r->caller_name;
+	case COL_STATUS:
+		if (e == NULL)
+			return cstr(statuses[0]);
+		return cstr(statuses[e->status == VOX_CALL_FAILED ? 2 : 1]);
+	case COL_CREATED_AT: return time_str(&r->created_at, scratch);
+	default: break;
+	}
+	if (e == NULL)
+		return none; /* every other column comes from a call.ended */
+	switch (c) {
+	case COL_DURATION:
+		snprintf(scratch, 64, "%" PRId64, e->duration_seconds);
+		return cstr(scratch);
+	case COL_TRANSCRIPT: return e->transcript;
+	case COL_SUMMARY: return e->summary;
+	case COL_RECORDING_URL: return e->recording_url;
+	case COL_SENTIMENT_SUMMARY: return e->sentiment_summary;
+	case COL_SENTIMENT_LABEL:
+		return cstr(name_of(sentiments, VOX_NELEM(sentiments),
+				    (int)e->sentiment_label));
+	case COL_SENTIMENT_URGENCY:
+		return cstr(name_of(urgencies, VOX_NELEM(urgencies),
+				    (int)e->sentiment_urgency));
+	case COL_SENTIMENT_SCORE:
+		if (!e->has_sentiment_score)
+			return none;
+		return score_str(e->sentiment_score, scratch);
+	case COL_ENDED_AT: return time_str(&e->ended_at, scratch);
+	default: return none;
+	}
+}
+
+/* Add the columns cols of the records recs[0..n) as parameters. */
+static void args_add_recs(args *a, const vox_calls_rec *const *recs, size_t n,
+			  const col *cols, size_t ncols)
+{
+	vox_str *vals = vox_malloc((n ? n : 1) * sizeof(*vals));
+	char (*scratch)[64] = vox_malloc((n ? n : 1) * sizeof(*scratch));
+	for (size_t c = 0; c < ncols; c++) {
+		for (size_t i = 0; i < n; i++)
+			vals[i] = rec_col(recs[i], cols[c], scratch[i]);
+		args_add(a, vals, n);
+	}
+	free(scratch);
+	free(vals);
+}
+
+/* ---- the steps of a batch ------------------------------------------------ */
+
+/* Step 1: refuse events of unknown orgs, or naming another org's call. */
+static vox_status refuse_strangers(PGconn *pg, vox_item *items, size_t n)
+{
+	args a = {0};
+	PGresult *r = NULL;
+	vox_str *orgs = vox_malloc(n * sizeof(*orgs));
+	vox_str *calls = vox_malloc(n * sizeof(*calls));
+	for (size_t i = 0; i < n; i++) {
+		orgs[i] = uuid_str(vox_event_org(&items[i].ev));
+		calls[i] = uuid_str(items[i].ev.kind == VOX_CALL_STARTED
+					    ? &items[i].ev.u.call_started.call_id
+					    : &items[i].ev.u.call_ended.call_id);
+	}
+	args_add(&a, orgs, n);
+	args_add(&a, calls, n);
+	vox_status st = args_exec(pg, "vox_calls_check", &a, &r);
+	if (st != VOX_OK)
+		goto out;
+	for (int row = 0; row < PQntuples(r); row++) {
+		unsigned long long ord = strtoull(PQgetvalue(r, row, 0), NULL, 10);
+		if (ord < 1 || ord > n)
+			continue;
+		vox_item *it = &items[ord - 1];
+		if (PQgetvalue(r, row, 1)[0] == 't')
+			vox_item_reject(it, VOX_E_UNKNOWN_ORG,
+					"org_id: no such organization");
+		else
+			vox_item_reject(it, VOX_E_CONFLICT,
+					"call_id: belongs to another organization");
+	}
+out:
+	PQclear(r);
+	args_release(&a);
+	free(orgs);
+	free(calls);
+	return st;
+}
+
+/* Step 2: create the contacts of inbound calls that have none. */
+static vox_status create_contacts(PGconn *pg, const vox_calls_plan *plan)
+{
+	args a = {0};
+	vox_status st = VOX_OK;
+	const vox_calls_rec **recs = vox_malloc(plan->n * sizeof(*recs));
+	size_t n = 0;
+	for (size_t i = 0; i < plan->n; i++)
+		if (plan->recs[i].create_contact)
+			recs[n++] = &plan->recs[i];
+	if (n == 0)
+		goto out;
+	args_add_recs(&a, recs, n, contact_cols, VOX_NELEM(contact_cols));
+	st = args_exec(pg, "vox_calls_contacts", &a, NULL);
+out:
+	args_release(&a);
+	free(recs);
+	return st;
+}
+
+/* Steps 3 and 4: upsert the calls, then touch their contacts. */
+static vox_status write_calls(PGconn *pg, const vox_calls_plan *plan)
+{
+	args a = {0};
+	const vox_calls_rec **recs = vox_malloc(plan->n * sizeof(*recs));
+	for (size_t i = 0; i < plan->n; i++)
+		recs[i] = &plan->recs[i];
+	args_add_recs(&a, recs, plan->n, upsert_cols, VOX_NELEM(upsert_cols));
+	vox_status st = args_exec(pg, "vox_calls_upsert", &a, NULL);
+	if (st != VOX_OK)
+		goto out;
+	args_release(&a);
+	/* every call of the batch: a late call.started may just have linked
+	 * the contact of a call that had already ended */
+	static const col ids[] = {COL_CALL_ID};
+	args_add_recs(&a, recs, plan->n, ids, 1);
+	st = args_exec(pg, "vox_calls_touch", &a, NULL);
+out:
+	args_release(&a);
+	free(recs);
+	return st;
+}
+
+/* Step 5: one idempotency record per applied event. */
+static vox_status record_events(PGconn *pg, const vox_item *items, size_t n)
+{
+	args a = {0};
+	vox_status st = VOX_OK;
+	vox_buf *keys = vox_calloc(n, sizeof(*keys));
+	char (*seqs)[24] = vox_malloc(n * sizeof(*seqs));
+	vox_str *cols[4];
+	size_t used = 0;
+	for (int c = 0; c < 4; c++)
+		cols[c] = vox_malloc(n * sizeof(vox_str));
+	for (size_t i = 0; i < n; i++) {
+		const vox_event *ev = &items[i].ev;
+		if (items[i].result != VOX_OK)
+			continue;
+		vox_buf_init(&keys[used]);
+		vox_calls_event_key(&keys[used], ev->kind, vox_event_msg_id(ev));
+		snprintf(seqs[used], sizeof(seqs[used]), "%" PRIu64,
+			 items[i].stream_seq);
+		cols[0][used] = (vox_str){keys[used].data, keys[used].len};
+		cols[1][used] = cstr(vox_event_kind_name(ev->kind));
+		cols[2][used] = uuid_str(vox_event_org(ev));
+		cols[3][used] = cstr(seqs[used]);
+		used++;
+	}
+	if (used == 0)
+		goto out;
+	for (int c = 0; c < 4; c++)
+		args_add(&a, cols[c], used);
+	st = args_exec(pg, "vox_calls_processed", &a, NULL);
+out:
+	args_release(&a);
+	for (size_t i = 0; i < used; i++)
+		vox_buf_release(&keys[i]);
+	for (int c = 0; c < 4; c++)
+		free(cols[c]);
+	free(keys);
+	free(seqs);
+	return st;
+}
+
+/* ---- the handler ---------------------------------------------------------- */
+
+vox_status vox_calls_prepare(void *ctx, PGconn *c)
+{
+	vox_status st = VOX_OK;
+	VOX_UNUSED(ctx);
+	for (size_t i = 0; i < VOX_NELEM(statements) && st == VOX_OK; i++) {
+		PGresult *r = PQprepare(c, statements[i].name, statements[i].sql,
+					0, NULL);
+		if (vox_pg_status(c, r) != VOX_OK)
+			st = VOX_E_UNAVAILABLE;
+		PQclear(r);
+	}
+	return st;
+}
+
+vox_status vox_calls_apply(void *ctx, vox_tx *tx, vox_item *items, size_t n)
+{
+	PGconn *pg = vox_tx_pg(tx);
+	vox_calls_plan plan = {0};
+	const vox_event **evs = NULL;
+	vox_status *verdict = NULL;
+	vox_status st = VOX_OK;
+	size_t refused = 0;
+	VOX_UNUSED(ctx);
+	if (n == 0)
+		goto out;
+
+	st = refuse_strangers(pg, items, n);
+	if (st != VOX_OK)
+		goto out;
+
+	evs = vox_malloc(n * sizeof(*evs));
+	verdict = vox_malloc(n * sizeof(*verdict));
+	for (size_t i = 0; i < n; i++)
+		evs[i] = items[i].result == VOX_OK ? &items[i].ev : NULL;
+	vox_calls_plan_build(&plan, evs, n, verdict);
+	for (size_t i = 0; i < n; i++) {
+		if (verdict[i] == VOX_E_CONFLICT)
+			vox_item_reject(&items[i], VOX_E_CONFLICT,
+					"call_id: belongs to another organization");
+		else if (verdict[i] != VOX_OK)
+			vox_item_reject(&items[i], verdict[i],
+					"not a call.started or call.ended event");
+		if (items[i].result != VOX_OK)
+			refused++;
+	}
+	if (plan.n == 0)
+		goto out;
+
+	st = create_contacts(pg, &plan);
+	if (st == VOX_OK)
+		st = write_calls(pg, &plan);
+	if (st == VOX_OK)
+		st = record_events(pg, items, n);
+	if (st == VOX_OK)
+		vox_debug("msg=\"batch applied\" events=%zu calls=%zu refused=%zu",
+			  n, plan.n, refused);
+out:
+	vox_calls_plan_release(&plan);
+	free(evs);
+	free(verdict);
+	return st;
+}

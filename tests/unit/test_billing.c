@@ -1,0 +1,497 @@
+/*
+ * The money rules (core/billing.c): the charge table of the rules, the
+ * debt-limit floor, refund caps, conflicts, alerts once per crossing, and
+ * properties over generated event sequences: invariants 1-4 hold for any
+ * order with any duplicates, and splitting a stream into batches of any
+ * size gives exactly the result of applying it one event at a time.
+ */
+#include "core/common.h"
+
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "core/billing.h"
+
+#define ORG_A "aaaaaaaa-0000-4000-8000-000000000001"
+#define ORG_B "bbbbbbbb-0000-4000-8000-000000000002"
+#define RATE 70
+
+static void wallet(vox_wallet *w, const char *org, int64_t balance,
+		   int64_t debt_limit, int64_t low)
+{
+	memset(w, 0, sizeof(*w));
+	memcpy(w->org_id.s, org, 37);
+	w->balance = balance;
+	w->debt_limit = debt_limit;
+	w->low_balance = low;
+}
+
+static void call(vox_event *ev, const char *org, int n, int64_t duration)
+{
+	memset(ev, 0, sizeof(*ev));
+	ev->kind = VOX_CALL_ENDED;
+	memcpy(ev->u.call_ended.org_id.s, org, 37);
+	snprintf(ev->u.call_ended.call_id.s, 37,
+		 "cccccccc-0000-4000-8000-%012d", n);
+	ev->u.call_ended.duration_seconds = duration;
+	ev->u.call_ended.event_id = (vox_str){"e", 1};
+}
+
+static void topup(vox_event *ev, const char *org, const char *pi, int64_t amount)
+{
+	memset(ev, 0, sizeof(*ev));
+	ev->kind = VOX_PAYMENT_SUCCEEDED;
+	memcpy(ev->u.payment_succeeded.org_id.s, org, 37);
+	ev->u.payment_succeeded.stripe_payment_intent_id = (vox_str){pi, strlen(pi)};
+	ev->u.payment_succeeded.amount_pence = amount;
+}
+
+static void refund(vox_event *ev, const char *org, const char *re,
+		   const char *pi, int64_t amount)
+{
+	memset(ev, 0, sizeof(*ev));
+	ev->kind = VOX_PAYMENT_REFUNDED;
+	memcpy(ev->u.payment_refunded.org_id.s, org, 37);
+	ev->u.payment_refunded.stripe_refund_id = (vox_str){re, strlen(re)};
+	ev->u.payment_refunded.stripe_payment_intent_id = (vox_str){pi, strlen(pi)};
+	ev->u.payment_refunded.amount_pence = amount;
+}
+
+/* Plan a batch over the given wallets with nothing known before. */
+static void plan(vox_event *evs, size_t n, vox_wallet *w, size_t nw,
+		 vox_billing_plan *p)
+{
+	const vox_event *ptrs[64];
+	for (size_t i = 0; i < n; i++)
+		ptrs[i] = &evs[i];
+	vox_billing_input in = {ptrs, n, w, nw, NULL, 0, NULL, 0, NULL, 0, RATE};
+	vox_billing_plan_batch(&in, p);
+}
+
+static void test_charge_table(void **state)
+{
+	(void)state;
+	static const int64_t table[][2] = {
+		{1, 2}, {30, 35}, {59, 69}, {60, 70}, {91, 107}, {3600, 4200},
+		{0, 0}, {86400, 100800}, {61, 72}, {119, 139}, {120, 140},
+	};
+	for (size_t i = 0; i < VOX_NELEM(table); i++)
+		assert_int_equal(vox_billing_charge(table[i][0], RATE), table[i][1]);
+	/* one formula for every length: no cap on long calls */
+	for (int64_t d = 1; d <= 86400; d++) {
+		int64_t c = vox_billing_charge(d, RATE);
+		assert_true(c * 60 >= d * RATE && (c - 1) * 60 < d * RATE);
+	}
+	assert_int_equal(vox_billing_charge(60, 100), 100);
+}
+
+static void test_zero_second_call_writes_no_ledger_row(void **state)
+{
+	(void)state;
+	vox_wallet w;
+	vox_event ev;
+	vox_billing_plan p;
+	wallet(&w, ORG_A, 1000, 500, 0);
+	call(&ev, ORG_A, 1, 0);
+	plan(&ev, 1, &w, 1, &p);
+	assert_int_equal(p.outcomes[0], VOX_BILL_APPLIED);
+	assert_int_equal(p.nledger, 0);
+	assert_int_equal(p.ncharges, 1); /* recorded, so a repeat is known */
+	assert_int_equal(p.charges[0].charge, 0);
+	assert_int_equal(w.balance, 1000);
+	vox_billing_plan_release(&p);
+}
+
+/* The replaced system dropped charges at the debt limit. */
+static void test_charge_over_the_debt_limit_records_shortfall(void **state)
+{
+	(void)state;
+	vox_wallet w;
+	vox_event ev;
+	vox_billing_plan p;
+	wallet(&w, ORG_A, 100, 500, 1000);
+	call(&ev, ORG_A, 1, 600); /* 700 */
+	plan(&ev, 1, &w, 1, &p);
+	assert_int_equal(p.outcomes[0], VOX_BILL_APPLIED);
+	assert_int_equal(p.nledger, 1);
+	assert_int_equal(p.ledger[0].amount, -600);
+	assert_int_equal(p.ledger[0].shortfall, 100);
+	assert_int_equal(p.ledger[0].before, 100);
+	assert_int_equal(p.ledger[0].after, -500);
+	assert_int_equal(w.balance, -500);
+	assert_int_equal(w.unbilled, 100);
+	assert_int_equal(p.charges[0].deducted + p.charges[0].shortfall, 700);
+	/* debt-limit alert with the shortfall; no low-balance crossing since
+	 * the wallet was already below its threshold */
+	assert_int_equal(p.nalerts, 1);
+	assert_int_equal(p.alerts[0].kind, VOX_ALERT_DEBT_LIMIT);
+	assert_int_equal(p.alerts[0].amount, 100);
+	vox_billing_plan_release(&p);
+
+	/* at the floor: nothing fits, the row records the whole charge */
+	call(&ev, ORG_A, 2, 60);
+	plan(&ev, 1, &w, 1, &p);
+	assert_int_equal(p.ledger[0].amount, 0);
+	assert_int_equal(p.ledger[0].shortfall, 70);
+	assert_int_equal(w.balance, -500);
+	assert_int_equal(w.unbilled, 170);
+	assert_int_equal(p.nalerts, 0); /* same crossing: no second alert */
+	vox_billing_plan_release(&p);
+}
+
+static void test_exact_fit_at_the_floor(void **state)
+{
+	(void)state;
+	vox_wallet w;
+	vox_event ev;
+	vox_billing_plan p;
+	wallet(&w, ORG_A, 200, 500, 0);
+	call(&ev, ORG_A, 1, 600); /* 700 = 200 + 500 exactly */
+	plan(&ev, 1, &w, 1, &p);
+	assert_int_equal(w.balance, -500);
+	assert_int_equal(p.ledger[0].shortfall, 0);
+	/* fully taken: no debt-limit alert, only the crossing below 0 */
+	assert_int_equal(p.nalerts, 1);
+	assert_int_equal(p.alerts[0].kind, VOX_ALERT_LOW_BALANCE);
+	assert_int_equal(w.unbilled, 0);
+	vox_billing_plan_release(&p);
+}
+
+static void test_duplicates_and_conflicts(void **state)
+{
+	(void)state;
+	vox_wallet w;
+	vox_event ev[6];
+	vox_billing_plan p;
+	wallet(&w, ORG_A, 10000, 500, 0);
+	call(&ev[0], ORG_A, 1, 60);
+	call(&ev[1], ORG_A, 1, 60);  /* same call, same duration: no-op */
+	call(&ev[2], ORG_A, 1, 61);  /* same call, other duration: conflict */
+	topup(&ev[3], ORG_A, "pi_1", 500);
+	topup(&ev[4], ORG_A, "pi_1", 500);
+	topup(&ev[5], ORG_A, "pi_1", 900);
+	plan(ev, 6, &w, 1, &p);
+	assert_int_equal(p.outcomes[0], VOX_BILL_APPLIED);
+	assert_int_equal(p.outcomes[1], VOX_BILL_DUPLICATE);
+	assert_int_equal(p.outcomes[2], VOX_BILL_CONFLICT);
+	assert_int_equal(p.outcomes[3], VOX_BILL_APPLIED);
+	assert_int_equal(p.outcomes[4], VOX_BILL_DUPLICATE);
+	assert_int_equal(p.outcomes[5], VOX_BILL_CONFLICT);
+	assert_int_equal(p.nledger, 2);
+	assert_int_equal(w.balance, 10000 - 70 + 500);
+	assert_string_equal(vox_billing_outcome_code(p.outcomes[2]), "conflict");
+	vox_billing_plan_release(&p);
+
+	/* known before the batch (from the store) counts the same */
+	vox_known_call kc = {{{0}}, {{0}}, 60};
+	call(&ev[0], ORG_A, 7, 60);
+	kc.call_id = ev[0].u.call_ended.call_id;
+	kc.org_id = ev[0].u.call_ended.org_id;
+	call(&ev[1], ORG_A, 7, 30);
+	const vox_event *ptrs[2] = {&ev[0], &ev[1]};
+	vox_billing_input in = {ptrs, 2, &w, 1, &kc, 1, NULL, 0, NULL, 0, RATE};
+	int64_t before = w.balance;
+	vox_billing_plan_batch(&in, &p);
+	assert_int_equal(p.outcomes[0], VOX_BILL_DUPLICATE);
+	assert_int_equal(p.outcomes[1], VOX_BILL_CONFLICT);
+	assert_int_equal(w.balance, before);
+	vox_billing_plan_release(&p);
+}
+
+static void test_refunds_are_capped_and_applied_in_full(void **state)
+{
+	(void)state;
+	vox_wallet w;
+	vox_event ev[6];
+	vox_billing_plan p;
+	wallet(&w, ORG_A, 0, 500, 0);
+	topup(&ev[0], ORG_A, "pi_1", 1000);
+	refund(&ev[1], ORG_A, "re_1", "pi_1", 600);
+	refund(&ev[2], ORG_A, "re_2", "pi_1", 500);  /* 1100 > 1000 */
+	refund(&ev[3], ORG_A, "re_3", "pi_404", 10); /* never credited */
+	refund(&ev[4], ORG_A, "re_1", "pi_1", 600);  /* repeat */
+	refund(&ev[5], ORG_A, "re_4", "pi_1", 400);  /* exactly the rest */
+	plan(ev, 6, &w, 1, &p);
+	assert_int_equal(p.outcomes[1], VOX_BILL_APPLIED);
+	assert_int_equal(p.outcomes[2], VOX_BILL_OVER_REFUND);
+	assert_int_equal(p.outcomes[3], VOX_BILL_NOT_FOUND);
+	assert_int_equal(p.outcomes[4], VOX_BILL_DUPLICATE);
+	assert_int_equal(p.outcomes[5], VOX_BILL_APPLIED);
+	assert_int_equal(w.balance, 0);
+	vox_billing_plan_release(&p);
+
+	/* a refund below the debt limit still applies in full */
+	wallet(&w, ORG_A, -400, 500, 0);
+	vox_known_topup kt = {{"pi_9", 4}, {{0}}, 300, 0};
+	memcpy(kt.org_id.s, ORG_A, 37);
+	refund(&ev[0], ORG_A, "re_9", "pi_9", 300);
+	const vox_event *ptrs[1] = {&ev[0]};
+	vox_billing_input in = {ptrs, 1, &w, 1, NULL, 0, &kt, 1, NULL, 0, RATE};
+	vox_billing_plan_batch(&in, &p);
+	assert_int_equal(p.outcomes[0], VOX_BILL_APPLIED);
+	assert_int_equal(w.balance, -700);
+	vox_billing_plan_release(&p);
+	/* and another org cannot refund this org's payment */
+	wallet(&w, ORG_B, 0, 500, 0);
+	refund(&ev[0], ORG_B, "re_10", "pi_9", 1);
+	vox_billing_plan_batch(&in, &p);
+	assert_int_equal(p.outcomes[0], VOX_BILL_NOT_FOUND);
+	vox_billing_plan_release(&p);
+}
+
+static void test_unknown_org(void **state)
+{
+	(void)state;
+	vox_wallet w;
+	vox_event ev;
+	vox_billing_plan p;
+	wallet(&w, ORG_A, 0, 500, 0);
+	call(&ev, ORG_B, 1, 60);
+	plan(&ev, 1, &w, 1, &p);
+	assert_int_equal(p.outcomes[0], VOX_BILL_UNKNOWN_ORG);
+	assert_string_equal(vox_billing_outcome_code(p.outcomes[0]), "unknown_org");
+	assert_int_equal(p.nledger, 0);
+	vox_billing_plan_release(&p);
+}
+
+static void test_low_balance_alert_once_per_crossing(void **state)
+{
+	(void)state;
+	vox_wallet w;
+	vox_event ev[5];
+	vox_billing_plan p;
+	wallet(&w, ORG_A, 1100, 500, 1000);
+	call(&ev[0], ORG_A, 1, 120); /* 1100 -> 960: crosses */
+	call(&ev[1], ORG_A, 2, 60);  /* stays low: no alert */
+	topup(&ev[2], ORG_A, "pi_1", 5000); /* back above: crossing ends */
+	call(&ev[3], ORG_A, 3, 3600); /* 5890 -> 1690: above */
+	call(&ev[4], ORG_A, 4, 1200); /* 1690 -> 290: crosses again */
+	plan(ev, 5, &w, 1, &p);
+	assert_int_equal(p.nalerts, 2);
+	assert_int_equal(p.alerts[0].kind, VOX_ALERT_LOW_BALANCE);
+	assert_int_equal(p.alerts[0].item, 0);
+	assert_int_equal(p.alerts[0].balance, 960);
+	assert_int_equal(p.alerts[0].amount, 1000);
+	assert_int_equal(p.alerts[1].item, 4);
+	assert_true(w.low_alerted);
+	vox_billing_plan_release(&p);
+}
+
+static void test_alert_ids_are_deterministic(void **state)
+{
+	(void)state;
+	vox_uuid a, b, c, org;
+	memcpy(org.s, ORG_A, 37);
+	vox_billing_alert_id(VOX_ALERT_LOW_BALANCE, &org, "call-1", 6, &a);
+	vox_billing_alert_id(VOX_ALERT_LOW_BALANCE, &org, "call-1", 6, &b);
+	vox_billing_alert_id(VOX_ALERT_DEBT_LIMIT, &org, "call-1", 6, &c);
+	assert_string_equal(a.s, b.s);
+	assert_string_not_equal(a.s, c.s);
+	assert_int_equal(strlen(a.s), 36);
+	assert_int_equal(a.s[14], '8');
+}
+
+/* ---- properties over generated streams --------------------------------- */
+
+static uint64_t rng = 0x243f6a8885a308d3ULL;
+
+static uint64_t rnd(void)
+{
+	rng ^= rng >> 12;
+	rng ^= rng << 25;
+	rng ^= rng >> 27;
+	return rng * 2685821657736338717ULL;
+}
+
+#define NORG 3
+#define NEV 400
+
+static const char *orgs[NORG] = {ORG_A, ORG_B,
+				 "cccccccc-0000-4000-8000-000000000003"};
+static char keybuf[NEV][24];
+
+/* A stream of calls, top-ups and refunds with duplicates and conflicts. */
+static void gen_stream(vox_event *evs, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const char *org = orgs[rnd() % NORG];
+		size_t back = i ? (size_t)(rnd() % i) : 0;
+		uint64_t r = rnd() % 100;
+		if (i > 0 && r < 20) {
+			evs[i] = evs[back]; /* an exact duplicate */
+		} else if (i > 0 && r < 25 && evs[back].kind == VOX_CALL_ENDED) {
+			evs[i] = evs[back]; /* a conflicting duplicate */
+			evs[i].u.call_ended.duration_seconds += 1;
+		} else if (r < 65) {
+			call(&evs[i], org, (int)i, (int64_t)(rnd() % 1800));
+		} else if (r < 85) {
+			snprintf(keybuf[i], sizeof(keybuf[i]), "pi_%zu", i);
+			topup(&evs[i], org, keybuf[i], (int64_t)(rnd() % 3000) + 1);
+		} else {
+			/* refund some earlier top-up (maybe another org's) */
+			const vox_event *t = NULL;
+			for (size_t k = back; k > 0 && !t; k--)
+				if (evs[k].kind == VOX_PAYMENT_SUCCEEDED)
+					t = &evs[k];
+			snprintf(keybuf[i], sizeof(keybuf[i]), "re_%zu", i);
+			refund(&evs[i], t ? t->u.payment_succeeded.org_id.s : org,
+			       keybuf[i],
+			       t ? t->u.payment_succeeded.stripe_payment_intent_id.ptr : "pi_none",
+			       (int64_t)(rnd() % 1500) + 1);
+			if (t)
+				evs[i].u.payment_refunded.stripe_payment_intent_id.len =
+					t->u.payment_succeeded.stripe_payment_intent_id.len;
+		}
+	}
+}
+
+typedef struct outcome_log {
+	vox_wallet wallets[NORG];
+	vox_billing_outcome outcomes[NEV];
+	int64_t ledger_sum[NORG];
+	size_t nledger;
+} outcome_log;
+
+/*
+ * Feed the stream in batches of the given sizes (0 = random 1..64),
+ * carrying the store's knowledge between batches as the store would, and
+ * check the invariants on every ledger row.
+ */
+static void run_stream(const vox_event *evs, size_t n, size_t batch,
+		       outcome_log *log)
+{
+	vox_known_call calls[NEV];
+	vox_known_topup topups[NEV];
+	vox_known_refund refunds[NEV];
+	size_t ncalls = 0, ntopups = 0, nrefunds = 0;
+	int64_t opening[NORG];
+	int64_t charged[NEV]; /* per event index: deducted + shortfall */
+	memset(log, 0, sizeof(*log));
+	memset(charged, 0, sizeof(charged));
+	for (int k = 0; k < NORG; k++) {
+		wallet(&log->wallets[k], orgs[k], (int64_t)(rnd() % 2000), 500, 800);
+		opening[k] = log->wallets[k].balance;
+	}
+	for (size_t i = 0; i < n;) {
+		size_t b = batch ? batch : (size_t)(rnd() % 64) + 1;
+		if (i + b > n)
+			b = n - i;
+		const vox_event *ptrs[64];
+		for (size_t k = 0; k < b; k++)
+			ptrs[k] = &evs[i + k];
+		vox_billing_input in = {ptrs, b, log->wallets, NORG, calls, ncalls,
+					topups, ntopups, refunds, nrefunds, RATE};
+		vox_billing_plan p;
+		vox_billing_plan_batch(&in, &p);
+		for (size_t r = 0; r < p.nledger; r++) {
+			const vox_ledger_row *row = &p.ledger[r];
+			const vox_wallet *w = &log->wallets[row->wallet];
+			/* invariant 1: the chain has no gaps */
+			assert_int_equal(row->after, row->before + row->amount);
+			/* invariant 2: a charge never goes below -debt_limit */
+			if (row->type == VOX_LEDGER_DEDUCTION)
+				assert_true(row->after >= -w->debt_limit ||
+					    row->amount == 0);
+			log->ledger_sum[row->wallet] += row->amount;
+			log->nledger++;
+		}
+		for (size_t c = 0; c < p.ncharges; c++)
+			charged[i + p.charges[c].item] =
+				p.charges[c].deducted + p.charges[c].shortfall;
+		/* what the store learns from this batch */
+		for (size_t k = 0; k < b; k++) {
+			const vox_event *ev = &evs[i + k];
+			log->outcomes[i + k] = p.outcomes[k];
+			if (p.outcomes[k] != VOX_BILL_APPLIED)
+				continue;
+			if (ev->kind == VOX_CALL_ENDED) {
+				calls[ncalls++] = (vox_known_call){ev->u.call_ended.call_id,
+					ev->u.call_ended.org_id, ev->u.call_ended.duration_seconds};
+			} else if (ev->kind == VOX_PAYMENT_SUCCEEDED) {
+				topups[ntopups++] = (vox_known_topup){
+					ev->u.payment_succeeded.stripe_payment_intent_id,
+					ev->u.payment_succeeded.org_id,
+					ev->u.payment_succeeded.amount_pence, 0};
+			} else if (ev->kind == VOX_PAYMENT_REFUNDED) {
+				const vox_payment_refunded *rf = &ev->u.payment_refunded;
+				refunds[nrefunds++] = (vox_known_refund){rf->stripe_refund_id,
+					rf->stripe_payment_intent_id, rf->amount_pence};
+				for (size_t t = 0; t < ntopups; t++)
+					if (topups[t].payment_intent.len == rf->stripe_payment_intent_id.len &&
+					    memcmp(topups[t].payment_intent.ptr,
+						   rf->stripe_payment_intent_id.ptr,
+						   topups[t].payment_intent.len) == 0)
+						topups[t].refunded += rf->amount_pence;
+			}
+		}
+		vox_billing_plan_release(&p);
+		i += b;
+	}
+	for (int k = 0; k < NORG; k++) {
+		/* invariant 1: balance = opening + sum of the ledger */
+		assert_int_equal(log->wallets[k].balance, opening[k] + log->ledger_sum[k]);
+	}
+	/* invariant 3: every call charged exactly once, in full */
+	for (size_t i = 0; i < n; i++) {
+		if (evs[i].kind != VOX_CALL_ENDED || log->outcomes[i] != VOX_BILL_APPLIED)
+			continue;
+		assert_int_equal(charged[i], vox_billing_charge(
+			evs[i].u.call_ended.duration_seconds, RATE));
+		for (size_t j = 0; j < n; j++)
+			if (j != i && evs[j].kind == VOX_CALL_ENDED &&
+			    memcmp(evs[j].u.call_ended.call_id.s,
+				   evs[i].u.call_ended.call_id.s, 36) == 0)
+				assert_int_not_equal(log->outcomes[j], VOX_BILL_APPLIED);
+	}
+	/* invariant 4: credited once, refunds within the payment */
+	for (size_t t = 0; t < ntopups; t++) {
+		assert_true(topups[t].refunded <= topups[t].amount);
+		for (size_t u = t + 1; u < ntopups; u++)
+			assert_false(topups[t].payment_intent.len == topups[u].payment_intent.len &&
+				     memcmp(topups[t].payment_intent.ptr, topups[u].payment_intent.ptr,
+					    topups[t].payment_intent.len) == 0);
+	}
+}
+
+static void test_invariants_over_generated_streams(void **state)
+{
+	(void)state;
+	static vox_event evs[NEV];
+	for (int round = 0; round < 50; round++) {
+		gen_stream(evs, NEV);
+		uint64_t seed = rng;
+		outcome_log one, batched, random_batches;
+		rng = seed;
+		run_stream(evs, NEV, 1, &one);
+		rng = seed;
+		run_stream(evs, NEV, 64, &batched);
+		rng = seed;
+		run_stream(evs, NEV, 0, &random_batches);
+		/* a batch behaves exactly like its events one at a time */
+		for (int k = 0; k < NORG; k++) {
+			assert_int_equal(one.wallets[k].balance, batched.wallets[k].balance);
+			assert_int_equal(one.wallets[k].unbilled, batched.wallets[k].unbilled);
+			assert_int_equal(one.wallets[k].balance, random_batches.wallets[k].balance);
+		}
+		assert_memory_equal(one.outcomes, batched.outcomes, sizeof(one.outcomes));
+		assert_memory_equal(one.outcomes, random_batches.outcomes, sizeof(one.outcomes));
+		assert_int_equal(one.nledger, random_batches.nledger);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_charge_table),
+		cmocka_unit_test(test_zero_second_call_writes_no_ledger_row),
+		cmocka_unit_test(test_charge_over_the_debt_limit_records_shortfall),
+		cmocka_unit_test(test_exact_fit_at_the_floor),
+		cmocka_unit_test(test_duplicates_and_conflicts),
+		cmocka_unit_test(test_refunds_are_capped_and_applied_in_full),
+		cmocka_unit_test(test_unknown_org),
+		cmocka_unit_test(test_low_balance_alert_once_per_crossing),
+		cmocka_unit_test(test_alert_ids_are_deterministic),
+		cmocka_unit_test(test_invariants_over_generated_streams),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
