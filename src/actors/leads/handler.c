@@ -1,0 +1,415 @@
+/*
+ * handler.c - how vox-leads applies a batch of lead.scored events, with a
+ * fixed number of set-based statements whatever the batch size:
+ *
+ *   1. orgs      which orgs exist, and each one's hot threshold (the
+ *                deployment's VOX_HOT_LEAD_THRESHOLD, or the org's
+ *                org_feature_flags row 'hot_lead_threshold')
+ *   2. create    contacts for events that name a phone and no contact_id
+ *                (ON CONFLICT (org_id, phone) DO NOTHING)
+ *   3. resolve   every event's contact: by contact_id in its org, else by
+ *                (org, phone)
+ *   4. scores    one update per contact with the batch's newest score; a
+ *                stored newer score is never overwritten
+ *   5. alerts    hot_lead_alerts rows, unique per (org, contact, call):
+ *                only rows actually inserted are emitted, through the
+ *                outbox, with the row id as alert_id and Nats-Msg-Id
+ *   6. processed one processed_webhook_events row per applied event
+ */
+#include "core/common.h"
+
+#include "actors/leads/leads.h"
+#include "actors/leads/rules.h"
+#include "core/codec.h"
+#include "io/log.h"
+#include "io/pg.h"
+
+typedef struct resolved {
+	char contact[37]; /* "" when not found */
+	vox_str phone;    /* the contact's phone (into a PGresult) */
+	vox_str name;     /* the contact's first name */
+	int64_t threshold;
+	bool org_ok;
+} resolved;
+
+static PGresult *run(PGconn *c, const char *sql, int n, const char *const *p,
+		     vox_status *st)
+{
+	PGresult *r = PQexecParams(c, sql, n, NULL, p, NULL, NULL, 0);
+	*st = vox_pg_status(c, r);
+	if (*st != VOX_OK) {
+		PQclear(r);
+		return NULL;
+	}
+	return r;
+}
+
+static void ts_text(const vox_time *t, char out[64])
+{
+	vox_time_rfc3339(t, out);
+}
+
+static vox_status orgs_and_thresholds(PGconn *c, vox_item *items, size_t n,
+				      int64_t def, resolved *res)
+{
+	vox_pg_array orgs;
+	vox_status st;
+	char defbuf[32];
+	vox_pg_array_init(&orgs);
+	for (size_t i = 0; i < n; i++)
+		vox_pg_array_str(&orgs, items[i].ev.u.lead_scored.org_id.s, 36);
+	snprintf(defbuf, sizeof(defbuf), "%" PRId64, def);
+	const char *p[2] = {vox_pg_array_text(&orgs), defbuf};
+	PGresult *r = run(c,
+		"SELECT o.id, COALESCE(CASE WHEN f.value #>> '{}' ~ '^[0-9]{1,3}$'"
+		" THEN (f.value #>> '{}')::int END, $2::int)"
+		" FROM organizations o LEFT JOIN org_feature_flags f"
+		" ON f.org_id = o.id AND f.flag_name = 'hot_lead_threshold' AND f.enabled"
+		" WHERE o.id = ANY($1::uuid[])",
+		2, p, &st);
+	vox_pg_array_release(&orgs);
+	if (!r)
+		return st;
+	for (size_t i = 0; i < n; i++) {
+		const char *org = items[i].ev.u.lead_scored.org_id.s;
+		for (int k = 0; k < PQntuples(r); k++) {
+			if (strcmp(PQgetvalue(r, k, 0), org) == 0) {
+				res[i].org_ok = true;
+				res[i].threshold = strtoll(PQgetvalue(r, k, 1), NULL, 10);
+			}
+		}
+		if (!res[i].org_ok)
+			vox_item_reject(&items[i], VOX_E_UNKNOWN_ORG,
+					"org_id: no such organization");
+	}
+	PQclear(r);
+	return VOX_OK;
+}
+
+static vox_status create_contacts(PGconn *c, const vox_item *items, size_t n)
+{
+	vox_pg_array orgs, phones, names;
+	vox_status st;
+	size_t count = 0;
+	vox_pg_array_init(&orgs);
+	vox_pg_array_init(&phones);
+	vox_pg_array_init(&names);
+	for (size_t i = 0; i < n; i++) {
+		const vox_lead_scored *e = &items[i].ev.u.lead_scored;
+		if (items[i].result != VOX_OK || e->contact_id.s[0] || !e->phone.ptr)
+			continue;
+		vox_pg_array_str(&orgs, e->org_id.s, 36);
+		vox_pg_array_str(&phones, e->phone.ptr, e->phone.len);
+		if (e->lead_name.ptr)
+			vox_pg_array_str(&names, e->lead_name.ptr, e->lead_name.len);
+		else
+			vox_pg_array_str(&names, "", 0);
+		count++;
+	}
+	st = VOX_OK;
+	if (count) {
+		const char *p[3] = {vox_pg_array_text(&orgs), vox_pg_array_text(&phones),
+				    vox_pg_array_text(&names)};
+		PGresult *r = run(c,
+			"INSERT INTO contacts (org_id, phone, first_name)"
+			" SELECT DISTINCT ON (o, ph) o, ph, nm"
+			" FROM unnest($1::uuid[], $2::text[], $3::text[]) AS t(o, ph, nm)"
+			" ORDER BY o, ph"
+			" ON CONFLICT (org_id, phone) DO NOTHING",
+			3, p, &st);
+		PQclear(r);
+	}
+	vox_pg_array_release(&orgs);
+	vox_pg_array_release(&phones);
+	vox_pg_array_release(&names);
+	return st;
+}
+
+/* Resolve every event's contact; the result keeps the views alive. */
+static vox_status resolve_contacts(PGconn *c, vox_item *items, size_t n,
+				   resolved *res, PGresult **keep)
+{
+	vox_pg_array orgs, ids, phones;
+	vox_status st;
+	vox_pg_array_init(&orgs);
+	vox_pg_array_init(&ids);
+	vox_pg_array_init(&phones);
+	for (size_t i = 0; i < n; i++) {
+		const vox_lead_scored *e = &items[i].ev.u.lead_scored;
+		vox_pg_array_str(&orgs, e->org_id.s, 36);
+		if (e->contact_id.s[0])
+			vox_pg_array_str(&ids, e->contact_id.s, 36);
+		else
+			vox_pg_array_null(&ids);
+		if (e->phone.ptr)
+			vox_pg_array_str(&phones, e->phone.ptr, e->phone.len);
+		else
+			vox_pg_array_null(&phones);
+	}
+	const char *p[3] = {vox_pg_array_text(&orgs), vox_pg_array_text(&ids),
+			    vox_pg_array_text(&phones)};
+	PGresult *r = run(c,
+		"SELECT t.ord, k.id, k.phone, k.first_name"
+		" FROM unnest($1::uuid[], $2::uuid[], $3::text[]) WITH ORDINALITY"
+		"  AS t(o, cid, ph, ord)"
+		" LEFT JOIN LATERAL (SELECT id, phone, first_name FROM contacts c"
+		"  WHERE c.org_id = t.o AND (c.id = t.cid OR c.phone = t.ph)"
+		"  ORDER BY (c.id = t.cid) IS TRUE DESC LIMIT 1) k ON true"
+		" ORDER BY t.ord",
+		3, p, &st);
+	vox_pg_array_release(&orgs);
+	vox_pg_array_release(&ids);
+	vox_pg_array_release(&phones);
+	if (!r)
+		return st;
+	for (int k = 0; k < PQntuples(r) && (size_t)k < n; k++) {
+		if (PQgetisnull(r, k, 1)) {
+			if (items[k].result == VOX_OK)
+				vox_item_reject(&items[k], VOX_E_NOT_FOUND,
+						"contact_id: no such contact in this org,"
+						" and no phone to create one");
+			continue;
+		}
+		snprintf(res[k].contact, sizeof(res[k].contact), "%s",
+			 PQgetvalue(r, k, 1));
+		res[k].phone = (vox_str){PQgetvalue(r, k, 2),
+					 (size_t)PQgetlength(r, k, 2)};
+		res[k].name = (vox_str){PQgetvalue(r, k, 3),
+					(size_t)PQgetlength(r, k, 3)};
+	}
+	*keep = r;
+	return VOX_OK;
+}
+
+/* One update per contact: the batch's newest score (stream order breaks
+ * ties), applied only over an older stored score. */
+static vox_status update_scores(PGconn *c, const vox_item *items, size_t n,
+				const resolved *res)
+{
+	vox_pg_array ids, scores, statuses, ats;
+	vox_status st = VOX_OK;
+	size_t count = 0;
+	vox_pg_array_init(&ids);
+	vox_pg_array_init(&scores);
+	vox_pg_array_init(&statuses);
+	vox_pg_array_init(&ats);
+	for (size_t i = 0; i < n; i++) {
+		if (items[i].result != VOX_OK)
+			continue;
+		const vox_lead_scored *e = &items[i].ev.u.lead_scored;
+		bool beaten = false;
+		for (size_t j = 0; j < n && !beaten; j++) {
+			if (j == i || items[j].result != VOX_OK ||
+			    strcmp(res[j].contact, res[i].contact) != 0)
+				continue;
+			const vox_time *tj = &items[j].ev.u.lead_scored.scored_at;
+			/* j beats i if it is newer, or as new and later */
+			beaten = j > i ? vox_leads_newer(tj, &e->scored_at)
+				       : !vox_leads_newer(&e->scored_at, tj);
+		}
+		if (beaten)
+			continue;
+		char at[64];
+		const char *status = vox_leads_status_name(
+			vox_leads_status(e->lead_score, e->lead_status));
+		ts_text(&e->scored_at, at);
+		vox_pg_array_str(&ids, res[i].contact, 36);
+		vox_pg_array_int(&scores, e->lead_score);
+		vox_pg_array_str(&statuses, status, strlen(status));
+		vox_pg_array_str(&ats, at, strlen(at));
+		count++;
+	}
+	if (count) {
+		const char *p[4] = {vox_pg_array_text(&ids), vox_pg_array_text(&scores),
+				    vox_pg_array_text(&statuses), vox_pg_array_text(&ats)};
+		PGresult *r = run(c,
+			"UPDATE contacts c SET lead_score = t.s, lead_status = t.st,"
+			" lead_scored_at = t.at, updated_at = now()"
+			" FROM unnest($1::uuid[], $2::int[], $3::text[], $4::timestamptz[])"
+			"  AS t(id, s, st, at)"
+			" WHERE c.id = t.id"
+			" AND (c.lead_scored_at IS NULL OR c.lead_scored_at <= t.at)",
+			4, p, &st);
+		PQclear(r);
+	}
+	vox_pg_array_release(&ids);
+	vox_pg_array_release(&scores);
+	vox_pg_array_release(&statuses);
+	vox_pg_array_release(&ats);
+	return st;
+}
+
+/* The event an inserted alert row came from: the first hot event of the
+ * batch for that (contact, call), as the INSERT keeps the first in stream
+ * order. */
+static const vox_item *alert_source(const vox_item *items, size_t n,
+				    const resolved *res, const char *contact,
+				    const char *call)
+{
+	for (size_t i = 0; i < n; i++) {
+		const vox_lead_scored *e = &items[i].ev.u.lead_scored;
+		if (items[i].result == VOX_OK && e->lead_score >= res[i].threshold &&
+		    strcmp(res[i].contact, contact) == 0 &&
+		    strcmp(e->call_id.s, call) == 0)
+			return &items[i];
+	}
+	return NULL;
+}
+
+static vox_status insert_alerts(vox_tx *tx, const vox_item *items, size_t n,
+				const resolved *res)
+{
+	PGconn *c = vox_tx_pg(tx);
+	vox_pg_array a[10];
+	vox_status st = VOX_OK;
+	size_t count = 0;
+	for (size_t i = 0; i < VOX_NELEM(a); i++)
+		vox_pg_array_init(&a[i]);
+	for (size_t i = 0; i < n; i++) {
+		const vox_lead_scored *e = &items[i].ev.u.lead_scored;
+		if (items[i].result != VOX_OK || e->lead_score < res[i].threshold)
+			continue;
+		char at[64];
+		const char *urgency = vox_leads_urgency(e->lead_score) == VOX_URGENCY_HIGH
+			? "high" : "medium";
+		vox_str name = e->lead_name.ptr ? e->lead_name : res[i].name;
+		ts_text(&e->scored_at, at);
+		vox_pg_array_str(&a[0], e->org_id.s, 36);
+		vox_pg_array_str(&a[1], res[i].contact, 36);
+		if (e->call_id.s[0])
+			vox_pg_array_str(&a[2], e->call_id.s, 36);
+		else
+			vox_pg_array_null(&a[2]);
+		if (name.len)
+			vox_pg_array_str(&a[3], name.ptr, name.len);
+		else
+			vox_pg_array_null(&a[3]);
+		vox_pg_array_str(&a[4], res[i].phone.ptr, res[i].phone.len);
+		vox_pg_array_int(&a[5], e->lead_score);
+		vox_pg_array_str(&a[6], urgency, strlen(urgency));
+		if (e->service_interest.ptr)
+			vox_pg_array_str(&a[7], e->service_interest.ptr, e->service_interest.len);
+		else
+			vox_pg_array_null(&a[7]);
+		if (e->summary.ptr)
+			vox_pg_array_str(&a[8], e->summary.ptr, e->summary.len);
+		else
+			vox_pg_array_null(&a[8]);
+		vox_pg_array_str(&a[9], at, strlen(at));
+		count++;
+	}
+	if (count == 0)
+		goto out;
+	const char *p[10];
+	for (size_t i = 0; i < VOX_NELEM(a); i++)
+		p[i] = vox_pg_array_text(&a[i]);
+	/* DO NOTHING also absorbs duplicates inside the batch; RETURNING
+	 * gives only the rows this transaction created */
+	PGresult *r = run(c,
+		"INSERT INTO hot_lead_alerts (org_id, contact_id, call_id, lead_name,"
+		" lead_phone, lead_score, urgency_level, service_interest, summary,"
+		" created_at)"
+		" SELECT o, ct, cl, nm, ph, sc, ur, si, su, at"
+		" FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[],"
+		"  $5::text[], $6::int[], $7::text[], $8::text[], $9::text[],"
+		"  $10::timestamptz[]) WITH ORDINALITY"
+		"  AS t(o, ct, cl, nm, ph, sc, ur, si, su, at, ord)"
+		/* one lock order for every instance; among duplicates the
+		 * first in stream order is the one inserted */
+		" ORDER BY o, ct, cl, ord"
+		" ON CONFLICT ON CONSTRAINT hot_lead_alerts_org_contact_call_key DO NOTHING"
+		" RETURNING id, contact_id, COALESCE(call_id::text, '')",
+		10, p, &st);
+	if (!r)
+		goto out;
+	for (int k = 0; k < PQntuples(r) && st == VOX_OK; k++) {
+		const vox_item *src = alert_source(items, n, res, PQgetvalue(r, k, 1),
+						   PQgetvalue(r, k, 2));
+		if (!src)
+			continue;
+		const vox_lead_scored *e = &src->ev.u.lead_scored;
+		const resolved *rs = &res[src - items];
+		vox_event ev;
+		memset(&ev, 0, sizeof(ev));
+		ev.kind = VOX_ALERT_HOT_LEAD;
+		vox_alert_hot_lead *h = &ev.u.hot_lead;
+		snprintf(h->alert_id.s, sizeof(h->alert_id.s), "%s", PQgetvalue(r, k, 0));
+		h->org_id = e->org_id;
+		memcpy(h->contact_id.s, rs->contact, sizeof(h->contact_id.s));
+		h->call_id = e->call_id;
+		h->lead_name = e->lead_name.ptr ? e->lead_name
+			: (rs->name.len ? rs->name : (vox_str){NULL, 0});
+		h->lead_phone = rs->phone;
+		h->lead_score = e->lead_score;
+		h->urgency_level = vox_leads_urgency(e->lead_score);
+		h->service_interest = e->service_interest;
+		h->summary = e->summary;
+		h->created_at = e->scored_at;
+		st = vox_tx_emit(tx, &ev);
+	}
+	PQclear(r);
+out:
+	for (size_t i = 0; i < VOX_NELEM(a); i++)
+		vox_pg_array_release(&a[i]);
+	return st;
+}
+
+static vox_status record_processed(PGconn *c, const vox_item *items, size_t n)
+{
+	vox_pg_array keys, orgs, data;
+	vox_status st = VOX_OK;
+	size_t count = 0;
+	vox_pg_array_init(&keys);
+	vox_pg_array_init(&orgs);
+	vox_pg_array_init(&data);
+	for (size_t i = 0; i < n; i++) {
+		if (items[i].result != VOX_OK)
+			continue;
+		const vox_lead_scored *e = &items[i].ev.u.lead_scored;
+		char key[200], json[64];
+		int k = snprintf(key, sizeof(key), "vox-leads:lead.scored:%.*s",
+				 (int)e->event_id.len, e->event_id.ptr);
+		vox_pg_array_str(&keys, key, (size_t)k);
+		vox_pg_array_str(&orgs, e->org_id.s, 36);
+		k = snprintf(json, sizeof(json), "{\"seq\":%" PRIu64 "}", items[i].stream_seq);
+		vox_pg_array_str(&data, json, (size_t)k);
+		count++;
+	}
+	if (count) {
+		const char *p[3] = {vox_pg_array_text(&keys), vox_pg_array_text(&orgs),
+				    vox_pg_array_text(&data)};
+		PGresult *r = run(c,
+			"INSERT INTO processed_webhook_events (event_id, event_type, org_id, event_data)"
+			" SELECT k, 'lead.scored', o, d"
+			" FROM unnest($1::text[], $2::uuid[], $3::jsonb[]) AS t(k, o, d)"
+			" ON CONFLICT (event_id) DO NOTHING",
+			3, p, &st);
+		PQclear(r);
+	}
+	vox_pg_array_release(&keys);
+	vox_pg_array_release(&orgs);
+	vox_pg_array_release(&data);
+	return st;
+}
+
+vox_status vox_leads_apply(void *ctx, vox_tx *tx, vox_item *items, size_t n)
+{
+	vox_leads_ctx *lc = ctx;
+	PGconn *c = vox_tx_pg(tx);
+	PGresult *keep = NULL;
+	resolved *res = vox_calloc(n ? n : 1, sizeof(*res));
+	vox_status st = orgs_and_thresholds(c, items, n, lc->cfg.hot_threshold, res);
+	if (st == VOX_OK)
+		st = create_contacts(c, items, n);
+	if (st == VOX_OK)
+		st = resolve_contacts(c, items, n, res, &keep);
+	if (st == VOX_OK)
+		st = update_scores(c, items, n, res);
+	if (st == VOX_OK)
+		st = insert_alerts(tx, items, n, res);
+	if (st == VOX_OK)
+		st = record_processed(c, items, n);
+	PQclear(keep);
+	free(res);
+	return st;
+}
