@@ -6,6 +6,13 @@
  */
 #include "core/common.h"
 
+#include <fcntl.h>
+#include <sodium.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/vault.h"
+#include "io/keyfile.h"
 #include "io/log.h"
 #include "io/migrate.h"
 #include "io/pg.h"
@@ -90,6 +97,116 @@ static int cmd_migrate(int argc, char **argv)
 	return code;
 }
 
+/* The key ring from VOX_VAULT_KEY_FILE or VOX_VAULT_KEYS (one of them). */
+static vox_status load_ring(vox_keyring **kr, char *err, size_t errlen)
+{
+	const char *file = getenv("VOX_VAULT_KEY_FILE");
+	const char *text = getenv("VOX_VAULT_KEYS");
+	if (file && *file)
+		return vox_keyfile_load(kr, file, err, errlen);
+	if (text && *text)
+		return vox_keyring_parse(kr, text, strlen(text), err, errlen);
+	snprintf(err, errlen, "set VOX_VAULT_KEY_FILE or VOX_VAULT_KEYS");
+	return VOX_E_USAGE;
+}
+
+/*
+ * keys generate: a new key, one version above the highest known. With
+ * VOX_VAULT_KEY_FILE set it is appended to that file (created 0600);
+ * otherwise the new "<version> <key>" line is printed for the operator to
+ * store. The new key becomes active (the highest version) unless the file
+ * names another with "active".
+ */
+static int keys_generate(void)
+{
+	char err[256], key[64], line[96];
+	vox_keyring *kr = NULL;
+	uint32_t version = 1;
+	const char *file = getenv("VOX_VAULT_KEY_FILE");
+	const char *text = getenv("VOX_VAULT_KEYS");
+	bool have = (file && *file && access(file, F_OK) == 0) || (text && *text);
+	if (have) {
+		vox_status st = load_ring(&kr, err, sizeof(err));
+		if (st != VOX_OK) {
+			fprintf(stderr, "voxctl keys: %s\n", err);
+			return EXIT_USAGE;
+		}
+		version = vox_keyring_version_at(kr, vox_keyring_count(kr) - 1) + 1;
+		vox_keyring_free(kr);
+	}
+	vox_vault_new_key_b64(key);
+	int n = snprintf(line, sizeof(line), "%u %s\n", version, key);
+	sodium_memzero(key, sizeof(key));
+	if (!(file && *file)) {
+		fputs(line, stdout);
+		sodium_memzero(line, sizeof(line));
+		return EXIT_OK;
+	}
+	int fd = open(file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	bool ok = fd >= 0 && write(fd, line, (size_t)n) == n;
+	sodium_memzero(line, sizeof(line));
+	if (fd >= 0)
+		close(fd);
+	if (!ok) {
+		fprintf(stderr, "voxctl keys: cannot write %s: %s\n", file, strerror(errno));
+		return EXIT_SERVER;
+	}
+	printf("key version %u added to %s\n", version, file);
+	return EXIT_OK;
+}
+
+/* keys status: the ring's versions and, with VOX_PG_DSN, how many
+ * credentials each version seals. Never prints a key. */
+static int keys_status(void)
+{
+	char err[512];
+	vox_keyring *kr = NULL;
+	if (load_ring(&kr, err, sizeof(err)) != VOX_OK) {
+		fprintf(stderr, "voxctl keys: %s\n", err);
+		return EXIT_USAGE;
+	}
+	printf("active key version: %u\n", vox_keyring_active(kr));
+	for (size_t i = 0; i < vox_keyring_count(kr); i++)
+		printf("key version %u\n", vox_keyring_version_at(kr, i));
+	int code = EXIT_OK;
+	const char *dsn = getenv("VOX_PG_DSN");
+	if (dsn && *dsn) {
+		PGconn *c = NULL;
+		vox_status st = vox_pg_connect(&c, dsn, err, sizeof(err));
+		if (st != VOX_OK) {
+			fprintf(stderr, "voxctl keys: %s\n", err);
+			code = exit_for(st);
+		} else {
+			PGresult *r = PQexec(c, "SELECT key_version, count(*) FROM"
+					     " org_credentials GROUP BY 1 ORDER BY 1");
+			if (vox_pg_status(c, r) == VOX_OK) {
+				for (int i = 0; i < PQntuples(r); i++) {
+					uint32_t v = (uint32_t)strtoul(PQgetvalue(r, i, 0), NULL, 10);
+					printf("credentials sealed with version %u: %s%s\n", v,
+					       PQgetvalue(r, i, 1),
+					       vox_keyring_has(kr, v) ? "" : " (key missing!)");
+				}
+			} else {
+				code = EXIT_SERVER;
+			}
+			PQclear(r);
+			PQfinish(c);
+		}
+	}
+	vox_keyring_free(kr);
+	return code;
+}
+
+static int cmd_keys(int argc, char **argv)
+{
+	if (argc == 2 && strcmp(argv[1], "generate") == 0)
+		return keys_generate();
+	if (argc == 2 && strcmp(argv[1], "status") == 0)
+		return keys_status();
+	fprintf(stderr, "usage: voxctl keys generate|status\n");
+	return EXIT_USAGE;
+}
+
 static const command commands[] = {
 	{"migrate", cmd_migrate, "apply the database migrations",
 	 "voxctl migrate [--status]\n\n"
@@ -97,6 +214,16 @@ static const command commands[] = {
 	 "its own transaction; safe to run concurrently and to re-run.\n"
 	 "--status lists each migration as applied, pending or changed.\n\n"
 	 "Environment:\n  VOX_PG_DSN  PostgreSQL connection string (required)\n"},
+	{"keys", cmd_keys, "manage vox-vault's master keys",
+	 "voxctl keys generate|status\n\n"
+	 "generate  add a new key, one version above the highest, to\n"
+	 "          VOX_VAULT_KEY_FILE (created 0600), or print its line when\n"
+	 "          no file is set; the highest version is the active one\n"
+	 "status    list the key versions, the active one, and (with\n"
+	 "          VOX_PG_DSN) how many credentials each version seals\n\n"
+	 "Environment:\n  VOX_VAULT_KEY_FILE  key file (mode 0600)\n"
+	 "  VOX_VAULT_KEYS      the key ring itself, if no file\n"
+	 "  VOX_PG_DSN          PostgreSQL connection string (status)\n"},
 };
 
 static void usage(FILE *f)
