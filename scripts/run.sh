@@ -39,6 +39,13 @@ trap 'exit 0' INT TERM
 
 "$bin/voxctl" migrate
 
+# vox-vault's master keys: a private key file under ./var unless the
+# caller brings its own ring.
+if [ -z "${VOX_VAULT_KEYS:-}" ] && [ -z "${VOX_VAULT_KEY_FILE:-}" ]; then
+  export VOX_VAULT_KEY_FILE=$var/vault.keys
+  [ -s "$VOX_VAULT_KEY_FILE" ] || "$bin/voxctl" keys generate
+fi
+
 for a in "${actors[@]}"; do
   setsid "$bin/$a" 2>>"$var/log/$a.log" &
   pids+=($!)

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "actors/vault/vault_actor.h"
 #include "core/vault.h"
 #include "io/keyfile.h"
 #include "io/log.h"
@@ -197,13 +198,44 @@ static int keys_status(void)
 	return code;
 }
 
+/* keys rotate: re-seal every credential with the active key, in small
+ * transactions, while vox-vault keeps serving. */
+static int keys_rotate(void)
+{
+	char err[512];
+	vox_keyring *kr = NULL;
+	PGconn *c = NULL;
+	int rotated = 0;
+	if (load_ring(&kr, err, sizeof(err)) != VOX_OK) {
+		fprintf(stderr, "voxctl keys: %s\n", err);
+		return EXIT_USAGE;
+	}
+	const char *dsn = require_env("VOX_PG_DSN");
+	if (!dsn) {
+		vox_keyring_free(kr);
+		return EXIT_USAGE;
+	}
+	vox_status st = vox_pg_connect(&c, dsn, err, sizeof(err));
+	if (st == VOX_OK)
+		st = vox_vault_rotate(c, kr, 100, &rotated, err, sizeof(err));
+	printf("rotated %d credential%s to key version %u\n", rotated,
+	       rotated == 1 ? "" : "s", vox_keyring_active(kr));
+	if (st != VOX_OK)
+		fprintf(stderr, "voxctl keys: %s\n", err);
+	PQfinish(c);
+	vox_keyring_free(kr);
+	return exit_for(st);
+}
+
 static int cmd_keys(int argc, char **argv)
 {
 	if (argc == 2 && strcmp(argv[1], "generate") == 0)
 		return keys_generate();
 	if (argc == 2 && strcmp(argv[1], "status") == 0)
 		return keys_status();
-	fprintf(stderr, "usage: voxctl keys generate|status\n");
+	if (argc == 2 && strcmp(argv[1], "rotate") == 0)
+		return keys_rotate();
+	fprintf(stderr, "usage: voxctl keys generate|status|rotate\n");
 	return EXIT_USAGE;
 }
 
@@ -215,15 +247,18 @@ static const command commands[] = {
 	 "--status lists each migration as applied, pending or changed.\n\n"
 	 "Environment:\n  VOX_PG_DSN  PostgreSQL connection string (required)\n"},
 	{"keys", cmd_keys, "manage vox-vault's master keys",
-	 "voxctl keys generate|status\n\n"
+	 "voxctl keys generate|status|rotate\n\n"
 	 "generate  add a new key, one version above the highest, to\n"
 	 "          VOX_VAULT_KEY_FILE (created 0600), or print its line when\n"
 	 "          no file is set; the highest version is the active one\n"
 	 "status    list the key versions, the active one, and (with\n"
-	 "          VOX_PG_DSN) how many credentials each version seals\n\n"
+	 "          VOX_PG_DSN) how many credentials each version seals\n"
+	 "rotate    re-seal every credential with the active key, 100 per\n"
+	 "          transaction, while vox-vault keeps serving; then the old\n"
+	 "          keys can be removed from the ring\n\n"
 	 "Environment:\n  VOX_VAULT_KEY_FILE  key file (mode 0600)\n"
 	 "  VOX_VAULT_KEYS      the key ring itself, if no file\n"
-	 "  VOX_PG_DSN          PostgreSQL connection string (status)\n"},
+	 "  VOX_PG_DSN          PostgreSQL connection string (status, rotate)\n"},
 };
 
 static void usage(FILE *f)

@@ -1,5 +1,5 @@
 /*
- * Integration: `voxctl keys generate|status` on real files and a real
+ * Integration: `voxctl keys generate|status|rotate` on real files and a real
  * database. The key file is created 0600 and grows one version at a time,
  * status never prints key material, counts the credentials sealed with
  * each version, and a key file others can read is refused.
@@ -11,6 +11,8 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <sodium.h>
 
 #include "core/vault.h"
 #include "harness.h"
@@ -84,6 +86,54 @@ static void test_generate_and_status(void **state)
 		assert_null(strstr(out, key));
 	}
 	fclose(fp);
+
+	/* rotate: a credential sealed with key 1 ends sealed with key 2 */
+	c = th_pg_connect(dsn);
+	th_pg_ok(c, "DELETE FROM org_credentials");
+	fp = fopen(file, "r");
+	assert_non_null(fgets(line, sizeof(line), fp)); /* "1 <key1>" */
+	fclose(fp);
+	vox_keyring *old = NULL;
+	assert_int_equal(vox_keyring_parse(&old, line, strlen(line), err, sizeof(err)),
+			 VOX_OK);
+	vox_cred_ad ad = {"5e4d3c2b-1a0f-4e9d-8c7b-6a5f4e3d2c1b", "twilio", "default"};
+	uint8_t blob[128];
+	uint32_t v = 0;
+	assert_int_equal(vox_vault_seal(old, &ad, (const uint8_t *)"tok-123", 7, blob,
+					sizeof(blob), &v), VOX_OK);
+	assert_int_equal(v, 1);
+	char hex[300];
+	for (size_t i = 0; i < vox_vault_sealed_len(7); i++)
+		snprintf(hex + 2 * i, 3, "%02x", blob[i]);
+	const char *params[1] = {hex};
+	PGresult *r = PQexecParams(c, "INSERT INTO org_credentials (org_id, provider,"
+		" encrypted_config, key_version) VALUES"
+		" ('5e4d3c2b-1a0f-4e9d-8c7b-6a5f4e3d2c1b', 'twilio', decode($1, 'hex'), 1)",
+		1, NULL, params, NULL, NULL, 0);
+	assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+	PQclear(r);
+	assert_int_equal(voxctl(env, "keys rotate", out, sizeof(out)), 0);
+	assert_non_null(strstr(out, "rotated 1 credential to key version 2"));
+	r = PQexec(c, "SELECT key_version, encrypted_config FROM org_credentials");
+	assert_int_equal(PQntuples(r), 1);
+	assert_string_equal(PQgetvalue(r, 0, 0), "2");
+	size_t blen = 0;
+	unsigned char *stored = PQunescapeBytea((const unsigned char *)PQgetvalue(r, 0, 1), &blen);
+	uint8_t *plain = NULL;
+	size_t plen = 0;
+	assert_int_equal(vox_vault_open(kr, &ad, stored, blen, &plain, &plen, err,
+					sizeof(err)), VOX_OK);
+	assert_int_equal(plen, 7);
+	assert_memory_equal(plain, "tok-123", 7);
+	/* and the old key alone no longer opens it */
+	uint8_t *p2 = NULL;
+	assert_int_equal(vox_vault_open(old, &ad, stored, blen, &p2, &plen, err,
+					sizeof(err)), VOX_E_CRYPTO);
+	sodium_free(plain);
+	PQfreemem(stored);
+	PQclear(r);
+	PQfinish(c);
+	vox_keyring_free(old);
 	vox_keyring_free(kr);
 
 	/* a key file others can read is refused */

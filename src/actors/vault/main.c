@@ -1,16 +1,124 @@
 /*
- * vox-vault - encrypted provider credentials for each organization.
- * Wiring only: the actor shell (io/actor.c) owns the lifecycle.
+ * vox-vault - encrypted provider credentials for each organization:
+ * answers credentials.put/get/list/delete.<org>. Wiring only: the actor
+ * shell (io/actor.c) owns the lifecycle, store.c the SQL and the envelope,
+ * core/vault.c the cryptography.
  */
 #include "core/common.h"
 
+#include <sodium.h>
+
+#include "actors/vault/vault_actor.h"
 #include "io/actor.h"
+#include "io/keyfile.h"
+#include "io/log.h"
+
+#define VC(f) offsetof(vox_vault_config, f)
+
+static const vox_cfg_var vault_vars[] = {
+	{"VOX_VAULT_KEYS", VOX_CFG_SECRET, "", 0, 0, NULL, VC(keys),
+	 "the key ring itself: lines \"<version> <base64 key>\", optionally"
+	 " \"active <version>\" (set this or VOX_VAULT_KEY_FILE)"},
+	{"VOX_VAULT_KEY_FILE", VOX_CFG_STR, "", 0, 0, NULL, VC(key_file),
+	 "path of a key ring file, mode 0600 or stricter (set this or"
+	 " VOX_VAULT_KEYS)"},
+};
+
+static vox_vault_ctx vault;
+
+static vox_status setup(vox_actor *a, void *ctx)
+{
+	vox_vault_ctx *vc = ctx;
+	char err[256] = "";
+	vox_status st;
+	vc->dsn = vox_actor_cfg(a)->pg_dsn;
+	if (vc->cfg.keys[0]) {
+		/* the text stays in the environment: wipe it once parsed */
+		size_t n = strlen(vc->cfg.keys);
+		st = vox_keyring_parse(&vc->ring, vc->cfg.keys, n, err, sizeof(err));
+		sodium_memzero((void *)(uintptr_t)vc->cfg.keys, n);
+	} else {
+		st = vox_keyfile_load(&vc->ring, vc->cfg.key_file, err, sizeof(err));
+	}
+	if (st != VOX_OK) {
+		vox_error("msg=\"cannot load the key ring\" source=%s error=\"%s\"",
+			  vc->cfg.keys[0] || !vc->cfg.key_file[0] ? "VOX_VAULT_KEYS"
+								   : "VOX_VAULT_KEY_FILE",
+			  err);
+		return st;
+	}
+	vox_info("msg=\"key ring loaded\" keys=%zu active_version=%" PRIu32,
+		 vox_keyring_count(vc->ring), vox_keyring_active(vc->ring));
+	static const struct {
+		const char *name, *subject;
+		vox_endpoint_fn fn;
+	} eps[] = {
+		{"put", "credentials.put.*", vox_vault_put},
+		{"get", "credentials.get.*", vox_vault_get},
+		{"list", "credentials.list.*", vox_vault_list},
+		{"delete", "credentials.delete.*", vox_vault_delete},
+	};
+	for (size_t i = 0; i < VOX_NELEM(eps); i++) {
+		st = vox_service_add_endpoint(vox_actor_service(a), eps[i].name,
+					      eps[i].subject, eps[i].fn, vc);
+		if (st != VOX_OK)
+			return st;
+	}
+	return VOX_OK;
+}
+
+static void teardown(vox_actor *a, void *ctx)
+{
+	vox_vault_ctx *vc = ctx;
+	/* drain the endpoints first: no request may run past the ring */
+	vox_service_stop(vox_actor_service(a));
+	for (size_t i = 0; i < VOX_VAULT_EP_COUNT; i++) {
+		pthread_mutex_lock(&vc->conns[i].lock);
+		PQfinish(vc->conns[i].pg);
+		vc->conns[i].pg = NULL;
+		pthread_mutex_unlock(&vc->conns[i].lock);
+	}
+	vox_keyring_free(vc->ring);
+	vc->ring = NULL;
+}
+
+/* Exactly one of the two key sources; checked before the shell starts so
+ * that a mistake is a configuration error (exit 2). */
+static bool key_source_ok(void)
+{
+	const char *k = getenv("VOX_VAULT_KEYS");
+	const char *f = getenv("VOX_VAULT_KEY_FILE");
+	bool has_k = k && *k, has_f = f && *f;
+	if (has_k != has_f)
+		return true;
+	fprintf(stderr, "vox-vault: bad configuration:\n"
+			"VOX_VAULT_KEYS, VOX_VAULT_KEY_FILE: set exactly one of the two%s\n",
+		has_k ? " (both are set)" : "");
+	return false;
+}
 
 int main(int argc, char **argv)
 {
 	static const vox_actor_def def = {
 		.name = "vox-vault",
 		.description = "Encrypted provider credentials for each organization",
+		.vars = vault_vars,
+		.nvars = VOX_NELEM(vault_vars),
+		.cfg = &vault.cfg,
+		.setup = setup,
+		.teardown = teardown,
+		.ctx = &vault,
 	};
-	return vox_actor_main(&def, argc, argv);
+	if (argc == 1 && !key_source_ok())
+		return 2;
+	if (sodium_init() < 0) {
+		fprintf(stderr, "vox-vault: libsodium cannot be initialised\n");
+		return 1;
+	}
+	vox_vault_ctx_init(&vault);
+	int code = vox_actor_main(&def, argc, argv);
+	vox_keyring_free(vault.ring);
+	vault.ring = NULL;
+	vox_vault_ctx_release(&vault);
+	return code;
 }

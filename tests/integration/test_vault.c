@@ -1,0 +1,1005 @@
+/*
+ * Integration: the vox-vault actor against real servers. Every test has its
+ * own nats-server and its own migrated database, spawns vox-vault with a key
+ * ring in VOX_VAULT_KEYS and talks to it by request-reply: the round trip,
+ * the sealed-box reply, rows that must not open (copied to another org, a
+ * flipped byte), the refusals, the audit trail without secrets, and a key
+ * rotation (vox_vault_rotate, linked in) while readers keep reading.
+ */
+#include "core/common.h"
+
+#include <setjmp.h>
+#include <cmocka.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <msgpack.h>
+#include <sodium.h>
+
+#include "actors/vault/vault_actor.h"
+#include "harness.h"
+#include "io/migrate.h"
+
+#define ORG_A "a0000000-0000-4000-8000-00000000000a"
+#define ORG_B "b0000000-0000-4000-8000-00000000000b"
+#define ORG_C "c0000000-0000-4000-8000-00000000000c"
+#define ORG_X "e0000000-0000-4000-8000-0000000000ee" /* never inserted */
+#define SECRET "sk_live_7f3e9a2b-TOP-SECRET-d41d8cd98f00"
+
+/* ---- fixture ------------------------------------------------------------ */
+
+typedef struct fixture {
+	th_nats nats;
+	char dsn[512];
+	char env_url[128];
+	char env_dsn[600];
+	char key1[64], key2[64]; /* base64 master keys */
+	char ring1[200];         /* "1 <key1>" */
+	char ring12[300];        /* "1 <key1>\n2 <key2>\nactive 2" */
+	pid_t actor;
+	char log[600];
+	int nlogs;
+	char logs[8][600]; /* every log this test wrote, for the secret grep */
+	natsConnection *nc;
+	PGconn *db;
+	int run;
+} fixture;
+
+static int run_counter;
+
+static int setup(void **state)
+{
+	fixture *f = vox_calloc(1, sizeof(*f));
+	uint8_t k[32];
+	assert_true(sodium_init() >= 0);
+	f->run = run_counter++;
+	th_nats_start(&f->nats);
+	th_pg_create_db("vault", f->dsn, sizeof(f->dsn));
+	f->db = th_pg_connect(f->dsn);
+	vox_buf err;
+	vox_buf_init(&err);
+	int applied = 0;
+	assert_int_equal(vox_migrate_apply(f->db, vox_migrations, vox_migrations_count,
+					   &applied, &err), VOX_OK);
+	vox_buf_release(&err);
+	snprintf(f->env_url, sizeof(f->env_url), "VOX_NATS_URL=%s", f->nats.url);
+	snprintf(f->env_dsn, sizeof(f->env_dsn), "VOX_PG_DSN=%s", f->dsn);
+	randombytes_buf(k, sizeof(k));
+	sodium_bin2base64(f->key1, sizeof(f->key1), k, sizeof(k),
+			  sodium_base64_VARIANT_ORIGINAL);
+	randombytes_buf(k, sizeof(k));
+	sodium_bin2base64(f->key2, sizeof(f->key2), k, sizeof(k),
+			  sodium_base64_VARIANT_ORIGINAL);
+	snprintf(f->ring1, sizeof(f->ring1), "1 %s\n", f->key1);
+	snprintf(f->ring12, sizeof(f->ring12), "# rotation\n1 %s\n2 %s\nactive 2\n",
+		 f->key1, f->key2);
+	natsOptions *no = NULL;
+	natsOptions_Create(&no);
+	natsOptions_SetURL(no, f->nats.url);
+	natsOptions_SetMaxReconnect(no, -1);
+	natsOptions_SetReconnectWait(no, 100);
+	assert_int_equal(natsConnection_Connect(&f->nc, no), NATS_OK);
+	natsOptions_Destroy(no);
+	*state = f;
+	return 0;
+}
+
+/* Stops everything, also after a failed assertion. */
+static int teardown(void **state)
+{
+	fixture *f = *state;
+	if (!f)
+		return 0;
+	if (f->actor > 0)
+		th_stop(f->actor, SIGKILL, 5000);
+	natsConnection_Destroy(f->nc);
+	th_nats_stop(&f->nats);
+	PQfinish(f->db);
+	free(f);
+	return 0;
+}
+
+/* memmem without _GNU_SOURCE. */
+static const void *mem_find(const void *hay, size_t n, const void *needle, size_t m)
+{
+	const char *h = hay;
+	if (m == 0 || n < m)
+		return NULL;
+	for (size_t i = 0; i + m <= n; i++)
+		if (h[i] == *(const char *)needle && memcmp(h + i, needle, m) == 0)
+			return h + i;
+	return NULL;
+}
+
+static int count_in_log(const char *path, const char *needle)
+{
+	FILE *fp = fopen(path, "r");
+	char line[4096];
+	int n = 0;
+	if (!fp)
+		return 0;
+	while (fgets(line, sizeof(line), fp))
+		if (strstr(line, needle))
+			n++;
+	fclose(fp);
+	return n;
+}
+
+/* The whole file contains needle (binary-safe). */
+static bool file_contains(const char *path, const char *needle)
+{
+	FILE *fp = fopen(path, "rb");
+	if (!fp)
+		return false;
+	vox_buf b;
+	vox_buf_init(&b);
+	char chunk[4096];
+	size_t n;
+	while ((n = fread(chunk, 1, sizeof(chunk), fp)) > 0)
+		vox_buf_append(&b, chunk, n);
+	fclose(fp);
+	bool found = b.len && mem_find(b.data, b.len, needle, strlen(needle)) != NULL;
+	vox_buf_release(&b);
+	return found;
+}
+
+/* Spawn vox-vault with the given extra "K=V" settings (NULL-ended list
+ * of up to 3); returns its pid without waiting. */
+static pid_t spawn_vault(fixture *f, const char *const *extra)
+{
+	char *env[8];
+	static char xs[3][600];
+	int k = 0;
+	env[k++] = f->env_url;
+	env[k++] = f->env_dsn;
+	for (int i = 0; extra && extra[i] && i < 3; i++) {
+		snprintf(xs[i], sizeof(xs[i]), "%s", extra[i]);
+		env[k++] = xs[i];
+	}
+	env[k] = NULL;
+	snprintf(f->log, sizeof(f->log), "%s/vault-%ld-%d-%d.log", th_env("VOX_TEST_TMP"),
+		 (long)getpid(), f->run, f->nlogs);
+	if (f->nlogs < 8)
+		snprintf(f->logs[f->nlogs++], sizeof(f->logs[0]), "%s", f->log);
+	return th_spawn("vox-vault", env, f->log);
+}
+
+/* Start vox-vault with ring as VOX_VAULT_KEYS and wait until it serves. */
+static void start_vault(fixture *f, const char *ring)
+{
+	char keys[400];
+	snprintf(keys, sizeof(keys), "VOX_VAULT_KEYS=%s", ring);
+	const char *extra[] = {keys, NULL};
+	f->actor = spawn_vault(f, extra);
+	for (int t = 0; t < 200; t++) {
+		if (count_in_log(f->log, "msg=\"started\"") >= 1)
+			return;
+		int ws;
+		if (waitpid(f->actor, &ws, WNOHANG) == f->actor) {
+			f->actor = 0;
+			fail_msg("vox-vault exited at start (see %s)", f->log);
+		}
+		th_sleep_ms(100);
+	}
+	fail_msg("vox-vault did not start (see %s)", f->log);
+}
+
+static void stop_vault(fixture *f)
+{
+	int ws = th_stop(f->actor, SIGTERM, 10000);
+	f->actor = 0;
+	assert_true(WIFEXITED(ws));
+	assert_int_equal(WEXITSTATUS(ws), 0);
+}
+
+static void add_org(fixture *f, const char *id)
+{
+	char sql[512];
+	snprintf(sql, sizeof(sql),
+		 "INSERT INTO organizations (id, name, email) VALUES ('%s',"
+		 " 'org %.8s', 'vault+%.8s@example.com')", id, id, id);
+	th_pg_ok(f->db, sql);
+}
+
+static long long sql_int(fixture *f, const char *fmt, ...) VOX_PRINTF(2, 3);
+static long long sql_int(fixture *f, const char *fmt, ...)
+{
+	char sql[2048];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(sql, sizeof(sql), fmt, ap);
+	va_end(ap);
+	return th_pg_int(f->db, sql);
+}
+
+static void sql_ok(fixture *f, const char *fmt, ...) VOX_PRINTF(2, 3);
+static void sql_ok(fixture *f, const char *fmt, ...)
+{
+	char sql[2048];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(sql, sizeof(sql), fmt, ap);
+	va_end(ap);
+	th_pg_ok(f->db, sql);
+}
+
+/* ---- requests ----------------------------------------------------------- */
+
+/* A request body under construction. */
+typedef struct body {
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+} body;
+
+static void body_init(body *b, uint32_t nkeys)
+{
+	msgpack_sbuffer_init(&b->sb);
+	msgpack_packer_init(&b->pk, &b->sb, msgpack_sbuffer_write);
+	msgpack_pack_map(&b->pk, nkeys);
+}
+
+static void body_str(body *b, const char *k, const char *v)
+{
+	msgpack_pack_str(&b->pk, strlen(k));
+	msgpack_pack_str_body(&b->pk, k, strlen(k));
+	msgpack_pack_str(&b->pk, strlen(v));
+	msgpack_pack_str_body(&b->pk, v, strlen(v));
+}
+
+static void body_bin(body *b, const char *k, const void *v, size_t n)
+{
+	msgpack_pack_str(&b->pk, strlen(k));
+	msgpack_pack_str_body(&b->pk, k, strlen(k));
+	msgpack_pack_bin(&b->pk, n);
+	msgpack_pack_bin_body(&b->pk, v, n);
+}
+
+/* A reply: the error code ("" on success) and the decoded body. */
+typedef struct reply {
+	char code[16];
+	char text[200];
+	natsMsg *msg;
+	msgpack_unpacked u;
+	bool decoded;
+} reply;
+
+static void reply_free(reply *r)
+{
+	if (r->decoded)
+		msgpack_unpacked_destroy(&r->u);
+	natsMsg_Destroy(r->msg);
+	memset(r, 0, sizeof(*r));
+}
+
+static const char *hdr(natsMsg *m, const char *key)
+{
+	const char *v = NULL;
+	if (natsMsgHeader_Get(m, key, &v) != NATS_OK || !v)
+		return "";
+	return v;
+}
+
+/* Request credentials.<verb>.<token> with a raw body; requester (may be
+ * NULL) goes in the Vox-Requester header. */
+static natsStatus request_raw(natsConnection *nc, const char *verb, const char *token,
+			      const void *data, size_t len, const char *requester,
+			      reply *out)
+{
+	char subject[256];
+	natsMsg *m = NULL;
+	memset(out, 0, sizeof(*out));
+	snprintf(subject, sizeof(subject), "credentials.%s.%s", verb, token);
+	natsStatus s = natsMsg_Create(&m, subject, NULL, data, (int)len);
+	if (s == NATS_OK && requester)
+		s = natsMsgHeader_Set(m, "Vox-Requester", requester);
+	if (s == NATS_OK)
+		s = natsConnection_RequestMsg(&out->msg, nc, m, 5000);
+	natsMsg_Destroy(m);
+	if (s != NATS_OK)
+		return s;
+	snprintf(out->code, sizeof(out->code), "%s", hdr(out->msg, "Nats-Service-Error-Code"));
+	snprintf(out->text, sizeof(out->text), "%s", hdr(out->msg, "Nats-Service-Error"));
+	if (!out->code[0]) {
+		size_t off = 0;
+		msgpack_unpacked_init(&out->u);
+		out->decoded = true;
+		if (msgpack_unpack_next(&out->u, natsMsg_GetData(out->msg),
+					(size_t)natsMsg_GetDataLength(out->msg), &off) !=
+			    MSGPACK_UNPACK_SUCCESS ||
+		    out->u.data.type != MSGPACK_OBJECT_MAP)
+			return NATS_ERR;
+	}
+	return NATS_OK;
+}
+
+static void request(fixture *f, const char *verb, const char *token, body *b,
+		    const char *requester, reply *out)
+{
+	natsStatus s = request_raw(f->nc, verb, token, b ? b->sb.data : "\x80",
+				   b ? b->sb.size : 1, requester, out);
+	if (b)
+		msgpack_sbuffer_destroy(&b->sb);
+	if (s != NATS_OK)
+		fprintf(stderr, "request credentials.%s.%s: %s\n", verb, token,
+			natsStatus_GetText(s));
+	assert_int_equal(s, NATS_OK);
+}
+
+static const msgpack_object nil_object = {.type = MSGPACK_OBJECT_NIL};
+
+/* The value of key in a decoded reply map, or a nil object. */
+static const msgpack_object *get_key(const msgpack_object *map, const char *k)
+{
+	if (map->type != MSGPACK_OBJECT_MAP)
+		return &nil_object;
+	for (uint32_t i = 0; i < map->via.map.size; i++) {
+		const msgpack_object_kv *kv = &map->via.map.ptr[i];
+		if (kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == strlen(k) &&
+		    memcmp(kv->key.via.str.ptr, k, strlen(k)) == 0)
+			return &kv->val;
+	}
+	return &nil_object;
+}
+
+static bool has_key(const msgpack_object *map, const char *k)
+{
+	return get_key(map, k) != &nil_object;
+}
+
+static void expect_error(reply *r, const char *code)
+{
+	if (strcmp(r->code, code) != 0)
+		fprintf(stderr, "want error %s, got '%s' (%s)\n", code, r->code, r->text);
+	assert_string_equal(r->code, code);
+	assert_true(r->text[0] != '\0');
+	assert_int_equal(natsMsg_GetDataLength(r->msg), 0);
+	reply_free(r);
+}
+
+/* put provider/type = config; returns the key_version. */
+static int64_t put(fixture *f, const char *org, const char *provider,
+		   const char *type, const char *config, const char *requester)
+{
+	body b;
+	reply r;
+	body_init(&b, type ? 3 : 2);
+	body_str(&b, "provider", provider);
+	if (type)
+		body_str(&b, "type", type);
+	body_bin(&b, "config", config, strlen(config));
+	request(f, "put", org, &b, requester, &r);
+	if (r.code[0])
+		fprintf(stderr, "put %s/%s: %s %s\n", provider, type ? type : "-", r.code, r.text);
+	assert_string_equal(r.code, "");
+	assert_int_equal(r.u.data.via.map.size, 2);
+	const msgpack_object *id = get_key(&r.u.data, "id");
+	const msgpack_object *kv = get_key(&r.u.data, "key_version");
+	assert_true(id != &nil_object);
+	assert_int_equal(id->type, MSGPACK_OBJECT_STR);
+	assert_int_equal(id->via.str.size, 36);
+	assert_true(kv != &nil_object);
+	assert_int_equal(kv->type, MSGPACK_OBJECT_POSITIVE_INTEGER);
+	int64_t v = (int64_t)kv->via.u64;
+	reply_free(&r);
+	return v;
+}
+
+/* get provider/type and compare with want; returns false (without failing)
+ * when the reply is not exactly {config: want} - for the reader thread. */
+static bool get_is(natsConnection *nc, const char *org, const char *provider,
+		   const char *type, const char *want, char *why, size_t whylen)
+{
+	body b;
+	reply r;
+	body_init(&b, 2);
+	body_str(&b, "provider", provider);
+	body_str(&b, "type", type);
+	natsStatus s = request_raw(nc, "get", org, b.sb.data, b.sb.size, "reader", &r);
+	msgpack_sbuffer_destroy(&b.sb);
+	bool ok = false;
+	if (s != NATS_OK) {
+		snprintf(why, whylen, "request: %s", natsStatus_GetText(s));
+	} else if (r.code[0]) {
+		snprintf(why, whylen, "error %s: %s", r.code, r.text);
+	} else {
+		const msgpack_object *c = get_key(&r.u.data, "config");
+		ok = r.u.data.via.map.size == 1 && c->type == MSGPACK_OBJECT_BIN &&
+		     c->via.bin.size == strlen(want) &&
+		     memcmp(c->via.bin.ptr, want, strlen(want)) == 0;
+		if (!ok)
+			snprintf(why, whylen, "wrong reply");
+	}
+	reply_free(&r);
+	return ok;
+}
+
+static void assert_get(fixture *f, const char *org, const char *provider,
+		       const char *type, const char *want)
+{
+	char why[256] = "";
+	bool ok = get_is(f->nc, org, provider, type, want, why, sizeof(why));
+	if (!ok)
+		fprintf(stderr, "get %s/%s of %s: %s\n", provider, type, org, why);
+	assert_true(ok);
+}
+
+static void get_expect(fixture *f, const char *org, const char *provider,
+		       const char *type, const char *code)
+{
+	body b;
+	reply r;
+	body_init(&b, 2);
+	body_str(&b, "provider", provider);
+	body_str(&b, "type", type);
+	request(f, "get", org, &b, NULL, &r);
+	expect_error(&r, code);
+}
+
+/* Rows of table whose text form (every column) contains needle. */
+static long long rows_containing(fixture *f, const char *table, const char *needle)
+{
+	PGresult *r;
+	char sql[256];
+	const char *params[1] = {needle};
+	snprintf(sql, sizeof(sql),
+		 "SELECT count(*) FROM %s t WHERE strpos(t::text, $1) > 0", table);
+	r = PQexecParams(f->db, sql, 1, NULL, params, NULL, NULL, 0);
+	assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+	long long n = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+	PQclear(r);
+	return n;
+}
+
+/* The stored envelope of one row (binary), checked not to hold plain. */
+static void assert_stored_sealed(fixture *f, const char *org, const char *provider,
+				 const char *type, const char *plain)
+{
+	const char *params[3] = {org, provider, type};
+	PGresult *r = PQexecParams(f->db,
+		"SELECT encrypted_config FROM org_credentials WHERE org_id = $1::uuid"
+		" AND provider = $2 AND type = $3", 3, NULL, params, NULL, NULL, 1);
+	assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+	assert_int_equal(PQntuples(r), 1);
+	size_t n = (size_t)PQgetlength(r, 0, 0);
+	assert_int_equal(n, VOX_VAULT_HEADER + strlen(plain) + VOX_VAULT_TAG);
+	assert_null(mem_find(PQgetvalue(r, 0, 0), n, plain, strlen(plain)));
+	/* nor a recognisable part of it */
+	assert_null(mem_find(PQgetvalue(r, 0, 0), n, "TOP-SECRET", 10));
+	PQclear(r);
+}
+
+static void assert_logs_clean(fixture *f)
+{
+	for (int i = 0; i < f->nlogs; i++) {
+		assert_false(file_contains(f->logs[i], SECRET));
+		assert_false(file_contains(f->logs[i], "TOP-SECRET"));
+		assert_false(file_contains(f->logs[i], f->key1));
+		assert_false(file_contains(f->logs[i], f->key2));
+	}
+}
+
+/* ---- scenarios ---------------------------------------------------------- */
+
+static void test_put_get_list_delete_round_trip(void **state)
+{
+	fixture *f = *state;
+	add_org(f, ORG_A);
+	start_vault(f, f->ring1);
+
+	assert_int_equal(put(f, ORG_A, "twilio", NULL, SECRET, "alice@clinic"), 1);
+	assert_int_equal(put(f, ORG_A, "openai", "inbound", SECRET "-openai", NULL), 1);
+	assert_get(f, ORG_A, "twilio", "default", SECRET);
+	assert_get(f, ORG_A, "openai", "inbound", SECRET "-openai");
+	assert_stored_sealed(f, ORG_A, "twilio", "default", SECRET);
+	assert_stored_sealed(f, ORG_A, "openai", "inbound", SECRET "-openai");
+	/* get without type means default; an org_id key in the body is
+	 * ignored (the org is the subject's) */
+	body b;
+	reply r;
+	body_init(&b, 2);
+	body_str(&b, "provider", "twilio");
+	body_str(&b, "org_id", ORG_X);
+	request(f, "get", ORG_A, &b, NULL, &r);
+	assert_string_equal(r.code, "");
+	const msgpack_object *cfg = get_key(&r.u.data, "config");
+	assert_true(cfg != &nil_object);
+	assert_int_equal(cfg->type, MSGPACK_OBJECT_BIN);
+	assert_memory_equal(cfg->via.bin.ptr, SECRET, strlen(SECRET));
+	reply_free(&r);
+
+	/* replace: same row id, new secret, a fresh nonce each time */
+	long long id1 = sql_int(f, "SELECT count(*) FROM org_credentials");
+	put(f, ORG_A, "twilio", "default", SECRET "-v2", "bob");
+	assert_int_equal(sql_int(f, "SELECT count(*) FROM org_credentials"), id1);
+	assert_get(f, ORG_A, "twilio", "default", SECRET "-v2");
+	assert_stored_sealed(f, ORG_A, "twilio", "default", SECRET "-v2");
+
+	/* list: provider, type, key_version, is_active, updated_at; no secret */
+	request(f, "list", ORG_A, NULL, NULL, &r);
+	assert_string_equal(r.code, "");
+	assert_null(mem_find(natsMsg_GetData(r.msg), (size_t)natsMsg_GetDataLength(r.msg),
+			   "TOP-SECRET", 10));
+	const msgpack_object *items = get_key(&r.u.data, "items");
+	assert_true(items != &nil_object);
+	assert_int_equal(items->type, MSGPACK_OBJECT_ARRAY);
+	assert_int_equal(items->via.array.size, 2);
+	for (uint32_t i = 0; i < 2; i++) {
+		const msgpack_object *it = &items->via.array.ptr[i];
+		assert_int_equal(it->via.map.size, 5);
+		const msgpack_object *p = get_key(it, "provider");
+		const msgpack_object *ua = get_key(it, "updated_at");
+		assert_true(p != &nil_object);
+		assert_true(has_key(it, "type"));
+		assert_int_equal(get_key(it, "key_version")->via.u64, 1);
+		assert_int_equal(get_key(it, "is_active")->type, MSGPACK_OBJECT_BOOLEAN);
+		assert_true(ua != &nil_object);
+		assert_int_equal(ua->type, MSGPACK_OBJECT_STR);
+		/* RFC 3339, UTC: 2025-01-02T03:04:05.123456Z */
+		assert_int_equal(ua->via.str.size, 27);
+		assert_int_equal(ua->via.str.ptr[10], 'T');
+		assert_int_equal(ua->via.str.ptr[26], 'Z');
+	}
+	assert_memory_equal(get_key(&items->via.array.ptr[0], "provider")->via.str.ptr,
+			    "openai", 6);
+	reply_free(&r);
+
+	/* delete, twice */
+	for (int round = 0; round < 2; round++) {
+		body_init(&b, 2);
+		body_str(&b, "provider", "twilio");
+		body_str(&b, "type", "default");
+		request(f, "delete", ORG_A, &b, "carol", &r);
+		assert_string_equal(r.code, "");
+		const msgpack_object *d = get_key(&r.u.data, "deleted");
+		assert_true(d != &nil_object);
+		assert_int_equal(d->type, MSGPACK_OBJECT_BOOLEAN);
+		assert_int_equal(d->via.boolean, round == 0);
+		reply_free(&r);
+	}
+	get_expect(f, ORG_A, "twilio", "default", "404");
+	assert_get(f, ORG_A, "openai", "inbound", SECRET "-openai");
+
+	/* the audit trail: who, what, which row; never the secret */
+	assert_int_equal(sql_int(f, "SELECT count(*) FROM audit_logs WHERE action ="
+				    " 'credentials.put'"), 3);
+	assert_int_equal(sql_int(f, "SELECT count(*) FROM audit_logs WHERE action ="
+				    " 'credentials.get'"), 5);
+	assert_int_equal(sql_int(f, "SELECT count(*) FROM audit_logs WHERE action ="
+				    " 'credentials.delete'"), 1);
+	assert_int_equal(sql_int(f, "SELECT count(*) FROM audit_logs WHERE action ="
+				    " 'credentials.put' AND actor = 'alice@clinic'"
+				    " AND details->>'provider' = 'twilio'"
+				    " AND details->>'type' = 'default'"
+				    " AND details->>'key_version' = '1'"), 1);
+	assert_int_equal(sql_int(f, "SELECT count(*) FROM audit_logs WHERE actor = 'unknown'"),
+			 2);
+	assert_int_equal(sql_int(f, "SELECT count(*) FROM audit_logs WHERE action ="
+				    " 'credentials.delete' AND actor = 'carol'"), 1);
+	assert_int_equal(sql_int(f, "SELECT count(*) FROM audit_logs WHERE org_id <> '"
+				    ORG_A "' OR resource_type <> 'org_credentials'"
+				    " OR resource_id IS NULL"), 0);
+	assert_int_equal(sql_int(f, "SELECT count(*) FROM audit_logs a JOIN org_credentials c"
+				    " ON c.id::text = a.resource_id WHERE c.provider = 'openai'"), 3);
+	assert_int_equal(rows_containing(f, "audit_logs", "TOP-SECRET"), 0);
+	assert_int_equal(rows_containing(f, "org_credentials", "TOP-SECRET"), 0);
+	stop_vault(f);
+	assert_logs_clean(f);
+}
+
+static void test_get_with_reply_key_is_sealed_to_the_requester(void **state)
+{
+	fixture *f = *state;
+	uint8_t pk[crypto_box_PUBLICKEYBYTES], sk[crypto_box_SECRETKEYBYTES];
+	uint8_t pk2[crypto_box_PUBLICKEYBYTES], sk2[crypto_box_SECRETKEYBYTES];
+	crypto_box_keypair(pk, sk);
+	crypto_box_keypair(pk2, sk2);
+	add_org(f, ORG_A);
+	start_vault(f, f->ring1);
+	put(f, ORG_A, "deepgram", "outbound", SECRET, NULL);
+
+	body b;
+	reply r;
+	body_init(&b, 3);
+	body_str(&b, "provider", "deepgram");
+	body_str(&b, "type", "outbound");
+	body_bin(&b, "reply_key", pk, sizeof(pk));
+	request(f, "get", ORG_A, &b, NULL, &r);
+	assert_string_equal(r.code, "");
+	assert_int_equal(r.u.data.via.map.size, 1);
+	assert_false(has_key(&r.u.data, "config"));
+	assert_null(mem_find(natsMsg_GetData(r.msg), (size_t)natsMsg_GetDataLength(r.msg),
+			   "TOP-SECRET", 10));
+	const msgpack_object *s = get_key(&r.u.data, "sealed");
+	assert_true(s != &nil_object);
+	assert_int_equal(s->type, MSGPACK_OBJECT_BIN);
+	assert_int_equal(s->via.bin.size, strlen(SECRET) + crypto_box_SEALBYTES);
+	uint8_t plain[256];
+	assert_int_equal(crypto_box_seal_open(plain, (const uint8_t *)s->via.bin.ptr,
+					      s->via.bin.size, pk, sk), 0);
+	assert_memory_equal(plain, SECRET, strlen(SECRET));
+	assert_int_not_equal(crypto_box_seal_open(plain, (const uint8_t *)s->via.bin.ptr,
+						  s->via.bin.size, pk2, sk2), 0);
+	reply_free(&r);
+
+	/* a reply_key that is not 32 bytes of bin */
+	body_init(&b, 2);
+	body_str(&b, "provider", "deepgram");
+	body_bin(&b, "reply_key", pk, 31);
+	request(f, "get", ORG_A, &b, NULL, &r);
+	expect_error(&r, "400");
+	body_init(&b, 2);
+	body_str(&b, "provider", "deepgram");
+	body_str(&b, "reply_key", "0123456789abcdef0123456789abcdef");
+	request(f, "get", ORG_A, &b, NULL, &r);
+	expect_error(&r, "400");
+	stop_vault(f);
+	assert_logs_clean(f);
+}
+
+static void test_rows_that_do_not_open_fail_with_500(void **state)
+{
+	fixture *f = *state;
+	add_org(f, ORG_A);
+	add_org(f, ORG_B);
+	add_org(f, ORG_C);
+	start_vault(f, f->ring1);
+	put(f, ORG_A, "stripe", NULL, SECRET, NULL);
+	put(f, ORG_A, "resend", NULL, SECRET "-resend", NULL);
+
+	/* copied to another org, byte for byte */
+	sql_ok(f, "INSERT INTO org_credentials (org_id, provider, type,"
+		  " encrypted_config, key_version) SELECT '" ORG_B "', provider, type,"
+		  " encrypted_config, key_version FROM org_credentials"
+		  " WHERE org_id = '" ORG_A "' AND provider = 'stripe'");
+	get_expect(f, ORG_B, "stripe", "default", "500");
+	/* moved to another org */
+	sql_ok(f, "INSERT INTO org_credentials (org_id, provider, type,"
+		  " encrypted_config, key_version) SELECT '" ORG_C "', provider, type,"
+		  " encrypted_config, key_version FROM org_credentials"
+		  " WHERE org_id = '" ORG_A "' AND provider = 'resend'");
+	sql_ok(f, "DELETE FROM org_credentials WHERE org_id = '" ORG_A "'"
+		  " AND provider = 'resend'");
+	get_expect(f, ORG_C, "resend", "default", "500");
+	/* relabelled as another provider */
+	sql_ok(f, "UPDATE org_credentials SET provider = 'vapi' WHERE org_id = '"
+		  ORG_B "'");
+	get_expect(f, ORG_B, "vapi", "default", "500");
+	/* the original still opens */
+	assert_get(f, ORG_A, "stripe", "default", SECRET);
+	/* one flipped byte of the ciphertext */
+	sql_ok(f, "UPDATE org_credentials SET encrypted_config = set_byte(encrypted_config,"
+		  " 40, get_byte(encrypted_config, 40) # 1) WHERE org_id = '" ORG_A "'");
+	get_expect(f, ORG_A, "stripe", "default", "500");
+	/* a key version the ring does not hold */
+	sql_ok(f, "UPDATE org_credentials SET encrypted_config = set_byte(encrypted_config,"
+		  " 4, 9), key_version = 9 WHERE org_id = '" ORG_C "'");
+	get_expect(f, ORG_C, "resend", "default", "500");
+
+	body b;
+	reply r;
+	body_init(&b, 1);
+	body_str(&b, "provider", "stripe");
+	request(f, "get", ORG_A, &b, NULL, &r);
+	assert_string_equal(r.code, "500");
+	assert_non_null(strstr(r.text, "credential cannot be decrypted"));
+	reply_free(&r);
+	assert_int_equal(count_in_log(f->log, "msg=\"credential cannot be decrypted\""), 6);
+	/* the actor is still serving */
+	request(f, "list", ORG_A, NULL, NULL, &r);
+	assert_string_equal(r.code, "");
+	reply_free(&r);
+	stop_vault(f);
+	assert_logs_clean(f);
+}
+
+static void test_refusals(void **state)
+{
+	fixture *f = *state;
+	body b;
+	reply r;
+	add_org(f, ORG_A);
+	start_vault(f, f->ring1);
+
+	/* unknown provider, unknown type */
+	body_init(&b, 2);
+	body_str(&b, "provider", "myspace");
+	body_str(&b, "config", SECRET);
+	request(f, "put", ORG_A, &b, NULL, &r);
+	expect_error(&r, "400");
+	body_init(&b, 3);
+	body_str(&b, "provider", "twilio");
+	body_str(&b, "type", "sideways");
+	body_str(&b, "config", SECRET);
+	request(f, "put", ORG_A, &b, NULL, &r);
+	expect_error(&r, "400");
+	get_expect(f, ORG_A, "myspace", "default", "400");
+	/* oversized: one byte over the limit; the limit itself is fine */
+	char *big = vox_malloc(VOX_VAULT_MAX_CONFIG + 2);
+	memset(big, 'x', VOX_VAULT_MAX_CONFIG + 1);
+	big[VOX_VAULT_MAX_CONFIG + 1] = '\0';
+	body_init(&b, 2);
+	body_str(&b, "provider", "twilio");
+	body_bin(&b, "config", big, VOX_VAULT_MAX_CONFIG + 1);
+	request(f, "put", ORG_A, &b, NULL, &r);
+	expect_error(&r, "413");
+	big[VOX_VAULT_MAX_CONFIG] = '\0';
+	put(f, ORG_A, "hubspot", NULL, big, NULL);
+	assert_get(f, ORG_A, "hubspot", "default", big);
+	free(big);
+	/* not a map: an array, an integer, garbage, a map with trailing bytes */
+	static const struct {
+		const char *bytes;
+		size_t len;
+	} not_maps[] = {
+		{"\x91\xa6twilio", 8}, {"\x2a", 1}, {"\xc1", 1},
+		{"\x81\xa8provider", 10}, {"\x80\x80", 2}, {"\xdf\xff\xff\xff\xff", 5},
+	};
+	for (size_t i = 0; i < VOX_NELEM(not_maps); i++) {
+		assert_int_equal(request_raw(f->nc, "put", ORG_A, not_maps[i].bytes,
+					     not_maps[i].len, NULL, &r), NATS_OK);
+		expect_error(&r, "400");
+		assert_int_equal(request_raw(f->nc, "get", ORG_A, not_maps[i].bytes,
+					     not_maps[i].len, NULL, &r), NATS_OK);
+		expect_error(&r, "400");
+	}
+	/* no provider; no config; provider of the wrong type */
+	body_init(&b, 1);
+	body_str(&b, "config", SECRET);
+	request(f, "put", ORG_A, &b, NULL, &r);
+	expect_error(&r, "400");
+	body_init(&b, 1);
+	body_str(&b, "provider", "twilio");
+	request(f, "put", ORG_A, &b, NULL, &r);
+	expect_error(&r, "400");
+	request(f, "get", ORG_A, NULL, NULL, &r);
+	expect_error(&r, "400");
+	request(f, "delete", ORG_A, NULL, NULL, &r);
+	expect_error(&r, "400");
+	body_init(&b, 2);
+	msgpack_pack_str(&b.pk, 8);
+	msgpack_pack_str_body(&b.pk, "provider", 8);
+	msgpack_pack_int(&b.pk, 7);
+	body_str(&b, "config", SECRET);
+	request(f, "put", ORG_A, &b, NULL, &r);
+	expect_error(&r, "400");
+	/* bad org tokens */
+	static const char *const bad_orgs[] = {
+		"not-a-uuid", "a0000000-0000-4000-8000-00000000000", "a0000000x0000-4000-8000-00000000000a",
+		"g0000000-0000-4000-8000-00000000000a",
+	};
+	for (size_t i = 0; i < VOX_NELEM(bad_orgs); i++) {
+		const char *verbs[] = {"put", "get", "list", "delete"};
+		for (size_t v = 0; v < 4; v++) {
+			body_init(&b, 2);
+			body_str(&b, "provider", "twilio");
+			body_str(&b, "config", SECRET);
+			request(f, verbs[v], bad_orgs[i], &b, NULL, &r);
+			expect_error(&r, "400");
+		}
+	}
+	/* unknown org, for every verb */
+	{
+		const char *verbs[] = {"put", "get", "list", "delete"};
+		for (size_t v = 0; v < 4; v++) {
+			body_init(&b, 2);
+			body_str(&b, "provider", "twilio");
+			body_str(&b, "config", SECRET);
+			request(f, verbs[v], ORG_X, &b, NULL, &r);
+			expect_error(&r, "404");
+		}
+	}
+	/* an uppercase UUID is the same org */
+	put(f, "A0000000-0000-4000-8000-00000000000A", "cartesia", NULL, SECRET, NULL);
+	assert_get(f, ORG_A, "cartesia", "default", SECRET);
+	/* missing credential */
+	get_expect(f, ORG_A, "salesforce", "default", "404");
+	get_expect(f, ORG_A, "cartesia", "inbound", "404");
+	/* nothing refused was written or audited */
+	assert_int_equal(sql_int(f, "SELECT count(*) FROM org_credentials"), 2);
+	assert_int_equal(sql_int(f, "SELECT count(*) FROM audit_logs"), 4);
+	assert_int_equal(rows_containing(f, "audit_logs", "TOP-SECRET"), 0);
+	stop_vault(f);
+	assert_logs_clean(f);
+}
+
+static void test_key_configuration(void **state)
+{
+	fixture *f = *state;
+	char keys[400], file[600], path[560];
+	int ws;
+	/* neither, and both: configuration errors (exit 2) */
+	pid_t p = spawn_vault(f, NULL);
+	assert_int_equal(waitpid(p, &ws, 0), p);
+	assert_true(WIFEXITED(ws));
+	assert_int_equal(WEXITSTATUS(ws), 2);
+	assert_true(file_contains(f->log, "VOX_VAULT_KEYS"));
+	snprintf(path, sizeof(path), "%s/vault-keys-%ld-%d", th_env("VOX_TEST_TMP"),
+		 (long)getpid(), f->run);
+	FILE *fp = fopen(path, "w");
+	assert_non_null(fp);
+	fprintf(fp, "%s", f->ring12);
+	fclose(fp);
+	assert_int_equal(chmod(path, 0600), 0);
+	snprintf(keys, sizeof(keys), "VOX_VAULT_KEYS=%s", f->ring1);
+	snprintf(file, sizeof(file), "VOX_VAULT_KEY_FILE=%s", path);
+	const char *both[] = {keys, file, NULL};
+	p = spawn_vault(f, both);
+	assert_int_equal(waitpid(p, &ws, 0), p);
+	assert_true(WIFEXITED(ws));
+	assert_int_equal(WEXITSTATUS(ws), 2);
+	/* a malformed ring is refused without echoing it */
+	const char *bad[] = {"VOX_VAULT_KEYS=1 notbase64!!\n", NULL};
+	p = spawn_vault(f, bad);
+	assert_int_equal(waitpid(p, &ws, 0), p);
+	assert_true(WIFEXITED(ws));
+	assert_int_not_equal(WEXITSTATUS(ws), 0);
+	assert_false(file_contains(f->log, "notbase64"));
+	/* a key file others may read is refused */
+	assert_int_equal(chmod(path, 0644), 0);
+	const char *loose[] = {file, NULL};
+	p = spawn_vault(f, loose);
+	assert_int_equal(waitpid(p, &ws, 0), p);
+	assert_true(WIFEXITED(ws));
+	assert_int_not_equal(WEXITSTATUS(ws), 0);
+	/* 0600: served, sealed with the file's active key (2) */
+	assert_int_equal(chmod(path, 0600), 0);
+	add_org(f, ORG_A);
+	f->actor = spawn_vault(f, loose);
+	for (int t = 0; t < 200 && count_in_log(f->log, "msg=\"started\"") < 1; t++)
+		th_sleep_ms(100);
+	assert_int_equal(count_in_log(f->log, "msg=\"started\""), 1);
+	assert_int_equal(put(f, ORG_A, "elevenlabs", NULL, SECRET, NULL), 2);
+	assert_get(f, ORG_A, "elevenlabs", "default", SECRET);
+	stop_vault(f);
+	unlink(path);
+	assert_logs_clean(f);
+}
+
+/* ---- rotation ------------------------------------------------------------ */
+
+#define ROT_ORGS 3
+static const char *const rot_orgs[ROT_ORGS] = {ORG_A, ORG_B, ORG_C};
+static const char *const rot_providers[] = {
+	"vapi", "twilio", "google_calendar", "resend", "elevenlabs", "openai",
+	"deepgram", "cartesia", "outlook_calendar", "hubspot", "salesforce", "stripe",
+};
+#define ROT_ROWS (ROT_ORGS * (int)VOX_NELEM(rot_providers))
+
+static void rot_secret(int i, char *out, size_t n)
+{
+	snprintf(out, n, "%s-%s-%d", SECRET, rot_providers[i % (int)VOX_NELEM(rot_providers)],
+		 i);
+}
+
+typedef struct reader {
+	natsConnection *nc;
+	volatile int stop;
+	int gets, failures;
+	char first_failure[300];
+} reader;
+
+static void *reader_main(void *arg)
+{
+	reader *rd = arg;
+	for (int i = 0; !rd->stop; i++) {
+		int row = i % ROT_ROWS;
+		char want[200], why[256] = "";
+		rot_secret(row, want, sizeof(want));
+		if (!get_is(rd->nc, rot_orgs[row / (int)VOX_NELEM(rot_providers)],
+			    rot_providers[row % (int)VOX_NELEM(rot_providers)], "default",
+			    want, why, sizeof(why))) {
+			if (!rd->failures++)
+				snprintf(rd->first_failure, sizeof(rd->first_failure),
+					 "row %d: %s", row, why);
+		}
+		rd->gets++;
+	}
+	return NULL;
+}
+
+static void test_rotation_while_readers_read(void **state)
+{
+	fixture *f = *state;
+	char secret[200], err[256] = "";
+	for (int o = 0; o < ROT_ORGS; o++)
+		add_org(f, rot_orgs[o]);
+	start_vault(f, f->ring1);
+	for (int i = 0; i < ROT_ROWS; i++) {
+		rot_secret(i, secret, sizeof(secret));
+		assert_int_equal(put(f, rot_orgs[i / (int)VOX_NELEM(rot_providers)],
+				     rot_providers[i % (int)VOX_NELEM(rot_providers)], NULL,
+				     secret, "seeder"), 1);
+	}
+	stop_vault(f);
+	start_vault(f, f->ring12);
+	/* the old rows still open under the new ring before rotation */
+	rot_secret(0, secret, sizeof(secret));
+	assert_get(f, ORG_A, "vapi", "default", secret);
+
+	vox_keyring *kr = NULL;
+	assert_int_equal(vox_keyring_parse(&kr, f->ring12, strlen(f->ring12), err,
+					   sizeof(err)), VOX_OK);
+	reader rd;
+	memset(&rd, 0, sizeof(rd));
+	rd.nc = f->nc;
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, reader_main, &rd), 0);
+	th_sleep_ms(200);
+	int before = rd.gets;
+	int rotated = -1;
+	/* small batches, each its own transaction, so readers interleave */
+	vox_status st = vox_vault_rotate(f->db, kr, 5, &rotated, err, sizeof(err));
+	int during = rd.gets - before;
+	th_sleep_ms(300);
+	rd.stop = 1;
+	pthread_join(th, NULL);
+	if (st != VOX_OK)
+		fprintf(stderr, "rotate: %s: %s\n", vox_status_str(st), err);
+	assert_int_equal(st, VOX_OK);
+	assert_int_equal(rotated, ROT_ROWS);
+	if (rd.failures)
+		fprintf(stderr, "%d of %d gets failed, first: %s\n", rd.failures, rd.gets,
+			rd.first_failure);
+	assert_int_equal(rd.failures, 0);
+	assert_true(rd.gets > ROT_ROWS);
+	fprintf(stderr, "rotation: %d rows, %d gets in all, %d during the rotation\n",
+		rotated, rd.gets, during);
+	assert_int_equal(sql_int(f, "SELECT count(*) FROM org_credentials"
+				    " WHERE key_version <> 2"), 0);
+	assert_int_equal(sql_int(f, "SELECT count(*) FROM org_credentials"
+				    " WHERE get_byte(encrypted_config, 4) <> 2"), 0);
+	/* every row after the rotation, and a second rotation does nothing */
+	for (int i = 0; i < ROT_ROWS; i++) {
+		rot_secret(i, secret, sizeof(secret));
+		assert_get(f, rot_orgs[i / (int)VOX_NELEM(rot_providers)],
+			   rot_providers[i % (int)VOX_NELEM(rot_providers)], "default",
+			   secret);
+		assert_stored_sealed(f, rot_orgs[i / (int)VOX_NELEM(rot_providers)],
+				     rot_providers[i % (int)VOX_NELEM(rot_providers)],
+				     "default", secret);
+	}
+	assert_int_equal(vox_vault_rotate(f->db, kr, 5, &rotated, err, sizeof(err)), VOX_OK);
+	assert_int_equal(rotated, 0);
+	/* new puts are sealed with key 2 */
+	assert_int_equal(put(f, ORG_A, "twilio", "inbound", SECRET, NULL), 2);
+
+	/* a row that cannot be opened is skipped and reported, not fatal */
+	sql_ok(f, "UPDATE org_credentials SET key_version = 1, encrypted_config ="
+		  " set_byte(set_byte(encrypted_config, 4, 1), 40, 0)"
+		  " WHERE org_id = '" ORG_B "' AND provider = 'vapi'");
+	sql_ok(f, "UPDATE org_credentials SET key_version = 1 WHERE org_id = '" ORG_C
+		  "' AND provider = 'stripe'"); /* a stale label: re-sealed */
+	assert_int_equal(vox_vault_rotate(f->db, kr, 5, &rotated, err, sizeof(err)),
+			 VOX_E_CRYPTO);
+	assert_int_equal(rotated, 1);
+	assert_int_equal(sql_int(f, "SELECT count(*) FROM org_credentials"
+				    " WHERE key_version <> 2"), 1);
+	assert_non_null(strstr(err, "cannot be decrypted"));
+	assert_null(strstr(err, "TOP-SECRET"));
+	vox_keyring_free(kr);
+
+	/* nothing secret in the audit trail or in any log */
+	assert_int_equal(rows_containing(f, "audit_logs", "TOP-SECRET"), 0);
+	assert_int_equal(sql_int(f, "SELECT count(*) FROM audit_logs WHERE action ="
+				    " 'credentials.get' AND actor = 'reader'"
+				    " AND details->>'key_version' IN ('1', '2')"),
+			 rd.gets + 1 + ROT_ROWS);
+	stop_vault(f);
+	assert_logs_clean(f);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_put_get_list_delete_round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_get_with_reply_key_is_sealed_to_the_requester, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rows_that_do_not_open_fail_with_500, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_key_configuration, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rotation_while_readers_read, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
