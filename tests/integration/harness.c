@@ -3,6 +3,8 @@
  */
 #include "harness.h"
 
+#include "io/migrate.h"
+
 #include <setjmp.h>
 #include <cmocka.h>
 #include <arpa/inet.h>
@@ -286,4 +288,73 @@ long long th_stream_count(jsCtx *js, const char *stream)
 	long long v = (long long)si->State.Msgs;
 	jsStreamInfo_Destroy(si);
 	return v;
+}
+
+void th_pg_migrated_db(const char *prefix, char *dsn, size_t dsnlen)
+{
+	vox_buf err;
+	int applied = 0;
+	th_pg_create_db(prefix, dsn, dsnlen);
+	PGconn *c = th_pg_connect(dsn);
+	vox_buf_init(&err);
+	vox_status st = vox_migrate_apply(c, vox_migrations, vox_migrations_count,
+					  &applied, &err);
+	if (st != VOX_OK)
+		fprintf(stderr, "harness: migrate: %s\n", err.data);
+	assert_int_equal(st, VOX_OK);
+	vox_buf_release(&err);
+	PQfinish(c);
+}
+
+long long th_pg_intf(PGconn *c, const char *fmt, ...)
+{
+	char sql[4096];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(sql, sizeof(sql), fmt, ap);
+	va_end(ap);
+	return th_pg_int(c, sql);
+}
+
+void th_pg_okf(PGconn *c, const char *fmt, ...)
+{
+	char sql[4096];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(sql, sizeof(sql), fmt, ap);
+	va_end(ap);
+	th_pg_ok(c, sql);
+}
+
+void th_js_connect(const char *url, jsOptions *jo, natsConnection **nc,
+		   jsCtx **js)
+{
+	natsOptions *no = NULL;
+	assert_int_equal(natsOptions_Create(&no), NATS_OK);
+	natsOptions_SetURL(no, url);
+	natsOptions_SetMaxReconnect(no, -1);
+	natsOptions_SetReconnectWait(no, 100);
+	assert_int_equal(natsConnection_Connect(nc, no), NATS_OK);
+	natsOptions_Destroy(no);
+	assert_int_equal(natsConnection_JetStream(js, *nc, jo), NATS_OK);
+}
+
+int th_count_in_log(const char *path, const char *needle)
+{
+	FILE *fp = fopen(path, "r");
+	char line[4096];
+	int n = 0;
+	if (!fp)
+		return 0;
+	while (fgets(line, sizeof(line), fp))
+		if (strstr(line, needle))
+			n++;
+	fclose(fp);
+	return n;
+}
+
+bool th_alive(pid_t pid)
+{
+	int ws;
+	return pid > 0 && waitpid(pid, &ws, WNOHANG) == 0;
 }

@@ -86,4 +86,24 @@ void th_publish_raw(jsCtx *js, const char *subject, const void *data,
 /* Count messages in a stream (optionally only on one subject filter). */
 long long th_stream_count(jsCtx *js, const char *stream);
 
+/* Create a database with a unique name and apply every migration to it;
+ * its DSN goes to dsn. */
+void th_pg_migrated_db(const char *prefix, char *dsn, size_t dsnlen);
+
+/* Integer / command SQL with printf-style formatting (test use: the
+ * values formatted in are the test's own). */
+long long th_pg_intf(PGconn *c, const char *fmt, ...) VOX_PRINTF(2, 3);
+void th_pg_okf(PGconn *c, const char *fmt, ...) VOX_PRINTF(2, 3);
+
+/* A NATS connection that reconnects forever, and its JetStream context
+ * with the options given (NULL for the defaults). */
+void th_js_connect(const char *url, jsOptions *jo, natsConnection **nc,
+		   jsCtx **js);
+
+/* Lines of the file at path that contain needle (0 if it is missing). */
+int th_count_in_log(const char *path, const char *needle);
+
+/* True while the child pid runs (reaps it once it has exited). */
+bool th_alive(pid_t pid);
+
 #endif

@@ -53,15 +53,8 @@ static int setup(void **state)
 	fixture *f = vox_calloc(1, sizeof(*f));
 	f->run = run_counter++;
 	th_nats_start(&f->nats);
-	th_pg_create_db("calls", f->dsn, sizeof(f->dsn));
+	th_pg_migrated_db("calls", f->dsn, sizeof(f->dsn));
 	f->pg = th_pg_connect(f->dsn);
-	vox_buf err;
-	vox_buf_init(&err);
-	int applied = 0;
-	assert_int_equal(vox_migrate_apply(f->pg, vox_migrations,
-					   vox_migrations_count, &applied, &err),
-			 VOX_OK);
-	vox_buf_release(&err);
 	th_pg_ok(f->pg, "INSERT INTO organizations (id, name, email) VALUES"
 			" ('" ORG "', 'Clinic', 'desk@clinic.example'),"
 			" ('" OTHER_ORG "', 'Other', 'desk@other.example')");
@@ -70,14 +63,7 @@ static int setup(void **state)
 	jsOptions jo;
 	jsOptions_Init(&jo);
 	jo.PublishAsync.MaxPending = 1000;
-	natsOptions *no = NULL;
-	natsOptions_Create(&no);
-	natsOptions_SetURL(no, f->nats.url);
-	natsOptions_SetMaxReconnect(no, -1);
-	natsOptions_SetReconnectWait(no, 100);
-	assert_int_equal(natsConnection_Connect(&f->nc, no), NATS_OK);
-	natsOptions_Destroy(no);
-	assert_int_equal(natsConnection_JetStream(&f->js, f->nc, &jo), NATS_OK);
+	th_js_connect(f->nats.url, &jo, &f->nc, &f->js);
 	*state = f;
 	return 0;
 }

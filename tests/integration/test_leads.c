@@ -57,27 +57,14 @@ static int setup(void **state)
 	fixture *f = vox_calloc(1, sizeof(*f));
 	f->run = run_counter++;
 	th_nats_start(&f->nats);
-	th_pg_create_db("leads", f->dsn, sizeof(f->dsn));
+	th_pg_migrated_db("leads", f->dsn, sizeof(f->dsn));
 	f->db = th_pg_connect(f->dsn);
-	vox_buf err;
-	vox_buf_init(&err);
-	int applied = 0;
-	assert_int_equal(vox_migrate_apply(f->db, vox_migrations, vox_migrations_count,
-					   &applied, &err), VOX_OK);
-	vox_buf_release(&err);
 	snprintf(f->env_url, sizeof(f->env_url), "VOX_NATS_URL=%s", f->nats.url);
 	snprintf(f->env_dsn, sizeof(f->env_dsn), "VOX_PG_DSN=%s", f->dsn);
-	natsOptions *no = NULL;
-	natsOptions_Create(&no);
-	natsOptions_SetURL(no, f->nats.url);
-	natsOptions_SetMaxReconnect(no, -1);
-	natsOptions_SetReconnectWait(no, 100);
-	assert_int_equal(natsConnection_Connect(&f->nc, no), NATS_OK);
-	natsOptions_Destroy(no);
 	jsOptions jo;
 	jsOptions_Init(&jo);
 	jo.Wait = 10000;
-	assert_int_equal(natsConnection_JetStream(&f->js, f->nc, &jo), NATS_OK);
+	th_js_connect(f->nats.url, &jo, &f->nc, &f->js);
 	*state = f;
 	return 0;
 }
@@ -97,20 +84,6 @@ static int teardown(void **state)
 	PQfinish(f->db);
 	free(f);
 	return 0;
-}
-
-static int count_in_log(const char *path, const char *needle)
-{
-	FILE *fp = fopen(path, "r");
-	char line[4096];
-	int n = 0;
-	if (!fp)
-		return 0;
-	while (fgets(line, sizeof(line), fp))
-		if (strstr(line, needle))
-			n++;
-	fclose(fp);
-	return n;
 }
 
 /* Spawn vox-leads in slot i with an optional extra "K=V" setting and wait
@@ -137,10 +110,10 @@ static void start_leads(fixture *f, int i, const char *extra)
 	env[k] = NULL;
 	snprintf(f->logs[i], sizeof(f->logs[i]), "%s/leads-%ld-%d-%d.log",
 		 th_env("VOX_TEST_TMP"), (long)getpid(), f->run, i);
-	int before = count_in_log(f->logs[i], "msg=\"started\"");
+	int before = th_count_in_log(f->logs[i], "msg=\"started\"");
 	f->actors[i] = th_spawn(ACTOR, env, f->logs[i]);
 	for (int t = 0; t < 200; t++) {
-		if (count_in_log(f->logs[i], "msg=\"started\"") > before)
+		if (th_count_in_log(f->logs[i], "msg=\"started\"") > before)
 			return;
 		int ws;
 		if (waitpid(f->actors[i], &ws, WNOHANG) == f->actors[i]) {
@@ -160,35 +133,7 @@ static void stop_leads(fixture *f, int i)
 	}
 }
 
-static bool alive(pid_t pid)
-{
-	int ws;
-	return pid > 0 && waitpid(pid, &ws, WNOHANG) == 0;
-}
-
 /* ---- SQL helpers -------------------------------------------------------- */
-
-static long long sqlf_int(fixture *f, const char *fmt, ...) VOX_PRINTF(2, 3);
-static long long sqlf_int(fixture *f, const char *fmt, ...)
-{
-	char sql[2048];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(sql, sizeof(sql), fmt, ap);
-	va_end(ap);
-	return th_pg_int(f->db, sql);
-}
-
-static void sqlf_ok(fixture *f, const char *fmt, ...) VOX_PRINTF(2, 3);
-static void sqlf_ok(fixture *f, const char *fmt, ...)
-{
-	char sql[2048];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(sql, sizeof(sql), fmt, ap);
-	va_end(ap);
-	th_pg_ok(f->db, sql);
-}
 
 /* First column of the first row as text (into out); "" for NULL/no row. */
 static void sqlf_text(fixture *f, char *out, size_t len, const char *fmt, ...)
@@ -225,7 +170,7 @@ static long long wait_sqlf(fixture *f, long long want, long ms, const char *fmt,
 
 static void add_org(fixture *f, const char *id)
 {
-	sqlf_ok(f, "INSERT INTO organizations (id, name, email) VALUES ('%s',"
+	th_pg_okf(f->db, "INSERT INTO organizations (id, name, email) VALUES ('%s',"
 		" 'org %.8s', 'leads+%.8s@example.com')", id, id, id);
 }
 
@@ -421,7 +366,7 @@ static void test_hot_lead_by_phone_creates_contact_and_one_alert(void **state)
 				   " AND lead_status = 'hot'"
 				   " AND lead_scored_at = to_timestamp(%d)", T0), 1);
 	assert_int_equal(wait_sqlf(f, 1, 15000, "SELECT count(*) FROM hot_lead_alerts"), 1);
-	assert_int_equal(sqlf_int(f, "SELECT count(*) FROM hot_lead_alerts a JOIN contacts c"
+	assert_int_equal(th_pg_intf(f->db, "SELECT count(*) FROM hot_lead_alerts a JOIN contacts c"
 				     " ON c.id = a.contact_id WHERE a.org_id = '" ORG_A "'"
 				     " AND a.call_id = '" CALL_1 "' AND a.urgency_level = 'high'"
 				     " AND a.lead_phone = '+447700900001' AND a.lead_score = 85"
@@ -454,14 +399,14 @@ static void test_hot_lead_by_phone_creates_contact_and_one_alert(void **state)
 	wait_drained(f);
 	/* 75 is hot by score (medium urgency) even though the status is given */
 	assert_int_equal(wait_sqlf(f, 2, 15000, "SELECT count(*) FROM hot_lead_alerts"), 2);
-	assert_int_equal(sqlf_int(f, "SELECT count(*) FROM hot_lead_alerts WHERE"
+	assert_int_equal(th_pg_intf(f->db, "SELECT count(*) FROM hot_lead_alerts WHERE"
 				     " lead_phone = '+447700900004' AND urgency_level = 'medium'"), 1);
 	collect_alerts(f, &al, 2);
 	assert_alert_matches_row(f, &al, 1);
 	assert_int_equal(al.ev[1].u.hot_lead.urgency_level, VOX_URGENCY_MEDIUM);
 	release_alerts(&al);
 	assert_int_equal(th_stream_count(f->js, "DLQ"), 0);
-	assert_true(alive(f->actors[0]));
+	assert_true(th_alive(f->actors[0]));
 }
 
 /* ---- 2. concurrent duplicates ------------------------------------------ */
@@ -482,7 +427,7 @@ static void test_concurrent_duplicates_make_one_alert(void **state)
 	}
 	wait_drained(f);
 	assert_int_equal(wait_sqlf(f, 1, 15000, "SELECT count(*) FROM hot_lead_alerts"), 1);
-	assert_int_equal(sqlf_int(f, "SELECT count(*) FROM contacts"), 1);
+	assert_int_equal(th_pg_intf(f->db, "SELECT count(*) FROM contacts"), 1);
 	alert_list al;
 	collect_alerts(f, &al, 1);
 	th_sleep_ms(1500); /* a late second copy would show now */
@@ -491,8 +436,8 @@ static void test_concurrent_duplicates_make_one_alert(void **state)
 	release_alerts(&al);
 	assert_int_equal(th_consumer_outstanding(f->js, "EVENTS", DURABLE), 0);
 	assert_int_equal(th_stream_count(f->js, "DLQ"), 0);
-	assert_true(alive(f->actors[0]));
-	assert_true(alive(f->actors[1]));
+	assert_true(th_alive(f->actors[0]));
+	assert_true(th_alive(f->actors[1]));
 }
 
 /* ---- 3. killed between commit and publish -------------------------------- */
@@ -521,7 +466,7 @@ static void test_crash_after_commit_publishes_alert_once(void **state)
 	f->actors[0] = 0;
 	assert_true(WIFEXITED(ws));
 	assert_int_equal(WEXITSTATUS(ws), 3);
-	assert_int_equal(sqlf_int(f, "SELECT count(*) FROM hot_lead_alerts"
+	assert_int_equal(th_pg_intf(f->db, "SELECT count(*) FROM hot_lead_alerts"
 				     " WHERE published_at IS NULL"), 1);
 	assert_int_equal(th_stream_count(f->js, "ALERTS"), 0);
 
@@ -537,10 +482,10 @@ static void test_crash_after_commit_publishes_alert_once(void **state)
 	wait_drained(f);
 	th_sleep_ms(2500); /* a couple of healer passes (every 1000 ms) */
 	assert_int_equal(th_stream_count(f->js, "ALERTS"), 1);
-	assert_int_equal(sqlf_int(f, "SELECT count(*) FROM hot_lead_alerts"), 1);
-	assert_int_equal(sqlf_int(f, "SELECT count(*) FROM vox_outbox"), 1);
+	assert_int_equal(th_pg_intf(f->db, "SELECT count(*) FROM hot_lead_alerts"), 1);
+	assert_int_equal(th_pg_intf(f->db, "SELECT count(*) FROM vox_outbox"), 1);
 	assert_int_equal(th_stream_count(f->js, "DLQ"), 0);
-	assert_true(alive(f->actors[1]));
+	assert_true(th_alive(f->actors[1]));
 }
 
 /* ---- 4. one alert per (org, contact, call) -------------------------------- */
@@ -562,13 +507,13 @@ static void test_one_alert_per_contact_and_call(void **state)
 	assert_int_equal(wait_sqlf(f, 1, 15000, "SELECT count(*) FROM contacts"
 				   " WHERE lead_score = 95"), 1);
 	wait_drained(f);
-	assert_int_equal(sqlf_int(f, "SELECT count(*) FROM hot_lead_alerts"), 1);
+	assert_int_equal(th_pg_intf(f->db, "SELECT count(*) FROM hot_lead_alerts"), 1);
 	/* the same contact, hot in a new call */
 	mk_lead(&e, "s4-3", ORG_A, NULL, "+447700900031", CALL_2, 82, VOX_LEAD_NONE,
 		"Hal", T0 + 20);
 	publish(f, &e.ev);
 	assert_int_equal(wait_sqlf(f, 2, 15000, "SELECT count(*) FROM hot_lead_alerts"), 2);
-	assert_int_equal(sqlf_int(f, "SELECT count(DISTINCT contact_id) FROM hot_lead_alerts"), 1);
+	assert_int_equal(th_pg_intf(f->db, "SELECT count(DISTINCT contact_id) FROM hot_lead_alerts"), 1);
 	/* no call at all: one alert, and a second score adds none */
 	mk_lead(&e, "s4-4", ORG_A, NULL, "+447700900032", NULL, 77, VOX_LEAD_NONE,
 		"Ivy", T0);
@@ -580,9 +525,9 @@ static void test_one_alert_per_contact_and_call(void **state)
 	assert_int_equal(wait_sqlf(f, 1, 15000, "SELECT count(*) FROM contacts"
 				   " WHERE lead_score = 99"), 1);
 	wait_drained(f);
-	assert_int_equal(sqlf_int(f, "SELECT count(*) FROM hot_lead_alerts"
+	assert_int_equal(th_pg_intf(f->db, "SELECT count(*) FROM hot_lead_alerts"
 				     " WHERE call_id IS NULL"), 1);
-	assert_int_equal(sqlf_int(f, "SELECT count(*) FROM hot_lead_alerts"), 3);
+	assert_int_equal(th_pg_intf(f->db, "SELECT count(*) FROM hot_lead_alerts"), 3);
 	alert_list al;
 	collect_alerts(f, &al, 3);
 	th_sleep_ms(1000);
@@ -612,7 +557,7 @@ static void test_alert_message_comes_from_the_hot_event_of_a_batch(void **state)
 	start_leads(f, 0, NULL); /* one fetch takes both */
 	assert_int_equal(wait_sqlf(f, 1, 15000, "SELECT count(*) FROM hot_lead_alerts"), 1);
 	wait_drained(f);
-	assert_int_equal(sqlf_int(f, "SELECT count(*) FROM hot_lead_alerts"
+	assert_int_equal(th_pg_intf(f->db, "SELECT count(*) FROM hot_lead_alerts"
 				     " WHERE lead_score = 85 AND urgency_level = 'high'"), 1);
 	alert_list al;
 	collect_alerts(f, &al, 1);
@@ -643,7 +588,7 @@ static void test_older_score_never_overwrites_newer(void **state)
 	assert_int_equal(wait_sqlf(f, 2, 15000, "SELECT count(*) FROM processed_webhook_events"
 				   " WHERE event_type = 'lead.scored'"), 2);
 	wait_drained(f);
-	assert_int_equal(sqlf_int(f, "SELECT count(*) FROM contacts WHERE lead_score = 60"
+	assert_int_equal(th_pg_intf(f->db, "SELECT count(*) FROM contacts WHERE lead_score = 60"
 				     " AND lead_status = 'warm'"
 				     " AND lead_scored_at = to_timestamp(%d)", T0 + 100), 1);
 	/* across batches */
@@ -653,7 +598,7 @@ static void test_older_score_never_overwrites_newer(void **state)
 	assert_int_equal(wait_sqlf(f, 3, 15000, "SELECT count(*) FROM processed_webhook_events"
 				   " WHERE event_type = 'lead.scored'"), 3);
 	wait_drained(f);
-	assert_int_equal(sqlf_int(f, "SELECT count(*) FROM contacts WHERE lead_score = 60"
+	assert_int_equal(th_pg_intf(f->db, "SELECT count(*) FROM contacts WHERE lead_score = 60"
 				     " AND lead_status = 'warm'"
 				     " AND lead_scored_at = to_timestamp(%d)", T0 + 100), 1);
 	/* a newer one still applies */
@@ -663,8 +608,8 @@ static void test_older_score_never_overwrites_newer(void **state)
 	assert_int_equal(wait_sqlf(f, 1, 15000, "SELECT count(*) FROM contacts"
 				   " WHERE lead_score = 30 AND lead_status = 'cold'"
 				   " AND lead_scored_at = to_timestamp(%d)", T0 + 200), 1);
-	assert_int_equal(sqlf_int(f, "SELECT count(*) FROM contacts"), 1);
-	assert_int_equal(sqlf_int(f, "SELECT count(*) FROM hot_lead_alerts"), 0);
+	assert_int_equal(th_pg_intf(f->db, "SELECT count(*) FROM contacts"), 1);
+	assert_int_equal(th_pg_intf(f->db, "SELECT count(*) FROM hot_lead_alerts"), 0);
 	assert_int_equal(th_stream_count(f->js, "DLQ"), 0);
 }
 
@@ -689,7 +634,7 @@ static void test_per_org_threshold(void **state)
 				   " WHERE lead_score = 85"), 2);
 	wait_drained(f);
 	assert_int_equal(wait_sqlf(f, 1, 15000, "SELECT count(*) FROM hot_lead_alerts"), 1);
-	assert_int_equal(sqlf_int(f, "SELECT count(*) FROM hot_lead_alerts"
+	assert_int_equal(th_pg_intf(f->db, "SELECT count(*) FROM hot_lead_alerts"
 				     " WHERE org_id = '" ORG_B "'"), 1);
 	alert_list al;
 	collect_alerts(f, &al, 1);
@@ -786,16 +731,16 @@ static void test_unknown_org_and_contact_dead_lettered_known_contact_used(void *
 	assert_int_equal(wait_sqlf(f, 1, 15000, "SELECT count(*) FROM contacts WHERE"
 				   " id = '%s' AND lead_score = 45 AND lead_status = 'warm'", cid), 1);
 	wait_drained(f);
-	assert_int_equal(sqlf_int(f, "SELECT count(*) FROM contacts"), 1);
-	assert_int_equal(sqlf_int(f, "SELECT count(*) FROM hot_lead_alerts"), 1);
+	assert_int_equal(th_pg_intf(f->db, "SELECT count(*) FROM contacts"), 1);
+	assert_int_equal(th_pg_intf(f->db, "SELECT count(*) FROM hot_lead_alerts"), 1);
 	alert_list al;
 	collect_alerts(f, &al, 1);
 	assert_alert_matches_row(f, &al, 0);
 	assert_string_equal(al.ev[0].u.hot_lead.contact_id.s, cid);
 	release_alerts(&al);
 	assert_int_equal(th_stream_count(f->js, "DLQ"), 3);
-	assert_int_equal(sqlf_int(f, "SELECT count(*) FROM processed_webhook_events"), 2);
-	assert_true(alive(f->actors[0]));
+	assert_int_equal(th_pg_intf(f->db, "SELECT count(*) FROM processed_webhook_events"), 2);
+	assert_true(th_alive(f->actors[0]));
 }
 
 /* ---- 8. the example alert consumer ------------------------------------ */

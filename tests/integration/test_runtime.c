@@ -49,14 +49,8 @@ static int setup(void **state)
 	fixture *f = vox_calloc(1, sizeof(*f));
 	f->run = run_counter++;
 	th_nats_start(&f->nats);
-	th_pg_create_db("rt", f->dsn, sizeof(f->dsn));
+	th_pg_migrated_db("rt", f->dsn, sizeof(f->dsn));
 	PGconn *c = th_pg_connect(f->dsn);
-	vox_buf err;
-	vox_buf_init(&err);
-	int applied = 0;
-	assert_int_equal(vox_migrate_apply(c, vox_migrations, vox_migrations_count,
-					   &applied, &err), VOX_OK);
-	vox_buf_release(&err);
 	th_pg_ok(c, "CREATE TABLE rt_processed (event_id text PRIMARY KEY);"
 		    "CREATE TABLE rt_total (total bigint NOT NULL, count bigint NOT NULL);"
 		    "INSERT INTO rt_total VALUES (0, 0);"
@@ -67,14 +61,7 @@ static int setup(void **state)
 	jsOptions jo;
 	jsOptions_Init(&jo);
 	jo.PublishAsync.MaxPending = 2000;
-	natsOptions *no = NULL;
-	natsOptions_Create(&no);
-	natsOptions_SetURL(no, f->nats.url);
-	natsOptions_SetMaxReconnect(no, -1);
-	natsOptions_SetReconnectWait(no, 100);
-	assert_int_equal(natsConnection_Connect(&f->nc, no), NATS_OK);
-	natsOptions_Destroy(no);
-	assert_int_equal(natsConnection_JetStream(&f->js, f->nc, &jo), NATS_OK);
+	th_js_connect(f->nats.url, &jo, &f->nc, &f->js);
 	*state = f;
 	return 0;
 }
@@ -110,26 +97,6 @@ static void start_actor(fixture *f, int i, const char *extra1, const char *extra
 	snprintf(f->logs[i], sizeof(f->logs[i]), "%s/runtime-%ld-%d-%d.log",
 		 th_env("VOX_TEST_TMP"), (long)getpid(), f->run, i);
 	f->actors[i] = th_spawn("vox-test-actor", env, f->logs[i]);
-}
-
-static bool alive(pid_t pid)
-{
-	int ws;
-	return waitpid(pid, &ws, WNOHANG) == 0;
-}
-
-static int count_in_log(const char *path, const char *needle)
-{
-	FILE *fp = fopen(path, "r");
-	char line[4096];
-	int n = 0;
-	if (!fp)
-		return 0;
-	while (fgets(line, sizeof(line), fp))
-		if (strstr(line, needle))
-			n++;
-	fclose(fp);
-	return n;
 }
 
 static void make_event(fixture *f, int i, int64_t amount, const char *desc,
@@ -240,11 +207,11 @@ static void test_ten_thousand_events_exactly_once(void **state)
 	wait_actor_ready(f);
 	publish_range(f, 0, 10000);
 	assert_exactly_once(f, 10000, 120000);
-	assert_true(alive(f->actors[0]));
-	assert_true(alive(f->actors[1]));
+	assert_true(th_alive(f->actors[0]));
+	assert_true(th_alive(f->actors[1]));
 	/* both instances took part in the work */
-	assert_true(count_in_log(f->logs[0], "started") == 1);
-	assert_true(count_in_log(f->logs[1], "started") == 1);
+	assert_true(th_count_in_log(f->logs[0], "started") == 1);
+	assert_true(th_count_in_log(f->logs[1], "started") == 1);
 }
 
 static void test_postgres_outage(void **state)
@@ -257,14 +224,14 @@ static void test_postgres_outage(void **state)
 	th_pg_stop();
 	publish_range(f, 1000, 2000);
 	th_sleep_ms(4000);
-	assert_true(alive(f->actors[0]));
+	assert_true(th_alive(f->actors[0]));
 	th_pg_start();
 	publish_range(f, 2000, 3000);
 	assert_exactly_once(f, 3000, 60000);
-	assert_true(alive(f->actors[0]));
+	assert_true(th_alive(f->actors[0]));
 	/* the outage is logged once, and so is the recovery */
-	assert_int_equal(count_in_log(f->logs[0], "postgres unreachable"), 1);
-	assert_int_equal(count_in_log(f->logs[0], "postgres reachable again"), 1);
+	assert_int_equal(th_count_in_log(f->logs[0], "postgres unreachable"), 1);
+	assert_int_equal(th_count_in_log(f->logs[0], "postgres reachable again"), 1);
 }
 
 static void test_nats_restart(void **state)
@@ -277,7 +244,7 @@ static void test_nats_restart(void **state)
 	th_nats_restart(&f->nats);
 	publish_range(f, 2000, 4000);
 	assert_exactly_once(f, 4000, 60000);
-	assert_true(alive(f->actors[0]));
+	assert_true(th_alive(f->actors[0]));
 }
 
 static void test_kill9_then_restart(void **state)
@@ -313,7 +280,7 @@ static void test_sigterm_commits_the_batch_in_hand(void **state)
 	start_actor(f, 1, NULL, NULL);
 	assert_exactly_once(f, 3000, 60000);
 	assert_true(done > 0);
-	assert_int_equal(count_in_log(f->logs[0], "msg=\"stopped\""), 1);
+	assert_int_equal(th_count_in_log(f->logs[0], "msg=\"stopped\""), 1);
 }
 
 /* Fetch the dead letter with sequence seq from the DLQ stream. */
@@ -412,8 +379,8 @@ static void test_poison_messages_are_dead_lettered(void **state)
 		assert_true(found[k]);
 	}
 	/* the poison-sql batch was isolated, and the good events survived */
-	assert_true(count_in_log(f->logs[0], "batch failed, isolating") >= 1);
-	assert_true(alive(f->actors[0]));
+	assert_true(th_count_in_log(f->logs[0], "batch failed, isolating") >= 1);
+	assert_true(th_alive(f->actors[0]));
 }
 
 /* One event that emits an alert, with a crash injected at `point`. */

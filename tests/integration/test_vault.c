@@ -57,14 +57,8 @@ static int setup(void **state)
 	assert_true(sodium_init() >= 0);
 	f->run = run_counter++;
 	th_nats_start(&f->nats);
-	th_pg_create_db("vault", f->dsn, sizeof(f->dsn));
+	th_pg_migrated_db("vault", f->dsn, sizeof(f->dsn));
 	f->db = th_pg_connect(f->dsn);
-	vox_buf err;
-	vox_buf_init(&err);
-	int applied = 0;
-	assert_int_equal(vox_migrate_apply(f->db, vox_migrations, vox_migrations_count,
-					   &applied, &err), VOX_OK);
-	vox_buf_release(&err);
 	snprintf(f->env_url, sizeof(f->env_url), "VOX_NATS_URL=%s", f->nats.url);
 	snprintf(f->env_dsn, sizeof(f->env_dsn), "VOX_PG_DSN=%s", f->dsn);
 	randombytes_buf(k, sizeof(k));
@@ -114,20 +108,6 @@ static const void *mem_find(const void *hay, size_t n, const void *needle, size_
 	return NULL;
 }
 
-static int count_in_log(const char *path, const char *needle)
-{
-	FILE *fp = fopen(path, "r");
-	char line[4096];
-	int n = 0;
-	if (!fp)
-		return 0;
-	while (fgets(line, sizeof(line), fp))
-		if (strstr(line, needle))
-			n++;
-	fclose(fp);
-	return n;
-}
-
 /* The whole file contains needle (binary-safe). */
 static bool file_contains(const char *path, const char *needle)
 {
@@ -175,7 +155,7 @@ static void start_vault(fixture *f, const char *ring)
 	const char *extra[] = {keys, NULL};
 	f->actor = spawn_vault(f, extra);
 	for (int t = 0; t < 200; t++) {
-		if (count_in_log(f->log, "msg=\"started\"") >= 1)
+		if (th_count_in_log(f->log, "msg=\"started\"") >= 1)
 			return;
 		int ws;
 		if (waitpid(f->actor, &ws, WNOHANG) == f->actor) {
@@ -686,7 +666,7 @@ static void test_rows_that_do_not_open_fail_with_500(void **state)
 	assert_string_equal(r.code, "500");
 	assert_non_null(strstr(r.text, "credential cannot be decrypted"));
 	reply_free(&r);
-	assert_int_equal(count_in_log(f->log, "msg=\"credential cannot be decrypted\""), 6);
+	assert_int_equal(th_count_in_log(f->log, "msg=\"credential cannot be decrypted\""), 6);
 	/* the actor is still serving */
 	request(f, "list", ORG_A, NULL, NULL, &r);
 	assert_string_equal(r.code, "");
@@ -848,9 +828,9 @@ static void test_key_configuration(void **state)
 	assert_int_equal(chmod(path, 0600), 0);
 	add_org(f, ORG_A);
 	f->actor = spawn_vault(f, loose);
-	for (int t = 0; t < 200 && count_in_log(f->log, "msg=\"started\"") < 1; t++)
+	for (int t = 0; t < 200 && th_count_in_log(f->log, "msg=\"started\"") < 1; t++)
 		th_sleep_ms(100);
-	assert_int_equal(count_in_log(f->log, "msg=\"started\""), 1);
+	assert_int_equal(th_count_in_log(f->log, "msg=\"started\""), 1);
 	assert_int_equal(put(f, ORG_A, "elevenlabs", NULL, SECRET, NULL), 2);
 	assert_get(f, ORG_A, "elevenlabs", "default", SECRET);
 	stop_vault(f);

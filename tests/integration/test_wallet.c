@@ -60,28 +60,15 @@ static int setup(void **state)
 	fixture *f = vox_calloc(1, sizeof(*f));
 	f->run = run_counter++;
 	th_nats_start(&f->nats);
-	th_pg_create_db("wallet", f->dsn, sizeof(f->dsn));
+	th_pg_migrated_db("wallet", f->dsn, sizeof(f->dsn));
 	f->db = th_pg_connect(f->dsn);
-	vox_buf err;
-	vox_buf_init(&err);
-	int applied = 0;
-	assert_int_equal(vox_migrate_apply(f->db, vox_migrations, vox_migrations_count,
-					   &applied, &err), VOX_OK);
-	vox_buf_release(&err);
 	th_pg_ok(f->db, "CREATE TABLE it_opening (org_id uuid PRIMARY KEY, opening int NOT NULL)");
 	snprintf(f->env_url, sizeof(f->env_url), "VOX_NATS_URL=%s", f->nats.url);
 	snprintf(f->env_dsn, sizeof(f->env_dsn), "VOX_PG_DSN=%s", f->dsn);
-	natsOptions *no = NULL;
-	natsOptions_Create(&no);
-	natsOptions_SetURL(no, f->nats.url);
-	natsOptions_SetMaxReconnect(no, -1);
-	natsOptions_SetReconnectWait(no, 100);
-	assert_int_equal(natsConnection_Connect(&f->nc, no), NATS_OK);
-	natsOptions_Destroy(no);
 	jsOptions jo;
 	jsOptions_Init(&jo);
 	jo.Wait = 10000;
-	assert_int_equal(natsConnection_JetStream(&f->js, f->nc, &jo), NATS_OK);
+	th_js_connect(f->nats.url, &jo, &f->nc, &f->js);
 	*state = f;
 	return 0;
 }
@@ -101,20 +88,6 @@ static int teardown(void **state)
 	PQfinish(f->db);
 	free(f);
 	return 0;
-}
-
-static int count_in_log(const char *path, const char *needle)
-{
-	FILE *fp = fopen(path, "r");
-	char line[4096];
-	int n = 0;
-	if (!fp)
-		return 0;
-	while (fgets(line, sizeof(line), fp))
-		if (strstr(line, needle))
-			n++;
-	fclose(fp);
-	return n;
 }
 
 /* Spawn vox-billing in slot i with up to two extra "K=V" settings, and
@@ -145,7 +118,7 @@ static void start_billing(fixture *f, int i, const char *extra1, const char *ext
 		 th_env("VOX_TEST_TMP"), (long)getpid(), f->run, i);
 	f->actors[i] = th_spawn(ACTOR, env, f->logs[i]);
 	for (int t = 0; t < 200; t++) {
-		if (count_in_log(f->logs[i], "msg=\"started\"") >= 1)
+		if (th_count_in_log(f->logs[i], "msg=\"started\"") >= 1)
 			return;
 		int ws;
 		if (waitpid(f->actors[i], &ws, WNOHANG) == f->actors[i]) {
@@ -157,35 +130,7 @@ static void start_billing(fixture *f, int i, const char *extra1, const char *ext
 	fail_msg("vox-billing did not start (see %s)", f->logs[i]);
 }
 
-static bool alive(pid_t pid)
-{
-	int ws;
-	return pid > 0 && waitpid(pid, &ws, WNOHANG) == 0;
-}
-
 /* ---- SQL helpers -------------------------------------------------------- */
-
-static long long sqlf_int(fixture *f, const char *fmt, ...) VOX_PRINTF(2, 3);
-static long long sqlf_int(fixture *f, const char *fmt, ...)
-{
-	char sql[2048];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(sql, sizeof(sql), fmt, ap);
-	va_end(ap);
-	return th_pg_int(f->db, sql);
-}
-
-static void sqlf_ok(fixture *f, const char *fmt, ...) VOX_PRINTF(2, 3);
-static void sqlf_ok(fixture *f, const char *fmt, ...)
-{
-	char sql[2048];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(sql, sizeof(sql), fmt, ap);
-	va_end(ap);
-	th_pg_ok(f->db, sql);
-}
 
 /* Poll an integer query (formatted) until it returns want. */
 static long long wait_sqlf(fixture *f, long long want, long ms, const char *fmt, ...)
@@ -203,18 +148,18 @@ static long long wait_sqlf(fixture *f, long long want, long ms, const char *fmt,
 static void add_org(fixture *f, const char *id, long long balance,
 		    long long debt_limit, long long low_balance)
 {
-	sqlf_ok(f,
+	th_pg_okf(f->db,
 		"INSERT INTO organizations (id, name, email, wallet_balance_pence,"
 		" debt_limit_pence, low_balance_pence) VALUES ('%s', 'org %.8s',"
 		" 'billing+%.8s@example.com', %lld, %lld, %lld)",
 		id, id, id, balance, debt_limit, low_balance);
-	sqlf_ok(f, "INSERT INTO it_opening (org_id, opening) VALUES ('%s', %lld)",
+	th_pg_okf(f->db, "INSERT INTO it_opening (org_id, opening) VALUES ('%s', %lld)",
 		id, balance);
 }
 
 static long long balance_of(fixture *f, const char *org)
 {
-	return sqlf_int(f, "SELECT wallet_balance_pence FROM organizations WHERE id = '%s'",
+	return th_pg_intf(f->db, "SELECT wallet_balance_pence FROM organizations WHERE id = '%s'",
 			org);
 }
 
@@ -357,7 +302,7 @@ static void check_invariants(fixture *f)
 	assert_int_equal(bad, 0);
 	for (int i = 0; i < MAX_ACTORS; i++)
 		if (f->actors[i] > 0)
-			assert_true(alive(f->actors[i]));
+			assert_true(th_alive(f->actors[i]));
 }
 
 /* ---- events --------------------------------------------------------------- */
@@ -521,7 +466,7 @@ static void collect_alerts(fixture *f, alert_list *out)
 	memset(out, 0, sizeof(*out));
 	assert_int_equal(wait_sqlf(f, 0, 10000,
 		"SELECT count(*) FROM vox_outbox WHERE published_at IS NULL"), 0);
-	long long rows = sqlf_int(f, "SELECT count(*) FROM vox_outbox");
+	long long rows = th_pg_intf(f->db, "SELECT count(*) FROM vox_outbox");
 	th_sleep_ms(500); /* a late second copy would show now */
 	wait_stream_count(f, "ALERTS", rows);
 	assert_true(rows <= 32);
@@ -664,11 +609,11 @@ static void test_replayed_call_ended_is_charged_once(void **state)
 	publish_as(f, &c.ev, "vapi-end-1-retry-2");
 	wait_drained(f);
 	assert_int_equal(balance_of(f, ORG_A), 10000 - 140);
-	assert_int_equal(sqlf_int(f, "SELECT count(*) FROM credit_transactions"), 1);
-	assert_int_equal(sqlf_int(f, "SELECT count(*) FROM call_charges"), 1);
-	assert_int_equal(sqlf_int(f, "SELECT amount_pence FROM credit_transactions"
+	assert_int_equal(th_pg_intf(f->db, "SELECT count(*) FROM credit_transactions"), 1);
+	assert_int_equal(th_pg_intf(f->db, "SELECT count(*) FROM call_charges"), 1);
+	assert_int_equal(th_pg_intf(f->db, "SELECT amount_pence FROM credit_transactions"
 				     " WHERE call_id = '" CALL_1 "'"), -140);
-	assert_int_equal(sqlf_int(f, "SELECT count(*) FROM processed_webhook_events"
+	assert_int_equal(th_pg_intf(f->db, "SELECT count(*) FROM processed_webhook_events"
 				     " WHERE event_id = 'vox-billing:call.ended:vapi-end-1'"), 1);
 	/* duplicates are acknowledged, not dead-lettered */
 	assert_int_equal(th_stream_count(f->js, "DLQ"), 0);
@@ -676,7 +621,7 @@ static void test_replayed_call_ended_is_charged_once(void **state)
 	 * insert fail. The third copy, alone in its batch, took the ON
 	 * CONFLICT path of processed_webhook_events; and no key of the
 	 * billing tables is deferrable. */
-	assert_int_equal(sqlf_int(f, "SELECT count(*) FROM pg_constraint WHERE conrelid IN"
+	assert_int_equal(th_pg_intf(f->db, "SELECT count(*) FROM pg_constraint WHERE conrelid IN"
 		" ('credit_transactions'::regclass, 'processed_webhook_events'::regclass,"
 		" 'call_charges'::regclass, 'organizations'::regclass, 'vox_outbox'::regclass)"
 		" AND contype IN ('u', 'p', 'x') AND condeferrable"), 0);
@@ -707,10 +652,10 @@ static void test_topup_whose_first_attempt_fails_is_credited_once(void **state)
 	wait_balance(f, ORG_A, 2500);
 	wait_drained(f);
 	/* the first attempt did fail, and a later one applied it */
-	assert_true(sqlf_int(f, "SELECT last_value FROM it_fail_seq") >= 2);
-	assert_int_equal(sqlf_int(f, "SELECT count(*) FROM credit_transactions"
+	assert_true(th_pg_intf(f->db, "SELECT last_value FROM it_fail_seq") >= 2);
+	assert_int_equal(th_pg_intf(f->db, "SELECT count(*) FROM credit_transactions"
 				     " WHERE type = 'topup'"), 1);
-	assert_int_equal(sqlf_int(f, "SELECT count(*) FROM processed_webhook_events"
+	assert_int_equal(th_pg_intf(f->db, "SELECT count(*) FROM processed_webhook_events"
 		" WHERE event_id = 'vox-billing:payment.succeeded:evt_stripe_first_fails'"), 1);
 	/* a redelivery now is a no-op */
 	publish_as(f, &t.ev, "evt_stripe_first_fails-again");
@@ -737,8 +682,8 @@ static void test_payment_and_call_sharing_an_event_id_are_both_applied(void **st
 	publish_as(f, &c.ev, "call-evt-shared-1");
 	wait_balance(f, ORG_A, 4000 - 70);
 	wait_drained(f);
-	assert_int_equal(sqlf_int(f, "SELECT count(*) FROM credit_transactions"), 2);
-	assert_int_equal(sqlf_int(f, "SELECT count(*) FROM processed_webhook_events"
+	assert_int_equal(th_pg_intf(f->db, "SELECT count(*) FROM credit_transactions"), 2);
+	assert_int_equal(th_pg_intf(f->db, "SELECT count(*) FROM processed_webhook_events"
 		" WHERE event_id IN ('vox-billing:payment.succeeded:evt-shared-1',"
 		" 'vox-billing:call.ended:evt-shared-1')"), 2);
 	assert_int_equal(th_stream_count(f->js, "DLQ"), 0);
@@ -772,21 +717,21 @@ static void test_one_rate_for_every_call_length(void **state)
 	for (size_t i = 0; i < VOX_NELEM(durations); i++) {
 		char call[40];
 		uuid_n(call, sizeof(call), 0x22222222, i + 1);
-		assert_int_equal(sqlf_int(f, "SELECT charge_pence FROM call_charges"
+		assert_int_equal(th_pg_intf(f->db, "SELECT charge_pence FROM call_charges"
 					     " WHERE call_id = '%s'", call), charges[i]);
-		assert_int_equal(sqlf_int(f, "SELECT deducted_pence FROM call_charges"
+		assert_int_equal(th_pg_intf(f->db, "SELECT deducted_pence FROM call_charges"
 					     " WHERE call_id = '%s'", call), charges[i]);
-		assert_int_equal(sqlf_int(f, "SELECT count(*) FROM credit_transactions"
+		assert_int_equal(th_pg_intf(f->db, "SELECT count(*) FROM credit_transactions"
 					     " WHERE call_id = '%s'", call),
 				 charges[i] > 0 ? 1 : 0);
 		if (charges[i] > 0)
-			assert_int_equal(sqlf_int(f, "SELECT amount_pence FROM credit_transactions"
+			assert_int_equal(th_pg_intf(f->db, "SELECT amount_pence FROM credit_transactions"
 						     " WHERE call_id = '%s'", call), -charges[i]);
 	}
 	/* the 0 s call: a call_charges row, no ledger row */
-	assert_int_equal(sqlf_int(f, "SELECT count(*) FROM call_charges"), 8);
-	assert_int_equal(sqlf_int(f, "SELECT count(*) FROM credit_transactions"), 7);
-	assert_int_equal(sqlf_int(f, "SELECT count(*) FROM call_charges"
+	assert_int_equal(th_pg_intf(f->db, "SELECT count(*) FROM call_charges"), 8);
+	assert_int_equal(th_pg_intf(f->db, "SELECT count(*) FROM credit_transactions"), 7);
+	assert_int_equal(th_pg_intf(f->db, "SELECT count(*) FROM call_charges"
 				     " WHERE duration_seconds = 0 AND charge_pence = 0"), 1);
 	check_invariants(f);
 }
@@ -803,13 +748,13 @@ static void test_charge_over_the_debt_limit_keeps_a_shortfall(void **state)
 	publish(f, &c1.ev);
 	wait_balance(f, ORG_A, -500);
 	wait_drained(f);
-	assert_int_equal(sqlf_int(f, "SELECT amount_pence FROM credit_transactions"
+	assert_int_equal(th_pg_intf(f->db, "SELECT amount_pence FROM credit_transactions"
 				     " WHERE call_id = '" CALL_1 "'"), -600);
-	assert_int_equal(sqlf_int(f, "SELECT shortfall_pence FROM credit_transactions"
+	assert_int_equal(th_pg_intf(f->db, "SELECT shortfall_pence FROM credit_transactions"
 				     " WHERE call_id = '" CALL_1 "'"), 100);
-	assert_int_equal(sqlf_int(f, "SELECT balance_after_pence FROM credit_transactions"
+	assert_int_equal(th_pg_intf(f->db, "SELECT balance_after_pence FROM credit_transactions"
 				     " WHERE call_id = '" CALL_1 "'"), -500);
-	assert_int_equal(sqlf_int(f, "SELECT unbilled_pence FROM organizations"
+	assert_int_equal(th_pg_intf(f->db, "SELECT unbilled_pence FROM organizations"
 				     " WHERE id = '" ORG_A "'"), 100);
 
 	alert_list al;
@@ -833,9 +778,9 @@ static void test_charge_over_the_debt_limit_keeps_a_shortfall(void **state)
 				   " WHERE id = '" ORG_A "'"), 170);
 	wait_drained(f);
 	assert_int_equal(balance_of(f, ORG_A), -500);
-	assert_int_equal(sqlf_int(f, "SELECT deducted_pence FROM call_charges"
+	assert_int_equal(th_pg_intf(f->db, "SELECT deducted_pence FROM call_charges"
 				     " WHERE call_id = '" CALL_2 "'"), 0);
-	assert_int_equal(sqlf_int(f, "SELECT shortfall_pence FROM call_charges"
+	assert_int_equal(th_pg_intf(f->db, "SELECT shortfall_pence FROM call_charges"
 				     " WHERE call_id = '" CALL_2 "'"), 70);
 	collect_alerts(f, &al);
 	assert_int_equal(count_kind(&al, VOX_ALERT_DEBT_LIMIT), 1);
@@ -900,7 +845,7 @@ static void test_conflicting_duplicates_are_dead_lettered_and_move_no_money(void
 	const long long settled = 5000 - 70 + 2000 - 300;
 	wait_balance(f, ORG_A, settled);
 	wait_drained(f);
-	long long rows = sqlf_int(f, "SELECT count(*) FROM credit_transactions");
+	long long rows = th_pg_intf(f->db, "SELECT count(*) FROM credit_transactions");
 	assert_int_equal(rows, 3);
 
 	/* the same keys with other fields */
@@ -923,11 +868,11 @@ static void test_conflicting_duplicates_are_dead_lettered_and_move_no_money(void
 	snprintf(subj, sizeof(subj), "payment.refunded.%s", ORG_A);
 	assert_dead_letter(f, "cf-refund-other", subj, "409", "conflict");
 	assert_int_equal(balance_of(f, ORG_A), settled);
-	assert_int_equal(sqlf_int(f, "SELECT count(*) FROM credit_transactions"), rows);
-	assert_int_equal(sqlf_int(f, "SELECT duration_seconds FROM call_charges"
+	assert_int_equal(th_pg_intf(f->db, "SELECT count(*) FROM credit_transactions"), rows);
+	assert_int_equal(th_pg_intf(f->db, "SELECT duration_seconds FROM call_charges"
 				     " WHERE call_id = '" CALL_1 "'"), 60);
 	/* a conflict leaves no idempotency record */
-	assert_int_equal(sqlf_int(f, "SELECT count(*) FROM processed_webhook_events"
+	assert_int_equal(th_pg_intf(f->db, "SELECT count(*) FROM processed_webhook_events"
 				     " WHERE event_id LIKE '%%-other'"), 0);
 	check_invariants(f);
 }
@@ -963,7 +908,7 @@ static void test_refunds_capped_unknown_and_below_the_debt_limit(void **state)
 	assert_dead_letter(f, "ref-2-over", subj, "409", "conflict");
 	assert_dead_letter(f, "ref-3-unknown", subj, "404", "not_found");
 	assert_dead_letter(f, "ref-4-other-org", subj, "404", "not_found");
-	assert_int_equal(sqlf_int(f, "SELECT -sum(amount_pence) FROM credit_transactions"
+	assert_int_equal(th_pg_intf(f->db, "SELECT -sum(amount_pence) FROM credit_transactions"
 				     " WHERE type = 'refund' AND stripe_payment_intent_id = 'pi_ref_a'"),
 			 2000);
 
@@ -976,9 +921,9 @@ static void test_refunds_capped_unknown_and_below_the_debt_limit(void **state)
 	publish(f, &rb.ev);
 	wait_balance(f, ORG_B, -2800);
 	wait_drained(f);
-	assert_int_equal(sqlf_int(f, "SELECT amount_pence FROM credit_transactions"
+	assert_int_equal(th_pg_intf(f->db, "SELECT amount_pence FROM credit_transactions"
 				     " WHERE stripe_refund_id = 're_b_full'"), -3000);
-	assert_int_equal(sqlf_int(f, "SELECT unbilled_pence FROM organizations"
+	assert_int_equal(th_pg_intf(f->db, "SELECT unbilled_pence FROM organizations"
 				     " WHERE id = '" ORG_B "'"), 0);
 	assert_authorized(f, ORG_B, false, -2300);
 	assert_int_equal(th_stream_count(f->js, "DLQ"), 3);
@@ -1010,14 +955,14 @@ static void test_unknown_org_is_dead_lettered_and_writes_nothing(void **state)
 	snprintf(subj, sizeof(subj), "payment.refunded.%s", ORG_X);
 	assert_dead_letter(f, "unknown-refund", subj, "404", "unknown_org");
 	/* nothing of them anywhere */
-	assert_int_equal(sqlf_int(f, "SELECT count(*) FROM credit_transactions"
+	assert_int_equal(th_pg_intf(f->db, "SELECT count(*) FROM credit_transactions"
 				     " WHERE org_id <> '" ORG_A "' OR call_id = '" CALL_1 "'"), 0);
-	assert_int_equal(sqlf_int(f, "SELECT count(*) FROM call_charges"
+	assert_int_equal(th_pg_intf(f->db, "SELECT count(*) FROM call_charges"
 				     " WHERE call_id = '" CALL_1 "'"), 0);
-	assert_int_equal(sqlf_int(f, "SELECT count(*) FROM processed_webhook_events"
+	assert_int_equal(th_pg_intf(f->db, "SELECT count(*) FROM processed_webhook_events"
 				     " WHERE event_id LIKE 'vox-billing:%%:unknown-%%'"), 0);
-	assert_int_equal(sqlf_int(f, "SELECT count(*) FROM organizations"), 1);
-	assert_int_equal(sqlf_int(f, "SELECT count(*) FROM vox_outbox"), 0);
+	assert_int_equal(th_pg_intf(f->db, "SELECT count(*) FROM organizations"), 1);
+	assert_int_equal(th_pg_intf(f->db, "SELECT count(*) FROM vox_outbox"), 0);
 	check_invariants(f);
 }
 
@@ -1254,12 +1199,12 @@ static void test_two_instances_with_duplicates_exact_balances(void **state)
 			fprintf(stderr, "org %s: want %lld, got %lld\n", orgs[o], expected[o], got);
 		assert_int_equal(got, expected[o]);
 	}
-	assert_int_equal(sqlf_int(f, "SELECT count(*) FROM credit_transactions"),
+	assert_int_equal(th_pg_intf(f->db, "SELECT count(*) FROM credit_transactions"),
 			 charged_calls + R_TOPUPS + R_REFUNDS);
-	assert_int_equal(sqlf_int(f, "SELECT count(*) FROM call_charges"), R_CALLS);
-	assert_int_equal(sqlf_int(f, "SELECT count(*) FROM processed_webhook_events"),
+	assert_int_equal(th_pg_intf(f->db, "SELECT count(*) FROM call_charges"), R_CALLS);
+	assert_int_equal(th_pg_intf(f->db, "SELECT count(*) FROM processed_webhook_events"),
 			 total);
-	assert_int_equal(sqlf_int(f, "SELECT COALESCE(sum(unbilled_pence), 0)"
+	assert_int_equal(th_pg_intf(f->db, "SELECT COALESCE(sum(unbilled_pence), 0)"
 				     " FROM organizations"), 0);
 	assert_int_equal(th_stream_count(f->js, "DLQ"), 0);
 	assert_int_equal(th_stream_count(f->js, "ALERTS"), 0);
@@ -1296,11 +1241,11 @@ static void test_retention_cleanup_keeps_idempotency(void **state)
 	wait_drained(f);
 	/* a few more cleanup rounds: the recent rows stay */
 	th_sleep_ms(2500);
-	assert_int_equal(sqlf_int(f, "SELECT count(*) FROM processed_webhook_events"
+	assert_int_equal(th_pg_intf(f->db, "SELECT count(*) FROM processed_webhook_events"
 				     " WHERE event_id IN ('it-recent',"
 				     " 'vox-billing:call.ended:ret-call',"
 				     " 'vox-billing:payment.succeeded:ret-topup')"), 3);
-	assert_true(count_in_log(f->logs[0], "webhook events cleaned") >= 2);
+	assert_true(th_count_in_log(f->logs[0], "webhook events cleaned") >= 2);
 
 	/* permanent idempotency does not depend on that table */
 	th_pg_ok(f->db, "DELETE FROM processed_webhook_events");
@@ -1308,8 +1253,8 @@ static void test_retention_cleanup_keeps_idempotency(void **state)
 	publish_as(f, &t.ev, "ret-topup-replayed");
 	wait_drained(f);
 	assert_int_equal(balance_of(f, ORG_A), 10000 - 140 + 1000);
-	assert_int_equal(sqlf_int(f, "SELECT count(*) FROM credit_transactions"), 2);
-	assert_int_equal(sqlf_int(f, "SELECT count(*) FROM call_charges"), 1);
+	assert_int_equal(th_pg_intf(f->db, "SELECT count(*) FROM credit_transactions"), 2);
+	assert_int_equal(th_pg_intf(f->db, "SELECT count(*) FROM call_charges"), 1);
 	assert_int_equal(th_stream_count(f->js, "DLQ"), 0);
 	check_invariants(f);
 }
