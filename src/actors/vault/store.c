@@ -70,6 +70,15 @@ static void conn_failed(vox_vault_conn *conn, vox_status st)
 	}
 }
 
+/* End an endpoint's locked section: a failed statement marks the
+ * connection for a check before its next use, then the lock goes. */
+static void conn_release(vox_vault_conn *conn, vox_status st)
+{
+	if (st != VOX_OK)
+		conn_failed(conn, st);
+	pthread_mutex_unlock(&conn->lock);
+}
+
 /* ---- SQL helpers --------------------------------------------------------- */
 
 /* Run sql; *st gets the classified status. Text parameters, except those
@@ -482,9 +491,7 @@ void vox_vault_put(vox_request *req, void *ctx)
 	}
 	st = sql_cmd(c, "COMMIT", 0, NULL);
 unlock:
-	if (st != VOX_OK)
-		conn_failed(conn, st);
-	pthread_mutex_unlock(&conn->lock);
+	conn_release(conn, st);
 	if (code)
 		goto out;
 	if (st != VOX_OK) {
@@ -606,9 +613,7 @@ void vox_vault_get(vox_request *req, void *ctx)
 	if (opened)
 		st = audit(c, req, org, "credentials.get", id, &q, version);
 unlock:
-	if (st != VOX_OK)
-		conn_failed(conn, st);
-	pthread_mutex_unlock(&conn->lock);
+	conn_release(conn, st);
 	if (code)
 		reply_error(req, code, text);
 	else if (st != VOX_OK)
@@ -653,9 +658,7 @@ void vox_vault_list(vox_request *req, void *ctx)
 		" FROM org_credentials WHERE org_id = $1::uuid ORDER BY provider, type",
 		1, params, NULL, 0, &st);
 unlock:
-	if (st != VOX_OK)
-		conn_failed(conn, st);
-	pthread_mutex_unlock(&conn->lock);
+	conn_release(conn, st);
 	vox_buf_release(&q.metadata);
 	if (st != VOX_OK) {
 		reply_db_error(req, st);
@@ -748,9 +751,7 @@ void vox_vault_delete(vox_request *req, void *ctx)
 	}
 	st = sql_cmd(c, "COMMIT", 0, NULL);
 unlock:
-	if (st != VOX_OK)
-		conn_failed(conn, st);
-	pthread_mutex_unlock(&conn->lock);
+	conn_release(conn, st);
 	vox_buf_release(&q.metadata);
 	if (st != VOX_OK) {
 		reply_db_error(req, st);
