@@ -237,7 +237,7 @@ static bool is_hex(char c)
 	       (c >= 'A' && c <= 'F');
 }
 
-static bool parse_uuid(const char *s, size_t n, vox_uuid *out)
+bool vox_uuid_parse(const char *s, size_t n, vox_uuid *out)
 {
 	if (n != 36)
 		return false;
@@ -255,7 +255,7 @@ static bool parse_uuid(const char *s, size_t n, vox_uuid *out)
 	return true;
 }
 
-static bool valid_e164(const char *s, size_t n)
+bool vox_e164_ok(const char *s, size_t n)
 {
 	if (n < 9 || n > 16 || s[0] != '+' || s[1] == '0')
 		return false;
@@ -266,8 +266,8 @@ static bool valid_e164(const char *s, size_t n)
 }
 
 /* Read a timestamp: ext -1 (4, 8 or 12 bytes) or integer milliseconds. */
-static vox_status read_ts(vox_mp *r, const char *name, vox_time *out,
-			  vox_decode_error *err)
+vox_status vox_time_read(vox_mp *r, const char *name, vox_time *out,
+			 vox_decode_error *err)
 {
 	int64_t sec;
 	int64_t nsec;
@@ -401,21 +401,21 @@ static vox_status read_field(vox_mp *r, const field *f, char *base,
 	case F_UUID:
 		if ((st = read_str(r, f, &s, &n, err)) != VOX_OK)
 			return st;
-		if (!parse_uuid(s, n, dst))
+		if (!vox_uuid_parse(s, n, dst))
 			return fail(err, VOX_E_INVALID, "bad_uuid", f->key,
 				    "must be a UUID (36 characters, 8-4-4-4-12 hex)");
 		return VOX_OK;
 	case F_E164:
 		if ((st = read_str(r, f, &s, &n, err)) != VOX_OK)
 			return st;
-		if (!valid_e164(s, n))
+		if (!vox_e164_ok(s, n))
 			return fail(err, VOX_E_INVALID, "bad_phone", f->key,
 				    "must be E.164 (+ then 8 to 15 digits, not"
 				    " starting with 0)");
 		*(vox_str *)dst = (vox_str){s, n};
 		return VOX_OK;
 	case F_TS:
-		return read_ts(r, f->key, dst, err);
+		return vox_time_read(r, f->key, dst, err);
 	case F_INT: {
 		int64_t v;
 		vox_mp_err e = vox_mp_int(r, &v);
@@ -584,7 +584,7 @@ vox_status vox_event_decode_subject(vox_event *out, const char *subject,
 		return st;
 	vox_uuid token;
 	const vox_uuid *payload_org = vox_event_org(&ev);
-	if (!parse_uuid(org, orglen, &token) ||
+	if (!vox_uuid_parse(org, orglen, &token) ||
 	    strcmp(token.s, payload_org->s) != 0)
 		return fail(err, VOX_E_ORG_MISMATCH, "org_mismatch", "org_id",
 			    "does not match the subject's org token");
@@ -623,7 +623,7 @@ static void pack_str(msgpack_packer *pk, const char *s, size_t n)
 	msgpack_pack_str_body(pk, s, n);
 }
 
-static void pack_ts(msgpack_packer *pk, const vox_time *t)
+void vox_time_pack(msgpack_packer *pk, const vox_time *t)
 {
 	unsigned char b[12];
 	if (t->nsec == 0 && t->sec >= 0 && t->sec <= UINT32_MAX) {
@@ -683,7 +683,7 @@ vox_status vox_event_encode(const vox_event *ev, unsigned char **out,
 				 strnlen(((const vox_uuid *)p)->s, 37));
 			break;
 		case F_TS:
-			pack_ts(&pk, p);
+			vox_time_pack(&pk, p);
 			break;
 		case F_INT:
 			msgpack_pack_int64(&pk, *(const int64_t *)p);

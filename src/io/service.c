@@ -3,6 +3,7 @@
  */
 #include "io/service.h"
 
+#include "core/codec.h"
 #include "io/log.h"
 #include "io/natsconn.h"
 
@@ -12,6 +13,7 @@
 
 #define SRV_MAX_ENDPOINTS 16
 #define SRV_ID_LEN 22
+#define SRV_MAX_WORKERS 16
 
 typedef struct endpoint {
 	char *name;
@@ -19,7 +21,9 @@ typedef struct endpoint {
 	vox_endpoint_fn fn;
 	void *ctx;
 	vox_service *svc;
-	natsSubscription *sub;
+	/* svc->workers queue subscriptions in group "q": each has its own
+	 * delivery thread, so up to that many requests run at once */
+	natsSubscription *subs[SRV_MAX_WORKERS];
 	/* stats, under svc->lock */
 	int64_t num_requests;
 	int64_t num_errors;
@@ -37,6 +41,7 @@ struct vox_service {
 	pthread_mutex_t lock;
 	endpoint endpoints[SRV_MAX_ENDPOINTS];
 	size_t nendpoints;
+	int workers;
 	natsSubscription *srv_subs[9];
 	size_t nsrv;
 	vox_service_meta_fn meta_fn;
@@ -95,6 +100,7 @@ vox_status vox_service_new(vox_service **out, natsConnection *nc,
 	svc->version = vox_strndup(version, strlen(version));
 	svc->description = vox_strndup(description, strlen(description));
 	make_id(svc->id);
+	svc->workers = 1;
 	pthread_mutex_init(&svc->lock, NULL);
 
 	struct timespec ts;
@@ -283,9 +289,10 @@ vox_status vox_service_start(vox_service *svc)
 	}
 	for (size_t i = 0; i < svc->nendpoints && s == NATS_OK; i++) {
 		endpoint *ep = &svc->endpoints[i];
-		s = natsConnection_QueueSubscribe(&ep->sub, svc->nc,
-						  ep->subject, "q",
-						  on_endpoint, ep);
+		for (int w = 0; w < svc->workers && s == NATS_OK; w++)
+			s = natsConnection_QueueSubscribe(&ep->subs[w], svc->nc,
+							  ep->subject, "q",
+							  on_endpoint, ep);
 	}
 	if (s == NATS_OK)
 		s = natsConnection_Flush(svc->nc);
@@ -311,7 +318,8 @@ static void drain_sub(natsSubscription **sub)
 void vox_service_stop(vox_service *svc)
 {
 	for (size_t i = 0; i < svc->nendpoints; i++)
-		drain_sub(&svc->endpoints[i].sub);
+		for (int w = 0; w < SRV_MAX_WORKERS; w++)
+			drain_sub(&svc->endpoints[i].subs[w]);
 	for (size_t i = 0; i < svc->nsrv; i++)
 		drain_sub(&svc->srv_subs[i]);
 	svc->nsrv = 0;
@@ -331,6 +339,25 @@ void vox_service_free(vox_service *svc)
 	free(svc->version);
 	free(svc->description);
 	free(svc);
+}
+
+vox_status vox_service_set_workers(vox_service *svc, int n)
+{
+	if (svc->started_flag || n < 1 || n > SRV_MAX_WORKERS)
+		return VOX_E_INVALID;
+	svc->workers = n;
+	return VOX_OK;
+}
+
+bool vox_request_org(const vox_request *req, char org[37])
+{
+	const char *subject = natsMsg_GetSubject(req->msg);
+	const char *dot = subject ? strrchr(subject, '.') : NULL;
+	vox_uuid u;
+	if (!dot || !vox_uuid_parse(dot + 1, strlen(dot + 1), &u))
+		return false;
+	memcpy(org, u.s, 37);
+	return true;
 }
 
 const char *vox_request_subject(const vox_request *req)

@@ -38,6 +38,11 @@ vox_status vox_service_add_endpoint(vox_service *svc, const char *name,
 				    const char *subject, vox_endpoint_fn fn,
 				    void *ctx) VOX_MUST_CHECK;
 
+/* Serve each endpoint with n queue subscriptions (1 by default, at most
+ * 16): n delivery threads, so up to n requests of an endpoint run at once.
+ * Before vox_service_start; VOX_E_INVALID otherwise or for a bad n. */
+vox_status vox_service_set_workers(vox_service *svc, int n) VOX_MUST_CHECK;
+
 void vox_service_set_metadata_fn(vox_service *svc, vox_service_meta_fn fn,
 				 void *ctx);
 
@@ -62,6 +67,10 @@ void vox_service_stats_json(vox_service *svc, vox_buf *out);
 const char *vox_request_subject(const vox_request *req);
 const char *vox_request_data(const vox_request *req, size_t *len);
 natsMsg *vox_request_msg(const vox_request *req);
+
+/* The org a request is for: the subject's last token, which must be a
+ * UUID; org gets it lowercased. False when it is not one. */
+bool vox_request_org(const vox_request *req, char org[37]);
 
 /* Reply with a body (msgpack by convention). */
 vox_status vox_request_respond(vox_request *req, const void *data,

@@ -531,25 +531,12 @@ void vox_billing_authorize(vox_request *req, void *ctx)
 	vox_billing_ctx *bc = ctx;
 	size_t len;
 	const char *data = vox_request_data(req, &len);
-	const char *subject = vox_request_subject(req);
-	const char *org = strrchr(subject, '.');
 	char orgbuf[37];
 
-	if (!org || strlen(org + 1) != 36) {
+	if (!vox_request_org(req, orgbuf)) {
 		reply_error(req, 400, "org_id: the subject's last token must be a UUID");
 		return;
 	}
-	for (int i = 0; i < 36; i++) {
-		char ch = org[1 + i];
-		bool hex = (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') ||
-			   (ch >= 'A' && ch <= 'F');
-		if ((i == 8 || i == 13 || i == 18 || i == 23) ? ch != '-' : !hex) {
-			reply_error(req, 400, "org_id: the subject's last token must be a UUID");
-			return;
-		}
-		orgbuf[i] = (ch >= 'A' && ch <= 'F') ? (char)(ch - 'A' + 'a') : ch;
-	}
-	orgbuf[36] = '\0';
 	if (!valid_request_body(data, len)) {
 		reply_error(req, 400, "request must be a msgpack map");
 		return;

@@ -156,25 +156,6 @@ static void reply_sbuffer(vox_request *req, msgpack_sbuffer *sb)
 
 /* ---- requests ------------------------------------------------------------ */
 
-/* The org of a request: the subject's last token, a UUID, lowercased. */
-static bool subject_org(const vox_request *req, char org[37])
-{
-	const char *subject = vox_request_subject(req);
-	const char *dot = subject ? strrchr(subject, '.') : NULL;
-	if (!dot || strlen(dot + 1) != 36)
-		return false;
-	for (int i = 0; i < 36; i++) {
-		char ch = dot[1 + i];
-		bool hex = (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') ||
-			   (ch >= 'A' && ch <= 'F');
-		if ((i == 8 || i == 13 || i == 18 || i == 23) ? ch != '-' : !hex)
-			return false;
-		org[i] = (ch >= 'A' && ch <= 'F') ? (char)(ch - 'A' + 'a') : ch;
-	}
-	org[36] = '\0';
-	return true;
-}
-
 /* A decoded request: views into the message, valid during the handler. */
 typedef struct cred_req {
 	char provider[32];
@@ -334,7 +315,7 @@ static bool begin_request(vox_request *req, char org[37], cred_req *q,
 	size_t len;
 	const char *data = vox_request_data(req, &len);
 	req_fail fail;
-	if (!subject_org(req, org)) {
+	if (!vox_request_org(req, org)) {
 		reply_error(req, 400, "org_id: the subject's last token must be a UUID");
 		return false;
 	}
