@@ -358,3 +358,117 @@ bool th_alive(pid_t pid)
 	int ws;
 	return pid > 0 && waitpid(pid, &ws, WNOHANG) == 0;
 }
+
+/* ---- request-reply ------------------------------------------------------- */
+
+void th_body_init(th_body *b, uint32_t nkeys)
+{
+	msgpack_sbuffer_init(&b->sb);
+	msgpack_packer_init(&b->pk, &b->sb, msgpack_sbuffer_write);
+	msgpack_pack_map(&b->pk, nkeys);
+}
+
+void th_body_key(th_body *b, const char *k)
+{
+	msgpack_pack_str(&b->pk, strlen(k));
+	msgpack_pack_str_body(&b->pk, k, strlen(k));
+}
+
+void th_body_str(th_body *b, const char *k, const char *v)
+{
+	th_body_key(b, k);
+	msgpack_pack_str(&b->pk, strlen(v));
+	msgpack_pack_str_body(&b->pk, v, strlen(v));
+}
+
+void th_body_bin(th_body *b, const char *k, const void *v, size_t n)
+{
+	th_body_key(b, k);
+	msgpack_pack_bin(&b->pk, n);
+	msgpack_pack_bin_body(&b->pk, v, n);
+}
+
+void th_body_int(th_body *b, const char *k, int64_t v)
+{
+	th_body_key(b, k);
+	msgpack_pack_int64(&b->pk, v);
+}
+
+void th_reply_free(th_reply *r)
+{
+	if (r->decoded)
+		msgpack_unpacked_destroy(&r->u);
+	natsMsg_Destroy(r->msg);
+	memset(r, 0, sizeof(*r));
+}
+
+static const char *header(natsMsg *m, const char *key)
+{
+	const char *v = NULL;
+	if (natsMsgHeader_Get(m, key, &v) != NATS_OK || !v)
+		return "";
+	return v;
+}
+
+natsStatus th_request_raw(natsConnection *nc, const char *subject,
+			  const void *data, size_t len, const char *hdr_name,
+			  const char *hdr_value, th_reply *out)
+{
+	natsMsg *m = NULL;
+	memset(out, 0, sizeof(*out));
+	natsStatus s = natsMsg_Create(&m, subject, NULL, data, (int)len);
+	if (s == NATS_OK && hdr_value)
+		s = natsMsgHeader_Set(m, hdr_name, hdr_value);
+	if (s == NATS_OK)
+		s = natsConnection_RequestMsg(&out->msg, nc, m, 5000);
+	natsMsg_Destroy(m);
+	if (s != NATS_OK)
+		return s;
+	snprintf(out->code, sizeof(out->code), "%s",
+		 header(out->msg, "Nats-Service-Error-Code"));
+	snprintf(out->text, sizeof(out->text), "%s",
+		 header(out->msg, "Nats-Service-Error"));
+	if (!out->code[0]) {
+		size_t off = 0;
+		msgpack_unpacked_init(&out->u);
+		out->decoded = true;
+		if (msgpack_unpack_next(&out->u, natsMsg_GetData(out->msg),
+					(size_t)natsMsg_GetDataLength(out->msg), &off) !=
+			    MSGPACK_UNPACK_SUCCESS ||
+		    out->u.data.type != MSGPACK_OBJECT_MAP)
+			return NATS_ERR;
+	}
+	return NATS_OK;
+}
+
+static const msgpack_object nil_object = {.type = MSGPACK_OBJECT_NIL};
+
+const msgpack_object *th_get_key(const msgpack_object *map, const char *k)
+{
+	if (map->type != MSGPACK_OBJECT_MAP)
+		return &nil_object;
+	for (uint32_t i = 0; i < map->via.map.size; i++) {
+		const msgpack_object_kv *kv = &map->via.map.ptr[i];
+		if (kv->key.type == MSGPACK_OBJECT_STR &&
+		    kv->key.via.str.size == strlen(k) &&
+		    memcmp(kv->key.via.str.ptr, k, strlen(k)) == 0)
+			return &kv->val;
+	}
+	return &nil_object;
+}
+
+bool th_has_key(const msgpack_object *map, const char *k)
+{
+	return th_get_key(map, k) != &nil_object;
+}
+
+void th_expect_error(th_reply *r, const char *code)
+{
+	if (strcmp(r->code, code) != 0)
+		fprintf(stderr, "want error %s, got '%s' (%s)\n", code, r->code,
+			r->text);
+	assert_string_equal(r->code, code);
+	assert_true(r->text[0] != '\0');
+	assert_int_equal(natsMsg_GetDataLength(r->msg), 0);
+	th_reply_free(r);
+}

@@ -48,6 +48,7 @@ int th_stop(pid_t pid, int sig, long ms);
 /* Sleep ms milliseconds. */
 void th_sleep_ms(long ms);
 
+#include <msgpack.h>
 #include <nats/nats.h>
 
 /* A private nats-server started by a test (for restarts). */
@@ -105,5 +106,46 @@ int th_count_in_log(const char *path, const char *needle);
 
 /* True while the child pid runs (reaps it once it has exited). */
 bool th_alive(pid_t pid);
+
+/* ---- request-reply (msgpack bodies, ADR-32 errors) ---------------------- */
+
+/* A request body under construction: th_body_init with the number of
+ * keys, then one th_body_* per key (or msgpack_pack_* on pk directly). */
+typedef struct th_body {
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+} th_body;
+
+void th_body_init(th_body *b, uint32_t nkeys);
+void th_body_key(th_body *b, const char *k);
+void th_body_str(th_body *b, const char *k, const char *v);
+void th_body_bin(th_body *b, const char *k, const void *v, size_t n);
+void th_body_int(th_body *b, const char *k, int64_t v);
+
+/* A reply: the error code and text ("" on success) and, on success, the
+ * decoded body (which must be a map). */
+typedef struct th_reply {
+	char code[16];
+	char text[200];
+	natsMsg *msg;
+	msgpack_unpacked u;
+	bool decoded;
+} th_reply;
+
+void th_reply_free(th_reply *r);
+
+/* Request subject with a raw body and, when hdr_value is not NULL, the
+ * header hdr_name; 5 s timeout. NATS_ERR for a success reply that is not
+ * a msgpack map. */
+natsStatus th_request_raw(natsConnection *nc, const char *subject,
+			  const void *data, size_t len, const char *hdr_name,
+			  const char *hdr_value, th_reply *out);
+
+/* The value of key k in a decoded map, or a nil object when absent. */
+const msgpack_object *th_get_key(const msgpack_object *map, const char *k);
+bool th_has_key(const msgpack_object *map, const char *k);
+
+/* r is an error reply with this code, a text and an empty body; frees r. */
+void th_expect_error(th_reply *r, const char *code);
 
 #endif

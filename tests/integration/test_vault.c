@@ -208,95 +208,20 @@ static void sql_ok(fixture *f, const char *fmt, ...)
 
 /* ---- requests ----------------------------------------------------------- */
 
-/* A request body under construction. */
-typedef struct body {
-	msgpack_sbuffer sb;
-	msgpack_packer pk;
-} body;
-
-static void body_init(body *b, uint32_t nkeys)
-{
-	msgpack_sbuffer_init(&b->sb);
-	msgpack_packer_init(&b->pk, &b->sb, msgpack_sbuffer_write);
-	msgpack_pack_map(&b->pk, nkeys);
-}
-
-static void body_str(body *b, const char *k, const char *v)
-{
-	msgpack_pack_str(&b->pk, strlen(k));
-	msgpack_pack_str_body(&b->pk, k, strlen(k));
-	msgpack_pack_str(&b->pk, strlen(v));
-	msgpack_pack_str_body(&b->pk, v, strlen(v));
-}
-
-static void body_bin(body *b, const char *k, const void *v, size_t n)
-{
-	msgpack_pack_str(&b->pk, strlen(k));
-	msgpack_pack_str_body(&b->pk, k, strlen(k));
-	msgpack_pack_bin(&b->pk, n);
-	msgpack_pack_bin_body(&b->pk, v, n);
-}
-
-/* A reply: the error code ("" on success) and the decoded body. */
-typedef struct reply {
-	char code[16];
-	char text[200];
-	natsMsg *msg;
-	msgpack_unpacked u;
-	bool decoded;
-} reply;
-
-static void reply_free(reply *r)
-{
-	if (r->decoded)
-		msgpack_unpacked_destroy(&r->u);
-	natsMsg_Destroy(r->msg);
-	memset(r, 0, sizeof(*r));
-}
-
-static const char *hdr(natsMsg *m, const char *key)
-{
-	const char *v = NULL;
-	if (natsMsgHeader_Get(m, key, &v) != NATS_OK || !v)
-		return "";
-	return v;
-}
-
 /* Request credentials.<verb>.<token> with a raw body; requester (may be
  * NULL) goes in the Vox-Requester header. */
 static natsStatus request_raw(natsConnection *nc, const char *verb, const char *token,
 			      const void *data, size_t len, const char *requester,
-			      reply *out)
+			      th_reply *out)
 {
 	char subject[256];
-	natsMsg *m = NULL;
-	memset(out, 0, sizeof(*out));
 	snprintf(subject, sizeof(subject), "credentials.%s.%s", verb, token);
-	natsStatus s = natsMsg_Create(&m, subject, NULL, data, (int)len);
-	if (s == NATS_OK && requester)
-		s = natsMsgHeader_Set(m, "Vox-Requester", requester);
-	if (s == NATS_OK)
-		s = natsConnection_RequestMsg(&out->msg, nc, m, 5000);
-	natsMsg_Destroy(m);
-	if (s != NATS_OK)
-		return s;
-	snprintf(out->code, sizeof(out->code), "%s", hdr(out->msg, "Nats-Service-Error-Code"));
-	snprintf(out->text, sizeof(out->text), "%s", hdr(out->msg, "Nats-Service-Error"));
-	if (!out->code[0]) {
-		size_t off = 0;
-		msgpack_unpacked_init(&out->u);
-		out->decoded = true;
-		if (msgpack_unpack_next(&out->u, natsMsg_GetData(out->msg),
-					(size_t)natsMsg_GetDataLength(out->msg), &off) !=
-			    MSGPACK_UNPACK_SUCCESS ||
-		    out->u.data.type != MSGPACK_OBJECT_MAP)
-			return NATS_ERR;
-	}
-	return NATS_OK;
+	return th_request_raw(nc, subject, data, len, "Vox-Requester", requester,
+			      out);
 }
 
-static void request(fixture *f, const char *verb, const char *token, body *b,
-		    const char *requester, reply *out)
+static void request(fixture *f, const char *verb, const char *token, th_body *b,
+		    const char *requester, th_reply *out)
 {
 	natsStatus s = request_raw(f->nc, verb, token, b ? b->sb.data : "\x80",
 				   b ? b->sb.size : 1, requester, out);
@@ -308,62 +233,31 @@ static void request(fixture *f, const char *verb, const char *token, body *b,
 	assert_int_equal(s, NATS_OK);
 }
 
-static const msgpack_object nil_object = {.type = MSGPACK_OBJECT_NIL};
-
-/* The value of key in a decoded reply map, or a nil object. */
-static const msgpack_object *get_key(const msgpack_object *map, const char *k)
-{
-	if (map->type != MSGPACK_OBJECT_MAP)
-		return &nil_object;
-	for (uint32_t i = 0; i < map->via.map.size; i++) {
-		const msgpack_object_kv *kv = &map->via.map.ptr[i];
-		if (kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == strlen(k) &&
-		    memcmp(kv->key.via.str.ptr, k, strlen(k)) == 0)
-			return &kv->val;
-	}
-	return &nil_object;
-}
-
-static bool has_key(const msgpack_object *map, const char *k)
-{
-	return get_key(map, k) != &nil_object;
-}
-
-static void expect_error(reply *r, const char *code)
-{
-	if (strcmp(r->code, code) != 0)
-		fprintf(stderr, "want error %s, got '%s' (%s)\n", code, r->code, r->text);
-	assert_string_equal(r->code, code);
-	assert_true(r->text[0] != '\0');
-	assert_int_equal(natsMsg_GetDataLength(r->msg), 0);
-	reply_free(r);
-}
-
 /* put provider/type = config; returns the key_version. */
 static int64_t put(fixture *f, const char *org, const char *provider,
 		   const char *type, const char *config, const char *requester)
 {
-	body b;
-	reply r;
-	body_init(&b, type ? 3 : 2);
-	body_str(&b, "provider", provider);
+	th_body b;
+	th_reply r;
+	th_body_init(&b, type ? 3 : 2);
+	th_body_str(&b, "provider", provider);
 	if (type)
-		body_str(&b, "type", type);
-	body_bin(&b, "config", config, strlen(config));
+		th_body_str(&b, "type", type);
+	th_body_bin(&b, "config", config, strlen(config));
 	request(f, "put", org, &b, requester, &r);
 	if (r.code[0])
 		fprintf(stderr, "put %s/%s: %s %s\n", provider, type ? type : "-", r.code, r.text);
 	assert_string_equal(r.code, "");
 	assert_int_equal(r.u.data.via.map.size, 2);
-	const msgpack_object *id = get_key(&r.u.data, "id");
-	const msgpack_object *kv = get_key(&r.u.data, "key_version");
-	assert_true(id != &nil_object);
+	const msgpack_object *id = th_get_key(&r.u.data, "id");
+	const msgpack_object *kv = th_get_key(&r.u.data, "key_version");
+	assert_true(th_has_key(&r.u.data, "id"));
 	assert_int_equal(id->type, MSGPACK_OBJECT_STR);
 	assert_int_equal(id->via.str.size, 36);
-	assert_true(kv != &nil_object);
+	assert_true(th_has_key(&r.u.data, "key_version"));
 	assert_int_equal(kv->type, MSGPACK_OBJECT_POSITIVE_INTEGER);
 	int64_t v = (int64_t)kv->via.u64;
-	reply_free(&r);
+	th_reply_free(&r);
 	return v;
 }
 
@@ -372,11 +266,11 @@ static int64_t put(fixture *f, const char *org, const char *provider,
 static bool get_is(natsConnection *nc, const char *org, const char *provider,
 		   const char *type, const char *want, char *why, size_t whylen)
 {
-	body b;
-	reply r;
-	body_init(&b, 2);
-	body_str(&b, "provider", provider);
-	body_str(&b, "type", type);
+	th_body b;
+	th_reply r;
+	th_body_init(&b, 2);
+	th_body_str(&b, "provider", provider);
+	th_body_str(&b, "type", type);
 	natsStatus s = request_raw(nc, "get", org, b.sb.data, b.sb.size, "reader", &r);
 	msgpack_sbuffer_destroy(&b.sb);
 	bool ok = false;
@@ -385,14 +279,14 @@ static bool get_is(natsConnection *nc, const char *org, const char *provider,
 	} else if (r.code[0]) {
 		snprintf(why, whylen, "error %s: %s", r.code, r.text);
 	} else {
-		const msgpack_object *c = get_key(&r.u.data, "config");
+		const msgpack_object *c = th_get_key(&r.u.data, "config");
 		ok = r.u.data.via.map.size == 1 && c->type == MSGPACK_OBJECT_BIN &&
 		     c->via.bin.size == strlen(want) &&
 		     memcmp(c->via.bin.ptr, want, strlen(want)) == 0;
 		if (!ok)
 			snprintf(why, whylen, "wrong reply");
 	}
-	reply_free(&r);
+	th_reply_free(&r);
 	return ok;
 }
 
@@ -409,13 +303,13 @@ static void assert_get(fixture *f, const char *org, const char *provider,
 static void get_expect(fixture *f, const char *org, const char *provider,
 		       const char *type, const char *code)
 {
-	body b;
-	reply r;
-	body_init(&b, 2);
-	body_str(&b, "provider", provider);
-	body_str(&b, "type", type);
+	th_body b;
+	th_reply r;
+	th_body_init(&b, 2);
+	th_body_str(&b, "provider", provider);
+	th_body_str(&b, "type", type);
 	request(f, "get", org, &b, NULL, &r);
-	expect_error(&r, code);
+	th_expect_error(&r, code);
 }
 
 /* Rows of table whose text form (every column) contains needle. */
@@ -477,18 +371,18 @@ static void test_put_get_list_delete_round_trip(void **state)
 	assert_stored_sealed(f, ORG_A, "openai", "inbound", SECRET "-openai");
 	/* get without type means default; an org_id key in the body is
 	 * ignored (the org is the subject's) */
-	body b;
-	reply r;
-	body_init(&b, 2);
-	body_str(&b, "provider", "twilio");
-	body_str(&b, "org_id", ORG_X);
+	th_body b;
+	th_reply r;
+	th_body_init(&b, 2);
+	th_body_str(&b, "provider", "twilio");
+	th_body_str(&b, "org_id", ORG_X);
 	request(f, "get", ORG_A, &b, NULL, &r);
 	assert_string_equal(r.code, "");
-	const msgpack_object *cfg = get_key(&r.u.data, "config");
-	assert_true(cfg != &nil_object);
+	const msgpack_object *cfg = th_get_key(&r.u.data, "config");
+	assert_true(th_has_key(&r.u.data, "config"));
 	assert_int_equal(cfg->type, MSGPACK_OBJECT_BIN);
 	assert_memory_equal(cfg->via.bin.ptr, SECRET, strlen(SECRET));
-	reply_free(&r);
+	th_reply_free(&r);
 
 	/* replace: same row id, new secret, a fresh nonce each time */
 	long long id1 = sql_int(f, "SELECT count(*) FROM org_credentials");
@@ -502,42 +396,41 @@ static void test_put_get_list_delete_round_trip(void **state)
 	assert_string_equal(r.code, "");
 	assert_null(mem_find(natsMsg_GetData(r.msg), (size_t)natsMsg_GetDataLength(r.msg),
 			   "TOP-SECRET", 10));
-	const msgpack_object *items = get_key(&r.u.data, "items");
-	assert_true(items != &nil_object);
+	const msgpack_object *items = th_get_key(&r.u.data, "items");
+	assert_true(th_has_key(&r.u.data, "items"));
 	assert_int_equal(items->type, MSGPACK_OBJECT_ARRAY);
 	assert_int_equal(items->via.array.size, 2);
 	for (uint32_t i = 0; i < 2; i++) {
 		const msgpack_object *it = &items->via.array.ptr[i];
 		assert_int_equal(it->via.map.size, 5);
-		const msgpack_object *p = get_key(it, "provider");
-		const msgpack_object *ua = get_key(it, "updated_at");
-		assert_true(p != &nil_object);
-		assert_true(has_key(it, "type"));
-		assert_int_equal(get_key(it, "key_version")->via.u64, 1);
-		assert_int_equal(get_key(it, "is_active")->type, MSGPACK_OBJECT_BOOLEAN);
-		assert_true(ua != &nil_object);
+		const msgpack_object *ua = th_get_key(it, "updated_at");
+		assert_true(th_has_key(it, "provider"));
+		assert_true(th_has_key(it, "type"));
+		assert_int_equal(th_get_key(it, "key_version")->via.u64, 1);
+		assert_int_equal(th_get_key(it, "is_active")->type, MSGPACK_OBJECT_BOOLEAN);
+		assert_true(th_has_key(it, "updated_at"));
 		assert_int_equal(ua->type, MSGPACK_OBJECT_STR);
 		/* RFC 3339, UTC: 2025-01-02T03:04:05.123456Z */
 		assert_int_equal(ua->via.str.size, 27);
 		assert_int_equal(ua->via.str.ptr[10], 'T');
 		assert_int_equal(ua->via.str.ptr[26], 'Z');
 	}
-	assert_memory_equal(get_key(&items->via.array.ptr[0], "provider")->via.str.ptr,
+	assert_memory_equal(th_get_key(&items->via.array.ptr[0], "provider")->via.str.ptr,
 			    "openai", 6);
-	reply_free(&r);
+	th_reply_free(&r);
 
 	/* delete, twice */
 	for (int round = 0; round < 2; round++) {
-		body_init(&b, 2);
-		body_str(&b, "provider", "twilio");
-		body_str(&b, "type", "default");
+		th_body_init(&b, 2);
+		th_body_str(&b, "provider", "twilio");
+		th_body_str(&b, "type", "default");
 		request(f, "delete", ORG_A, &b, "carol", &r);
 		assert_string_equal(r.code, "");
-		const msgpack_object *d = get_key(&r.u.data, "deleted");
-		assert_true(d != &nil_object);
+		const msgpack_object *d = th_get_key(&r.u.data, "deleted");
+		assert_true(th_has_key(&r.u.data, "deleted"));
 		assert_int_equal(d->type, MSGPACK_OBJECT_BOOLEAN);
 		assert_int_equal(d->via.boolean, round == 0);
-		reply_free(&r);
+		th_reply_free(&r);
 	}
 	get_expect(f, ORG_A, "twilio", "default", "404");
 	assert_get(f, ORG_A, "openai", "inbound", SECRET "-openai");
@@ -580,20 +473,20 @@ static void test_get_with_reply_key_is_sealed_to_the_requester(void **state)
 	start_vault(f, f->ring1);
 	put(f, ORG_A, "deepgram", "outbound", SECRET, NULL);
 
-	body b;
-	reply r;
-	body_init(&b, 3);
-	body_str(&b, "provider", "deepgram");
-	body_str(&b, "type", "outbound");
-	body_bin(&b, "reply_key", pk, sizeof(pk));
+	th_body b;
+	th_reply r;
+	th_body_init(&b, 3);
+	th_body_str(&b, "provider", "deepgram");
+	th_body_str(&b, "type", "outbound");
+	th_body_bin(&b, "reply_key", pk, sizeof(pk));
 	request(f, "get", ORG_A, &b, NULL, &r);
 	assert_string_equal(r.code, "");
 	assert_int_equal(r.u.data.via.map.size, 1);
-	assert_false(has_key(&r.u.data, "config"));
+	assert_false(th_has_key(&r.u.data, "config"));
 	assert_null(mem_find(natsMsg_GetData(r.msg), (size_t)natsMsg_GetDataLength(r.msg),
 			   "TOP-SECRET", 10));
-	const msgpack_object *s = get_key(&r.u.data, "sealed");
-	assert_true(s != &nil_object);
+	const msgpack_object *s = th_get_key(&r.u.data, "sealed");
+	assert_true(th_has_key(&r.u.data, "sealed"));
 	assert_int_equal(s->type, MSGPACK_OBJECT_BIN);
 	assert_int_equal(s->via.bin.size, strlen(SECRET) + crypto_box_SEALBYTES);
 	uint8_t plain[256];
@@ -602,19 +495,19 @@ static void test_get_with_reply_key_is_sealed_to_the_requester(void **state)
 	assert_memory_equal(plain, SECRET, strlen(SECRET));
 	assert_int_not_equal(crypto_box_seal_open(plain, (const uint8_t *)s->via.bin.ptr,
 						  s->via.bin.size, pk2, sk2), 0);
-	reply_free(&r);
+	th_reply_free(&r);
 
 	/* a reply_key that is not 32 bytes of bin */
-	body_init(&b, 2);
-	body_str(&b, "provider", "deepgram");
-	body_bin(&b, "reply_key", pk, 31);
+	th_body_init(&b, 2);
+	th_body_str(&b, "provider", "deepgram");
+	th_body_bin(&b, "reply_key", pk, 31);
 	request(f, "get", ORG_A, &b, NULL, &r);
-	expect_error(&r, "400");
-	body_init(&b, 2);
-	body_str(&b, "provider", "deepgram");
-	body_str(&b, "reply_key", "0123456789abcdef0123456789abcdef");
+	th_expect_error(&r, "400");
+	th_body_init(&b, 2);
+	th_body_str(&b, "provider", "deepgram");
+	th_body_str(&b, "reply_key", "0123456789abcdef0123456789abcdef");
 	request(f, "get", ORG_A, &b, NULL, &r);
-	expect_error(&r, "400");
+	th_expect_error(&r, "400");
 	stop_vault(f);
 	assert_logs_clean(f);
 }
@@ -658,19 +551,19 @@ static void test_rows_that_do_not_open_fail_with_500(void **state)
 		  " 4, 9), key_version = 9 WHERE org_id = '" ORG_C "'");
 	get_expect(f, ORG_C, "resend", "default", "500");
 
-	body b;
-	reply r;
-	body_init(&b, 1);
-	body_str(&b, "provider", "stripe");
+	th_body b;
+	th_reply r;
+	th_body_init(&b, 1);
+	th_body_str(&b, "provider", "stripe");
 	request(f, "get", ORG_A, &b, NULL, &r);
 	assert_string_equal(r.code, "500");
 	assert_non_null(strstr(r.text, "credential cannot be decrypted"));
-	reply_free(&r);
+	th_reply_free(&r);
 	assert_int_equal(th_count_in_log(f->log, "msg=\"credential cannot be decrypted\""), 6);
 	/* the actor is still serving */
 	request(f, "list", ORG_A, NULL, NULL, &r);
 	assert_string_equal(r.code, "");
-	reply_free(&r);
+	th_reply_free(&r);
 	stop_vault(f);
 	assert_logs_clean(f);
 }
@@ -678,33 +571,33 @@ static void test_rows_that_do_not_open_fail_with_500(void **state)
 static void test_refusals(void **state)
 {
 	fixture *f = *state;
-	body b;
-	reply r;
+	th_body b;
+	th_reply r;
 	add_org(f, ORG_A);
 	start_vault(f, f->ring1);
 
 	/* unknown provider, unknown type */
-	body_init(&b, 2);
-	body_str(&b, "provider", "myspace");
-	body_str(&b, "config", SECRET);
+	th_body_init(&b, 2);
+	th_body_str(&b, "provider", "myspace");
+	th_body_str(&b, "config", SECRET);
 	request(f, "put", ORG_A, &b, NULL, &r);
-	expect_error(&r, "400");
-	body_init(&b, 3);
-	body_str(&b, "provider", "twilio");
-	body_str(&b, "type", "sideways");
-	body_str(&b, "config", SECRET);
+	th_expect_error(&r, "400");
+	th_body_init(&b, 3);
+	th_body_str(&b, "provider", "twilio");
+	th_body_str(&b, "type", "sideways");
+	th_body_str(&b, "config", SECRET);
 	request(f, "put", ORG_A, &b, NULL, &r);
-	expect_error(&r, "400");
+	th_expect_error(&r, "400");
 	get_expect(f, ORG_A, "myspace", "default", "400");
 	/* oversized: one byte over the limit; the limit itself is fine */
 	char *big = vox_malloc(VOX_VAULT_MAX_CONFIG + 2);
 	memset(big, 'x', VOX_VAULT_MAX_CONFIG + 1);
 	big[VOX_VAULT_MAX_CONFIG + 1] = '\0';
-	body_init(&b, 2);
-	body_str(&b, "provider", "twilio");
-	body_bin(&b, "config", big, VOX_VAULT_MAX_CONFIG + 1);
+	th_body_init(&b, 2);
+	th_body_str(&b, "provider", "twilio");
+	th_body_bin(&b, "config", big, VOX_VAULT_MAX_CONFIG + 1);
 	request(f, "put", ORG_A, &b, NULL, &r);
-	expect_error(&r, "413");
+	th_expect_error(&r, "413");
 	big[VOX_VAULT_MAX_CONFIG] = '\0';
 	put(f, ORG_A, "hubspot", NULL, big, NULL);
 	assert_get(f, ORG_A, "hubspot", "default", big);
@@ -720,31 +613,31 @@ static void test_refusals(void **state)
 	for (size_t i = 0; i < VOX_NELEM(not_maps); i++) {
 		assert_int_equal(request_raw(f->nc, "put", ORG_A, not_maps[i].bytes,
 					     not_maps[i].len, NULL, &r), NATS_OK);
-		expect_error(&r, "400");
+		th_expect_error(&r, "400");
 		assert_int_equal(request_raw(f->nc, "get", ORG_A, not_maps[i].bytes,
 					     not_maps[i].len, NULL, &r), NATS_OK);
-		expect_error(&r, "400");
+		th_expect_error(&r, "400");
 	}
 	/* no provider; no config; provider of the wrong type */
-	body_init(&b, 1);
-	body_str(&b, "config", SECRET);
+	th_body_init(&b, 1);
+	th_body_str(&b, "config", SECRET);
 	request(f, "put", ORG_A, &b, NULL, &r);
-	expect_error(&r, "400");
-	body_init(&b, 1);
-	body_str(&b, "provider", "twilio");
+	th_expect_error(&r, "400");
+	th_body_init(&b, 1);
+	th_body_str(&b, "provider", "twilio");
 	request(f, "put", ORG_A, &b, NULL, &r);
-	expect_error(&r, "400");
+	th_expect_error(&r, "400");
 	request(f, "get", ORG_A, NULL, NULL, &r);
-	expect_error(&r, "400");
+	th_expect_error(&r, "400");
 	request(f, "delete", ORG_A, NULL, NULL, &r);
-	expect_error(&r, "400");
-	body_init(&b, 2);
+	th_expect_error(&r, "400");
+	th_body_init(&b, 2);
 	msgpack_pack_str(&b.pk, 8);
 	msgpack_pack_str_body(&b.pk, "provider", 8);
 	msgpack_pack_int(&b.pk, 7);
-	body_str(&b, "config", SECRET);
+	th_body_str(&b, "config", SECRET);
 	request(f, "put", ORG_A, &b, NULL, &r);
-	expect_error(&r, "400");
+	th_expect_error(&r, "400");
 	/* bad org tokens */
 	static const char *const bad_orgs[] = {
 		"not-a-uuid", "a0000000-0000-4000-8000-00000000000", "a0000000x0000-4000-8000-00000000000a",
@@ -753,22 +646,22 @@ static void test_refusals(void **state)
 	for (size_t i = 0; i < VOX_NELEM(bad_orgs); i++) {
 		const char *verbs[] = {"put", "get", "list", "delete"};
 		for (size_t v = 0; v < 4; v++) {
-			body_init(&b, 2);
-			body_str(&b, "provider", "twilio");
-			body_str(&b, "config", SECRET);
+			th_body_init(&b, 2);
+			th_body_str(&b, "provider", "twilio");
+			th_body_str(&b, "config", SECRET);
 			request(f, verbs[v], bad_orgs[i], &b, NULL, &r);
-			expect_error(&r, "400");
+			th_expect_error(&r, "400");
 		}
 	}
 	/* unknown org, for every verb */
 	{
 		const char *verbs[] = {"put", "get", "list", "delete"};
 		for (size_t v = 0; v < 4; v++) {
-			body_init(&b, 2);
-			body_str(&b, "provider", "twilio");
-			body_str(&b, "config", SECRET);
+			th_body_init(&b, 2);
+			th_body_str(&b, "provider", "twilio");
+			th_body_str(&b, "config", SECRET);
 			request(f, verbs[v], ORG_X, &b, NULL, &r);
-			expect_error(&r, "404");
+			th_expect_error(&r, "404");
 		}
 	}
 	/* an uppercase UUID is the same org */
