@@ -48,4 +48,21 @@ for vec in subjects/vectors/*.vec; do
     }
   grep -E "stat::number_of_executed_units" build-fuzz/"$kind".log | sed 's/^/  /'
 done
+# vox-query's request decoder, seeded with a few requests by hand
+corpus=build-fuzz/corpus/query_request
+mkdir -p "$corpus"
+printf '\x80' > "$corpus/empty"
+printf '\x81\xa5limit\x0a' > "$corpus/limit"
+printf '\x82\xa6status\xa9completed\xa5since\xcf\x00\x00\x01\x9a\x1b\x2c\x3d\x4e' > "$corpus/calls"
+printf '\x81\xa6before\xb0AQ5AAAAAAAAAAAAq' > "$corpus/cursor"
+printf '\x81\xa5phone\xad+447700900123' > "$corpus/phone"
+echo "fuzz: query request for ${seconds}s"
+build-fuzz/bin/fuzz_query_request -max_total_time="$seconds" -max_len=4200 -timeout=5 \
+  -artifact_prefix=build-fuzz/crashes/query_request- -print_final_stats=1 \
+  "$corpus" 2> build-fuzz/query_request.log || {
+    echo "fuzz: query request FAILED, see build-fuzz/query_request.log and build-fuzz/crashes/"
+    tail -30 build-fuzz/query_request.log
+    exit 1
+  }
+grep -E "stat::number_of_executed_units" build-fuzz/query_request.log | sed 's/^/  /'
 echo "fuzz: all decoders ran clean"

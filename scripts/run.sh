@@ -2,7 +2,8 @@
 # `make run`: private servers under ./var (reused on the next run), the
 # migrations, then every actor as its own process. Ctrl-C stops the actors
 # (each drains and exits), then the servers this script started.
-# With VOX_NATS_URL / VOX_PG_DSN set, those servers are used instead.
+# With VOX_NATS_URL / VOX_PG_DSN (and VOX_PG_QUERY_DSN) set, those servers
+# are used instead.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -46,8 +47,20 @@ if [ -z "${VOX_VAULT_KEYS:-}" ] && [ -z "${VOX_VAULT_KEY_FILE:-}" ]; then
   [ -s "$VOX_VAULT_KEY_FILE" ] || "$bin/voxctl" keys generate
 fi
 
+# vox-query reads as its own role, which row-level security binds; it
+# refuses to start as an owner or a superuser.
+if [ -z "${VOX_PG_QUERY_DSN:-}" ]; then
+  echo "run: VOX_PG_QUERY_DSN is not set; vox-query needs a role that is a" \
+       "member of vox_reader (see README.md, Queries)" >&2
+  exit 1
+fi
+
 for a in "${actors[@]}"; do
-  setsid "$bin/$a" 2>>"$var/log/$a.log" &
+  if [ "$a" = vox-query ]; then
+    VOX_PG_DSN=$VOX_PG_QUERY_DSN setsid "$bin/$a" 2>>"$var/log/$a.log" &
+  else
+    setsid "$bin/$a" 2>>"$var/log/$a.log" &
+  fi
   pids+=($!)
 done
 

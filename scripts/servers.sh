@@ -97,11 +97,33 @@ start_pg() {
   PGPASSFILE=$dir/pg/pgpass "$pgbin/psql" -qAt "$dsn dbname=postgres" \
     -c "SELECT 1 FROM pg_database WHERE datname = 'vox'" | grep -q 1 \
     || PGPASSFILE=$dir/pg/pgpass "$pgbin/createdb" -h 127.0.0.1 -p "$port" -U vox vox
+  query_role "$dir" "$dsn"
   {
     echo "export VOX_PG_DSN='$dsn dbname=vox'"
+    echo "export VOX_PG_QUERY_DSN='host=127.0.0.1 port=$port user=vox_query passfile=$dir/pg/pgpass dbname=vox'"
     echo "export VOX_PG_ADMIN_DSN='$dsn dbname=postgres'"
     echo "export VOX_PG_BIN=$pgbin VOX_PG_DATA=$data VOX_PG_PORT=$port"
   } >> "$dir/env"
+}
+
+# vox-query's login role: a member of vox_reader, so subject to row-level
+# security and able to read nothing else (see README.md, Queries). Its password
+# lives in the same passfile.
+query_role() { # dir dsn
+  local dir=$1 dsn=$2 qpw
+  if ! grep -q '^\*:\*:\*:vox_query:' "$dir/pg/pgpass"; then
+    qpw=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
+    (umask 077; echo "*:*:*:vox_query:$qpw" >> "$dir/pg/pgpass")
+  fi
+  qpw=$(grep '^\*:\*:\*:vox_query:' "$dir/pg/pgpass" | head -n 1 | cut -d: -f5)
+  PGPASSFILE=$dir/pg/pgpass "$pgbin/psql" -qAt -v ON_ERROR_STOP=1 -v pw="$qpw" \
+    "$dsn dbname=postgres" >/dev/null <<'SQL' || die "cannot create the vox_query role"
+SELECT 'CREATE ROLE vox_reader NOLOGIN'
+ WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'vox_reader') \gexec
+SELECT 'CREATE ROLE vox_query LOGIN NOSUPERUSER NOBYPASSRLS IN ROLE vox_reader'
+ WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'vox_query') \gexec
+ALTER ROLE vox_query PASSWORD :'pw';
+SQL
 }
 
 stop_nats() {

@@ -23,6 +23,18 @@ static const char *actors[] = {"vox-calls", "vox-billing", "vox-leads",
 static char vault_keys[] = "VOX_VAULT_KEYS=1 AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 static char *const actor_env[] = {vault_keys, NULL};
 
+/* The environment of one actor: vox-query reads as its own role. */
+static char *const *env_for(const char *name)
+{
+	static char query_dsn[1024];
+	static char *query_env[] = {query_dsn, NULL};
+	if (strcmp(name, "vox-query") != 0)
+		return actor_env;
+	snprintf(query_dsn, sizeof(query_dsn), "VOX_PG_DSN=%s",
+		 th_env("VOX_PG_QUERY_DSN"));
+	return query_env;
+}
+
 /* Request subj until a reply comes or about 10 s pass. */
 static natsMsg *request_retry(natsConnection *nc, const char *subj)
 {
@@ -55,7 +67,7 @@ static void check_actor(const char *name, int sig)
 	char subj[128], id[64], type[64], got[64];
 	char log[256];
 	snprintf(log, sizeof(log), "%s/%s.log", th_env("VOX_TEST_TMP"), name);
-	pid_t pid = th_spawn(name, actor_env, log);
+	pid_t pid = th_spawn(name, env_for(name), log);
 
 	assert_int_equal(natsConnection_ConnectTo(&nc, th_env("VOX_NATS_URL")),
 			 NATS_OK);
@@ -124,7 +136,7 @@ static void test_all_instances_answer_a_ping(void **state)
 	for (size_t i = 0; i < VOX_NELEM(actors); i++) {
 		snprintf(log, sizeof(log), "%s/%s.log", th_env("VOX_TEST_TMP"),
 			 actors[i]);
-		pids[i] = th_spawn(actors[i], actor_env, log);
+		pids[i] = th_spawn(actors[i], env_for(actors[i]), log);
 	}
 	natsConnection *nc = NULL;
 	natsSubscription *sub = NULL;

@@ -1,0 +1,191 @@
+/*
+ * query.h - vox-query: read-only, tenant-scoped answers over request-reply.
+ *
+ * Three parts, one file each:
+ *   qdb.c       the database side: a small pool of connections made as a
+ *               role that row-level security binds, and one pipelined
+ *               round trip per request that sets app.org_id and runs the
+ *               prepared statements inside one transaction;
+ *   request.c   requests and cursors: pure, unit-tested;
+ *   endpoints.c the six query.* endpoints: request in, rows out as msgpack.
+ * main.c wires them to the actor shell.
+ */
+#ifndef VOX_ACTOR_QUERY_H
+#define VOX_ACTOR_QUERY_H
+
+#include "core/common.h"
+
+#include <pthread.h>
+
+#include <libpq-fe.h>
+
+#include "io/service.h"
+#include "vox/event.h"
+
+/* ---- the database side (qdb.c) ------------------------------------------- */
+
+/* A statement every connection of a pool prepares when it opens. */
+typedef struct vox_qstmt {
+	const char *name; /* prepared statement name, unique in the table */
+	const char *sql;
+	int nparams;
+} vox_qstmt;
+
+/* One statement of a request: an index into the pool's table and its
+ * text-format parameters (NULL for SQL NULL). */
+typedef struct vox_qcall {
+	size_t stmt;
+	const char *const *params;
+} vox_qcall;
+
+#define VOX_QDB_MAX_CALLS 4
+
+typedef struct vox_qdb_conn {
+	PGconn *pg;
+	bool busy;
+} vox_qdb_conn;
+
+typedef struct vox_qdb {
+	pthread_mutex_t lock; /* guards conns[].busy and down */
+	pthread_cond_t freed; /* a connection was given back */
+	char *dsn;
+	const vox_qstmt *stmts;
+	size_t nstmts;
+	vox_qdb_conn *conns;
+	size_t nconns;
+	int64_t wait_ms;           /* how long a request waits for a connection */
+	int64_t statement_timeout; /* ms, set on every connection */
+	bool down;                 /* the outage is logged once */
+} vox_qdb;
+
+/* A pool of nconns connections to dsn (opened on demand) preparing stmts
+ * (borrowed; must outlive the pool). */
+void vox_qdb_init(vox_qdb *db, const char *dsn, size_t nconns,
+		  const vox_qstmt *stmts, size_t nstmts);
+void vox_qdb_release(vox_qdb *db);
+
+/*
+ * Whether the role c is connected as is bound by row-level security: not a
+ * superuser, no BYPASSRLS, owner (or member of the owner) of no table that
+ * has policies, and able to read the tables. VOX_E_FORBIDDEN with err
+ * saying why and what to do; VOX_E_UNAVAILABLE if the check itself fails
+ * for lack of a connection.
+ */
+vox_status vox_qdb_check_role(PGconn *c, char *err, size_t errlen)
+	VOX_MUST_CHECK;
+
+/* Open one connection now and check it (startup): VOX_OK, VOX_E_FORBIDDEN
+ * (the role is not bound by RLS: never serve), or VOX_E_UNAVAILABLE. */
+vox_status vox_qdb_probe(vox_qdb *db, char *err, size_t errlen)
+	VOX_MUST_CHECK;
+
+/*
+ * Run calls[0..n) for org in one round trip: set_config('app.org_id', org,
+ * true) and then each statement, pipelined up to one Sync, so all of them
+ * run in one transaction that sees only org's rows whatever their WHERE
+ * clauses say. results[i] gets statement i's rows in binary format (the
+ * caller PQclears them) on VOX_OK; on failure all are NULL. Statuses:
+ * VOX_E_UNAVAILABLE (no database, connection lost), VOX_E_TIMEOUT (no free
+ * connection in wait_ms, or the statement timeout), VOX_E_FORBIDDEN (the
+ * role is not bound by RLS), VOX_E_INTERNAL (an SQL error; err has it).
+ */
+vox_status vox_qdb_run(vox_qdb *db, const char *org, const vox_qcall *calls,
+		       size_t n, PGresult **results, char *err,
+		       size_t errlen) VOX_MUST_CHECK;
+
+/* ---- requests and cursors (request.c) ------------------------------------ */
+
+/* The keys a request may carry; each endpoint reads only its own. */
+enum {
+	VOX_QK_LIMIT = 1u << 0,
+	VOX_QK_BEFORE = 1u << 1,
+	VOX_QK_TYPE = 1u << 2,
+	VOX_QK_STATUS = 1u << 3,
+	VOX_QK_DIRECTION = 1u << 4,
+	VOX_QK_SINCE = 1u << 5,
+	VOX_QK_UNTIL = 1u << 6,
+	VOX_QK_CALL_ID = 1u << 7,
+	VOX_QK_CONTACT_ID = 1u << 8,
+	VOX_QK_PHONE = 1u << 9,
+};
+
+#define VOX_QUERY_MAX_REQUEST 4096
+#define VOX_QUERY_DEFAULT_LIMIT 20
+#define VOX_QUERY_MAX_LIMIT 100
+
+/* A position in a list: the order key of the last row of a page. */
+typedef enum vox_qcursor_kind {
+	VOX_QCURSOR_TRANSACTIONS = 'T', /* key = ledger seq */
+	VOX_QCURSOR_CALLS = 'C',        /* key = created_at (unix us), id */
+} vox_qcursor_kind;
+
+typedef struct vox_qcursor {
+	int64_t key;
+	uint8_t id[16]; /* calls only */
+} vox_qcursor;
+
+/* The longest cursor text, with its NUL. */
+#define VOX_QCURSOR_MAX 48
+
+/* Encode c as the opaque text clients send back: base64url of a version
+ * byte, the kind, the key and (for calls) the id. */
+void vox_qcursor_encode(vox_qcursor_kind kind, const vox_qcursor *c,
+			char out[VOX_QCURSOR_MAX]);
+
+/* Decode a cursor of the given kind; false for anything else. */
+bool vox_qcursor_decode(vox_qcursor_kind kind, const char *s, size_t n,
+			vox_qcursor *out);
+
+typedef struct vox_qreq {
+	unsigned has; /* VOX_QK_* present (not nil) */
+	int limit;    /* VOX_QUERY_DEFAULT_LIMIT when absent */
+	vox_qcursor before;
+	char type[12];      /* topup | deduction | refund */
+	char status[12];    /* pending | in_progress | completed | failed */
+	char direction[12]; /* inbound | outbound */
+	int64_t since_us;   /* unix microseconds */
+	int64_t until_us;
+	vox_uuid call_id;
+	vox_uuid contact_id;
+	char phone[17];
+} vox_qreq;
+
+/*
+ * Decode a request body: a msgpack map (an empty body counts as {}) whose
+ * keys in `allowed` are checked and whose other keys are ignored. A cursor
+ * in `before` must be of `kind`. VOX_E_TOO_LARGE over
+ * VOX_QUERY_MAX_REQUEST bytes, VOX_E_INVALID otherwise; err names the
+ * field ("limit: must be an integer from 1 to 100").
+ */
+vox_status vox_qreq_parse(vox_qreq *q, unsigned allowed, vox_qcursor_kind kind,
+			  const void *data, size_t len, char *err,
+			  size_t errlen) VOX_MUST_CHECK;
+
+/* ---- the endpoints (endpoints.c) ----------------------------------------- */
+
+typedef struct vox_query_config {
+	int64_t rate_per_minute; /* VOX_RATE_PER_MINUTE: as vox-billing's */
+	int64_t conns;           /* VOX_QUERY_CONNS */
+	int64_t workers;         /* VOX_QUERY_WORKERS */
+	int64_t timeout_ms;      /* VOX_QUERY_TIMEOUT_MS */
+	const char *read_dsn;    /* VOX_PG_READ_DSN, "" when unset */
+} vox_query_config;
+
+typedef struct vox_query_ctx {
+	vox_query_config cfg;
+	vox_qdb db;
+	size_t max_reply; /* bytes a reply may take (the server's max_payload) */
+} vox_query_ctx;
+
+/* The statements the endpoints run, for vox_qdb_init. */
+extern const vox_qstmt vox_query_stmts[];
+extern const size_t vox_query_nstmts;
+
+void vox_query_wallet(vox_request *req, void *ctx);
+void vox_query_transactions(vox_request *req, void *ctx);
+void vox_query_calls(vox_request *req, void *ctx);
+void vox_query_call(vox_request *req, void *ctx);
+void vox_query_contact(vox_request *req, void *ctx);
+void vox_query_hot_leads(vox_request *req, void *ctx);
+
+#endif
