@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -94,9 +95,14 @@ const char *th_bin(const char *name)
 
 pid_t th_spawn(const char *bin, char *const extra_env[], const char *logpath)
 {
+	pid_t parent = getpid();
 	pid_t pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
+		/* dies with the test, also when a failed assertion skipped
+		 * the th_stop meant for it */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+			_exit(125);
 		for (size_t i = 0; extra_env && extra_env[i]; i++) {
 			const char *kv = extra_env[i];
 			const char *eq = strchr(kv, '=');

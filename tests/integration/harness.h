@@ -38,7 +38,8 @@ const char *th_env(const char *name);
 
 /* Start a built binary with extra environment ("K=V" strings, NULL-ended)
  * on top of the test's own; stderr goes to logpath (or inherited when
- * NULL). Returns the pid. */
+ * NULL). Returns the pid. The process is SIGKILLed if the test process
+ * ends first. */
 pid_t th_spawn(const char *bin, char *const extra_env[], const char *logpath);
 
 /* Send sig and wait up to ms for the process to exit. Returns its exit

@@ -427,30 +427,29 @@ void vox_query_wallet(vox_request *req, void *ctx)
 	int64_t rate = qc->cfg.rate_per_minute;
 	int64_t minutes = available > 0 ? available / rate : 0;
 
+	const struct {
+		const char *key;
+		int64_t value;
+	} ints[] = {
+		{"balance_pence", balance},     {"debt_limit_pence", debt},
+		{"available_pence", available}, {"unbilled_pence", unbilled},
+		{"low_balance_pence", low},     {"rate_per_minute", rate},
+		{"minutes_remaining", minutes},
+	};
 	vox_buf out;
 	msgpack_packer pk;
 	vox_buf_init(&out);
 	msgpack_packer_init(&pk, &out, buf_write);
-	msgpack_pack_map(&pk, 8);
-	pack_key(&pk, "balance_pence");
-	msgpack_pack_int64(&pk, balance);
-	pack_key(&pk, "debt_limit_pence");
-	msgpack_pack_int64(&pk, debt);
-	pack_key(&pk, "available_pence");
-	msgpack_pack_int64(&pk, available);
+	msgpack_pack_map(&pk, VOX_NELEM(ints) + 1);
+	for (size_t i = 0; i < VOX_NELEM(ints); i++) {
+		pack_key(&pk, ints[i].key);
+		msgpack_pack_int64(&pk, ints[i].value);
+	}
 	pack_key(&pk, "in_debt");
 	if (balance < 0)
 		msgpack_pack_true(&pk);
 	else
 		msgpack_pack_false(&pk);
-	pack_key(&pk, "unbilled_pence");
-	msgpack_pack_int64(&pk, unbilled);
-	pack_key(&pk, "low_balance_pence");
-	msgpack_pack_int64(&pk, low);
-	pack_key(&pk, "rate_per_minute");
-	msgpack_pack_int64(&pk, rate);
-	pack_key(&pk, "minutes_remaining");
-	msgpack_pack_int64(&pk, minutes);
 	reply_buf(req, &out);
 	vox_buf_release(&out);
 }
