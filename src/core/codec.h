@@ -29,6 +29,14 @@ bool vox_e164_ok(const char *s, size_t n);
 vox_status vox_time_read(vox_mp *r, const char *name, vox_time *out,
 			 vox_decode_error *err) VOX_MUST_CHECK;
 
+/* Parse an RFC 3339 date-time ("2026-11-24T10:00:00.123Z", an offset
+ * "+01:00" instead of Z, up to 9 fraction digits). False for anything
+ * else, including impossible dates. */
+bool vox_time_parse_rfc3339(const char *s, size_t n, vox_time *out);
+
+/* Whether key names a timestamp field of messages of this kind. */
+bool vox_event_key_is_time(vox_event_kind kind, const char *key, size_t n);
+
 /* Write t as the smallest ext -1 form that holds it. */
 void vox_time_pack(msgpack_packer *pk, const vox_time *t);
 

@@ -825,3 +825,90 @@ vox_str vox_event_msg_id(const vox_event *ev)
 		return *(const vox_str *)(const void *)&ev->u;
 	}
 }
+
+bool vox_event_key_is_time(vox_event_kind kind, const char *key, size_t n)
+{
+	if ((unsigned)kind >= VOX_EVENT_KIND_COUNT)
+		return false;
+	const kind_def *k = &kinds[kind];
+	for (size_t i = 0; i < k->nfields; i++)
+		if (k->fields[i].kind == F_TS && strlen(k->fields[i].key) == n &&
+		    memcmp(k->fields[i].key, key, n) == 0)
+			return true;
+	return false;
+}
+
+/* Days from 1970-01-01 to y-m-d (proleptic Gregorian), for any year. */
+static int64_t days_from_civil(int64_t y, int64_t m, int64_t d)
+{
+	y -= m <= 2;
+	int64_t era = (y >= 0 ? y : y - 399) / 400;
+	int64_t yoe = y - era * 400;
+	int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + doe - 719468;
+}
+
+/* n decimal digits at s into *v. */
+static bool digits(const char *s, size_t n, int64_t *v)
+{
+	*v = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		*v = *v * 10 + (s[i] - '0');
+	}
+	return true;
+}
+
+bool vox_time_parse_rfc3339(const char *s, size_t n, vox_time *out)
+{
+	int64_t y, mo, d, h, mi, se, ns = 0;
+	static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	if (n < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't') ||
+	    s[13] != ':' || s[16] != ':' || !digits(s, 4, &y) ||
+	    !digits(s + 5, 2, &mo) || !digits(s + 8, 2, &d) ||
+	    !digits(s + 11, 2, &h) || !digits(s + 14, 2, &mi) ||
+	    !digits(s + 17, 2, &se))
+		return false;
+	if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 || mi > 59 ||
+	    se > 59)
+		return false;
+	bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+	if (mo == 2 && d == 29 && !leap)
+		return false;
+	size_t i = 19;
+	if (i < n && s[i] == '.') {
+		size_t start = ++i;
+		while (i < n && s[i] >= '0' && s[i] <= '9')
+			i++;
+		size_t nd = i - start;
+		if (nd == 0 || nd > 9)
+			return false;
+		int64_t frac;
+		if (!digits(s + start, nd, &frac))
+			return false;
+		for (size_t k = nd; k < 9; k++)
+			frac *= 10;
+		ns = frac;
+	}
+	int64_t offset = 0;
+	if (i < n && (s[i] == 'Z' || s[i] == 'z')) {
+		i++;
+	} else if (i + 6 == n && (s[i] == '+' || s[i] == '-') && s[i + 3] == ':') {
+		int64_t oh, om;
+		if (!digits(s + i + 1, 2, &oh) || !digits(s + i + 4, 2, &om) ||
+		    oh > 23 || om > 59)
+			return false;
+		offset = (oh * 60 + om) * 60 * (s[i] == '-' ? -1 : 1);
+		i += 6;
+	} else {
+		return false;
+	}
+	if (i != n)
+		return false;
+	out->sec = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se - offset;
+	out->nsec = (int32_t)ns;
+	out->set = true;
+	return true;
+}

@@ -10,6 +10,7 @@
 #include <cmocka.h>
 #include <msgpack.h>
 
+#include "core/codec.h"
 #include "vox/event.h"
 #include "vox/subjects.h"
 
@@ -447,6 +448,58 @@ static void test_msg_id_and_names(void **state)
 	assert_null(vox_event_kind_name(VOX_EVENT_KIND_COUNT));
 }
 
+/* RFC 3339 text to a time and back (voxctl reads timestamps as text). */
+static void test_rfc3339_parse(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *text;
+		int64_t sec;
+		int32_t nsec;
+	} good[] = {
+		{"1970-01-01T00:00:00Z", 0, 0},
+		{"2026-11-24T10:00:00.123Z", 1795514400, 123000000},
+		{"2026-11-24T11:00:00.123456789+01:00", 1795514400, 123456789},
+		{"2026-11-24t05:30:00-04:30", 1795514400, 0},
+		{"2000-02-29T00:00:00Z", 951782400, 0},
+		{"1969-12-31T23:59:59.5Z", -1, 500000000},
+	};
+	for (size_t i = 0; i < VOX_NELEM(good); i++) {
+		vox_time t;
+		assert_true(vox_time_parse_rfc3339(good[i].text, strlen(good[i].text), &t));
+		assert_int_equal(t.sec, good[i].sec);
+		assert_int_equal(t.nsec, good[i].nsec);
+		assert_true(t.set);
+		char back[64];
+		vox_time_rfc3339(&t, back);
+		if (good[i].sec >= 0) {
+			vox_time u;
+			assert_true(vox_time_parse_rfc3339(back, strlen(back), &u));
+			assert_int_equal(u.sec, t.sec);
+			assert_int_equal(u.nsec, t.nsec);
+		}
+	}
+	static const char *const bad[] = {
+		"", "2026-11-24", "2026-11-24T10:00:00", "2026-11-24 10:00:00Z",
+		"2026-13-01T00:00:00Z", "2026-02-30T00:00:00Z", "2025-02-29T00:00:00Z",
+		"2026-11-24T24:00:00Z", "2026-11-24T10:60:00Z", "2026-11-24T10:00:60Z",
+		"2026-11-24T10:00:00.Z", "2026-11-24T10:00:00.1234567890Z",
+		"2026-11-24T10:00:00+0100", "2026-11-24T10:00:00Zx", "1795514400",
+		"2026-1-24T10:00:00Z",
+	};
+	for (size_t i = 0; i < VOX_NELEM(bad); i++) {
+		vox_time t;
+		if (vox_time_parse_rfc3339(bad[i], strlen(bad[i]), &t))
+			fprintf(stderr, "accepted %s\n", bad[i]);
+		assert_false(vox_time_parse_rfc3339(bad[i], strlen(bad[i]), &t));
+	}
+	assert_true(vox_event_key_is_time(VOX_CALL_ENDED, "ended_at", 8));
+	assert_true(vox_event_key_is_time(VOX_CALL_ENDED, "started_at", 10));
+	assert_false(vox_event_key_is_time(VOX_CALL_ENDED, "ended", 5));
+	assert_false(vox_event_key_is_time(VOX_CALL_ENDED, "duration_seconds", 16));
+	assert_true(vox_event_key_is_time(VOX_PAYMENT_SUCCEEDED, "occurred_at", 11));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -456,6 +509,7 @@ int main(void)
 		cmocka_unit_test(test_subject_must_match_org),
 		cmocka_unit_test(test_extreme_millisecond_timestamps),
 		cmocka_unit_test(test_msg_id_and_names),
+		cmocka_unit_test(test_rfc3339_parse),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

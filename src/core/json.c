@@ -1,10 +1,10 @@
 /*
- * json.c - strict JSON parser for tests (see json.h).
+ * json.c - strict JSON parser (see json.h).
  */
-#include "json.h"
+#include "core/json.h"
 
-struct tj_value {
-	tj_type type;
+struct vox_json {
+	vox_json_type type;
 	bool b;
 	long long i;
 	double d;
@@ -12,7 +12,7 @@ struct tj_value {
 	size_t slen;
 	size_t n; /* array elements / object members */
 	size_t cap;
-	tj_value **items;
+	vox_json **items;
 	char **keys; /* objects only */
 	size_t *klens;
 };
@@ -41,19 +41,19 @@ static void sb_put(sbuf *b, const void *src, size_t n)
 	b->data[b->len] = '\0';
 }
 
-static tj_value *new_value(tj_type t)
+static vox_json *new_value(vox_json_type t)
 {
-	tj_value *v = vox_calloc(1, sizeof(*v));
+	vox_json *v = vox_calloc(1, sizeof(*v));
 	v->type = t;
 	return v;
 }
 
-void tj_free(tj_value *v)
+void vox_json_free(vox_json *v)
 {
 	if (!v)
 		return;
 	for (size_t k = 0; k < v->n; k++) {
-		tj_free(v->items[k]);
+		vox_json_free(v->items[k]);
 		if (v->keys)
 			free(v->keys[k]);
 	}
@@ -71,7 +71,7 @@ static void skip_ws(parser *ps)
 		ps->p++;
 }
 
-static tj_value *parse_value(parser *ps, int depth);
+static vox_json *parse_value(parser *ps, int depth);
 
 /* Length of a valid UTF-8 sequence (2..4 bytes) at p, or 0. */
 static size_t utf8_len(const unsigned char *p, const unsigned char *end)
@@ -224,7 +224,7 @@ static bool is_digit(const parser *ps)
 	return ps->p < ps->end && *ps->p >= '0' && *ps->p <= '9';
 }
 
-static tj_value *parse_number(parser *ps)
+static vox_json *parse_number(parser *ps)
 {
 	const unsigned char *start = ps->p;
 	bool integer = true;
@@ -257,18 +257,18 @@ static tj_value *parse_number(parser *ps)
 	}
 	size_t n = (size_t)(ps->p - start);
 	char *lex = vox_strndup((const char *)start, n);
-	tj_value *v = NULL;
+	vox_json *v = NULL;
 	if (integer) {
 		errno = 0;
 		long long i = strtoll(lex, NULL, 10);
 		if (errno == 0) {
-			v = new_value(TJ_INT);
+			v = new_value(VOX_JSON_INT);
 			v->i = i;
 			v->d = (double)i;
 		}
 	}
 	if (!v) {
-		v = new_value(TJ_NUMBER);
+		v = new_value(VOX_JSON_NUMBER);
 		v->d = strtod(lex, NULL);
 	}
 	free(lex);
@@ -284,28 +284,28 @@ static bool literal(parser *ps, const char *word)
 	return true;
 }
 
-static void push(tj_value *v, tj_value *item, char *key, size_t klen)
+static void push(vox_json *v, vox_json *item, char *key, size_t klen)
 {
 	if (v->n == v->cap) {
 		v->cap = v->cap ? v->cap * 2 : 4;
 		v->items = vox_realloc(v->items, v->cap * sizeof(*v->items));
-		if (v->type == TJ_OBJECT) {
+		if (v->type == VOX_JSON_OBJECT) {
 			v->keys = vox_realloc(v->keys, v->cap * sizeof(*v->keys));
 			v->klens = vox_realloc(v->klens,
 					       v->cap * sizeof(*v->klens));
 		}
 	}
 	v->items[v->n] = item;
-	if (v->type == TJ_OBJECT) {
+	if (v->type == VOX_JSON_OBJECT) {
 		v->keys[v->n] = key;
 		v->klens[v->n] = klen;
 	}
 	v->n++;
 }
 
-static tj_value *parse_array(parser *ps, int depth)
+static vox_json *parse_array(parser *ps, int depth)
 {
-	tj_value *v = new_value(TJ_ARRAY);
+	vox_json *v = new_value(VOX_JSON_ARRAY);
 	ps->p++;
 	skip_ws(ps);
 	if (ps->p < ps->end && *ps->p == ']') {
@@ -313,7 +313,7 @@ static tj_value *parse_array(parser *ps, int depth)
 		return v;
 	}
 	for (;;) {
-		tj_value *item = parse_value(ps, depth + 1);
+		vox_json *item = parse_value(ps, depth + 1);
 		if (!item)
 			goto fail;
 		push(v, item, NULL, 0);
@@ -329,13 +329,13 @@ static tj_value *parse_array(parser *ps, int depth)
 		ps->p++;
 	}
 fail:
-	tj_free(v);
+	vox_json_free(v);
 	return NULL;
 }
 
-static tj_value *parse_object(parser *ps, int depth)
+static vox_json *parse_object(parser *ps, int depth)
 {
-	tj_value *v = new_value(TJ_OBJECT);
+	vox_json *v = new_value(VOX_JSON_OBJECT);
 	ps->p++;
 	skip_ws(ps);
 	if (ps->p < ps->end && *ps->p == '}') {
@@ -362,7 +362,7 @@ static tj_value *parse_object(parser *ps, int depth)
 			goto fail;
 		}
 		ps->p++;
-		tj_value *item = parse_value(ps, depth + 1);
+		vox_json *item = parse_value(ps, depth + 1);
 		if (!item) {
 			free(key.data);
 			goto fail;
@@ -380,13 +380,13 @@ static tj_value *parse_object(parser *ps, int depth)
 		ps->p++;
 	}
 fail:
-	tj_free(v);
+	vox_json_free(v);
 	return NULL;
 }
 
-static tj_value *parse_value(parser *ps, int depth)
+static vox_json *parse_value(parser *ps, int depth)
 {
-	if (depth > TJ_MAX_DEPTH)
+	if (depth > VOX_JSON_MAX_DEPTH)
 		return NULL;
 	skip_ws(ps);
 	if (ps->p >= ps->end)
@@ -402,7 +402,7 @@ static tj_value *parse_value(parser *ps, int depth)
 			free(s.data);
 			return NULL;
 		}
-		tj_value *v = new_value(TJ_STRING);
+		vox_json *v = new_value(VOX_JSON_STRING);
 		v->s = s.data;
 		v->slen = s.len;
 		return v;
@@ -410,13 +410,13 @@ static tj_value *parse_value(parser *ps, int depth)
 	case 't':
 		if (!literal(ps, "true"))
 			return NULL;
-		tj_value *t = new_value(TJ_BOOL);
+		vox_json *t = new_value(VOX_JSON_BOOL);
 		t->b = true;
 		return t;
 	case 'f':
-		return literal(ps, "false") ? new_value(TJ_BOOL) : NULL;
+		return literal(ps, "false") ? new_value(VOX_JSON_BOOL) : NULL;
 	case 'n':
-		return literal(ps, "null") ? new_value(TJ_NULL) : NULL;
+		return literal(ps, "null") ? new_value(VOX_JSON_NULL) : NULL;
 	default:
 		if (*ps->p == '-' || (*ps->p >= '0' && *ps->p <= '9'))
 			return parse_number(ps);
@@ -424,60 +424,63 @@ static tj_value *parse_value(parser *ps, int depth)
 	}
 }
 
-tj_value *tj_parse(const char *text, size_t len)
+vox_json *vox_json_parse(const char *text, size_t len, size_t *err_at)
 {
+	if (err_at)
+		*err_at = 0;
 	if (!text)
 		return NULL;
 	parser ps = {(const unsigned char *)text,
 		     (const unsigned char *)text + len};
-	tj_value *v = parse_value(&ps, 1);
-	if (!v)
-		return NULL;
-	skip_ws(&ps);
-	if (ps.p != ps.end) { /* trailing garbage */
-		tj_free(v);
-		return NULL;
+	vox_json *v = parse_value(&ps, 1);
+	if (v) {
+		skip_ws(&ps);
+		if (ps.p == ps.end)
+			return v;
+		vox_json_free(v); /* trailing garbage */
 	}
-	return v;
+	if (err_at)
+		*err_at = (size_t)(ps.p - (const unsigned char *)text);
+	return NULL;
 }
 
-tj_type tj_type_of(const tj_value *v)
+vox_json_type vox_json_type_of(const vox_json *v)
 {
-	return v ? v->type : TJ_NULL;
+	return v ? v->type : VOX_JSON_NULL;
 }
 
-const char *tj_type_name(tj_type t)
+const char *vox_json_type_name(vox_json_type t)
 {
 	switch (t) {
-	case TJ_NULL: return "null";
-	case TJ_BOOL: return "bool";
-	case TJ_INT: return "integer";
-	case TJ_NUMBER: return "number";
-	case TJ_STRING: return "string";
-	case TJ_ARRAY: return "array";
-	case TJ_OBJECT: return "object";
+	case VOX_JSON_NULL: return "null";
+	case VOX_JSON_BOOL: return "bool";
+	case VOX_JSON_INT: return "integer";
+	case VOX_JSON_NUMBER: return "number";
+	case VOX_JSON_STRING: return "string";
+	case VOX_JSON_ARRAY: return "array";
+	case VOX_JSON_OBJECT: return "object";
 	}
 	return "?";
 }
 
-size_t tj_len(const tj_value *v)
+size_t vox_json_len(const vox_json *v)
 {
-	return v && (v->type == TJ_ARRAY || v->type == TJ_OBJECT) ? v->n : 0;
+	return v && (v->type == VOX_JSON_ARRAY || v->type == VOX_JSON_OBJECT) ? v->n : 0;
 }
 
-const tj_value *tj_at(const tj_value *v, size_t i)
+const vox_json *vox_json_at(const vox_json *v, size_t i)
 {
-	return i < tj_len(v) ? v->items[i] : NULL;
+	return i < vox_json_len(v) ? v->items[i] : NULL;
 }
 
-const char *tj_key_at(const tj_value *v, size_t i)
+const char *vox_json_key_at(const vox_json *v, size_t i)
 {
-	return v && v->type == TJ_OBJECT && i < v->n ? v->keys[i] : NULL;
+	return v && v->type == VOX_JSON_OBJECT && i < v->n ? v->keys[i] : NULL;
 }
 
-const tj_value *tj_get(const tj_value *obj, const char *key)
+const vox_json *vox_json_get(const vox_json *obj, const char *key)
 {
-	if (!obj || obj->type != TJ_OBJECT)
+	if (!obj || obj->type != VOX_JSON_OBJECT)
 		return NULL;
 	size_t n = strlen(key);
 	for (size_t k = 0; k < obj->n; k++)
@@ -486,27 +489,27 @@ const tj_value *tj_get(const tj_value *obj, const char *key)
 	return NULL;
 }
 
-const char *tj_str(const tj_value *v)
+const char *vox_json_str(const vox_json *v)
 {
-	return v && v->type == TJ_STRING ? v->s : NULL;
+	return v && v->type == VOX_JSON_STRING ? v->s : NULL;
 }
 
-size_t tj_str_len(const tj_value *v)
+size_t vox_json_str_len(const vox_json *v)
 {
-	return v && v->type == TJ_STRING ? v->slen : 0;
+	return v && v->type == VOX_JSON_STRING ? v->slen : 0;
 }
 
-long long tj_int(const tj_value *v)
+long long vox_json_int(const vox_json *v)
 {
-	return v && v->type == TJ_INT ? v->i : 0;
+	return v && v->type == VOX_JSON_INT ? v->i : 0;
 }
 
-double tj_number(const tj_value *v)
+double vox_json_number(const vox_json *v)
 {
-	return v && (v->type == TJ_INT || v->type == TJ_NUMBER) ? v->d : 0.0;
+	return v && (v->type == VOX_JSON_INT || v->type == VOX_JSON_NUMBER) ? v->d : 0.0;
 }
 
-bool tj_bool(const tj_value *v)
+bool vox_json_bool(const vox_json *v)
 {
-	return v && v->type == TJ_BOOL && v->b;
+	return v && v->type == VOX_JSON_BOOL && v->b;
 }
