@@ -953,6 +953,33 @@ static void test_owner_role_is_refused(void **state)
 	assert_true(th_count_in_log(log, "refusing to serve") >= 1);
 }
 
+/* VOX_PG_READ_DSN: reads go there, whatever VOX_PG_DSN says. */
+static void test_read_replica_dsn(void **state)
+{
+	fixture *f = *state;
+	char env_read[800], env_bad[200], log[600];
+	th_reply r;
+	th_stop(f->actor, SIGTERM, 10000);
+	f->actor = 0;
+	/* the primary DSN points at nothing: only the replica DSN can answer */
+	snprintf(env_bad, sizeof(env_bad),
+		 "VOX_PG_DSN=host=127.0.0.1 port=1 user=nobody dbname=none connect_timeout=1");
+	snprintf(env_read, sizeof(env_read), "VOX_PG_READ_DSN=%s", f->query_dsn);
+	snprintf(log, sizeof(log), "%s/vox-query-replica.log", th_env("VOX_TEST_TMP"));
+	char *env[] = {f->env_url, env_bad, env_read, NULL};
+	pid_t pid = th_spawn("vox-query", env, log);
+	f->actor = pid;
+	wait_ready(f);
+	ask("wallet", ORG_A, NULL, &r);
+	expect_ok(&r);
+	assert_int_equal(get_int(&r.u.data, "balance_pence"), 180);
+	th_reply_free(&r);
+	assert_true(th_count_in_log(log, "replica=yes") >= 1);
+	th_stop(pid, SIGTERM, 10000);
+	f->actor = spawn_query(f, f->env_dsn, f->log);
+	wait_ready(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -968,6 +995,7 @@ int main(void)
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_unfiltered_query_sees_one_org),
 		cmocka_unit_test(test_owner_role_is_refused),
+		cmocka_unit_test(test_read_replica_dsn),
 		cmocka_unit_test(test_database_down),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
