@@ -7,7 +7,8 @@
 #       temporary directory, the migrations, one organization, then
 #       vox-bench query at a fixed 2000 requests/s and at saturation, each
 #       with conns/workers 1/1, 2/2 and 4/4 (vox-query restarted for
-#       each). First, the baseline: 2000 requests/s against vox-bench echo,
+#       each), and at saturation with two instances of 1/1. First, the
+#       baseline: 2000 requests/s against vox-bench echo,
 #       a responder without a database, on the same servers. 10 s per run;
 #       --quick: 3 s and only 2/2.
 #
@@ -39,6 +40,7 @@ secs=10
 tmp=$(mktemp -d /tmp/vox-bench.XXXXXX)
 chmod 755 "$tmp" # the postgres user must reach it when we are root
 qpid=
+qpid2=
 epid=
 
 stop_query() {
@@ -57,7 +59,11 @@ cleanup() {
   local rc=$?
   trap - EXIT INT TERM
   stop_query
-  if [ -n "$epid" ]; then kill -KILL "$epid" 2>/dev/null || true; wait "$epid" 2>/dev/null || true; fi
+  for p in "$epid" "$qpid2"; do
+    [ -n "$p" ] || continue
+    kill -KILL "$p" 2>/dev/null || true
+    wait "$p" 2>/dev/null || true
+  done
   if [ "$rc" -ne 0 ] && [ -s "$tmp/vox-query.log" ]; then
     echo "bench: last lines of vox-query.log:" >&2
     tail -n 20 "$tmp/vox-query.log" >&2
@@ -132,4 +138,19 @@ for n in $sizes; do
   start_query "$n" "$n"
   run "$n" "$n" --rate 0 --seconds "$secs"
 done
+# Two instances of one connection each, sharing the queue group: the
+# scale-out alternative to a bigger pool.
+if [ "$quick" -eq 0 ]; then
+  start_query 1 1
+  VOX_PG_DSN=$VOX_PG_QUERY_DSN VOX_QUERY_CONNS=1 VOX_QUERY_WORKERS=1 \
+    "$bin/vox-query" >>"$tmp/vox-query-2.log" 2>&1 &
+  qpid2=$!
+  sleep 1
+  echo "bench: vox-bench query --rate 0 (two instances, conns 1, workers 1)" >&2
+  "$bin/vox-bench" query --org "$org" --rate 0 --seconds "$secs" \
+    --label "conns=1" --label "workers=1" --label "instances=2"
+  kill -TERM "$qpid2" 2>/dev/null || true
+  wait "$qpid2" 2>/dev/null || true
+  qpid2=
+fi
 stop_query
