@@ -1,252 +1,22 @@
 /*
- * voxctl - the operator's command line for vox. Git-style subcommands kept
- * in one table; each reads VOX_* variables like the actors do.
+ * voxctl - the command line of vox: git-style subcommands kept in one
+ * table, each in its cmd_*.c. Options before the subcommand apply to all:
+ * --server URL (else VOX_NATS_URL) and --compact (JSON on one line).
  * Exit codes: 0 ok, 1 failure reported by a server, 2 usage or invalid
  * input, 3 a server could not be reached.
  */
-#include "core/common.h"
+#include "voxctl/voxctl.h"
 
-#include <fcntl.h>
-#include <sodium.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include "actors/vault/vault_actor.h"
-#include "core/vault.h"
-#include "io/keyfile.h"
 #include "io/log.h"
-#include "io/migrate.h"
-#include "io/pg.h"
 
-enum { EXIT_OK = 0, EXIT_SERVER = 1, EXIT_USAGE = 2, EXIT_UNREACHABLE = 3 };
-
-typedef struct command {
-	const char *name;
-	int (*run)(int argc, char **argv);
-	const char *summary;
-	const char *usage;
-} command;
-
-static int exit_for(vox_status st)
-{
-	if (st == VOX_OK)
-		return EXIT_OK;
-	if (vox_status_is_transient(st))
-		return EXIT_UNREACHABLE;
-	return EXIT_SERVER;
-}
-
-static const char *require_env(const char *name)
-{
-	const char *v = getenv(name);
-	if (v == NULL || *v == '\0') {
-		fprintf(stderr, "voxctl: %s is not set\n", name);
-		return NULL;
-	}
-	return v;
-}
-
-static int cmd_migrate(int argc, char **argv)
-{
-	bool status_only = false;
-	PGconn *c = NULL;
-	vox_buf out, err;
-	char msg[512];
-	int code = EXIT_SERVER;
-
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--status") == 0) {
-			status_only = true;
-		} else {
-			fprintf(stderr, "voxctl migrate: unknown argument '%s'\n",
-				argv[i]);
-			return EXIT_USAGE;
-		}
-	}
-	const char *dsn = require_env("VOX_PG_DSN");
-	if (!dsn)
-		return EXIT_USAGE;
-	vox_status st = vox_pg_connect(&c, dsn, msg, sizeof(msg));
-	if (st != VOX_OK) {
-		fprintf(stderr, "voxctl migrate: %s\n", msg);
-		return exit_for(st);
-	}
-	vox_buf_init(&out);
-	vox_buf_init(&err);
-	if (status_only) {
-		int pending = 0;
-		st = vox_migrate_status(c, vox_migrations, vox_migrations_count,
-					&out, &pending, &err);
-		if (st == VOX_OK) {
-			fputs(out.data ? out.data : "", stdout);
-			printf("%d pending\n", pending);
-		}
-	} else {
-		int applied = 0;
-		st = vox_migrate_apply(c, vox_migrations, vox_migrations_count,
-				       &applied, &err);
-		if (st == VOX_OK)
-			printf("applied %d migration%s (%zu known)\n", applied,
-			       applied == 1 ? "" : "s", vox_migrations_count);
-	}
-	if (st != VOX_OK)
-		fprintf(stderr, "voxctl migrate: %s\n", err.data ? err.data : "failed");
-	code = exit_for(st);
-	vox_buf_release(&out);
-	vox_buf_release(&err);
-	PQfinish(c);
-	return code;
-}
-
-/* The key ring from VOX_VAULT_KEY_FILE or VOX_VAULT_KEYS (one of them). */
-static vox_status load_ring(vox_keyring **kr, char *err, size_t errlen)
-{
-	const char *file = getenv("VOX_VAULT_KEY_FILE");
-	const char *text = getenv("VOX_VAULT_KEYS");
-	if (file && *file)
-		return vox_keyfile_load(kr, file, err, errlen);
-	if (text && *text)
-		return vox_keyring_parse(kr, text, strlen(text), err, errlen);
-	snprintf(err, errlen, "set VOX_VAULT_KEY_FILE or VOX_VAULT_KEYS");
-	return VOX_E_USAGE;
-}
-
-/*
- * keys generate: a new key, one version above the highest known. With
- * VOX_VAULT_KEY_FILE set it is appended to that file (created 0600);
- * otherwise the new "<version> <key>" line is printed for the operator to
- * store. The new key becomes active (the highest version) unless the file
- * names another with "active".
- */
-static int keys_generate(void)
-{
-	char err[256], key[64], line[96];
-	vox_keyring *kr = NULL;
-	uint32_t version = 1;
-	const char *file = getenv("VOX_VAULT_KEY_FILE");
-	const char *text = getenv("VOX_VAULT_KEYS");
-	bool have = (file && *file && access(file, F_OK) == 0) || (text && *text);
-	if (have) {
-		vox_status st = load_ring(&kr, err, sizeof(err));
-		if (st != VOX_OK) {
-			fprintf(stderr, "voxctl keys: %s\n", err);
-			return EXIT_USAGE;
-		}
-		version = vox_keyring_version_at(kr, vox_keyring_count(kr) - 1) + 1;
-		vox_keyring_free(kr);
-	}
-	vox_vault_new_key_b64(key);
-	int n = snprintf(line, sizeof(line), "%u %s\n", version, key);
-	sodium_memzero(key, sizeof(key));
-	if (!(file && *file)) {
-		fputs(line, stdout);
-		sodium_memzero(line, sizeof(line));
-		return EXIT_OK;
-	}
-	int fd = open(file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-	bool ok = fd >= 0 && write(fd, line, (size_t)n) == n;
-	sodium_memzero(line, sizeof(line));
-	if (fd >= 0)
-		close(fd);
-	if (!ok) {
-		fprintf(stderr, "voxctl keys: cannot write %s: %s\n", file, strerror(errno));
-		return EXIT_SERVER;
-	}
-	printf("key version %u added to %s\n", version, file);
-	return EXIT_OK;
-}
-
-/* keys status: the ring's versions and, with VOX_PG_DSN, how many
- * credentials each version seals. Never prints a key. */
-static int keys_status(void)
-{
-	char err[512];
-	vox_keyring *kr = NULL;
-	if (load_ring(&kr, err, sizeof(err)) != VOX_OK) {
-		fprintf(stderr, "voxctl keys: %s\n", err);
-		return EXIT_USAGE;
-	}
-	printf("active key version: %u\n", vox_keyring_active(kr));
-	for (size_t i = 0; i < vox_keyring_count(kr); i++)
-		printf("key version %u\n", vox_keyring_version_at(kr, i));
-	int code = EXIT_OK;
-	const char *dsn = getenv("VOX_PG_DSN");
-	if (dsn && *dsn) {
-		PGconn *c = NULL;
-		vox_status st = vox_pg_connect(&c, dsn, err, sizeof(err));
-		if (st != VOX_OK) {
-			fprintf(stderr, "voxctl keys: %s\n", err);
-			code = exit_for(st);
-		} else {
-			PGresult *r = PQexec(c, "SELECT key_version, count(*) FROM"
-					     " org_credentials GROUP BY 1 ORDER BY 1");
-			if (vox_pg_status(c, r) == VOX_OK) {
-				for (int i = 0; i < PQntuples(r); i++) {
-					uint32_t v = (uint32_t)strtoul(PQgetvalue(r, i, 0), NULL, 10);
-					printf("credentials sealed with version %u: %s%s\n", v,
-					       PQgetvalue(r, i, 1),
-					       vox_keyring_has(kr, v) ? "" : " (key missing!)");
-				}
-			} else {
-				code = EXIT_SERVER;
-			}
-			PQclear(r);
-			PQfinish(c);
-		}
-	}
-	vox_keyring_free(kr);
-	return code;
-}
-
-/* keys rotate: re-seal every credential with the active key, in small
- * transactions, while vox-vault keeps serving. */
-static int keys_rotate(void)
-{
-	char err[512];
-	vox_keyring *kr = NULL;
-	PGconn *c = NULL;
-	int rotated = 0;
-	if (load_ring(&kr, err, sizeof(err)) != VOX_OK) {
-		fprintf(stderr, "voxctl keys: %s\n", err);
-		return EXIT_USAGE;
-	}
-	const char *dsn = require_env("VOX_PG_DSN");
-	if (!dsn) {
-		vox_keyring_free(kr);
-		return EXIT_USAGE;
-	}
-	vox_status st = vox_pg_connect(&c, dsn, err, sizeof(err));
-	if (st == VOX_OK)
-		st = vox_vault_rotate(c, kr, 100, &rotated, err, sizeof(err));
-	printf("rotated %d credential%s to key version %u\n", rotated,
-	       rotated == 1 ? "" : "s", vox_keyring_active(kr));
-	if (st != VOX_OK)
-		fprintf(stderr, "voxctl keys: %s\n", err);
-	PQfinish(c);
-	vox_keyring_free(kr);
-	return exit_for(st);
-}
-
-static int cmd_keys(int argc, char **argv)
-{
-	if (argc == 2 && strcmp(argv[1], "generate") == 0)
-		return keys_generate();
-	if (argc == 2 && strcmp(argv[1], "status") == 0)
-		return keys_status();
-	if (argc == 2 && strcmp(argv[1], "rotate") == 0)
-		return keys_rotate();
-	fprintf(stderr, "usage: voxctl keys generate|status|rotate\n");
-	return EXIT_USAGE;
-}
-
-static const command commands[] = {
-	{"migrate", cmd_migrate, "apply the database migrations",
+static const voxctl_cmd commands[] = {
+	{"migrate", voxctl_cmd_migrate, "apply the database migrations",
 	 "voxctl migrate [--status]\n\n"
 	 "Applies every migration not yet recorded in schema_migrations, each in\n"
 	 "its own transaction; safe to run concurrently and to re-run.\n"
 	 "--status lists each migration as applied, pending or changed.\n\n"
 	 "Environment:\n  VOX_PG_DSN  PostgreSQL connection string (required)\n"},
-	{"keys", cmd_keys, "manage vox-vault's master keys",
+	{"keys", voxctl_cmd_keys, "manage vox-vault's master keys",
 	 "voxctl keys generate|status|rotate\n\n"
 	 "generate  add a new key, one version above the highest, to\n"
 	 "          VOX_VAULT_KEY_FILE (created 0600), or print its line when\n"
@@ -259,40 +29,262 @@ static const command commands[] = {
 	 "Environment:\n  VOX_VAULT_KEY_FILE  key file (mode 0600)\n"
 	 "  VOX_VAULT_KEYS      the key ring itself, if no file\n"
 	 "  VOX_PG_DSN          PostgreSQL connection string (status, rotate)\n"},
+	{"publish", voxctl_cmd_publish, "publish events to JetStream from JSON",
+	 "voxctl publish <subject> '<json>'\n"
+	 "voxctl publish <subject> -f FILE\n"
+	 "voxctl publish <subject> [-] < lines.jsonl\n"
+	 "voxctl publish - < lines.jsonl   (each line {\"subject\": S, \"payload\": {...}})\n\n"
+	 "Converts each JSON object to the contract's msgpack (RFC 3339 text in\n"
+	 "the timestamp fields, e.g. started_at, becomes a timestamp), validates\n"
+	 "it with the decoder the actors use, and publishes it to JetStream with\n"
+	 "Nats-Msg-Id = event_id (alert_id for alerts). The subject is\n"
+	 "<kind>.<org_id> and its org must be the payload's org_id. A FILE or\n"
+	 "standard input holds one JSON document, or JSON lines (one object a\n"
+	 "line, blank lines skipped); standard input is read when no JSON is\n"
+	 "given and it is not a terminal. Everything is validated before the\n"
+	 "first publish: one bad line and nothing is sent (exit 2, the line and\n"
+	 "field named). Prints one acknowledgement a message:\n"
+	 "  {\"stream\":\"EVENTS\",\"seq\":42,\"duplicate\":false}\n"
+	 "duplicate is true when JetStream had that event_id already. Exit 3\n"
+	 "when NATS is unreachable or no stream stores the subject (the actors\n"
+	 "create the streams at start).\n\n"
+	 "Example:\n  voxctl publish call.started.$ORG '{\"event_id\": \"evt-1\",\n"
+	 "    \"org_id\": \"'$ORG'\", \"call_id\": \"'$CALL'\", \"direction\": \"inbound\",\n"
+	 "    \"from_number\": \"+447700900123\", \"to_number\": \"+442071838750\",\n"
+	 "    \"started_at\": \"2026-11-24T10:00:00Z\"}'\n\n"
+	 "Environment:\n  VOX_NATS_URL  NATS server (--server overrides)\n"},
+	{"request", voxctl_cmd_request, "send a request, print the reply as JSON",
+	 "voxctl request <subject> ['<json>' | -f FILE] [--timeout MS]\n\n"
+	 "Sends one NATS request and prints the reply as JSON. The body is a\n"
+	 "JSON object (no body: {}), sent as msgpack; 'since' and 'until'\n"
+	 "values in RFC 3339 (2026-11-01T09:00:00Z) become msgpack timestamps.\n"
+	 "-f FILE reads the body from FILE ('-' for standard input).\n"
+	 "--timeout MS  how long to wait for the reply (default 5000)\n\n"
+	 "An ADR-32 error reply prints '<subject>: <code> <text>' and exits 1\n"
+	 "(2 for 400 and 413); no responder or no reply exits 3.\n\n"
+	 "Examples:\n"
+	 "  voxctl request query.wallet.3f2c9a1e-7b4d-4c8e-9a61-2d5f8e0b7c34\n"
+	 "  voxctl request query.calls.<org> '{\"limit\": 5, \"since\":"
+	 " \"2026-11-01T00:00:00Z\"}'\n\n"
+	 "Environment:\n  VOX_NATS_URL  NATS server (or --server)\n"},
+	{"wallet", voxctl_cmd_wallet, "an org's wallet (query.wallet)",
+	 "voxctl wallet <org_id> [--timeout MS]\n\n"
+	 "The org's wallet from query.wallet.<org_id>: balance, debt limit,\n"
+	 "available credit, unbilled shortfalls, rate and minutes remaining.\n"
+	 "The org id must be a UUID (exit 2 otherwise); an unknown org exits 1\n"
+	 "with 404.\n\n"
+	 "Example:\n  voxctl wallet 3f2c9a1e-7b4d-4c8e-9a61-2d5f8e0b7c34\n\n"
+	 "Environment:\n  VOX_NATS_URL  NATS server (or --server)\n"},
+	{"calls", voxctl_cmd_calls, "an org's calls (query.calls)",
+	 "voxctl calls <org_id> [--limit N] [--before CURSOR] [--status S]\n"
+	 "             [--direction D] [--since TIME] [--until TIME] [--timeout MS]\n\n"
+	 "A page of the org's calls, newest first (query.calls.<org_id>).\n"
+	 "--limit N          page size, 1 to 100 (default 20)\n"
+	 "--before CURSOR    the 'next' of the previous page\n"
+	 "--status S         pending, in_progress, completed or failed\n"
+	 "--direction D      inbound or outbound\n"
+	 "--since TIME       calls created at or after TIME (RFC 3339)\n"
+	 "--until TIME       calls created before TIME (RFC 3339)\n"
+	 "--timeout MS       how long to wait for the reply (default 5000)\n\n"
+	 "Example:\n  voxctl calls 3f2c9a1e-7b4d-4c8e-9a61-2d5f8e0b7c34 --limit 5"
+	 " --status completed --since 2026-11-01T00:00:00Z\n\n"
+	 "Environment:\n  VOX_NATS_URL  NATS server (or --server)\n"},
+	{"call", voxctl_cmd_call, "one call (query.call)",
+	 "voxctl call <org_id> <call_id> [--timeout MS]\n\n"
+	 "One call row (query.call.<org_id>). Both ids are UUIDs (exit 2\n"
+	 "otherwise); a call the org does not have exits 1 with 404.\n\n"
+	 "Example:\n  voxctl call 3f2c9a1e-7b4d-4c8e-9a61-2d5f8e0b7c34"
+	 " 9b1d2f6e-0c3a-4e57-8f21-6a4b3c2d1e0f\n\n"
+	 "Environment:\n  VOX_NATS_URL  NATS server (or --server)\n"},
+	{"hot-leads", voxctl_cmd_hot_leads, "an org's latest hot-lead alerts (query.hot_leads)",
+	 "voxctl hot-leads <org_id> [--limit N] [--timeout MS]\n\n"
+	 "The org's latest hot-lead alerts, newest first\n"
+	 "(query.hot_leads.<org_id>). --limit N: 1 to 100 (default 20).\n\n"
+	 "Example:\n  voxctl hot-leads 3f2c9a1e-7b4d-4c8e-9a61-2d5f8e0b7c34 --limit 3\n\n"
+	 "Environment:\n  VOX_NATS_URL  NATS server (or --server)\n"},
+	{"services", voxctl_cmd_services, "the running vox services ($SRV.*)",
+	 "voxctl services [ls|info|stats|ping] [<name>] [--wait MS]\n\n"
+	 "Asks the ADR-32 discovery subjects $SRV.<VERB> (or $SRV.<VERB>.<name>\n"
+	 "for one service) and collects every instance's reply for --wait MS\n"
+	 "(default 500).\n"
+	 "ls     (default) a table: name, instance id, version, requests and\n"
+	 "       errors (summed over the endpoints), average processing time\n"
+	 "       per request, and consume lag (consume.lag from the metadata of\n"
+	 "       consuming actors; '-' for the others)\n"
+	 "info   the INFO replies as JSON, one per instance\n"
+	 "stats  the STATS replies as JSON, one per instance\n"
+	 "ping   the PING replies as JSON, one per instance\n"
+	 "No reply at all exits 3.\n\n"
+	 "Examples:\n  voxctl services\n  voxctl services stats vox-query\n\n"
+	 "Environment:\n  VOX_NATS_URL  NATS server (or --server)\n"},
+	{"tail", voxctl_cmd_tail, "follow alerts, dead letters or events as JSON lines",
+	 "voxctl tail [alert|dlq|events] [--org ID] [--count N] [--since-start]\n"
+	 "            [--timeout SECONDS]\n\n"
+	 "Follows stream ALERTS (alert.>, the default), DLQ (dlq.>) or EVENTS\n"
+	 "(call.*.*, payment.*.*, lead.*.*) through an ephemeral consumer and\n"
+	 "prints one JSON line a message:\n"
+	 "  {\"subject\": ..., \"seq\": <stream seq>, \"time\": ..., \"headers\": {...},\n"
+	 "   \"payload\": <msgpack as JSON, or {\"base64\": ...} if it is not msgpack>}\n"
+	 "Dead letters carry their reason in the headers (Vox-Error, ...).\n\n"
+	 "--org ID          only the messages of this organization\n"
+	 "--count N         stop after N messages\n"
+	 "--since-start     start at the stream's first message (default: only\n"
+	 "                  messages published after tail started)\n"
+	 "--timeout SECONDS stop after this long (default: until Ctrl-C)\n\n"
+	 "Example:\n  voxctl tail dlq --since-start --count 10\n\n"
+	 "Environment:\n  VOX_NATS_URL  NATS server (--server overrides)\n"},
+	{"dlq", voxctl_cmd_dlq, "inspect and replay dead letters",
+	 "voxctl dlq list [--subject S] [--org ID] [--limit N]\n"
+	 "voxctl dlq show --seq N\n"
+	 "voxctl dlq replay --seq N [--file FIXED.json]\n"
+	 "voxctl dlq replay --subject S [--org ID] [--limit N]\n\n"
+	 "list    the dead letters in stream DLQ, oldest first, one JSON line\n"
+	 "        each: seq (in DLQ), subject (the original one, without\n"
+	 "        \"dlq.\"), time, headers (Vox-Error, Vox-Error-Code,\n"
+	 "        Vox-Error-Reason, Vox-Stream-Seq, Vox-Actor) and payload.\n"
+	 "        --subject takes NATS wildcards (call.ended.*); --limit\n"
+	 "        defaults to 1000\n"
+	 "show    one dead letter, pretty on a terminal\n"
+	 "replay  publish a dead letter again on its original subject: its\n"
+	 "        bytes unchanged (refused, exit 2, if they still break the\n"
+	 "        contract), or with --file the fixed event as JSON, converted\n"
+	 "        and validated like voxctl publish. --subject replays every\n"
+	 "        dead letter on the subject (those that still break the\n"
+	 "        contract are reported and skipped, exit 2). The Nats-Msg-Id\n"
+	 "        is replay:<dlq seq>:<event_id>:<hash of the body>, so the\n"
+	 "        original event_id in JetStream's duplicate window does not\n"
+	 "        drop a replay, and the same replay run twice is a duplicate;\n"
+	 "        the actors are idempotent by event_id. Header Vox-Replay-Of\n"
+	 "        names the dead letter, which stays in the DLQ. Prints\n"
+	 "        {\"dlq_seq\", \"subject\", \"msg_id\", \"fixed\", \"stream\", \"seq\",\n"
+	 "        \"duplicate\"} for each message replayed.\n\n"
+	 "Exit 1 when there is no such dead letter, 3 when NATS or the DLQ\n"
+	 "stream is missing.\n\n"
+	 "Example:\n  voxctl dlq list --subject 'call.ended.*'\n"
+	 "  voxctl dlq replay --seq 7 --file fixed.json\n\n"
+	 "Environment:\n  VOX_NATS_URL  NATS server (--server overrides)\n"},
+	{"credentials", voxctl_cmd_credentials, "an org's provider credentials (vox-vault)",
+	 "voxctl credentials put <org_id> <provider> [--type T]"
+	 " (--config '<text>' | -f FILE)\n"
+	 "voxctl credentials get <org_id> <provider> [--type T]\n"
+	 "voxctl credentials list <org_id>\n"
+	 "voxctl credentials delete <org_id> <provider> [--type T]\n\n"
+	 "An org's secrets for outside providers, kept by vox-vault.\n"
+	 "put     store or replace the secret (text as given, often JSON; -f\n"
+	 "        reads it from FILE or '-' for stdin, which keeps it out of the\n"
+	 "        process list; a file that is not UTF-8 is sent as bytes);\n"
+	 "        prints the row id and key version\n"
+	 "get     prints the secret itself: the request carries a one-time\n"
+	 "        X25519 public key, vox-vault replies with a sealed box that is\n"
+	 "        opened here, so the secret never crosses NATS in the clear.\n"
+	 "        Text is printed as it is; bytes as one line of base64\n"
+	 "list    the org's credentials as JSON, without secrets\n"
+	 "delete  delete one; prints {\"deleted\": true|false}\n\n"
+	 "provider: vapi, twilio, google_calendar, resend, elevenlabs, openai,\n"
+	 "          deepgram, cartesia, outlook_calendar, hubspot, salesforce,\n"
+	 "          stripe\n"
+	 "--type T: default (the default), inbound or outbound\n\n"
+	 "Examples:\n"
+	 "  voxctl credentials put <org> twilio -f twilio.json\n"
+	 "  voxctl credentials get <org> twilio > twilio.json\n\n"
+	 "Environment:\n  VOX_NATS_URL  NATS server (or --server)\n"},
+	{"org", voxctl_cmd_org, "create and show organizations",
+	 "voxctl org create --name NAME --email EMAIL [--id UUID] [--balance PENCE]\n"
+	 "                  [--debt-limit PENCE] [--low-balance PENCE]\n"
+	 "                  [--plan starter|professional|enterprise]\n"
+	 "voxctl org show <org_id>\n\n"
+	 "create  inserts the organization and, when --balance is not 0, its\n"
+	 "        opening balance as a 'topup' ledger row, in one transaction;\n"
+	 "        prints the org as JSON. Defaults: a new id, balance 0, debt\n"
+	 "        limit 500, low balance 1000, plan starter. An existing id\n"
+	 "        exits 1; a negative amount or bad option exits 2.\n"
+	 "show    the organization's row and ledger totals as JSON (exit 1 if\n"
+	 "        there is none).\n\n"
+	 "Example:\n  voxctl org create --name 'Harley Street Dental'"
+	 " --email desk@example.com --balance 5000\n\n"
+	 "Environment:\n  VOX_PG_DSN  PostgreSQL connection string of the owner"
+	 " role (required)\n"},
+	{"demo", voxctl_cmd_demo, "a simulated day of calls, payments and leads",
+	 "voxctl demo [--orgs N] [--calls N] [--seed S] [--wait-seconds N]"
+	 " [--no-progress]\n\n"
+	 "Simulates a telephony bridge and a Stripe bridge for a day of a few\n"
+	 "clinics: creates the clinics (with opening balances) in Postgres, then\n"
+	 "publishes call.started/call.ended pairs (a few seconds to 15 minutes,\n"
+	 "some failed), a top-up per clinic and a refund, lead.scored events\n"
+	 "(some hot), some events twice with the same event_id and some\n"
+	 "malformed messages. It waits until the actors have processed all of\n"
+	 "it and prints a JSON summary: per clinic the balance, ledger sum,\n"
+	 "charges, top-ups, refunds, alerts received and dead letters, and each\n"
+	 "dead letter with its reason. Needs the actors running (make run).\n\n"
+	 "--orgs N          clinics to create, 1..20 (default 3)\n"
+	 "--calls N         calls per clinic, 1..500 (default 12)\n"
+	 "--seed S          repeat the same day (durations, amounts, scores,\n"
+	 "                  repeats, malformed messages); ids are always new\n"
+	 "--wait-seconds N  how long to wait for the actors (default 30);\n"
+	 "                  exit 1 if they have not processed everything\n"
+	 "--no-progress     no progress bar or progress lines on stderr\n\n"
+	 "Example:\n  voxctl demo --orgs 2 --calls 20 --seed 1\n\n"
+	 "Environment:\n  VOX_NATS_URL  NATS server (or --server)\n"
+	 "  VOX_PG_DSN    PostgreSQL connection string of the owner role\n"},
 };
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: voxctl <command> [args] [--help]\n\ncommands:\n");
+	fprintf(f, "usage: voxctl [--server URL] [--compact] <command> [args] [--help]\n\n"
+		   "commands:\n");
 	for (size_t i = 0; i < VOX_NELEM(commands); i++)
 		fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
+	fprintf(f, "\n--server URL  NATS server (default $VOX_NATS_URL, else"
+		   " nats://127.0.0.1:4222)\n"
+		   "--compact     JSON on one line, also on a terminal\n"
+		   "Exit codes: 0 ok, 1 failure reported by a server, 2 usage or"
+		   " invalid input,\n3 a server could not be reached.\n");
 }
 
 int main(int argc, char **argv)
 {
-	if (argc < 2 || strcmp(argv[1], "--help") == 0 ||
-	    strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
-		usage(argc < 2 ? stderr : stdout);
-		return argc < 2 ? EXIT_USAGE : EXIT_OK;
+	int i = 1;
+	voxctl_server = getenv("VOX_NATS_URL");
+	if (voxctl_server && !*voxctl_server)
+		voxctl_server = NULL;
+	for (; i < argc && argv[i][0] == '-'; i++) {
+		if (strcmp(argv[i], "--server") == 0 && i + 1 < argc) {
+			voxctl_server = argv[++i];
+		} else if (strncmp(argv[i], "--server=", 9) == 0) {
+			voxctl_server = argv[i] + 9;
+		} else if (strcmp(argv[i], "--compact") == 0) {
+			voxctl_compact = true;
+		} else if (strcmp(argv[i], "--version") == 0) {
+			printf("voxctl %s\n", VOX_VERSION);
+			return EXIT_OK;
+		} else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			usage(stdout);
+			return EXIT_OK;
+		} else {
+			voxctl_err("unknown option '%s' (try voxctl --help)", argv[i]);
+			return EXIT_USAGE;
+		}
 	}
-	if (strcmp(argv[1], "--version") == 0) {
-		printf("voxctl %s\n", VOX_VERSION);
+	if (i >= argc) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (strcmp(argv[i], "help") == 0) {
+		usage(stdout);
 		return EXIT_OK;
 	}
 	vox_log_setup("voxctl", getenv("VOX_LOG_LEVEL"));
-	for (size_t i = 0; i < VOX_NELEM(commands); i++) {
-		if (strcmp(argv[1], commands[i].name) != 0)
+	for (size_t c = 0; c < VOX_NELEM(commands); c++) {
+		if (strcmp(argv[i], commands[c].name) != 0)
 			continue;
-		for (int j = 2; j < argc; j++) {
-			if (strcmp(argv[j], "--help") == 0 ||
-			    strcmp(argv[j], "-h") == 0) {
-				fputs(commands[i].usage, stdout);
+		for (int j = i + 1; j < argc; j++) {
+			if (strcmp(argv[j], "--help") == 0 || strcmp(argv[j], "-h") == 0) {
+				fputs(commands[c].usage, stdout);
 				return EXIT_OK;
 			}
 		}
-		return commands[i].run(argc - 1, argv + 1);
+		return commands[c].run(argc - i, argv + i);
 	}
-	fprintf(stderr, "voxctl: unknown command '%s' (try voxctl --help)\n",
-		argv[1]);
+	voxctl_err("unknown command '%s' (try voxctl --help)", argv[i]);
 	return EXIT_USAGE;
 }

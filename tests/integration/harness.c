@@ -9,6 +9,7 @@
 #include <cmocka.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -477,4 +478,126 @@ void th_expect_error(th_reply *r, const char *code)
 	assert_true(r->text[0] != '\0');
 	assert_int_equal(natsMsg_GetDataLength(r->msg), 0);
 	th_reply_free(r);
+}
+
+/* ---- running a command line ---------------------------------------------- */
+
+/* Read what is there from fd into b; false at EOF. */
+static bool drain_fd(int fd, vox_buf *b)
+{
+	char chunk[4096];
+	ssize_t n = read(fd, chunk, sizeof(chunk));
+	if (n > 0) {
+		vox_buf_append(b, chunk, (size_t)n);
+		return true;
+	}
+	return n < 0 && errno == EINTR;
+}
+
+void th_run(const char *bin, const char *const argv[], char *const extra_env[],
+	    const char *stdin_data, long timeout_ms, th_run_result *r)
+{
+	int out[2], err[2], in[2];
+	char *args[64];
+	size_t nargs = 0;
+	for (; argv[nargs] && nargs < 63; nargs++)
+		args[nargs] = vox_strndup(argv[nargs], strlen(argv[nargs]));
+	args[nargs] = NULL;
+	memset(r, 0, sizeof(*r));
+	vox_buf_init(&r->out);
+	vox_buf_init(&r->err);
+	assert_int_equal(pipe(out), 0);
+	assert_int_equal(pipe(err), 0);
+	assert_int_equal(pipe(in), 0);
+	pid_t parent = getpid();
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+			_exit(125);
+		for (size_t i = 0; extra_env && extra_env[i]; i++) {
+			const char *eq = strchr(extra_env[i], '=');
+			if (!eq)
+				_exit(126);
+			char *key = vox_strndup(extra_env[i], (size_t)(eq - extra_env[i]));
+			setenv(key, eq + 1, 1);
+			free(key);
+		}
+		dup2(in[0], 0);
+		dup2(out[1], 1);
+		dup2(err[1], 2);
+		close(in[0]);
+		close(in[1]);
+		close(out[0]);
+		close(out[1]);
+		close(err[0]);
+		close(err[1]);
+		execv(th_bin(bin), args);
+		_exit(127);
+	}
+	for (size_t i = 0; i < nargs; i++)
+		free(args[i]);
+	close(in[0]);
+	close(out[1]);
+	close(err[1]);
+	if (stdin_data) {
+		/* small inputs: the pipe buffer holds them */
+		size_t n = strlen(stdin_data), done = 0;
+		while (done < n) {
+			ssize_t w = write(in[1], stdin_data + done, n - done);
+			if (w <= 0)
+				break;
+			done += (size_t)w;
+		}
+	}
+	close(in[1]);
+	bool out_open = true, err_open = true;
+	int ws = 0;
+	long waited = 0;
+	while ((out_open || err_open) && waited <= timeout_ms) {
+		struct pollfd p[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
+		int n = poll(p, 2, 50);
+		if (n == 0)
+			waited += 50;
+		if (n > 0 && out_open && (p[0].revents & (POLLIN | POLLHUP)))
+			out_open = drain_fd(out[0], &r->out);
+		if (n > 0 && err_open && (p[1].revents & (POLLIN | POLLHUP)))
+			err_open = drain_fd(err[0], &r->err);
+	}
+	close(out[0]);
+	close(err[0]);
+	r->code = -1;
+	for (;;) {
+		pid_t w = waitpid(pid, &ws, WNOHANG);
+		if (w == pid) {
+			r->code = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
+			break;
+		}
+		if (waited > timeout_ms) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &ws, 0);
+			break;
+		}
+		th_sleep_ms(10);
+		waited += 10;
+	}
+	vox_buf_putc(&r->out, '\0');
+	r->out.len--;
+	vox_buf_putc(&r->err, '\0');
+	r->err.len--;
+}
+
+void th_run_expect(const th_run_result *r, int code, const char *in_stderr)
+{
+	if (r->code != code)
+		fail_msg("exit %d, want %d; stdout: %s; stderr: %s", r->code, code,
+			 r->out.data, r->err.data);
+	if (in_stderr && !strstr(r->err.data, in_stderr))
+		fail_msg("stderr lacks '%s': %s", in_stderr, r->err.data);
+}
+
+void th_run_release(th_run_result *r)
+{
+	vox_buf_release(&r->out);
+	vox_buf_release(&r->err);
 }

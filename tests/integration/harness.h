@@ -7,6 +7,7 @@
 #ifndef VOX_TEST_HARNESS_H
 #define VOX_TEST_HARNESS_H
 
+#include "core/buf.h"
 #include "core/common.h"
 
 #include <libpq-fe.h>
@@ -107,6 +108,29 @@ int th_count_in_log(const char *path, const char *needle);
 
 /* True while the child pid runs (reaps it once it has exited). */
 bool th_alive(pid_t pid);
+
+/* ---- running a command line ---------------------------------------------- */
+
+/* What a finished command printed and how it exited. */
+typedef struct th_run_result {
+	int code; /* exit code; 128 + signal if killed; -1 on timeout */
+	vox_buf out;
+	vox_buf err;
+} th_run_result;
+
+/*
+ * Run build/bin/<bin> with argv (NULL-ended, at most 63 words, argv[0] is
+ * the binary's name), extra environment ("K=V", NULL-ended, may be NULL) and stdin_data
+ * (NULL: /dev/null), capturing stdout and stderr. Killed after timeout_ms.
+ * Release with th_run_release.
+ */
+void th_run(const char *bin, const char *const argv[], char *const extra_env[],
+	    const char *stdin_data, long timeout_ms, th_run_result *r);
+void th_run_release(th_run_result *r);
+
+/* r exited with code and, when in_stderr is not NULL, its stderr contains
+ * it; fails the test (showing both outputs) otherwise. */
+void th_run_expect(const th_run_result *r, int code, const char *in_stderr);
 
 /* ---- request-reply (msgpack bodies, ADR-32 errors) ---------------------- */
 

@@ -1,0 +1,221 @@
+/*
+ * cmd_admin.c - voxctl migrate and voxctl keys: the database's migrations
+ * and vox-vault's master keys, for operators.
+ */
+#include "voxctl/voxctl.h"
+
+#include <fcntl.h>
+#include <sodium.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "actors/vault/vault_actor.h"
+#include "core/vault.h"
+#include "io/keyfile.h"
+#include "io/log.h"
+#include "io/migrate.h"
+#include "io/pg.h"
+
+static const char *require_env(const char *name)
+{
+	const char *v = getenv(name);
+	if (v == NULL || *v == '\0') {
+		fprintf(stderr, "voxctl: %s is not set\n", name);
+		return NULL;
+	}
+	return v;
+}
+
+int voxctl_cmd_migrate(int argc, char **argv)
+{
+	bool status_only = false;
+	PGconn *c = NULL;
+	vox_buf out, err;
+	char msg[512];
+	int code = EXIT_SERVER;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--status") == 0) {
+			status_only = true;
+		} else {
+			fprintf(stderr, "voxctl migrate: unknown argument '%s'\n",
+				argv[i]);
+			return EXIT_USAGE;
+		}
+	}
+	const char *dsn = require_env("VOX_PG_DSN");
+	if (!dsn)
+		return EXIT_USAGE;
+	vox_status st = vox_pg_connect(&c, dsn, msg, sizeof(msg));
+	if (st != VOX_OK) {
+		fprintf(stderr, "voxctl migrate: %s\n", msg);
+		return voxctl_exit_for(st);
+	}
+	vox_buf_init(&out);
+	vox_buf_init(&err);
+	if (status_only) {
+		int pending = 0;
+		st = vox_migrate_status(c, vox_migrations, vox_migrations_count,
+					&out, &pending, &err);
+		if (st == VOX_OK) {
+			fputs(out.data ? out.data : "", stdout);
+			printf("%d pending\n", pending);
+		}
+	} else {
+		int applied = 0;
+		st = vox_migrate_apply(c, vox_migrations, vox_migrations_count,
+				       &applied, &err);
+		if (st == VOX_OK)
+			printf("applied %d migration%s (%zu known)\n", applied,
+			       applied == 1 ? "" : "s", vox_migrations_count);
+	}
+	if (st != VOX_OK)
+		fprintf(stderr, "voxctl migrate: %s\n", err.data ? err.data : "failed");
+	code = voxctl_exit_for(st);
+	vox_buf_release(&out);
+	vox_buf_release(&err);
+	PQfinish(c);
+	return code;
+}
+
+/* The key ring from VOX_VAULT_KEY_FILE or VOX_VAULT_KEYS (one of them). */
+static vox_status load_ring(vox_keyring **kr, char *err, size_t errlen)
+{
+	const char *file = getenv("VOX_VAULT_KEY_FILE");
+	const char *text = getenv("VOX_VAULT_KEYS");
+	if (file && *file)
+		return vox_keyfile_load(kr, file, err, errlen);
+	if (text && *text)
+		return vox_keyring_parse(kr, text, strlen(text), err, errlen);
+	snprintf(err, errlen, "set VOX_VAULT_KEY_FILE or VOX_VAULT_KEYS");
+	return VOX_E_USAGE;
+}
+
+/*
+ * keys generate: a new key, one version above the highest known. With
+ * VOX_VAULT_KEY_FILE set it is appended to that file (created 0600);
+ * otherwise the new "<version> <key>" line is printed for the operator to
+ * store. The new key becomes active (the highest version) unless the file
+ * names another with "active".
+ */
+static int keys_generate(void)
+{
+	char err[256], key[64], line[96];
+	vox_keyring *kr = NULL;
+	uint32_t version = 1;
+	const char *file = getenv("VOX_VAULT_KEY_FILE");
+	const char *text = getenv("VOX_VAULT_KEYS");
+	bool have = (file && *file && access(file, F_OK) == 0) || (text && *text);
+	if (have) {
+		vox_status st = load_ring(&kr, err, sizeof(err));
+		if (st != VOX_OK) {
+			fprintf(stderr, "voxctl keys: %s\n", err);
+			return EXIT_USAGE;
+		}
+		version = vox_keyring_version_at(kr, vox_keyring_count(kr) - 1) + 1;
+		vox_keyring_free(kr);
+	}
+	vox_vault_new_key_b64(key);
+	int n = snprintf(line, sizeof(line), "%u %s\n", version, key);
+	sodium_memzero(key, sizeof(key));
+	if (!(file && *file)) {
+		fputs(line, stdout);
+		sodium_memzero(line, sizeof(line));
+		return EXIT_OK;
+	}
+	int fd = open(file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	bool ok = fd >= 0 && write(fd, line, (size_t)n) == n;
+	sodium_memzero(line, sizeof(line));
+	if (fd >= 0)
+		close(fd);
+	if (!ok) {
+		fprintf(stderr, "voxctl keys: cannot write %s: %s\n", file, strerror(errno));
+		return EXIT_SERVER;
+	}
+	printf("key version %u added to %s\n", version, file);
+	return EXIT_OK;
+}
+
+/* keys status: the ring's versions and, with VOX_PG_DSN, how many
+ * credentials each version seals. Never prints a key. */
+static int keys_status(void)
+{
+	char err[512];
+	vox_keyring *kr = NULL;
+	if (load_ring(&kr, err, sizeof(err)) != VOX_OK) {
+		fprintf(stderr, "voxctl keys: %s\n", err);
+		return EXIT_USAGE;
+	}
+	printf("active key version: %u\n", vox_keyring_active(kr));
+	for (size_t i = 0; i < vox_keyring_count(kr); i++)
+		printf("key version %u\n", vox_keyring_version_at(kr, i));
+	int code = EXIT_OK;
+	const char *dsn = getenv("VOX_PG_DSN");
+	if (dsn && *dsn) {
+		PGconn *c = NULL;
+		vox_status st = vox_pg_connect(&c, dsn, err, sizeof(err));
+		if (st != VOX_OK) {
+			fprintf(stderr, "voxctl keys: %s\n", err);
+			code = voxctl_exit_for(st);
+		} else {
+			PGresult *r = PQexec(c, "SELECT key_version, count(*) FROM"
+					     " org_credentials GROUP BY 1 ORDER BY 1");
+			if (vox_pg_status(c, r) == VOX_OK) {
+				for (int i = 0; i < PQntuples(r); i++) {
+					uint32_t v = (uint32_t)strtoul(PQgetvalue(r, i, 0), NULL, 10);
+					printf("credentials sealed with version %u: %s%s\n", v,
+					       PQgetvalue(r, i, 1),
+					       vox_keyring_has(kr, v) ? "" : " (key missing!)");
+				}
+			} else {
+				code = EXIT_SERVER;
+			}
+			PQclear(r);
+			PQfinish(c);
+		}
+	}
+	vox_keyring_free(kr);
+	return code;
+}
+
+/* keys rotate: re-seal every credential with the active key, in small
+ * transactions, while vox-vault keeps serving. */
+static int keys_rotate(void)
+{
+	char err[512];
+	vox_keyring *kr = NULL;
+	PGconn *c = NULL;
+	int rotated = 0;
+	if (load_ring(&kr, err, sizeof(err)) != VOX_OK) {
+		fprintf(stderr, "voxctl keys: %s\n", err);
+		return EXIT_USAGE;
+	}
+	const char *dsn = require_env("VOX_PG_DSN");
+	if (!dsn) {
+		vox_keyring_free(kr);
+		return EXIT_USAGE;
+	}
+	vox_status st = vox_pg_connect(&c, dsn, err, sizeof(err));
+	if (st == VOX_OK)
+		st = vox_vault_rotate(c, kr, 100, &rotated, err, sizeof(err));
+	printf("rotated %d credential%s to key version %u\n", rotated,
+	       rotated == 1 ? "" : "s", vox_keyring_active(kr));
+	if (st != VOX_OK)
+		fprintf(stderr, "voxctl keys: %s\n", err);
+	PQfinish(c);
+	vox_keyring_free(kr);
+	return voxctl_exit_for(st);
+}
+
+int voxctl_cmd_keys(int argc, char **argv)
+{
+	if (argc == 2 && strcmp(argv[1], "generate") == 0)
+		return keys_generate();
+	if (argc == 2 && strcmp(argv[1], "status") == 0)
+		return keys_status();
+	if (argc == 2 && strcmp(argv[1], "rotate") == 0)
+		return keys_rotate();
+	fprintf(stderr, "usage: voxctl keys generate|status|rotate\n");
+	return EXIT_USAGE;
+}
+

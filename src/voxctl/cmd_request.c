@@ -1,0 +1,387 @@
+/*
+ * cmd_request.c - `voxctl request <subject> [json]`, and the query
+ * shorthands wallet, calls, call and hot-leads: a msgpack request built
+ * from JSON or from options, the reply printed as JSON, ADR-32 errors
+ * shown with their code (see subjects/query.md).
+ */
+#include "voxctl/voxctl.h"
+
+#include "core/codec.h"
+
+#define DEFAULT_TIMEOUT_MS 5000
+
+static int buf_write(void *data, const char *p, size_t n)
+{
+	vox_buf_append(data, p, n);
+	return 0;
+}
+
+static void pack_str(msgpack_packer *pk, const char *s)
+{
+	size_t n = strlen(s);
+	msgpack_pack_str(pk, n);
+	msgpack_pack_str_body(pk, s, n);
+}
+
+/*
+ * If argv[*i] is the option name (as "--name VALUE" or "--name=VALUE"),
+ * point *val at its value, advance *i past it and return 1; return -1
+ * (printed) when the value is missing, 0 when argv[*i] is another word.
+ */
+static int opt_value(const char *cmd, int argc, char **argv, int *i,
+		     const char *name, const char **val)
+{
+	size_t n = strlen(name);
+	const char *a = argv[*i];
+	if (strncmp(a, name, n) != 0)
+		return 0;
+	if (a[n] == '=') {
+		*val = a + n + 1;
+		return 1;
+	}
+	if (a[n] != '\0')
+		return 0;
+	if (*i + 1 >= argc) {
+		voxctl_err("%s: %s needs a value (see voxctl %s --help)", cmd, name, cmd);
+		return -1;
+	}
+	*i += 1;
+	*val = argv[*i];
+	return 1;
+}
+
+/* A positive integer option value within [lo, hi], or false (printed). */
+static bool parse_int(const char *cmd, const char *name, const char *s,
+		      long long lo, long long hi, long long *out)
+{
+	char *end = NULL;
+	errno = 0;
+	long long v = strtoll(s, &end, 10);
+	if (!*s || *end || errno || v < lo || v > hi) {
+		voxctl_err("%s: %s: '%s' is not an integer from %lld to %lld", cmd,
+			   name, s, lo, hi);
+		return false;
+	}
+	*out = v;
+	return true;
+}
+
+static bool is_uuid(const char *s)
+{
+	vox_uuid u;
+	return vox_uuid_parse(s, strlen(s), &u);
+}
+
+/* A NATS subject voxctl may request: tokens of printable characters
+ * without spaces or wildcards, none empty. */
+static bool subject_ok(const char *s)
+{
+	if (!*s || *s == '.' || s[strlen(s) - 1] == '.' || strstr(s, ".."))
+		return false;
+	for (const char *p = s; *p; p++)
+		if ((unsigned char)*p <= ' ' || *p == '*' || *p == '>' ||
+		    (unsigned char)*p == 0x7f)
+			return false;
+	return true;
+}
+
+/* Connect and request subject with body, printing the reply. */
+static int send_print(const char *subject, const vox_buf *body, long long timeout)
+{
+	natsConnection *nc = NULL;
+	int rc = voxctl_connect(&nc);
+	if (rc != EXIT_OK)
+		return rc;
+	rc = voxctl_request_print(nc, subject, body->data, body->len, timeout);
+	natsConnection_Destroy(nc);
+	return rc;
+}
+
+/* ---- voxctl request ------------------------------------------------------- */
+
+int voxctl_cmd_request(int argc, char **argv)
+{
+	const char *subject = NULL, *json = NULL, *file = NULL, *v = NULL;
+	long long timeout = DEFAULT_TIMEOUT_MS;
+	for (int i = 1; i < argc; i++) {
+		int r;
+		if ((r = opt_value("request", argc, argv, &i, "--timeout", &v)) != 0) {
+			if (r < 0 || !parse_int("request", "--timeout", v, 1, 3600000,
+						&timeout))
+				return EXIT_USAGE;
+		} else if ((r = opt_value("request", argc, argv, &i, "-f", &v)) != 0) {
+			if (r < 0)
+				return EXIT_USAGE;
+			file = v;
+		} else if (argv[i][0] == '-' && argv[i][1] != '\0') {
+			voxctl_err("request: unknown option '%s' (see voxctl request --help)",
+				   argv[i]);
+			return EXIT_USAGE;
+		} else if (!subject) {
+			subject = argv[i];
+		} else if (!json) {
+			json = argv[i];
+		} else {
+			voxctl_err("request: too many arguments (quote the JSON body)");
+			return EXIT_USAGE;
+		}
+	}
+	if (!subject) {
+		voxctl_err("request: a subject is needed: voxctl request <subject>"
+			   " ['<json>' | -f FILE]");
+		return EXIT_USAGE;
+	}
+	if (!subject_ok(subject)) {
+		voxctl_err("request: '%s' is not a subject to request (no spaces,"
+			   " wildcards or empty tokens)", subject);
+		return EXIT_USAGE;
+	}
+	if (json && file) {
+		voxctl_err("request: give the body either as an argument or with -f,"
+			   " not both");
+		return EXIT_USAGE;
+	}
+	vox_buf text, body;
+	vox_buf_init(&text);
+	vox_buf_init(&body);
+	int rc = EXIT_OK;
+	if (file) {
+		if (!voxctl_read_file(file, &text))
+			rc = EXIT_USAGE;
+	} else if (json) {
+		vox_buf_append(&text, json, strlen(json));
+	}
+	if (rc == EXIT_OK && (json || file)) {
+		vox_json *doc = voxctl_parse_json(file ? file : "request body",
+						  text.data ? text.data : "", text.len);
+		if (!doc) {
+			rc = EXIT_USAGE;
+		} else if (vox_json_type_of(doc) != VOX_JSON_OBJECT) {
+			voxctl_err("request body: a request is a JSON object, not %s",
+				   vox_json_type_name(vox_json_type_of(doc)));
+			rc = EXIT_USAGE;
+		} else {
+			voxctl_json_to_mp(doc, voxctl_request_time_key, NULL, &body);
+		}
+		vox_json_free(doc);
+	} else if (rc == EXIT_OK) {
+		vox_buf_putc(&body, (char)0x80); /* {} */
+	}
+	if (rc == EXIT_OK)
+		rc = send_print(subject, &body, timeout);
+	vox_buf_release(&text);
+	vox_buf_release(&body);
+	return rc;
+}
+
+/* ---- the query shorthands --------------------------------------------------- */
+
+/* The org argument: a UUID, or false (printed). */
+static bool org_ok(const char *cmd, const char *org)
+{
+	if (!org) {
+		voxctl_err("%s: the org id is needed (see voxctl %s --help)", cmd, cmd);
+		return false;
+	}
+	if (!is_uuid(org)) {
+		voxctl_err("%s: '%s' is not an org id (a UUID)", cmd, org);
+		return false;
+	}
+	return true;
+}
+
+static bool one_of(const char *s, const char *const *set)
+{
+	for (; *set; set++)
+		if (strcmp(s, *set) == 0)
+			return true;
+	return false;
+}
+
+/* Options the shorthands take, in the request map's order. */
+typedef struct query_opts {
+	const char *org, *call_id;
+	const char *before, *status, *direction, *since, *until;
+	bool has_limit;
+	long long limit, timeout;
+	vox_time t_since, t_until;
+} query_opts;
+
+enum { Q_LIMIT = 1, Q_PAGING = 2 };
+
+/* Parse "cmd <org> [<call_id>] [options]"; the allowed options by flags.
+ * EXIT_OK or EXIT_USAGE (printed). */
+static int parse_query(const char *cmd, int argc, char **argv, int flags,
+		       bool want_call, query_opts *q)
+{
+	static const char *const statuses[] = {"pending", "in_progress", "completed",
+					       "failed", NULL};
+	static const char *const directions[] = {"inbound", "outbound", NULL};
+	const char *v = NULL;
+	memset(q, 0, sizeof(*q));
+	q->timeout = DEFAULT_TIMEOUT_MS;
+	for (int i = 1; i < argc; i++) {
+		int r = 0;
+		if ((r = opt_value(cmd, argc, argv, &i, "--timeout", &v)) != 0) {
+			if (r < 0 || !parse_int(cmd, "--timeout", v, 1, 3600000,
+						&q->timeout))
+				return EXIT_USAGE;
+		} else if ((flags & Q_LIMIT) &&
+			   (r = opt_value(cmd, argc, argv, &i, "--limit", &v)) != 0) {
+			if (r < 0 || !parse_int(cmd, "--limit", v, 1, 100, &q->limit))
+				return EXIT_USAGE;
+			q->has_limit = true;
+		} else if ((flags & Q_PAGING) &&
+			   (r = opt_value(cmd, argc, argv, &i, "--before", &v)) != 0) {
+			if (r < 0)
+				return EXIT_USAGE;
+			q->before = v;
+		} else if ((flags & Q_PAGING) &&
+			   (r = opt_value(cmd, argc, argv, &i, "--status", &v)) != 0) {
+			if (r < 0)
+				return EXIT_USAGE;
+			if (!one_of(v, statuses)) {
+				voxctl_err("%s: --status: '%s' is not one of pending,"
+					   " in_progress, completed, failed", cmd, v);
+				return EXIT_USAGE;
+			}
+			q->status = v;
+		} else if ((flags & Q_PAGING) &&
+			   (r = opt_value(cmd, argc, argv, &i, "--direction", &v)) != 0) {
+			if (r < 0)
+				return EXIT_USAGE;
+			if (!one_of(v, directions)) {
+				voxctl_err("%s: --direction: '%s' is not inbound or outbound",
+					   cmd, v);
+				return EXIT_USAGE;
+			}
+			q->direction = v;
+		} else if ((flags & Q_PAGING) &&
+			   ((r = opt_value(cmd, argc, argv, &i, "--since", &v)) != 0)) {
+			if (r < 0)
+				return EXIT_USAGE;
+			if (!vox_time_parse_rfc3339(v, strlen(v), &q->t_since)) {
+				voxctl_err("%s: --since: '%s' is not an RFC 3339 time"
+					   " (e.g. 2026-11-01T09:00:00Z)", cmd, v);
+				return EXIT_USAGE;
+			}
+			q->since = v;
+		} else if ((flags & Q_PAGING) &&
+			   ((r = opt_value(cmd, argc, argv, &i, "--until", &v)) != 0)) {
+			if (r < 0)
+				return EXIT_USAGE;
+			if (!vox_time_parse_rfc3339(v, strlen(v), &q->t_until)) {
+				voxctl_err("%s: --until: '%s' is not an RFC 3339 time"
+					   " (e.g. 2026-11-02T00:00:00Z)", cmd, v);
+				return EXIT_USAGE;
+			}
+			q->until = v;
+		} else if (argv[i][0] == '-' && argv[i][1] != '\0') {
+			voxctl_err("%s: unknown option '%s' (see voxctl %s --help)", cmd,
+				   argv[i], cmd);
+			return EXIT_USAGE;
+		} else if (!q->org) {
+			q->org = argv[i];
+		} else if (want_call && !q->call_id) {
+			q->call_id = argv[i];
+		} else {
+			voxctl_err("%s: unexpected argument '%s' (see voxctl %s --help)",
+				   cmd, argv[i], cmd);
+			return EXIT_USAGE;
+		}
+	}
+	if (!org_ok(cmd, q->org))
+		return EXIT_USAGE;
+	if (want_call) {
+		if (!q->call_id) {
+			voxctl_err("%s: the call id is needed: voxctl call <org> <call_id>",
+				   cmd);
+			return EXIT_USAGE;
+		}
+		if (!is_uuid(q->call_id)) {
+			voxctl_err("%s: '%s' is not a call id (a UUID)", cmd, q->call_id);
+			return EXIT_USAGE;
+		}
+	}
+	if (q->since && q->until &&
+	    (q->t_until.sec < q->t_since.sec ||
+	     (q->t_until.sec == q->t_since.sec && q->t_until.nsec <= q->t_since.nsec))) {
+		voxctl_err("%s: --until must be after --since", cmd);
+		return EXIT_USAGE;
+	}
+	return EXIT_OK;
+}
+
+/* Build the request map from q and send it to query.<endpoint>.<org>. */
+static int run_query(const char *endpoint, const query_opts *q)
+{
+	vox_buf body;
+	msgpack_packer pk;
+	char subject[128];
+	uint32_t n = (q->has_limit ? 1 : 0) + (q->before ? 1 : 0) +
+		     (q->status ? 1 : 0) + (q->direction ? 1 : 0) +
+		     (q->since ? 1 : 0) + (q->until ? 1 : 0) + (q->call_id ? 1 : 0);
+	vox_buf_init(&body);
+	msgpack_packer_init(&pk, &body, buf_write);
+	msgpack_pack_map(&pk, n);
+	if (q->call_id) {
+		pack_str(&pk, "call_id");
+		pack_str(&pk, q->call_id);
+	}
+	if (q->has_limit) {
+		pack_str(&pk, "limit");
+		msgpack_pack_int64(&pk, q->limit);
+	}
+	if (q->before) {
+		pack_str(&pk, "before");
+		pack_str(&pk, q->before);
+	}
+	if (q->status) {
+		pack_str(&pk, "status");
+		pack_str(&pk, q->status);
+	}
+	if (q->direction) {
+		pack_str(&pk, "direction");
+		pack_str(&pk, q->direction);
+	}
+	if (q->since) {
+		pack_str(&pk, "since");
+		vox_time_pack(&pk, &q->t_since);
+	}
+	if (q->until) {
+		pack_str(&pk, "until");
+		vox_time_pack(&pk, &q->t_until);
+	}
+	snprintf(subject, sizeof(subject), "query.%s.%s", endpoint, q->org);
+	int rc = send_print(subject, &body, q->timeout);
+	vox_buf_release(&body);
+	return rc;
+}
+
+int voxctl_cmd_wallet(int argc, char **argv)
+{
+	query_opts q;
+	int rc = parse_query("wallet", argc, argv, 0, false, &q);
+	return rc != EXIT_OK ? rc : run_query("wallet", &q);
+}
+
+int voxctl_cmd_calls(int argc, char **argv)
+{
+	query_opts q;
+	int rc = parse_query("calls", argc, argv, Q_LIMIT | Q_PAGING, false, &q);
+	return rc != EXIT_OK ? rc : run_query("calls", &q);
+}
+
+int voxctl_cmd_call(int argc, char **argv)
+{
+	query_opts q;
+	int rc = parse_query("call", argc, argv, 0, true, &q);
+	return rc != EXIT_OK ? rc : run_query("call", &q);
+}
+
+int voxctl_cmd_hot_leads(int argc, char **argv)
+{
+	query_opts q;
+	int rc = parse_query("hot-leads", argc, argv, Q_LIMIT, false, &q);
+	return rc != EXIT_OK ? rc : run_query("hot_leads", &q);
+}

@@ -1,0 +1,161 @@
+/*
+ * util.c - voxctl's shared pieces: errors, the NATS connection,
+ * request-reply with ADR-32 errors, and reading input.
+ */
+#include "voxctl/voxctl.h"
+
+#include <errno.h>
+#include <unistd.h>
+
+#include "io/natsconn.h"
+
+const char *voxctl_server;
+bool voxctl_compact;
+
+int voxctl_exit_for(vox_status st)
+{
+	if (st == VOX_OK)
+		return EXIT_OK;
+	if (vox_status_is_transient(st))
+		return EXIT_UNREACHABLE;
+	return EXIT_SERVER;
+}
+
+void voxctl_err(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("voxctl: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}
+
+static const char *env_or_null(const char *name)
+{
+	const char *v = getenv(name);
+	return v && *v ? v : NULL;
+}
+
+int voxctl_connect(natsConnection **nc)
+{
+	char err[256] = "";
+	vox_nats_opts o = {
+		.url = voxctl_server ? voxctl_server : "nats://127.0.0.1:4222",
+		.name = "voxctl",
+		.user = env_or_null("VOX_NATS_USER"),
+		.password = env_or_null("VOX_NATS_PASSWORD"),
+		.creds = env_or_null("VOX_NATS_CREDS"),
+		.tls_ca = env_or_null("VOX_NATS_TLS_CA"),
+		.tls_cert = env_or_null("VOX_NATS_TLS_CERT"),
+		.tls_key = env_or_null("VOX_NATS_TLS_KEY"),
+		.send_asap = true,
+		.timeout_ms = 2000,
+	};
+	vox_status st = vox_nats_connect(nc, &o, err, sizeof(err));
+	if (st == VOX_OK)
+		return EXIT_OK;
+	voxctl_err("cannot reach NATS at %s: %s (set --server or VOX_NATS_URL)",
+		   o.url, err);
+	return st == VOX_E_CONFIG || st == VOX_E_INVALID ? EXIT_USAGE
+							 : EXIT_UNREACHABLE;
+}
+
+int voxctl_jetstream(natsConnection **nc, jsCtx **js)
+{
+	int code = voxctl_connect(nc);
+	if (code != EXIT_OK)
+		return code;
+	natsStatus s = natsConnection_JetStream(js, *nc, NULL);
+	if (s != NATS_OK) {
+		voxctl_err("JetStream: %s", natsStatus_GetText(s));
+		natsConnection_Destroy(*nc);
+		*nc = NULL;
+		return EXIT_UNREACHABLE;
+	}
+	return EXIT_OK;
+}
+
+int voxctl_request(natsConnection *nc, const char *subject, const void *body,
+		   size_t len, int64_t timeout_ms, natsMsg **reply, int *code,
+		   char *text, size_t textlen)
+{
+	natsMsg *m = NULL;
+	const char *v = NULL;
+	*reply = NULL;
+	*code = 0;
+	if (textlen)
+		text[0] = '\0';
+	natsStatus s = natsConnection_Request(&m, nc, subject, body, (int)len,
+					      timeout_ms);
+	if (s == NATS_NO_RESPONDERS || s == NATS_TIMEOUT) {
+		voxctl_err("%s: %s", subject,
+			   s == NATS_NO_RESPONDERS
+				   ? "no service answers this subject (is the actor running?)"
+				   : "no answer in time");
+		return EXIT_UNREACHABLE;
+	}
+	if (s != NATS_OK) {
+		voxctl_err("%s: %s", subject, natsStatus_GetText(s));
+		return EXIT_UNREACHABLE;
+	}
+	*reply = m;
+	if (natsMsgHeader_Get(m, "Nats-Service-Error-Code", &v) == NATS_OK && v) {
+		*code = (int)strtol(v, NULL, 10);
+		v = NULL;
+		if (natsMsgHeader_Get(m, "Nats-Service-Error", &v) == NATS_OK && v)
+			snprintf(text, textlen, "%s", v);
+		return EXIT_SERVER;
+	}
+	return EXIT_OK;
+}
+
+int voxctl_request_print(natsConnection *nc, const char *subject,
+			 const void *body, size_t len, int64_t timeout_ms)
+{
+	natsMsg *m = NULL;
+	int code = 0;
+	char text[256];
+	int rc = voxctl_request(nc, subject, body, len, timeout_ms, &m, &code, text,
+				sizeof(text));
+	if (rc == EXIT_SERVER) {
+		voxctl_err("%s: %d %s", subject, code, text);
+		/* a request refused as invalid is the caller's input */
+		rc = code == 400 || code == 413 ? EXIT_USAGE : EXIT_SERVER;
+	} else if (rc == EXIT_OK &&
+		   !voxctl_print_mp(natsMsg_GetData(m),
+				    (size_t)natsMsg_GetDataLength(m))) {
+		voxctl_err("%s: the reply is not msgpack", subject);
+		rc = EXIT_SERVER;
+	}
+	natsMsg_Destroy(m);
+	return rc;
+}
+
+bool voxctl_read_file(const char *path, vox_buf *out)
+{
+	FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+	char chunk[8192];
+	size_t n;
+	if (!f) {
+		voxctl_err("%s: %s", path, strerror(errno));
+		return false;
+	}
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		vox_buf_append(out, chunk, n);
+	bool ok = !ferror(f);
+	if (!ok)
+		voxctl_err("%s: read error", path);
+	if (f != stdin)
+		fclose(f);
+	return ok;
+}
+
+vox_json *voxctl_parse_json(const char *what, const char *text, size_t len)
+{
+	size_t at = 0;
+	vox_json *v = vox_json_parse(text, len, &at);
+	if (!v)
+		voxctl_err("%s: invalid JSON at byte %zu", what, at);
+	return v;
+}
