@@ -75,6 +75,11 @@ Try, in another shell (publishes a call.started/call.ended pair):
   VOX_NATS_URL='$VOX_NATS_URL' $bin/vox-example-bridge <org_id>
 An org that is not in the organizations table gets its events dead-lettered.
 
+Or a whole simulated day for a few clinics (calls, payments, leads,
+duplicates, malformed events) with a summary of balances, alerts and
+dead letters:
+  VOX_NATS_URL='$VOX_NATS_URL' VOX_PG_DSN='$VOX_PG_DSN' $bin/voxctl demo
+
 Ctrl-C stops everything.
 INFO
 
