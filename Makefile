@@ -17,6 +17,11 @@ run: build
 test:
 	@scripts/test.sh
 
+# The standard benchmark suite on private servers (issue #10); writes
+# build/bench/report.{md,json,png}. BENCH_ARGS=--quick for the short one.
+bench: build
+	@scripts/bench.sh all $(BENCH_ARGS)
+
 unit: build
 	@cd $(BUILD) && ctest -L unit --output-on-failure
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Measured figures against private servers. Builds nothing: run `make build`
-# first. One JSON line per run on stdout; progress on stderr.
+# first (`make bench` does). One JSON line per run on stdout; progress on
+# stderr.
 #
 #   bench.sh query [--quick]
 #       vox-query's query.wallet: private nats-server and PostgreSQL in a
@@ -12,17 +13,37 @@
 #       a responder without a database, on the same servers. 10 s per run;
 #       --quick: 3 s and only 2/2.
 #
-# The servers and vox-query are stopped on every exit, failures included.
+#   bench.sh all [--quick]
+#       the standard suite of issue #10 on one set of private servers:
+#       query (echo baseline, 2000/s and saturation with 2/2), e2e-calls
+#       (N call.started + N call.ended over 1000 orgs, through vox-calls and
+#       vox-billing), hot-org (the same for one org), e2e-calls at 5000
+#       call.ended/s offered (publish-to-commit latency), limit (2N events
+#       through a trivial consumer), baseline-seed (N calls through the
+#       replaced per-event design, 8 connections), and the peak RSS
+#       (VmHWM) of each actor at the end of its runs. N = 20000, --quick:
+#       4000 (and 3 s query runs): under two minutes. Writes
+#       build/bench/report.json, report.md and report.png (gnuplot) from
+#       the lines of this run (scripts/bench_report.py). A scenario that
+#       fails is recorded as {"scenario":...,"error":...} and reported as
+#       not measured; the exit status is then 1, after the report.
+#
+# The servers and the actors are stopped on every exit, failures included.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 bin=$top/build/bin
+outdir=$top/build/bench
 
 die() { echo "bench: $*" >&2; exit 1; }
-usage() { echo "usage: scripts/bench.sh query [--quick]" >&2; exit 2; }
+usage() { echo "usage: scripts/bench.sh query|all [--quick]" >&2; exit 2; }
 
-[ "${1:-}" = query ] || usage
+mode=${1:-}
+case $mode in
+  query | all) ;;
+  *) usage ;;
+esac
 shift
 quick=0
 for a in "$@"; do
@@ -31,42 +52,57 @@ for a in "$@"; do
     *) usage ;;
   esac
 done
-for b in vox-bench vox-query voxctl; do
+need="vox-bench vox-query voxctl"
+[ "$mode" = all ] && need="$need vox-calls vox-billing"
+for b in $need; do
   [ -x "$bin/$b" ] || die "$bin/$b is missing: run make build first"
 done
 secs=10
 [ "$quick" -eq 1 ] && secs=3
+events=20000 # call.ended per pipeline run (and as many call.started)
+[ "$quick" -eq 1 ] && events=4000
 
 tmp=$(mktemp -d /tmp/vox-bench.XXXXXX)
 chmod 755 "$tmp" # the postgres user must reach it when we are root
+lines=$tmp/lines.jsonl # every JSON line of this run, for the report
+: >"$lines"
+failed=0
 qpid=
 qpid2=
 epid=
+cpid=
+bpid=
 
-stop_query() {
-  local i
-  [ -n "$qpid" ] || return 0
-  if kill -0 "$qpid" 2>/dev/null; then
-    kill -TERM "$qpid" 2>/dev/null || true
-    for i in $(seq 1 100); do kill -0 "$qpid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$qpid" 2>/dev/null || true
+stop_pid() { # pid: TERM, up to 10 s, then KILL
+  local p=$1
+  [ -n "$p" ] || return 0
+  if kill -0 "$p" 2>/dev/null; then
+    kill -TERM "$p" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$p" 2>/dev/null || true
   fi
-  wait "$qpid" 2>/dev/null || true
-  qpid=
+  wait "$p" 2>/dev/null || true
 }
+
+stop_query() { stop_pid "$qpid"; qpid=; }
+stop_actors() { stop_pid "$cpid"; cpid=; stop_pid "$bpid"; bpid=; }
 
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
   stop_query
+  stop_actors
   for p in "$epid" "$qpid2"; do
     [ -n "$p" ] || continue
     kill -KILL "$p" 2>/dev/null || true
     wait "$p" 2>/dev/null || true
   done
-  if [ "$rc" -ne 0 ] && [ -s "$tmp/vox-query.log" ]; then
-    echo "bench: last lines of vox-query.log:" >&2
-    tail -n 20 "$tmp/vox-query.log" >&2
+  if [ "$rc" -ne 0 ]; then
+    for f in vox-query vox-calls vox-billing; do
+      [ -s "$tmp/$f.log" ] || continue
+      echo "bench: last lines of $f.log:" >&2
+      tail -n 20 "$tmp/$f.log" >&2
+    done
   fi
   "$top/scripts/servers.sh" stop "$tmp" >/dev/null 2>&1 || true
   rm -rf "$tmp"
@@ -74,6 +110,43 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+# Run a command that prints JSON lines: pass them on and keep them for the
+# report.
+rec() {
+  local rc=0
+  "$@" >"$tmp/out.json" || rc=$?
+  cat "$tmp/out.json"
+  cat "$tmp/out.json" >>"$lines"
+  return "$rc"
+}
+
+# `all`: a scenario that fails is recorded, the suite goes on.
+try() { # scenario command...
+  local name=$1 rc=0
+  shift
+  rec "$@" || rc=$?
+  if [ "$rc" -ne 0 ]; then
+    echo "bench: $name failed (exit $rc)" >&2
+    printf '{"scenario":"%s","error":"exit %d"}\n' "$name" "$rc" | tee -a "$lines"
+    failed=1
+  fi
+}
+
+# Peak RSS (VmHWM) of a running process, as a memory line.
+memory() { # pid actor during
+  local kb
+  kb=$(awk '$1 == "VmHWM:" { print $2 }' "/proc/$1/status" 2>/dev/null) || kb=
+  if [ -z "$kb" ]; then
+    echo "bench: no VmHWM for $2 (pid $1): it exited" >&2
+    printf '{"scenario":"memory","actor":"%s","during":"%s","error":"exited"}\n' \
+      "$2" "$3" | tee -a "$lines"
+    failed=1
+    return 0
+  fi
+  printf '{"scenario":"memory","actor":"%s","during":"%s","peak_rss_kb":%s}\n' \
+    "$2" "$3" "$kb" | tee -a "$lines"
+}
 
 echo "bench: starting private servers in $tmp" >&2
 VOX_PG_FSYNC=off scripts/servers.sh start "$tmp" >&2
@@ -113,7 +186,7 @@ run() { # conns workers vox-bench-args...
   local c=$1 w=$2
   shift 2
   echo "bench: vox-bench query $* (conns $c, workers $w)" >&2
-  "$bin/vox-bench" query --org "$org" "$@" --label "conns=$c" --label "workers=$w"
+  rec "$bin/vox-bench" query --org "$org" "$@" --label "conns=$c" --label "workers=$w"
 }
 
 # The baseline, in the same run: the same requests answered by a
@@ -123,34 +196,98 @@ run() { # conns workers vox-bench-args...
 epid=$!
 sleep 0.5
 echo "bench: vox-bench query --subject-kind echo --rate 2000 (baseline)" >&2
-"$bin/vox-bench" query --org "$org" --subject-kind echo --rate 2000 \
+rec "$bin/vox-bench" query --org "$org" --subject-kind echo --rate 2000 \
   --seconds "$secs" --label target=echo
 kill -TERM "$epid" 2>/dev/null || true
 wait "$epid" 2>/dev/null || true
 epid=
 
-if [ "$quick" -eq 1 ]; then sizes="2"; else sizes="1 2 4"; fi
-for n in $sizes; do
-  start_query "$n" "$n"
-  run "$n" "$n" --rate 2000 --seconds "$secs"
-done
-for n in $sizes; do
-  start_query "$n" "$n"
-  run "$n" "$n" --rate 0 --seconds "$secs"
-done
-# Two instances of one connection each, sharing the queue group: the
-# scale-out alternative to a bigger pool.
-if [ "$quick" -eq 0 ]; then
-  start_query 1 1
-  VOX_PG_DSN=$VOX_PG_QUERY_DSN VOX_QUERY_CONNS=1 VOX_QUERY_WORKERS=1 \
-    "$bin/vox-query" >>"$tmp/vox-query-2.log" 2>&1 &
-  qpid2=$!
-  sleep 1
-  echo "bench: vox-bench query --rate 0 (two instances, conns 1, workers 1)" >&2
-  "$bin/vox-bench" query --org "$org" --rate 0 --seconds "$secs" \
-    --label "conns=1" --label "workers=1" --label "instances=2"
-  kill -TERM "$qpid2" 2>/dev/null || true
-  wait "$qpid2" 2>/dev/null || true
-  qpid2=
+if [ "$mode" = query ]; then
+  if [ "$quick" -eq 1 ]; then sizes="2"; else sizes="1 2 4"; fi
+  for n in $sizes; do
+    start_query "$n" "$n"
+    run "$n" "$n" --rate 2000 --seconds "$secs"
+  done
+  for n in $sizes; do
+    start_query "$n" "$n"
+    run "$n" "$n" --rate 0 --seconds "$secs"
+  done
+  # Two instances of one connection each, sharing the queue group: the
+  # scale-out alternative to a bigger pool.
+  if [ "$quick" -eq 0 ]; then
+    start_query 1 1
+    VOX_PG_DSN=$VOX_PG_QUERY_DSN VOX_QUERY_CONNS=1 VOX_QUERY_WORKERS=1 \
+      "$bin/vox-query" >>"$tmp/vox-query-2.log" 2>&1 &
+    qpid2=$!
+    sleep 1
+    echo "bench: vox-bench query --rate 0 (two instances, conns 1, workers 1)" >&2
+    rec "$bin/vox-bench" query --org "$org" --rate 0 --seconds "$secs" \
+      --label "conns=1" --label "workers=1" --label "instances=2"
+    kill -TERM "$qpid2" 2>/dev/null || true
+    wait "$qpid2" 2>/dev/null || true
+    qpid2=
+  fi
+  stop_query
+  exit 0
 fi
+
+# ---- all: the standard suite ------------------------------------------------
+
+# query.wallet with the default pool (2/2), at 2000/s and at saturation;
+# vox-query's peak RSS at the end of each run.
+start_query 2 2
+run 2 2 --rate 2000 --seconds "$secs"
+memory "$qpid" vox-query "query 2000/s"
+start_query 2 2
+run 2 2 --rate 0 --seconds "$secs"
+memory "$qpid" vox-query "query saturation"
 stop_query
+
+# vox-calls and vox-billing, fresh for each pipeline run, ready once both
+# answer $SRV.PING (their streams and consumers exist by then).
+start_actors() {
+  local end a
+  stop_actors
+  VOX_LOG_LEVEL=warn "$bin/vox-calls" >>"$tmp/vox-calls.log" 2>&1 &
+  cpid=$!
+  VOX_LOG_LEVEL=warn "$bin/vox-billing" >>"$tmp/vox-billing.log" 2>&1 &
+  bpid=$!
+  end=$((SECONDS + 20))
+  for a in vox-calls vox-billing; do
+    while ! "$bin/voxctl" services ping "$a" --wait 300 >/dev/null 2>&1; do
+      kill -0 "$cpid" 2>/dev/null || die "vox-calls exited (see its log)"
+      kill -0 "$bpid" 2>/dev/null || die "vox-billing exited (see its log)"
+      [ "$SECONDS" -lt "$end" ] || die "$a did not answer \$SRV.PING within 20 s"
+    done
+  done
+}
+
+pipeline() { # scenario vox-bench-e2e-args...
+  local name=$1
+  shift
+  start_actors
+  echo "bench: vox-bench e2e-calls $* ($name)" >&2
+  try "$name" "$bin/vox-bench" e2e-calls --url "$VOX_NATS_URL" --dsn "$VOX_PG_DSN" "$@"
+  memory "$cpid" vox-calls "$name"
+  memory "$bpid" vox-billing "$name"
+  stop_actors
+}
+
+pipeline e2e-calls --orgs 1000 --events "$events"
+pipeline hot-org --orgs 1 --events "$events"
+pipeline e2e-latency --orgs 1000 --events "$events" --rate 5000
+
+# Without the actors: the machine's ceiling, then the replaced design.
+echo "bench: vox-bench limit --events $((events * 2))" >&2
+try limit "$bin/vox-bench" limit --url "$VOX_NATS_URL" --dsn "$VOX_PG_DSN" \
+  --events $((events * 2))
+echo "bench: vox-bench baseline-seed --orgs 1000 --events $events --conns 8" >&2
+try baseline-seed "$bin/vox-bench" baseline-seed --dsn "$VOX_PG_DSN" --orgs 1000 \
+  --events "$events" --conns 8
+
+mkdir -p "$outdir"
+rq=()
+[ "$quick" -eq 1 ] && rq=(--quick)
+python3 "$top/scripts/bench_report.py" "${rq[@]}" "$lines" "$outdir" >&2
+echo "bench: wrote $outdir/report.md, report.json$([ -s "$outdir/report.png" ] && echo ", report.png")" >&2
+exit "$failed"

@@ -5,9 +5,11 @@ set -euo pipefail
 
 packages=(build-essential cmake pkg-config libnats-dev nats-server libpq-dev
           postgresql libmsgpack-dev libsodium-dev libcmocka-dev clang
-          libclang-rt-14-dev valgrind gnuplot-nox openssl)
+          libclang-rt-14-dev valgrind gnuplot-nox openssl python3)
 # A fresh machine may lack a package the tests use but that the build does
-# not: keep this list the single place that says what vox needs.
+# not: keep this list the single place that says what vox needs. python3
+# (with its standard library, which python3-minimal lacks) writes the
+# benchmark report (scripts/bench_report.py).
 
 missing=()
 for p in "${packages[@]}"; do

@@ -42,6 +42,7 @@
 
 #include <nats/nats.h>
 
+#include "bench/pipeline.h"
 #include "io/log.h"
 #include "io/natsconn.h"
 #include "vox/event.h"
@@ -684,7 +685,14 @@ static void usage(FILE *f)
 		"       vox-bench echo --url NATS_URL [--seconds S]\n"
 		"  echo:  answer bench.echo.* with a fixed reply (no database), for"
 		" query\n"
-		"         --subject-kind echo: the machine's NATS round trip.\n",
+		"         --subject-kind echo: the machine's NATS round trip.\n"
+		"       vox-bench e2e-calls|hot-org --url U --dsn D --orgs N --events N"
+		" [--rate R] [--sample K]\n"
+		"       vox-bench limit --url U --dsn D --events N\n"
+		"       vox-bench baseline-seed --dsn D --orgs N --events N"
+		" [--conns C]\n"
+		"  pipeline scenarios: see src/bench/pipeline.c; `vox-bench"
+		" e2e-calls x` for options.\n",
 		Q_DEFAULT_RATE, Q_MAX_RATE, Q_DEFAULT_INFLIGHT, Q_DEFAULT_SECONDS,
 		Q_MAX_SECONDS);
 }
@@ -882,6 +890,8 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "query") == 0)
 		return query_main(argc, argv);
+	if (bench_pipeline_is(argv[1]))
+		return bench_pipeline_main(argc, argv);
 	usage(stderr);
 	return 2;
 }
