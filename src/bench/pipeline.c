@@ -12,7 +12,7 @@
  *       4096). --rate R > 0 paces calls (one call.started + one
  *       call.ended each) at R/s, open loop; 0 (default) is as fast as
  *       possible. Done when SQL shows N completed calls and N call_charges
- *       rows for these orgs (polled every 50 ms, at most 300 s).
+ *       rows for these orgs (polled every 250 ms, at most 300 s).
  *       seconds: first publish to that poll. Latency of every K-th
  *       call.ended (default 10): the later of calls.updated_at,
  *       call_charges.created_at and the ledger row's created_at (times
@@ -58,7 +58,7 @@
 #define P_MAX_ORGS 100000L
 #define P_RATE_PER_MINUTE 70 /* VOX_RATE_PER_MINUTE's default */
 #define P_OPENING_BALANCE 1000000000 /* fits organizations' integer */
-#define P_POLL_NS (50 * INT64_C(1000000))
+#define P_POLL_NS (250 * INT64_C(1000000))
 #define P_WAIT_NS (300 * NS_PER_S)
 #define P_LIMIT_BATCH 256
 #define P_XSTR(x) #x
