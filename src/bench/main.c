@@ -48,7 +48,7 @@
 #include "vox/event.h"
 #include "vox/subjects.h"
 
-static int64_t now_ns(void)
+int64_t bench_now_ns(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -181,14 +181,14 @@ static int bench_codec(long iterations)
 			fprintf(stderr, "vox-bench: %s\n", err.message);
 			return 1;
 		}
-		int64_t t0 = now_ns();
+		int64_t t0 = bench_now_ns();
 		long sink = 0;
 		for (long i = 0; i < iterations; i++) {
 			if (vox_event_decode(&out, (vox_event_kind)k, buf, len, &err) != VOX_OK)
 				return 1;
 			sink += (long)out.kind;
 		}
-		int64_t t1 = now_ns();
+		int64_t t1 = bench_now_ns();
 		for (long i = 0; i < iterations / 4; i++) {
 			unsigned char *b = NULL;
 			size_t n = 0;
@@ -197,7 +197,7 @@ static int bench_codec(long iterations)
 			sink += (long)n;
 			free(b);
 		}
-		int64_t t2 = now_ns();
+		int64_t t2 = bench_now_ns();
 		printf("{\"scenario\":\"codec\",\"kind\":\"%s\",\"bytes\":%zu,"
 		       "\"iterations\":%ld,\"decode_ns\":%.1f,"
 		       "\"encode_ns\":%.1f,\"sink\":%ld}\n",
@@ -291,7 +291,7 @@ static int64_t slot_take(qbench *b, int64_t due_ns)
 			vox_calloc((size_t)Q_CHUNK, sizeof(qslot));
 	qslot *s = slot_at(b, i);
 	s->due_ns = due_ns;
-	s->lag_ns = now_ns() - due_ns;
+	s->lag_ns = bench_now_ns() - due_ns;
 	s->lat_ns = 0;
 	s->state = Q_PENDING;
 	b->sent++;
@@ -328,7 +328,7 @@ static void send_one(qbench *b, int64_t i)
 	if (s == NATS_OK)
 		return;
 	pthread_mutex_lock(&b->lock);
-	if (slot_settle(b, i, true, now_ns()))
+	if (slot_settle(b, i, true, bench_now_ns()))
 		b->send_failures++;
 	pthread_mutex_unlock(&b->lock);
 }
@@ -354,7 +354,7 @@ static void on_reply(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
 		     void *closure)
 {
 	qbench *b = closure;
-	int64_t t = now_ns();
+	int64_t t = bench_now_ns();
 	const char *v = NULL;
 	VOX_UNUSED(nc);
 	VOX_UNUSED(sub);
@@ -371,7 +371,7 @@ static void on_reply(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
 			b->last_reply_ns = t;
 		/* saturation: each reply lets the next request go */
 		if (b->saturation && t < b->end_ns)
-			next = slot_take(b, now_ns());
+			next = slot_take(b, bench_now_ns());
 	} else {
 		b->strays++;
 	}
@@ -384,7 +384,7 @@ static void sleep_until(int64_t t)
 {
 	/* bounded: a signal could cut a sleep short, nothing else */
 	for (int tries = 0; tries < 8; tries++) {
-		int64_t now = now_ns();
+		int64_t now = bench_now_ns();
 		if (now >= t)
 			return;
 		struct timespec ts = {(time_t)(t / NS_PER_S), (long)(t % NS_PER_S)};
@@ -400,13 +400,13 @@ static void run_fixed(qbench *b, const qopts *o, int64_t *t0)
 	int64_t n = (int64_t)o->rate * o->seconds;
 	if (n > Q_MAX_REQUESTS)
 		n = Q_MAX_REQUESTS;
-	*t0 = now_ns() + 1000000;
+	*t0 = bench_now_ns() + 1000000;
 	/* a sender that falls this far behind gives up: bounded in time */
 	int64_t give_up = *t0 + (int64_t)o->seconds * NS_PER_S + Q_GRACE_NS;
 	for (int64_t k = 0; k < n; k++) {
 		int64_t due = *t0 + k * NS_PER_S / o->rate;
 		sleep_until(due);
-		if (now_ns() > give_up) {
+		if (bench_now_ns() > give_up) {
 			fprintf(stderr, "vox-bench: sender %" PRId64
 				" requests behind; stopping\n", n - k);
 			break;
@@ -424,13 +424,13 @@ static void run_fixed(qbench *b, const qopts *o, int64_t *t0)
  * (on_reply) until end_ns. */
 static void run_saturation(qbench *b, const qopts *o, int64_t *t0)
 {
-	*t0 = now_ns();
+	*t0 = bench_now_ns();
 	pthread_mutex_lock(&b->lock);
 	b->end_ns = *t0 + (int64_t)o->seconds * NS_PER_S;
 	pthread_mutex_unlock(&b->lock);
 	for (long k = 0; k < o->inflight; k++) {
 		pthread_mutex_lock(&b->lock);
-		int64_t i = slot_take(b, now_ns());
+		int64_t i = slot_take(b, bench_now_ns());
 		pthread_mutex_unlock(&b->lock);
 		if (i < 0)
 			break;
@@ -445,8 +445,12 @@ static int cmp_i64(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-/* Nearest rank: the smallest sample with at least p of them at or below. */
-static int64_t percentile(const int64_t *v, size_t n, double p)
+void bench_sort(int64_t *v, size_t n)
+{
+	qsort(v, n, sizeof(*v), cmp_i64);
+}
+
+int64_t bench_percentile(const int64_t *v, size_t n, double p)
 {
 	if (n == 0)
 		return 0;
@@ -487,8 +491,8 @@ static void report(qbench *b, const qopts *o, int64_t t0)
 			lat[n++] = s->lat_ns / 1000;
 		lag[i] = s->lag_ns / 1000;
 	}
-	qsort(lat, n, sizeof(int64_t), cmp_i64);
-	qsort(lag, (size_t)b->sent, sizeof(int64_t), cmp_i64);
+	bench_sort(lat, n);
+	bench_sort(lag, (size_t)b->sent);
 	double span = (double)(b->last_reply_ns - t0) / 1e9;
 	double achieved = b->ok > 0 && span > 0 ? (double)b->ok / span : 0.0;
 	printf("{\"scenario\":\"query\",\"endpoint\":");
@@ -502,11 +506,11 @@ static void report(qbench *b, const qopts *o, int64_t t0)
 	       ",\"p50_us\":%" PRId64 ",\"p99_us\":%" PRId64
 	       ",\"p999_us\":%" PRId64 ",\"max_us\":%" PRId64,
 	       achieved, b->sent, b->ok, b->errors, b->sent - b->answered,
-	       percentile(lat, n, 0.50), percentile(lat, n, 0.99),
-	       percentile(lat, n, 0.999), n ? lat[n - 1] : 0);
+	       bench_percentile(lat, n, 0.50), bench_percentile(lat, n, 0.99),
+	       bench_percentile(lat, n, 0.999), n ? lat[n - 1] : 0);
 	/* the client's own share: how late requests left against schedule */
 	printf(",\"send_lag_p99_us\":%" PRId64 ",\"send_lag_max_us\":%" PRId64,
-	       percentile(lag, (size_t)b->sent, 0.99),
+	       bench_percentile(lag, (size_t)b->sent, 0.99),
 	       b->sent ? lag[b->sent - 1] : 0);
 	for (size_t i = 0; i < o->nlabels; i++) {
 		putchar(',');
@@ -541,7 +545,7 @@ static int bench_query(const qopts *o)
 	qbench *b = vox_calloc(1, sizeof(*b));
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* deadlines: now_ns() */
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* deadlines: bench_now_ns() */
 	pthread_mutex_init(&b->lock, NULL);
 	pthread_cond_init(&b->cond, &ca);
 	pthread_condattr_destroy(&ca);
@@ -588,11 +592,11 @@ static int bench_query(const qopts *o)
 
 	/* the last replies: up to Q_GRACE_NS after the last request was due */
 	pthread_mutex_lock(&b->lock);
-	int64_t deadline = now_ns() + Q_GRACE_NS;
+	int64_t deadline = bench_now_ns() + Q_GRACE_NS;
 	struct timespec ts = {(time_t)(deadline / NS_PER_S),
 			      (long)(deadline % NS_PER_S)};
 	for (int waits = 0; b->answered < b->sent && waits < 1000; waits++) {
-		if (now_ns() >= deadline)
+		if (bench_now_ns() >= deadline)
 			break;
 		int rc = pthread_cond_timedwait(&b->cond, &b->lock, &ts);
 		if (rc == ETIMEDOUT)
@@ -852,8 +856,8 @@ static int echo_main(int argc, char **argv)
 		natsConnection_Destroy(nc);
 		return 3;
 	}
-	int64_t end = now_ns() + (int64_t)seconds * NS_PER_S;
-	while (!echo_stop && now_ns() < end) {
+	int64_t end = bench_now_ns() + (int64_t)seconds * NS_PER_S;
+	while (!echo_stop && bench_now_ns() < end) {
 		struct timespec ts = {0, 50 * 1000000L};
 		nanosleep(&ts, NULL);
 	}

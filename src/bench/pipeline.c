@@ -64,13 +64,6 @@
 #define P_XSTR(x) #x
 #define VOX_BENCH_STR(x) P_XSTR(x)
 
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * NS_PER_S + ts.tv_nsec;
-}
-
 /* Wall clock, in microseconds since the epoch: comparable with the
  * database's timestamps (same machine). */
 static int64_t wall_us(void)
@@ -83,7 +76,7 @@ static int64_t wall_us(void)
 static void nap_until(int64_t t)
 {
 	for (int tries = 0; tries < 8; tries++) {
-		if (mono_ns() >= t)
+		if (bench_now_ns() >= t)
 			return;
 		struct timespec ts = {(time_t)(t / NS_PER_S), (long)(t % NS_PER_S)};
 		int rc = clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
@@ -419,29 +412,6 @@ static bool pub_complete(ppub *p)
 	return true;
 }
 
-/* ---- percentiles ---------------------------------------------------------- */
-
-static int cmp_i64(const void *a, const void *b)
-{
-	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-	return (x > y) - (x < y);
-}
-
-/* Nearest rank over sorted v. */
-static int64_t pct(const int64_t *v, size_t n, double p)
-{
-	if (n == 0)
-		return 0;
-	double x = p * (double)n;
-	size_t rank = (size_t)x;
-	if ((double)rank < x)
-		rank++;
-	if (rank < 1)
-		rank = 1;
-	if (rank > n)
-		rank = n;
-	return v[rank - 1];
-}
 
 /* ---- e2e-calls / hot-org ---------------------------------------------------- */
 
@@ -496,7 +466,7 @@ static int e2e_main(const popts *o)
 		o->name, o->orgs, n, o->rate);
 
 	int64_t now_s = wall_us() / 1000000;
-	int64_t t0 = mono_ns();
+	int64_t t0 = bench_now_ns();
 	int64_t w0 = wall_us();
 	for (long i = 0; i < n; i++) {
 		pcall c;
@@ -517,7 +487,7 @@ static int e2e_main(const popts *o)
 	}
 	if (!pub_complete(&pub))
 		goto out;
-	int64_t t_pub = mono_ns();
+	int64_t t_pub = bench_now_ns();
 	fprintf(stderr, "vox-bench: published %ld events in %.2f s (%ld acks"
 		" failed, %ld resent)\n", 2 * n, (double)(t_pub - t0) / 1e9,
 		atomic_load(&pub.failed), atomic_load(&pub.resent));
@@ -528,7 +498,7 @@ static int e2e_main(const popts *o)
 	const char *p1[1] = {orgs};
 	for (;;) {
 		r = PQexecParams(db, SQL_PROGRESS, 1, NULL, p1, NULL, NULL, 0);
-		int64_t t = mono_ns();
+		int64_t t = bench_now_ns();
 		if (!pg_ok(db, r, "progress"))
 			goto out;
 		calls_done = strtol(PQgetvalue(r, 0, 0), NULL, 10);
@@ -577,7 +547,7 @@ static int e2e_main(const popts *o)
 	int64_t last_commit_us = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
 	PQclear(r);
 	r = NULL;
-	qsort(lat, ns, sizeof(int64_t), cmp_i64);
+	bench_sort(lat, ns);
 
 	double secs = (double)(t_end - t0) / 1e9;
 	double secs_db = (double)(last_commit_us - w0) / 1e6;
@@ -592,7 +562,7 @@ static int e2e_main(const popts *o)
 	       o->name, o->orgs, 2 * n, n, o->rate, 2 * o->rate, secs,
 	       (double)(2 * n) / secs, (double)n / secs,
 	       (double)(t_pub - t0) / 1e9, secs_db,
-	       (double)pct(lat, ns, 0.50) / 1000.0, (double)pct(lat, ns, 0.99) / 1000.0,
+	       (double)bench_percentile(lat, ns, 0.50) / 1000.0, (double)bench_percentile(lat, ns, 0.99) / 1000.0,
 	       ns ? (double)lat[ns - 1] / 1000.0 : 0.0, ns, o->sample,
 	       atomic_load(&pub.failed));
 	fflush(stdout);
@@ -625,7 +595,7 @@ static void *limit_publisher(void *arg)
 {
 	plimit *L = arg;
 	int64_t now_s = wall_us() / 1000000;
-	L->t_first_pub = mono_ns();
+	L->t_first_pub = bench_now_ns();
 	for (long i = 0; i < L->o->events; i++) {
 		pcall c;
 		vox_event ev;
@@ -796,14 +766,14 @@ static int limit_main(const popts *o)
 	}
 	fprintf(stderr, "vox-bench: limit: %ld events\n", o->events);
 
-	int64_t t_fetch0 = mono_ns();
+	int64_t t_fetch0 = bench_now_ns();
 	if (pthread_create(&th, NULL, limit_publisher, L) != 0)
 		goto out;
 	started = true;
 	long consumed = 0;
 	int64_t t_last = 0;
 	while (consumed < o->events) {
-		if (mono_ns() - t_fetch0 > P_WAIT_NS) {
+		if (bench_now_ns() - t_fetch0 > P_WAIT_NS) {
 			fprintf(stderr, "vox-bench: limit gave up: %ld of %ld consumed\n",
 				consumed, o->events);
 			goto out;
@@ -825,7 +795,7 @@ static int limit_main(const popts *o)
 		}
 		bool ok = limit_apply(db, &list, &seqs, &bodies);
 		if (ok) {
-			t_last = mono_ns();
+			t_last = bench_now_ns();
 			for (int i = 0; i < list.Count; i++) {
 				natsStatus as = natsMsg_Ack(list.Msgs[i], NULL);
 				VOX_UNUSED(as);
@@ -1005,7 +975,7 @@ static int baseline_main(const popts *o)
 			goto out;
 	fprintf(stderr, "vox-bench: baseline-seed: %ld orgs, %ld calls, %ld"
 		" connections\n", o->orgs, o->events, o->conns);
-	int64_t t0 = mono_ns();
+	int64_t t0 = bench_now_ns();
 	pthread_mutex_lock(&lock);
 	go = true;
 	pthread_cond_broadcast(&cond);
@@ -1017,7 +987,7 @@ static int baseline_main(const popts *o)
 		errors += ws[k].errors;
 	}
 	started = 0;
-	int64_t t1 = mono_ns();
+	int64_t t1 = bench_now_ns();
 
 	const char *p1[1] = {orgs};
 	PGresult *r = PQexecParams(db,

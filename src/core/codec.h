@@ -37,6 +37,13 @@ bool vox_time_parse_rfc3339(const char *s, size_t n, vox_time *out);
 /* Whether key names a timestamp field of messages of this kind. */
 bool vox_event_key_is_time(vox_event_kind kind, const char *key, size_t n);
 
+/* msgpack-c's write callback for a packer that appends to a vox_buf:
+ * msgpack_packer_init(&pk, &buf, vox_mp_buf_write). */
+int vox_mp_buf_write(void *buf, const char *p, size_t n);
+
+/* Pack a NUL-terminated string as a msgpack str. */
+void vox_mp_pack_cstr(msgpack_packer *pk, const char *s);
+
 /* Write t as the smallest ext -1 form that holds it. */
 void vox_time_pack(msgpack_packer *pk, const vox_time *t);
 

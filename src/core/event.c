@@ -623,6 +623,17 @@ static void pack_str(msgpack_packer *pk, const char *s, size_t n)
 	msgpack_pack_str_body(pk, s, n);
 }
 
+int vox_mp_buf_write(void *buf, const char *p, size_t n)
+{
+	vox_buf_append(buf, p, n);
+	return 0;
+}
+
+void vox_mp_pack_cstr(msgpack_packer *pk, const char *s)
+{
+	pack_str(pk, s, strlen(s));
+}
+
 void vox_time_pack(msgpack_packer *pk, const vox_time *t)
 {
 	unsigned char b[12];

@@ -20,21 +20,10 @@ static const char *const providers[] = {
 	"salesforce", "stripe", NULL};
 static const char *const types[] = {"default", "inbound", "outbound", NULL};
 
-static int buf_write(void *data, const char *p, size_t n)
-{
-	vox_buf_append(data, p, n);
-	return 0;
-}
-
 static void pack_str(msgpack_packer *pk, const char *s, size_t n)
 {
 	msgpack_pack_str(pk, n);
 	msgpack_pack_str_body(pk, s, n);
-}
-
-static void pack_cstr(msgpack_packer *pk, const char *s)
-{
-	pack_str(pk, s, strlen(s));
 }
 
 static bool one_of(const char *s, const char *const *set)
@@ -199,15 +188,15 @@ static int cmd_put(const cred_args *a)
 		rc = EXIT_USAGE;
 	}
 	if (rc == EXIT_OK) {
-		msgpack_packer_init(&pk, &body, buf_write);
+		msgpack_packer_init(&pk, &body, vox_mp_buf_write);
 		msgpack_pack_map(&pk, a->type ? 3 : 2);
-		pack_cstr(&pk, "provider");
-		pack_cstr(&pk, a->provider);
+		vox_mp_pack_cstr(&pk, "provider");
+		vox_mp_pack_cstr(&pk, a->provider);
 		if (a->type) {
-			pack_cstr(&pk, "type");
-			pack_cstr(&pk, a->type);
+			vox_mp_pack_cstr(&pk, "type");
+			vox_mp_pack_cstr(&pk, a->type);
 		}
-		pack_cstr(&pk, "config");
+		vox_mp_pack_cstr(&pk, "config");
 		/* text stays text; anything else goes as bytes */
 		if (is_text((const unsigned char *)secret.data, secret.len)) {
 			pack_str(&pk, secret.data, secret.len);
@@ -241,13 +230,13 @@ static int cmd_delete(const cred_args *a)
 	vox_buf body;
 	msgpack_packer pk;
 	vox_buf_init(&body);
-	msgpack_packer_init(&pk, &body, buf_write);
+	msgpack_packer_init(&pk, &body, vox_mp_buf_write);
 	msgpack_pack_map(&pk, a->type ? 2 : 1);
-	pack_cstr(&pk, "provider");
-	pack_cstr(&pk, a->provider);
+	vox_mp_pack_cstr(&pk, "provider");
+	vox_mp_pack_cstr(&pk, a->provider);
 	if (a->type) {
-		pack_cstr(&pk, "type");
-		pack_cstr(&pk, a->type);
+		vox_mp_pack_cstr(&pk, "type");
+		vox_mp_pack_cstr(&pk, a->type);
 	}
 	int rc = send_print(a, &body);
 	vox_buf_release(&body);
@@ -368,15 +357,15 @@ static int cmd_get(const cred_args *a)
 	}
 	crypto_box_keypair(pk, sk);
 	vox_buf_init(&body);
-	msgpack_packer_init(&mp, &body, buf_write);
+	msgpack_packer_init(&mp, &body, vox_mp_buf_write);
 	msgpack_pack_map(&mp, a->type ? 3 : 2);
-	pack_cstr(&mp, "provider");
-	pack_cstr(&mp, a->provider);
+	vox_mp_pack_cstr(&mp, "provider");
+	vox_mp_pack_cstr(&mp, a->provider);
 	if (a->type) {
-		pack_cstr(&mp, "type");
-		pack_cstr(&mp, a->type);
+		vox_mp_pack_cstr(&mp, "type");
+		vox_mp_pack_cstr(&mp, a->type);
 	}
-	pack_cstr(&mp, "reply_key");
+	vox_mp_pack_cstr(&mp, "reply_key");
 	msgpack_pack_bin(&mp, sizeof(pk));
 	msgpack_pack_bin_body(&mp, pk, sizeof(pk));
 

@@ -554,23 +554,18 @@ static uint64_t dlq_last_seq(demo *d)
 	return last;
 }
 
-static void pack_str(msgpack_packer *pk, const char *s)
-{
-	msgpack_pack_str_with_body(pk, s, strlen(s));
-}
-
 static void pack_kv_str(msgpack_packer *pk, const char *k, const char *v)
 {
-	pack_str(pk, k);
+	vox_mp_pack_cstr(pk, k);
 	if (v)
-		pack_str(pk, v);
+		vox_mp_pack_cstr(pk, v);
 	else
 		msgpack_pack_nil(pk);
 }
 
 static void pack_kv_int(msgpack_packer *pk, const char *k, int64_t v)
 {
-	pack_str(pk, k);
+	vox_mp_pack_cstr(pk, k);
 	msgpack_pack_int64(pk, v);
 }
 
@@ -587,6 +582,7 @@ static void pack_dead_letters(demo *d, msgpack_packer *pk)
 {
 	uint64_t last = dlq_last_seq(d);
 	natsMsg *msgs[MAX_DEAD];
+	int org_of[MAX_DEAD];
 	int n = 0;
 	for (uint64_t seq = d->dlq_start + 1; seq <= last && n < MAX_DEAD; seq++) {
 		natsMsg *m = NULL;
@@ -599,6 +595,7 @@ static void pack_dead_letters(demo *d, msgpack_packer *pk)
 			continue;
 		}
 		d->orgs[o].dead++;
+		org_of[n] = o;
 		msgs[n++] = m;
 	}
 	msgpack_pack_array(pk, (size_t)n);
@@ -608,7 +605,7 @@ static void pack_dead_letters(demo *d, msgpack_packer *pk)
 		const char *seq = hdr(m, VOX_HDR_STREAM_SEQ);
 		msgpack_pack_map(pk, 7);
 		pack_kv_str(pk, "subject", subj + strlen(VOX_DLQ_PREFIX));
-		pack_kv_str(pk, "org_id", d->orgs[org_of_subject(d, subj)].id);
+		pack_kv_str(pk, "org_id", d->orgs[org_of[i]].id);
 		pack_kv_str(pk, "actor", hdr(m, VOX_HDR_ACTOR));
 		pack_kv_str(pk, "reason", hdr(m, "Vox-Error-Reason"));
 		pack_kv_str(pk, "error", hdr(m, VOX_HDR_ERROR));
@@ -665,7 +662,7 @@ static int summary(demo *d)
 	for (int o = 0; o < d->norgs; o++)
 		dead += d->orgs[o].dead;
 	pack_kv_int(&pk, "dead_letters", dead);
-	pack_str(&pk, "orgs");
+	vox_mp_pack_cstr(&pk, "orgs");
 	msgpack_pack_array(&pk, (size_t)d->norgs);
 	for (int o = 0; o < d->norgs && code == EXIT_OK; o++) {
 		org_state *os = &d->orgs[o];
@@ -688,7 +685,7 @@ static int summary(demo *d)
 			pack_kv_int(&pk, figure_names[f],
 				    strtoll(PQgetvalue(r, 0, (int)f), NULL, 10));
 		PQclear(r);
-		pack_str(&pk, "alerts");
+		vox_mp_pack_cstr(&pk, "alerts");
 		msgpack_pack_map(&pk, 3);
 		pack_kv_int(&pk, "hot_lead", os->alerts_hot);
 		pack_kv_int(&pk, "low_balance", os->alerts_low);
@@ -696,7 +693,7 @@ static int summary(demo *d)
 		pack_kv_int(&pk, "dead_letters", os->dead);
 		pack_kv_str(&pk, "email", os->email);
 	}
-	pack_str(&pk, "dead_letter_reasons");
+	vox_mp_pack_cstr(&pk, "dead_letter_reasons");
 	msgpack_sbuffer_write(&sb, dl.data, dl.size);
 	pack_kv_int(&pk, "orgs_count", d->norgs);
 	if (code == EXIT_OK && !voxctl_print_mp(sb.data, sb.size))

@@ -158,11 +158,6 @@ static bool wanted(const dlq_opts *o, natsMsg *m)
 	return true;
 }
 
-static int sbuf_write(void *data, const char *p, size_t n)
-{
-	return msgpack_sbuffer_write(data, p, n);
-}
-
 /* ---- list, show ------------------------------------------------------------ */
 
 static int dlq_list(jsCtx *js, const dlq_opts *o)
@@ -214,7 +209,7 @@ static int dlq_show(jsCtx *js, const dlq_opts *o)
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
 	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, sbuf_write);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
 	voxctl_pack_msg(&pk, m, original_subject(m), o->seq, natsMsg_GetTime(m));
 	bool ok = voxctl_print_mp(sb.data, sb.size);
 	VOX_UNUSED(ok);

@@ -10,19 +10,6 @@
 
 #define DEFAULT_TIMEOUT_MS 5000
 
-static int buf_write(void *data, const char *p, size_t n)
-{
-	vox_buf_append(data, p, n);
-	return 0;
-}
-
-static void pack_str(msgpack_packer *pk, const char *s)
-{
-	size_t n = strlen(s);
-	msgpack_pack_str(pk, n);
-	msgpack_pack_str_body(pk, s, n);
-}
-
 /*
  * If argv[*i] is the option name (as "--name VALUE" or "--name=VALUE"),
  * point *val at its value, advance *i past it and return 1; return -1
@@ -322,34 +309,34 @@ static int run_query(const char *endpoint, const query_opts *q)
 		     (q->status ? 1 : 0) + (q->direction ? 1 : 0) +
 		     (q->since ? 1 : 0) + (q->until ? 1 : 0) + (q->call_id ? 1 : 0);
 	vox_buf_init(&body);
-	msgpack_packer_init(&pk, &body, buf_write);
+	msgpack_packer_init(&pk, &body, vox_mp_buf_write);
 	msgpack_pack_map(&pk, n);
 	if (q->call_id) {
-		pack_str(&pk, "call_id");
-		pack_str(&pk, q->call_id);
+		vox_mp_pack_cstr(&pk, "call_id");
+		vox_mp_pack_cstr(&pk, q->call_id);
 	}
 	if (q->has_limit) {
-		pack_str(&pk, "limit");
+		vox_mp_pack_cstr(&pk, "limit");
 		msgpack_pack_int64(&pk, q->limit);
 	}
 	if (q->before) {
-		pack_str(&pk, "before");
-		pack_str(&pk, q->before);
+		vox_mp_pack_cstr(&pk, "before");
+		vox_mp_pack_cstr(&pk, q->before);
 	}
 	if (q->status) {
-		pack_str(&pk, "status");
-		pack_str(&pk, q->status);
+		vox_mp_pack_cstr(&pk, "status");
+		vox_mp_pack_cstr(&pk, q->status);
 	}
 	if (q->direction) {
-		pack_str(&pk, "direction");
-		pack_str(&pk, q->direction);
+		vox_mp_pack_cstr(&pk, "direction");
+		vox_mp_pack_cstr(&pk, q->direction);
 	}
 	if (q->since) {
-		pack_str(&pk, "since");
+		vox_mp_pack_cstr(&pk, "since");
 		vox_time_pack(&pk, &q->t_since);
 	}
 	if (q->until) {
-		pack_str(&pk, "until");
+		vox_mp_pack_cstr(&pk, "until");
 		vox_time_pack(&pk, &q->t_until);
 	}
 	snprintf(subject, sizeof(subject), "query.%s.%s", endpoint, q->org);

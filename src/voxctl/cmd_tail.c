@@ -20,11 +20,6 @@
 
 /* ---- a message as JSON ---------------------------------------------------- */
 
-static void pack_cstr(msgpack_packer *pk, const char *s)
-{
-	msgpack_pack_str_with_body(pk, s, strlen(s));
-}
-
 static void pack_headers(msgpack_packer *pk, natsMsg *m)
 {
 	const char **keys = NULL;
@@ -34,9 +29,9 @@ static void pack_headers(msgpack_packer *pk, natsMsg *m)
 	msgpack_pack_map(pk, (size_t)n);
 	for (int i = 0; i < n; i++) {
 		const char *v = NULL;
-		pack_cstr(pk, keys[i]);
+		vox_mp_pack_cstr(pk, keys[i]);
 		if (natsMsgHeader_Get(m, keys[i], &v) == NATS_OK && v)
-			pack_cstr(pk, v);
+			vox_mp_pack_cstr(pk, v);
 		else
 			msgpack_pack_nil(pk);
 	}
@@ -56,40 +51,35 @@ static bool one_mp_value(const char *data, size_t len)
 	return r == MSGPACK_UNPACK_SUCCESS && off == len;
 }
 
-static int sbuf_write(void *data, const char *p, size_t n)
-{
-	return msgpack_sbuffer_write(data, p, n);
-}
-
 void voxctl_pack_msg(msgpack_packer *pk, natsMsg *m, const char *subject,
 		     uint64_t seq, int64_t time_ns)
 {
 	const char *data = natsMsg_GetData(m);
 	size_t len = (size_t)natsMsg_GetDataLength(m);
 	msgpack_pack_map(pk, 3 + (seq ? 1 : 0) + (time_ns ? 1 : 0));
-	pack_cstr(pk, "subject");
-	pack_cstr(pk, subject ? subject : natsMsg_GetSubject(m));
+	vox_mp_pack_cstr(pk, "subject");
+	vox_mp_pack_cstr(pk, subject ? subject : natsMsg_GetSubject(m));
 	if (seq) {
-		pack_cstr(pk, "seq");
+		vox_mp_pack_cstr(pk, "seq");
 		msgpack_pack_uint64(pk, seq);
 	}
 	if (time_ns) {
 		vox_time t = {.sec = time_ns / 1000000000LL,
 			      .nsec = (int32_t)(time_ns % 1000000000LL),
 			      .set = true};
-		pack_cstr(pk, "time");
+		vox_mp_pack_cstr(pk, "time");
 		vox_time_pack(pk, &t);
 	}
-	pack_cstr(pk, "headers");
+	vox_mp_pack_cstr(pk, "headers");
 	pack_headers(pk, m);
-	pack_cstr(pk, "payload");
+	vox_mp_pack_cstr(pk, "payload");
 	if (data && one_mp_value(data, len)) {
 		/* the body is one value: append it as it is */
 		int w = pk->callback(pk->data, data, len);
 		VOX_UNUSED(w);
 	} else {
 		msgpack_pack_map(pk, 1);
-		pack_cstr(pk, "base64");
+		vox_mp_pack_cstr(pk, "base64");
 		msgpack_pack_bin_with_body(pk, data ? data : "", len);
 	}
 }
@@ -100,7 +90,7 @@ void voxctl_msg_json(natsMsg *m, const char *subject, uint64_t seq,
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
 	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, sbuf_write);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
 	voxctl_pack_msg(&pk, m, subject, seq, time_ns);
 	if (!voxctl_mp_to_json(sb.data, sb.size, pretty, out))
 		vox_buf_puts(out, "{}"); /* cannot happen: we packed one map */

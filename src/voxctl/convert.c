@@ -13,12 +13,6 @@
 
 #define MAX_DEPTH 64
 
-static int buf_write(void *data, const char *p, size_t n)
-{
-	vox_buf_append(data, p, n);
-	return 0;
-}
-
 bool voxctl_request_time_key(const char *key, size_t n, void *ctx)
 {
 	VOX_UNUSED(ctx);
@@ -79,7 +73,7 @@ void voxctl_json_to_mp(const vox_json *v, voxctl_time_key_fn is_time,
 		       void *ctx, vox_buf *out)
 {
 	msgpack_packer pk;
-	msgpack_packer_init(&pk, out, buf_write);
+	msgpack_packer_init(&pk, out, vox_mp_buf_write);
 	to_mp(v, NULL, is_time, ctx, &pk);
 }
 

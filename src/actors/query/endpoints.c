@@ -92,19 +92,6 @@ const size_t vox_query_nstmts = VOX_NELEM(vox_query_stmts);
 
 /* ---- msgpack into a vox_buf ---------------------------------------------- */
 
-static int buf_write(void *data, const char *p, size_t n)
-{
-	vox_buf_append(data, p, n);
-	return 0;
-}
-
-static void pack_key(msgpack_packer *pk, const char *k)
-{
-	size_t n = strlen(k);
-	msgpack_pack_str(pk, n);
-	msgpack_pack_str_body(pk, k, n);
-}
-
 /* ---- binary column values ------------------------------------------------ */
 
 enum {
@@ -226,7 +213,7 @@ static bool pack_row(msgpack_packer *pk, const PGresult *r, int i)
 	for (int c = 0; c < ncols; c++) {
 		if (PQgetisnull(r, i, c))
 			continue;
-		pack_key(pk, PQfname(r, c));
+		vox_mp_pack_cstr(pk, PQfname(r, c));
 		if (!pack_value(pk, PQftype(r, c), PQgetvalue(r, i, c),
 				PQgetlength(r, i, c)))
 			return false;
@@ -334,7 +321,7 @@ static void reply_page(vox_request *req, vox_query_ctx *qc, const PGresult *rows
 	size_t budget = qc->max_reply > 256 ? qc->max_reply - 256 : qc->max_reply;
 	vox_buf_init(&items);
 	vox_buf_init(&out);
-	msgpack_packer_init(&pk, &items, buf_write);
+	msgpack_packer_init(&pk, &items, vox_mp_buf_write);
 	for (int i = 0; i < nrows && i < limit; i++) {
 		size_t mark = items.len;
 		if (!pack_row(&pk, rows, i)) {
@@ -356,13 +343,13 @@ static void reply_page(vox_request *req, vox_query_ctx *qc, const PGresult *rows
 	if (kind && sent < nrows)
 		row_cursor(rows, sent - 1, (vox_qcursor_kind)kind, next);
 
-	msgpack_packer_init(&pk, &out, buf_write);
+	msgpack_packer_init(&pk, &out, vox_mp_buf_write);
 	msgpack_pack_map(&pk, kind ? 2 : 1);
-	pack_key(&pk, "items");
+	vox_mp_pack_cstr(&pk, "items");
 	msgpack_pack_array(&pk, (size_t)sent);
 	vox_buf_append(&out, items.data, items.len);
 	if (kind) {
-		pack_key(&pk, "next");
+		vox_mp_pack_cstr(&pk, "next");
 		if (next[0]) {
 			msgpack_pack_str(&pk, strlen(next));
 			msgpack_pack_str_body(&pk, next, strlen(next));
@@ -386,7 +373,7 @@ static void reply_row(vox_request *req, const PGresult *r, const char *text)
 		return;
 	}
 	vox_buf_init(&out);
-	msgpack_packer_init(&pk, &out, buf_write);
+	msgpack_packer_init(&pk, &out, vox_mp_buf_write);
 	if (pack_row(&pk, r, 0)) {
 		reply_buf(req, &out);
 	} else {
@@ -439,13 +426,13 @@ void vox_query_wallet(vox_request *req, void *ctx)
 	vox_buf out;
 	msgpack_packer pk;
 	vox_buf_init(&out);
-	msgpack_packer_init(&pk, &out, buf_write);
+	msgpack_packer_init(&pk, &out, vox_mp_buf_write);
 	msgpack_pack_map(&pk, VOX_NELEM(ints) + 1);
 	for (size_t i = 0; i < VOX_NELEM(ints); i++) {
-		pack_key(&pk, ints[i].key);
+		vox_mp_pack_cstr(&pk, ints[i].key);
 		msgpack_pack_int64(&pk, ints[i].value);
 	}
-	pack_key(&pk, "in_debt");
+	vox_mp_pack_cstr(&pk, "in_debt");
 	if (balance < 0)
 		msgpack_pack_true(&pk);
 	else

@@ -7,6 +7,7 @@
  * key or a credential.
  */
 #include "actors/vault/vault_actor.h"
+#include "core/codec.h"
 
 #include "core/buf.h"
 #include "core/config.h"
@@ -129,13 +130,6 @@ static void reply_db_error(vox_request *req, vox_status st)
 		reply_error(req, 503, "database unavailable");
 	else
 		reply_error(req, 500, "database error");
-}
-
-static void pack_key(msgpack_packer *pk, const char *k)
-{
-	size_t n = strlen(k);
-	msgpack_pack_str(pk, n);
-	msgpack_pack_str_body(pk, k, n);
 }
 
 static void pack_cstr(msgpack_packer *pk, const char *s, size_t n)
@@ -484,9 +478,9 @@ unlock:
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
 	msgpack_pack_map(&pk, 2);
-	pack_key(&pk, "id");
+	vox_mp_pack_cstr(&pk, "id");
 	pack_cstr(&pk, id, strlen(id));
-	pack_key(&pk, "key_version");
+	vox_mp_pack_cstr(&pk, "key_version");
 	msgpack_pack_uint32(&pk, version);
 	reply_sbuffer(req, &sb);
 	vox_info("msg=\"credential stored\" org=%s provider=%s type=%s key_version=%"
@@ -518,12 +512,12 @@ static void reply_config(vox_request *req, const cred_req *q,
 			reply_error(req, 400, "reply_key: not a usable X25519 public key");
 			return;
 		}
-		pack_key(&pk, "sealed");
+		vox_mp_pack_cstr(&pk, "sealed");
 		msgpack_pack_bin(&pk, sl);
 		msgpack_pack_bin_body(&pk, sealed, sl);
 		free(sealed);
 	} else {
-		pack_key(&pk, "config");
+		vox_mp_pack_cstr(&pk, "config");
 		msgpack_pack_bin(&pk, len);
 		msgpack_pack_bin_body(&pk, plain, len);
 	}
@@ -654,7 +648,7 @@ unlock:
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
 	msgpack_pack_map(&pk, 1);
-	pack_key(&pk, "items");
+	vox_mp_pack_cstr(&pk, "items");
 	int n = PQntuples(r);
 	msgpack_pack_array(&pk, (size_t)n);
 	for (int i = 0; i < n; i++) {
@@ -662,18 +656,18 @@ unlock:
 		if (!vox_parse_i64(PQgetvalue(r, i, 2), 0, INT32_MAX, &kv))
 			kv = 0;
 		msgpack_pack_map(&pk, 5);
-		pack_key(&pk, "provider");
+		vox_mp_pack_cstr(&pk, "provider");
 		pack_cstr(&pk, PQgetvalue(r, i, 0), (size_t)PQgetlength(r, i, 0));
-		pack_key(&pk, "type");
+		vox_mp_pack_cstr(&pk, "type");
 		pack_cstr(&pk, PQgetvalue(r, i, 1), (size_t)PQgetlength(r, i, 1));
-		pack_key(&pk, "key_version");
+		vox_mp_pack_cstr(&pk, "key_version");
 		msgpack_pack_int64(&pk, kv);
-		pack_key(&pk, "is_active");
+		vox_mp_pack_cstr(&pk, "is_active");
 		if (PQgetvalue(r, i, 3)[0] == 't')
 			msgpack_pack_true(&pk);
 		else
 			msgpack_pack_false(&pk);
-		pack_key(&pk, "updated_at");
+		vox_mp_pack_cstr(&pk, "updated_at");
 		pack_cstr(&pk, PQgetvalue(r, i, 4), (size_t)PQgetlength(r, i, 4));
 	}
 	PQclear(r);
@@ -747,7 +741,7 @@ unlock:
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
 	msgpack_pack_map(&pk, 1);
-	pack_key(&pk, "deleted");
+	vox_mp_pack_cstr(&pk, "deleted");
 	if (deleted)
 		msgpack_pack_true(&pk);
 	else
