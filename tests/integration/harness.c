@@ -333,8 +333,7 @@ void th_pg_okf(PGconn *c, const char *fmt, ...)
 	th_pg_ok(c, sql);
 }
 
-void th_js_connect(const char *url, jsOptions *jo, natsConnection **nc,
-		   jsCtx **js)
+void th_nats_connect(const char *url, natsConnection **nc)
 {
 	natsOptions *no = NULL;
 	assert_int_equal(natsOptions_Create(&no), NATS_OK);
@@ -343,6 +342,12 @@ void th_js_connect(const char *url, jsOptions *jo, natsConnection **nc,
 	natsOptions_SetReconnectWait(no, 100);
 	assert_int_equal(natsConnection_Connect(nc, no), NATS_OK);
 	natsOptions_Destroy(no);
+}
+
+void th_js_connect(const char *url, jsOptions *jo, natsConnection **nc,
+		   jsCtx **js)
+{
+	th_nats_connect(url, nc);
 	assert_int_equal(natsConnection_JetStream(js, *nc, jo), NATS_OK);
 }
 

@@ -98,6 +98,9 @@ void th_pg_migrated_db(const char *prefix, char *dsn, size_t dsnlen);
 long long th_pg_intf(PGconn *c, const char *fmt, ...) VOX_PRINTF(2, 3);
 void th_pg_okf(PGconn *c, const char *fmt, ...) VOX_PRINTF(2, 3);
 
+/* A NATS connection that reconnects forever. */
+void th_nats_connect(const char *url, natsConnection **nc);
+
 /* A NATS connection that reconnects forever, and its JetStream context
  * with the options given (NULL for the defaults). */
 void th_js_connect(const char *url, jsOptions *jo, natsConnection **nc,

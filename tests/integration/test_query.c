@@ -142,12 +142,7 @@ static int group_setup(void **state)
 	snprintf(f->env_url, sizeof(f->env_url), "VOX_NATS_URL=%s", f->nats.url);
 	snprintf(f->env_dsn, sizeof(f->env_dsn), "VOX_PG_DSN=%s", f->query_dsn);
 	snprintf(f->log, sizeof(f->log), "%s/vox-query.log", th_env("VOX_TEST_TMP"));
-	natsOptions *no = NULL;
-	natsOptions_Create(&no);
-	natsOptions_SetURL(no, f->nats.url);
-	natsOptions_SetMaxReconnect(no, -1);
-	assert_int_equal(natsConnection_Connect(&f->nc, no), NATS_OK);
-	natsOptions_Destroy(no);
+	th_nats_connect(f->nats.url, &f->nc);
 	f->actor = spawn_query(f, f->env_dsn, f->log);
 	F = f;
 	*state = f;

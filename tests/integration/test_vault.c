@@ -70,13 +70,7 @@ static int setup(void **state)
 	snprintf(f->ring1, sizeof(f->ring1), "1 %s\n", f->key1);
 	snprintf(f->ring12, sizeof(f->ring12), "# rotation\n1 %s\n2 %s\nactive 2\n",
 		 f->key1, f->key2);
-	natsOptions *no = NULL;
-	natsOptions_Create(&no);
-	natsOptions_SetURL(no, f->nats.url);
-	natsOptions_SetMaxReconnect(no, -1);
-	natsOptions_SetReconnectWait(no, 100);
-	assert_int_equal(natsConnection_Connect(&f->nc, no), NATS_OK);
-	natsOptions_Destroy(no);
+	th_nats_connect(f->nats.url, &f->nc);
 	*state = f;
 	return 0;
 }
