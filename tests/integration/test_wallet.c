@@ -1218,6 +1218,36 @@ static void test_two_instances_with_duplicates_exact_balances(void **state)
 	check_invariants(f);
 }
 
+/* vox-billing locks the orgs of a batch against its other instances only:
+ * the foreign-key check of a row that names the org (a call or contact
+ * vox-calls or vox-leads is writing, which holds FOR KEY SHARE until it
+ * commits) must not make billing wait. With FOR UPDATE it did: every
+ * batch of vox-calls and vox-billing for the same orgs ran in turn. */
+static void test_billing_does_not_wait_for_key_share_locks(void **state)
+{
+	fixture *f = *state;
+	evbuf c;
+	add_org(f, ORG_A, 10000, 500, 1000);
+	start_billing(f, 0, NULL, NULL);
+	PGconn *other = th_pg_connect(f->dsn);
+	th_pg_ok(other, "BEGIN");
+	th_pg_okf(other, "INSERT INTO contacts (org_id, phone, first_name, last_name)"
+		  " VALUES ('%s', '+15550001234', 'Held', 'Open')", ORG_A);
+	assert_int_equal(th_pg_intf(f->db, "SELECT count(*) FROM pg_locks l"
+		" JOIN pg_stat_activity a ON a.pid = l.pid"
+		" WHERE l.locktype = 'transactionid' AND a.pid = %d",
+		PQbackendPID(other)), 1);
+	mk_call(&c, ORG_A, CALL_1, 60, "vapi-keyshare-1");
+	publish(f, &c.ev);
+	/* charged while the other transaction is still open */
+	wait_balance(f, ORG_A, 10000 - 70);
+	assert_int_equal(PQtransactionStatus(other), PQTRANS_INTRANS);
+	th_pg_ok(other, "ROLLBACK");
+	PQfinish(other);
+	wait_drained(f);
+	check_invariants(f);
+}
+
 static void test_retention_cleanup_keeps_idempotency(void **state)
 {
 	fixture *f = *state;
@@ -1273,6 +1303,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_unknown_org_is_dead_lettered_and_writes_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_billing_authorize, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_instances_with_duplicates_exact_balances, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_billing_does_not_wait_for_key_share_locks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retention_cleanup_keeps_idempotency, setup, teardown),
 	};
 	if (getenv("VOX_TEST_FILTER"))

@@ -117,8 +117,10 @@ static void read_release(batch_read *b)
 		PQclear(b->results[i]);
 }
 
-/* Lock the batch's orgs (sorted: no deadlock between instances) and read
- * what the store knows about its keys. */
+/* Lock the batch's orgs and read what the store knows about its keys.
+ * FOR NO KEY UPDATE excludes another billing instance but not the
+ * foreign-key checks (FOR KEY SHARE) of the calls and contacts other
+ * actors write for the same orgs; sorted: no deadlock between instances. */
 static vox_status read_batch(PGconn *c, const vox_item *items, size_t n,
 			     batch_read *b)
 {
@@ -149,7 +151,7 @@ static vox_status read_batch(PGconn *c, const vox_item *items, size_t n,
 		  "SELECT id, wallet_balance_pence, debt_limit_pence, unbilled_pence,"
 		  " low_balance_pence, low_balance_alerted, debt_limit_alerted"
 		  " FROM organizations WHERE id = ANY($1::uuid[])"
-		  " ORDER BY id FOR UPDATE",
+		  " ORDER BY id FOR NO KEY UPDATE",
 		  1, p_orgs, &st);
 	if (!r)
 		goto out;
