@@ -149,7 +149,7 @@ memory() { # pid actor during
 }
 
 echo "bench: starting private servers in $tmp" >&2
-VOX_PG_FSYNC=off scripts/servers.sh start "$tmp" >&2
+VOX_PG_FSYNC=${VOX_BENCH_FSYNC:-on} scripts/servers.sh start "$tmp" >&2
 # shellcheck disable=SC1091
 . "$tmp/env"
 export VOX_NATS_URL VOX_PG_DSN

@@ -41,11 +41,22 @@ static const char *seed_checks[] = {
 };
 
 static const char *seed_indexes[] = {
-	"idx_credit_txn_org_id", "idx_credit_txn_created_at",
-	"idx_credit_txn_type", "idx_credit_txn_stripe_pi",
-	"idx_webhook_events_event_id", "idx_webhook_events_event_type",
+	"idx_credit_txn_created_at", "idx_credit_txn_type",
+	"idx_credit_txn_stripe_pi", "idx_webhook_events_event_type",
 	"idx_webhook_events_org_id", "idx_webhook_events_created_at",
-	"idx_calls_org_id", "idx_calls_status", "idx_contacts_phone",
+	"idx_contacts_phone", "idx_calls_created_at", "idx_calls_contact_id",
+};
+
+/* The seed indexes 0006 drops, each with the index that still serves its
+ * lookups (NULL: none needed, a column of two or three values). */
+static const struct {
+	const char *dropped, *served_by;
+} write_path_drops[] = {
+	{"idx_webhook_events_event_id", "processed_webhook_events_event_id_key"},
+	{"idx_calls_org_id", "idx_calls_org_created_id"},
+	{"idx_credit_txn_org_id", "idx_credit_txn_org_seq"},
+	{"idx_calls_status", NULL},
+	{"idx_calls_call_direction", NULL},
 };
 
 static int apply_all(const char *dsn)
@@ -97,6 +108,21 @@ static void test_fresh_database_gets_the_seed_schema(void **state)
 			 seed_indexes[i]);
 		assert_int_equal(th_pg_int(c, sql), 1);
 	}
+	for (size_t i = 0; i < VOX_NELEM(write_path_drops); i++) {
+		snprintf(sql, sizeof(sql),
+			 "SELECT count(*) FROM pg_indexes WHERE indexname = '%s'",
+			 write_path_drops[i].dropped);
+		assert_int_equal(th_pg_int(c, sql), 0);
+		if (!write_path_drops[i].served_by)
+			continue;
+		snprintf(sql, sizeof(sql),
+			 "SELECT count(*) FROM pg_indexes WHERE indexname = '%s'",
+			 write_path_drops[i].served_by);
+		assert_int_equal(th_pg_int(c, sql), 1);
+	}
+	/* room for HOT updates of calls (0006) */
+	assert_int_equal(th_pg_int(c, "SELECT count(*) FROM pg_class WHERE"
+		" relname = 'calls' AND 'fillfactor=80' = ANY(reloptions)"), 1);
 
 	/* Every table with org_id has RLS enabled and a policy. */
 	assert_int_equal(th_pg_int(c,
