@@ -18,7 +18,7 @@
 #       query (echo baseline, 2000/s and saturation with 2/2), e2e-calls
 #       (N call.started + N call.ended over 1000 orgs, through vox-calls and
 #       vox-billing), hot-org (the same for one org), e2e-calls at 5000
-#       call.ended/s offered (publish-to-commit latency), limit (2N events
+#       events/s offered (2500 calls/s: publish-to-commit latency), limit (2N events
 #       through a trivial consumer), baseline-seed (N calls through the
 #       replaced per-event design, 8 connections), and the peak RSS
 #       (VmHWM) of each actor at the end of its runs. N = 20000, --quick:
@@ -27,6 +27,9 @@
 #       the lines of this run (scripts/bench_report.py). A scenario that
 #       fails is recorded as {"scenario":...,"error":...} and reported as
 #       not measured; the exit status is then 1, after the report.
+#
+# PostgreSQL runs with fsync on, as in production (VOX_BENCH_FSYNC=off
+# measures without it; the report says which).
 #
 # The servers and the actors are stopped on every exit, failures included.
 set -euo pipefail
@@ -149,7 +152,9 @@ memory() { # pid actor during
 }
 
 echo "bench: starting private servers in $tmp" >&2
-VOX_PG_FSYNC=${VOX_BENCH_FSYNC:-on} scripts/servers.sh start "$tmp" >&2
+# PostgreSQL as in production: fsync on (VOX_BENCH_FSYNC=off to compare).
+export VOX_BENCH_FSYNC=${VOX_BENCH_FSYNC:-on}
+VOX_PG_FSYNC=$VOX_BENCH_FSYNC scripts/servers.sh start "$tmp" >&2
 # shellcheck disable=SC1091
 . "$tmp/env"
 export VOX_NATS_URL VOX_PG_DSN
@@ -275,7 +280,7 @@ pipeline() { # scenario vox-bench-e2e-args...
 
 pipeline e2e-calls --orgs 1000 --events "$events"
 pipeline hot-org --orgs 1 --events "$events"
-pipeline e2e-latency --orgs 1000 --events "$events" --rate 5000
+pipeline e2e-latency --orgs 1000 --events "$events" --rate 2500
 
 # Without the actors: the machine's ceiling, then the replaced design.
 echo "bench: vox-bench limit --events $((events * 2))" >&2

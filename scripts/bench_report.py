@@ -170,7 +170,7 @@ def build(rows, quick):
                0.5, "events/s vs events/s"),
         target("hot-org / e2e-calls", ratios["hot_org_over_e2e_calls"], "x",
                ">=", 0.7, "events/s vs events/s"),
-        target("p99 publish-to-commit at 5,000/s offered",
+        target("p99 publish-to-commit at 5,000 events/s offered",
                num(lat, "p99_ms"), "ms", "<", 50,
                (f"{fmt(num(lat, 'offered_rps'), 0)} call.ended/s offered"
                 + (f" ({fmt(num(lat, 'offered_events_per_s'), 0)} events/s with"
@@ -269,7 +269,8 @@ def markdown(s, ratios, targets, peak, quick, png, png_note, bad, when):
              f"{os.cpu_count()} CPUs · {platform.platform()}")
     L.append("")
     L.append("Every figure below comes from this one run, on private servers "
-             "(nats-server with JetStream, PostgreSQL with fsync off) on the "
+             "(nats-server with JetStream, PostgreSQL with fsync "
+             f"{os.environ.get('VOX_BENCH_FSYNC', 'on')}) on the "
              "same machine as the load. Absolute figures drift on shared "
              "machines: the ratios are the headline.")
     if quick:
@@ -318,7 +319,7 @@ def markdown(s, ratios, targets, peak, quick, png, png_note, bad, when):
     L.append("")
     prow = []
     for label, key in (("e2e-calls (1,000 orgs)", "e2e"), ("hot-org (1 org)", "hot"),
-                       ("e2e-calls at 5,000/s offered", "latency"),
+                       ("e2e-calls at 5,000 events/s offered", "latency"),
                        ("limit (trivial consumer)", "limit"),
                        ("baseline-seed (8 conns)", "baseline")):
         r = s[key]

@@ -12,7 +12,9 @@
  *       4096). --rate R > 0 paces calls (one call.started + one
  *       call.ended each) at R/s, open loop; 0 (default) is as fast as
  *       possible. Done when SQL shows N completed calls and N call_charges
- *       rows for these orgs (polled every 250 ms, at most 300 s).
+ *       rows for these orgs (polled every 250 ms, at most 300 s; while the
+ *       last 64 calls published are not all done, only those are looked
+ *       up, so the poll takes little from the database under test).
  *       seconds: first publish to that poll. Latency of every K-th
  *       call.ended (default 10): the later of calls.updated_at,
  *       call_charges.created_at and the ledger row's created_at (times
@@ -419,6 +421,14 @@ static const char SQL_PROGRESS[] =
 	"SELECT (SELECT count(*) FROM calls WHERE status = 'completed'"
 	"         AND org_id = ANY($1::uuid[])),"
 	"       (SELECT count(*) FROM call_charges WHERE org_id = ANY($1::uuid[]))";
+/* The cheap poll while the run is in flight: how many of the last calls
+ * published are completed and charged (point lookups). SQL_PROGRESS
+ * counts every call, which would take the database's time from the
+ * actors under measurement four times a second. */
+static const char SQL_TAIL[] =
+	"SELECT count(*) FROM calls c JOIN call_charges cc ON cc.call_id = c.id"
+	" WHERE c.id = ANY($1::uuid[]) AND c.status = 'completed'";
+#define P_TAIL 64
 
 /* The commit-side time of a call, in us since the epoch: the later of the
  * calls row's last update, its charge and its ledger row. */
@@ -496,16 +506,42 @@ static int e2e_main(const popts *o)
 	int64_t t_end = 0;
 	long calls_done = 0, charges_done = 0;
 	const char *p1[1] = {orgs};
+	vox_pg_array tail;
+	char tid[37];
+	long ntail = n < P_TAIL ? n : P_TAIL;
+	bool tail_done = false;
+	vox_pg_array_init(&tail);
+	for (long i = n - ntail; i < n; i++) {
+		make_uuid(tid, &run, TAG_CALL, i);
+		vox_pg_array_str(&tail, tid, 36);
+	}
+	const char *pt[1] = {vox_pg_array_text(&tail)};
 	for (;;) {
-		r = PQexecParams(db, SQL_PROGRESS, 1, NULL, p1, NULL, NULL, 0);
+		if (!tail_done) {
+			r = PQexecParams(db, SQL_TAIL, 1, NULL, pt, NULL, NULL, 0);
+			if (!pg_ok(db, r, "progress")) {
+				vox_pg_array_release(&tail);
+				goto out;
+			}
+			tail_done = strtol(PQgetvalue(r, 0, 0), NULL, 10) >= ntail;
+			PQclear(r);
+			r = NULL;
+		}
 		int64_t t = bench_now_ns();
-		if (!pg_ok(db, r, "progress"))
-			goto out;
-		calls_done = strtol(PQgetvalue(r, 0, 0), NULL, 10);
-		charges_done = strtol(PQgetvalue(r, 0, 1), NULL, 10);
-		PQclear(r);
-		r = NULL;
+		if (tail_done) {
+			r = PQexecParams(db, SQL_PROGRESS, 1, NULL, p1, NULL, NULL, 0);
+			t = bench_now_ns();
+			if (!pg_ok(db, r, "progress")) {
+				vox_pg_array_release(&tail);
+				goto out;
+			}
+			calls_done = strtol(PQgetvalue(r, 0, 0), NULL, 10);
+			charges_done = strtol(PQgetvalue(r, 0, 1), NULL, 10);
+			PQclear(r);
+			r = NULL;
+		}
 		if (calls_done >= n && charges_done >= n) {
+			vox_pg_array_release(&tail);
 			t_end = t;
 			break;
 		}
@@ -513,6 +549,7 @@ static int e2e_main(const popts *o)
 			fprintf(stderr, "vox-bench: gave up after %d s: %ld of %ld calls"
 				" completed, %ld charged\n", (int)(P_WAIT_NS / NS_PER_S),
 				calls_done, n, charges_done);
+			vox_pg_array_release(&tail);
 			goto out;
 		}
 		nap_until(t + P_POLL_NS);
