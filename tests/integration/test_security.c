@@ -15,7 +15,9 @@
  *     queries and billing.authorize answer the right tenant, the vault
  *     answers `internal`, every actor answers $SRV.PING;
  *   - TLS with a throwaway CA made here with openssl: an actor connects
- *     with VOX_NATS_TLS_CA, and is refused without it or with another CA.
+ *     with VOX_NATS_TLS_CA, and is refused without it or with another CA;
+ *     with client verification, it connects with VOX_NATS_TLS_CERT/KEY
+ *     and is refused without them.
  * Every password, key and credential is recorded with th_secret for the
  * suite's log check (scripts/check_secrets.sh).
  */
@@ -136,7 +138,7 @@ static void random_secret(char *out, size_t n)
 /* Start nats-server with the copied deploy config on a free port, the
  * passwords in its environment only; TLS when cert is not NULL. */
 static void server_start(fixture *f, server *s, const char *name,
-			 const char *cert, const char *key)
+			 const char *cert, const char *key, const char *verify_ca)
 {
 	char conf[700], store[700], port[16];
 	memset(s, 0, sizeof(*s));
@@ -155,7 +157,12 @@ static void server_start(fixture *f, server *s, const char *name,
 			_exit(125);
 		for (int i = 0; i < NUSERS; i++)
 			setenv(user_envs[i], f->pw[i], 1);
-		if (cert)
+		if (cert && verify_ca)
+			execlp("nats-server", "nats-server", "-c", conf, "-a",
+			       "127.0.0.1", "-p", port, "-sd", store, "-l", s->log,
+			       "--tls", "--tlscert", cert, "--tlskey", key,
+			       "--tlsverify", "--tlscacert", verify_ca, (char *)NULL);
+		else if (cert)
 			execlp("nats-server", "nats-server", "-c", conf, "-a",
 			       "127.0.0.1", "-p", port, "-sd", store, "-l", s->log,
 			       "--tls", "--tlscert", cert, "--tlskey", key,
@@ -219,8 +226,9 @@ static void quiet_errors(natsConnection *nc, natsSubscription *sub,
 
 /* Connect as user with password pw (NULL: no credentials), over TLS
  * trusting ca when it is not NULL. */
-static natsStatus connect_as(const char *url, const char *user, const char *pw,
-			     const char *ca, natsConnection **nc)
+static natsStatus connect_tls(const char *url, const char *user, const char *pw,
+			      const char *ca, const char *cert, const char *key,
+			      natsConnection **nc)
 {
 	natsOptions *o = NULL;
 	natsStatus s = natsOptions_Create(&o);
@@ -234,11 +242,20 @@ static natsStatus connect_as(const char *url, const char *user, const char *pw,
 	if (ca) {
 		natsOptions_SetSecure(o, true);
 		assert_int_equal(natsOptions_LoadCATrustedCertificates(o, ca), NATS_OK);
+		if (cert)
+			assert_int_equal(natsOptions_LoadCertificatesChain(o, cert, key),
+					 NATS_OK);
 	}
 	*nc = NULL;
 	s = natsConnection_Connect(nc, o);
 	natsOptions_Destroy(o);
 	return s;
+}
+
+static natsStatus connect_as(const char *url, const char *user, const char *pw,
+			     const char *ca, natsConnection **nc)
+{
+	return connect_tls(url, user, pw, ca, NULL, NULL, nc);
 }
 
 static natsConnection *connect_user(fixture *f, int u)
@@ -250,13 +267,14 @@ static natsConnection *connect_user(fixture *f, int u)
 	return nc;
 }
 
-static pid_t spawn_actor(fixture *f, int i, const char *url, const char *ca,
-			 const char *log)
+static pid_t spawn_actor_tls(fixture *f, int i, const char *url,
+			     const char *ca, const char *cert, const char *key,
+			     const char *log)
 {
 	static char e_url[128], e_user[64], e_pw[96], e_dsn[800], e_ring[160],
-		e_ca[700];
+		e_ca[700], e_cert[700], e_key[700];
 	int u = actor_defs[i].user;
-	char *env[8];
+	char *env[10];
 	int k = 0;
 	snprintf(e_url, sizeof(e_url), "VOX_NATS_URL=%s", url);
 	snprintf(e_user, sizeof(e_user), "VOX_NATS_USER=%s", user_names[u]);
@@ -265,15 +283,25 @@ static pid_t spawn_actor(fixture *f, int i, const char *url, const char *ca,
 		 u == U_QUERY ? f->qdsn : f->dsn);
 	snprintf(e_ring, sizeof(e_ring), "VOX_VAULT_KEYS=%s", f->ring);
 	snprintf(e_ca, sizeof(e_ca), "VOX_NATS_TLS_CA=%s", ca ? ca : "");
+	snprintf(e_cert, sizeof(e_cert), "VOX_NATS_TLS_CERT=%s", cert ? cert : "");
+	snprintf(e_key, sizeof(e_key), "VOX_NATS_TLS_KEY=%s", key ? key : "");
 	env[k++] = e_url;
 	env[k++] = e_user;
 	env[k++] = e_pw;
 	env[k++] = e_dsn;
 	env[k++] = e_ring;
 	env[k++] = e_ca;
+	env[k++] = e_cert;
+	env[k++] = e_key;
 	env[k] = NULL;
 	unlink(log);
 	return th_spawn(actor_defs[i].bin, env, log);
+}
+
+static pid_t spawn_actor(fixture *f, int i, const char *url, const char *ca,
+			 const char *log)
+{
+	return spawn_actor_tls(f, i, url, ca, NULL, NULL, log);
 }
 
 static void wait_started(pid_t pid, const char *log)
@@ -327,7 +355,7 @@ static int setup(void **state)
 		  " VALUES ('%s', 'org a', 'a@example.com', 5000),"
 		  " ('%s', 'org b', 'b@example.com', 7000)", ORG_A, ORG_B);
 
-	server_start(f, &f->srv, "plain", NULL, NULL);
+	server_start(f, &f->srv, "plain", NULL, NULL, NULL);
 	f->admin = connect_user(f, U_ADMIN);
 	assert_int_equal(natsConnection_JetStream(&f->js, f->admin, NULL), NATS_OK);
 	for (int i = 0; i < NACTORS; i++) {
@@ -719,8 +747,8 @@ static void shell(const char *cmd)
 		fail_msg("command failed: %s", cmd);
 }
 
-/* A CA, a server certificate for 127.0.0.1 signed by it, and an unrelated
- * second CA, in dir. */
+/* A CA, a server certificate for 127.0.0.1 and a client certificate
+ * signed by it, and an unrelated second CA, in dir. */
 static void make_certs(const char *dir)
 {
 	char cmd[4096];
@@ -735,7 +763,11 @@ static void make_certs(const char *dir)
 		 " printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n' > san.ext;"
 		 " openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key"
 		 "  -CAcreateserial -out server.pem -days 2 -extfile san.ext 2>/dev/null;"
-		 " chmod 600 ca.key other.key server.key",
+		 " openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
+		 "  -keyout client.key -out client.csr -subj /CN=vox-vault 2>/dev/null;"
+		 " openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key"
+		 "  -CAcreateserial -out client.pem -days 2 2>/dev/null;"
+		 " chmod 600 ca.key other.key server.key client.key",
 		 dir);
 	shell(cmd);
 }
@@ -752,7 +784,7 @@ static void test_tls(void **state)
 	snprintf(cert, sizeof(cert), "%s/server.pem", dir);
 	snprintf(key, sizeof(key), "%s/server.key", dir);
 	server tls;
-	server_start(f, &tls, "tls", cert, key);
+	server_start(f, &tls, "tls", cert, key, NULL);
 
 	/* a client: with the CA, without TLS, with another CA */
 	natsConnection *nc = NULL;
@@ -793,6 +825,50 @@ static void test_tls(void **state)
 	server_stop(&tls);
 }
 
+/* The server verifies client certificates: an actor connects with
+ * VOX_NATS_TLS_CERT/KEY, and is refused without them. */
+static void test_tls_client_certs(void **state)
+{
+	fixture *f = *state;
+	char dir[700], ca[800], cert[800], key[800], ccert[800], ckey[800], log[800];
+	snprintf(dir, sizeof(dir), "%s/mtls", f->dir);
+	mkdir(dir, 0700);
+	make_certs(dir);
+	snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
+	snprintf(cert, sizeof(cert), "%s/server.pem", dir);
+	snprintf(key, sizeof(key), "%s/server.key", dir);
+	snprintf(ccert, sizeof(ccert), "%s/client.pem", dir);
+	snprintf(ckey, sizeof(ckey), "%s/client.key", dir);
+	server tls;
+	server_start(f, &tls, "mtls", cert, key, ca);
+
+	natsConnection *nc = NULL, *bad = NULL;
+	assert_int_not_equal(connect_as(tls.url, "internal", f->pw[U_INTERNAL], ca, &bad),
+			     NATS_OK);
+	assert_null(bad);
+	assert_int_equal(connect_tls(tls.url, "internal", f->pw[U_INTERNAL], ca, ccert,
+				     ckey, &nc), NATS_OK);
+
+	snprintf(log, sizeof(log), "%s/vox-vault-mtls.log", f->dir);
+	pid_t p = spawn_actor_tls(f, 3, tls.url, ca, ccert, ckey, log);
+	wait_started(p, log);
+	th_reply r;
+	assert_int_equal(request(nc, "credentials.list." ORG_B, NULL, &r), NATS_OK);
+	assert_string_equal(r.code, "");
+	th_reply_free(&r);
+	int ws = th_stop(p, SIGTERM, 15000);
+	assert_true(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
+	natsConnection_Destroy(nc);
+
+	snprintf(log, sizeof(log), "%s/vox-vault-mtls-refused.log", f->dir);
+	p = spawn_actor(f, 3, tls.url, ca, log);
+	assert_true(wait_log(log, "nats connect:", 15000));
+	assert_int_equal(th_count_in_log(log, "msg=\"started\""), 0);
+	ws = th_stop(p, SIGTERM, 15000);
+	assert_true(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
+	server_stop(&tls);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -803,6 +879,7 @@ int main(void)
 		cmocka_unit_test(test_service_denials),
 		cmocka_unit_test(test_authentication),
 		cmocka_unit_test(test_tls),
+		cmocka_unit_test(test_tls_client_certs),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
