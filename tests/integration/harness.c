@@ -143,7 +143,7 @@ void th_sleep_ms(long ms)
 		;
 }
 
-static int free_port(void)
+int th_free_port(void)
 {
 	/* bind port 0, read the port, close: the server binds it right after */
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -158,7 +158,7 @@ static int free_port(void)
 	return ntohs(a.sin_port);
 }
 
-static bool port_open(int port)
+bool th_port_open(int port)
 {
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 	struct sockaddr_in a;
@@ -184,9 +184,9 @@ static void nats_spawn(th_nats *n)
 		       "-js", "-sd", store, "-l", log, (char *)NULL);
 		_exit(127);
 	}
-	for (int i = 0; i < 100 && !port_open(n->port); i++)
+	for (int i = 0; i < 100 && !th_port_open(n->port); i++)
 		th_sleep_ms(100);
-	assert_true(port_open(n->port));
+	assert_true(th_port_open(n->port));
 }
 
 void th_nats_start(th_nats *n)
@@ -196,7 +196,7 @@ void th_nats_start(th_nats *n)
 	snprintf(n->dir, sizeof(n->dir), "%s/nats-%ld-%d",
 		 th_env("VOX_TEST_TMP"), (long)getpid(), counter++);
 	mkdir(n->dir, 0755);
-	n->port = free_port();
+	n->port = th_free_port();
 	snprintf(n->url, sizeof(n->url), "nats://127.0.0.1:%d", n->port);
 	nats_spawn(n);
 }
@@ -605,4 +605,19 @@ void th_run_release(th_run_result *r)
 {
 	vox_buf_release(&r->out);
 	vox_buf_release(&r->err);
+}
+
+/* ---- secrets ------------------------------------------------------------ */
+
+void th_secret(const char *s)
+{
+	char path[600];
+	assert_non_null(s);
+	assert_true(s[0] != '\0');
+	assert_null(strchr(s, '\n'));
+	snprintf(path, sizeof(path), "%s/secrets.list", th_env("VOX_TEST_TMP"));
+	FILE *fp = fopen(path, "a");
+	assert_non_null(fp);
+	fprintf(fp, "%s\n", s);
+	assert_int_equal(fclose(fp), 0);
 }

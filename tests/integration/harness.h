@@ -176,4 +176,17 @@ bool th_has_key(const msgpack_object *map, const char *k);
 /* r is an error reply with this code, a text and an empty body; frees r. */
 void th_expect_error(th_reply *r, const char *code);
 
+/* ---- secrets and ports ----------------------------------------------- */
+
+/* Record a secret the test uses (a password, a key, a credential config):
+ * one line appended to $VOX_TEST_TMP/secrets.list. After the integration
+ * tests, scripts/check_secrets.sh fails if any log under VOX_TEST_TMP
+ * contains one of them. Empty strings and strings with a newline are
+ * refused (they could not be checked). */
+void th_secret(const char *s);
+
+/* A free loopback TCP port, and whether something listens on one. */
+int th_free_port(void);
+bool th_port_open(int port);
+
 #endif

@@ -70,6 +70,9 @@ static int setup(void **state)
 	snprintf(f->ring1, sizeof(f->ring1), "1 %s\n", f->key1);
 	snprintf(f->ring12, sizeof(f->ring12), "# rotation\n1 %s\n2 %s\nactive 2\n",
 		 f->key1, f->key2);
+	th_secret(f->key1);
+	th_secret(f->key2);
+	th_secret(SECRET);
 	th_nats_connect(f->nats.url, &f->nc);
 	*state = f;
 	return 0;
