@@ -43,4 +43,6 @@ VOX_PG_FSYNC=off scripts/servers.sh start "$tmp" >/dev/null
 . "$tmp/env"
 export VOX_TEST_TMP=$tmp
 (cd build && ctest -L integration --output-on-failure)
+echo "== valgrind memcheck of every actor (test_inputs)"
+scripts/valgrind.sh test_inputs
 echo "== all tests passed"
