@@ -899,6 +899,41 @@ static void test_metacharacters_in_query_filters(void **state)
 	}
 }
 
+/* ---- billing.authorize ------------------------------------------------------ */
+
+static void test_metacharacters_and_size_in_billing_authorize(void **state)
+{
+	(void)state;
+	char subject[160];
+	th_body b;
+	th_reply r;
+	snprintf(subject, sizeof(subject), "billing.authorize.%s", ORG);
+	for (size_t i = 0; i < NMETA; i++) {
+		th_body_init(&b, 1);
+		th_body_str(&b, "call_id", META[i]);
+		request(subject, &b, &r);
+		expect_refused(&r, "400", "call_id");
+	}
+	/* a UUID is answered */
+	th_body_init(&b, 1);
+	th_body_str(&b, "call_id", "ca000000-0000-4000-8000-000000000001");
+	request(subject, &b, &r);
+	assert_string_equal(r.code, "");
+	assert_true(th_has_key(&r.u.data, "allowed"));
+	th_reply_free(&r);
+	/* over 4 KiB */
+	char *pad = meta_text(4096);
+	th_body_init(&b, 1);
+	th_body_str(&b, "x", pad);
+	request(subject, &b, &r);
+	expect_refused(&r, "413", "request");
+	free(pad);
+	snprintf(subject, sizeof(subject), "billing.authorize.%s", "x';DROP--");
+	th_body_init(&b, 0);
+	request(subject, &b, &r);
+	expect_refused(&r, "400", "org_id");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -908,6 +943,7 @@ int main(void)
 		cmocka_unit_test(test_metacharacters_in_credentials),
 		cmocka_unit_test(test_credential_limits),
 		cmocka_unit_test(test_metacharacters_in_query_filters),
+		cmocka_unit_test(test_metacharacters_and_size_in_billing_authorize),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
