@@ -3,7 +3,11 @@
 # corpus from the contract's test vectors, and fuzzes each decoder for
 # VOX_FUZZ_SECONDS (default 8; about a minute in all). Skips cleanly, with
 # a message, when clang or its fuzzer runtime is not installed.
-# A crash leaves its input in build-fuzz/crashes/ and fails the run.
+# Before fuzzing, each target replays its regression vectors
+# (tests/fuzz/regress/<target>/, each file run once, whole). A crash leaves
+# its input in build-fuzz/crashes/, is copied into
+# tests/fuzz/regress/<target>/ to be committed as a new vector, and fails
+# the run (tests/fuzz/regress/README.md).
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -25,11 +29,37 @@ CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 cmake --build build-fuzz -j"$(nproc)" --target fuzz >/dev/null
 mkdir -p build-fuzz/crashes
 
+# replay: every regression vector of target $2, each once, as a whole file
+replay() {
+  local bin=$1 name=$2 dir=tests/fuzz/regress/$2
+  [ -d "$dir" ] || return 0
+  local files=("$dir"/*)
+  [ -e "${files[0]}" ] || return 0
+  "$bin" -runs=1 "${files[@]}" > build-fuzz/"$name".replay.log 2>&1 || {
+    echo "fuzz: $name: a regression vector fails again, see build-fuzz/$name.replay.log"
+    tail -30 build-fuzz/"$name".replay.log
+    exit 1
+  }
+  echo "fuzz: $name: ${#files[@]} regression vectors replayed"
+}
+
+# keep: a crash found is kept as a regression vector of target $1
+keep() {
+  local name=$1 f
+  mkdir -p tests/fuzz/regress/"$name"
+  for f in build-fuzz/crashes/"$name"-*; do
+    [ -e "$f" ] || continue
+    cp "$f" tests/fuzz/regress/"$name"/"$(basename "$f" | sed "s/^$name-//")"
+    echo "fuzz: kept $f as tests/fuzz/regress/$name/ (commit it with the fix)"
+  done
+}
+
 for vec in subjects/vectors/*.vec; do
   kind=$(basename "$vec" .vec)
   target=build-fuzz/bin/fuzz_${kind//./_}
   corpus=build-fuzz/corpus/$kind
   mkdir -p "$corpus"
+  replay "$target" "$kind"
   # every case's bytes (valid and invalid) seed the corpus (perl-base is
   # part of every Debian system)
   perl -ne 'BEGIN { $n = 0 }
@@ -44,6 +74,7 @@ for vec in subjects/vectors/*.vec; do
     "$corpus" 2> build-fuzz/"$kind".log || {
       echo "fuzz: $kind FAILED, see build-fuzz/$kind.log and build-fuzz/crashes/"
       tail -30 build-fuzz/"$kind".log
+      keep "$kind"
       exit 1
     }
   grep -E "stat::number_of_executed_units" build-fuzz/"$kind".log | sed 's/^/  /'
@@ -56,12 +87,14 @@ printf '\x81\xa5limit\x0a' > "$corpus/limit"
 printf '\x82\xa6status\xa9completed\xa5since\xcf\x00\x00\x01\x9a\x1b\x2c\x3d\x4e' > "$corpus/calls"
 printf '\x81\xa6before\xb0AQ5AAAAAAAAAAAAq' > "$corpus/cursor"
 printf '\x81\xa5phone\xad+447700900123' > "$corpus/phone"
+replay build-fuzz/bin/fuzz_query_request query_request
 echo "fuzz: query request for ${seconds}s"
 build-fuzz/bin/fuzz_query_request -max_total_time="$seconds" -max_len=4200 -timeout=5 \
   -artifact_prefix=build-fuzz/crashes/query_request- -print_final_stats=1 \
   "$corpus" 2> build-fuzz/query_request.log || {
     echo "fuzz: query request FAILED, see build-fuzz/query_request.log and build-fuzz/crashes/"
     tail -30 build-fuzz/query_request.log
+    keep query_request
     exit 1
   }
 grep -E "stat::number_of_executed_units" build-fuzz/query_request.log | sed 's/^/  /'

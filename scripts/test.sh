@@ -45,6 +45,8 @@ export VOX_TEST_TMP=$tmp
 # the servers' own secrets join those the tests record (th_secret)
 cut -d: -f5 "$tmp/pg/pgpass" >> "$tmp/secrets.list"
 (cd build && ctest -L integration --output-on-failure)
+echo "== valgrind memcheck of every actor (test_inputs)"
+scripts/valgrind.sh test_inputs
 echo "== secrets never in logs"
 scripts/check_secrets.sh "$tmp"
 echo "== all tests passed"

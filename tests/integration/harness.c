@@ -115,15 +115,44 @@ pid_t th_spawn(const char *bin, char *const extra_env[], const char *logpath)
 		}
 		if (logpath && !freopen(logpath, "a", stderr))
 			_exit(126);
+		const char *wrap = getenv("VOX_TEST_WRAP");
+		if (wrap && *wrap) {
+			/* "valgrind --opt ... " words, then the binary; the
+			 * wrapper may name its own log after VOX_TEST_ACTOR
+			 * (valgrind: --log-file=DIR/%q{VOX_TEST_ACTOR}-%p.log) */
+			char *words = vox_strndup(wrap, strlen(wrap));
+			char *argv[34];
+			int n = 0;
+			char *save = NULL;
+			for (char *w = strtok_r(words, " ", &save); w && n < 32;
+			     w = strtok_r(NULL, " ", &save))
+				argv[n++] = w;
+			char *path = vox_strndup(th_bin(bin), strlen(th_bin(bin)));
+			argv[n++] = path;
+			argv[n] = NULL;
+			setenv("VOX_TEST_ACTOR", bin, 1);
+			execvp(argv[0], argv);
+			_exit(127);
+		}
 		execl(th_bin(bin), bin, (char *)NULL);
 		_exit(127);
 	}
 	return pid;
 }
 
+bool th_wrapped(void)
+{
+	const char *wrap = getenv("VOX_TEST_WRAP");
+	return wrap && *wrap;
+}
+
 int th_stop(pid_t pid, int sig, long ms)
 {
 	int ws = 0;
+	/* a wrapped process (valgrind) needs far longer to stop and to
+	 * write its report */
+	if (th_wrapped() && sig != SIGKILL && ms < 60000)
+		ms = 60000;
 	kill(pid, sig);
 	for (long waited = 0; waited <= ms; waited += 10) {
 		pid_t r = waitpid(pid, &ws, WNOHANG);

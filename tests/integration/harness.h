@@ -43,7 +43,12 @@ const char *th_env(const char *name);
  * ends first. */
 pid_t th_spawn(const char *bin, char *const extra_env[], const char *logpath);
 
-/* Send sig and wait up to ms for the process to exit. Returns its exit
+/* VOX_TEST_WRAP, when set, is a command line ("valgrind --log-file=...")
+ * that th_spawn puts in front of the binary; VOX_TEST_ACTOR then names
+ * the binary in the child's environment. th_wrapped: it is set. */
+bool th_wrapped(void);
+
+/* Send sig and wait up to ms (at least 60 s when wrapped, except SIGKILL) for the process to exit. Returns its exit
  * status as from waitpid, or -1 after SIGKILLing it on time-out. */
 int th_stop(pid_t pid, int sig, long ms);
 

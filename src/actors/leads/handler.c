@@ -280,7 +280,9 @@ static vox_status insert_alerts(vox_tx *tx, const vox_item *items, size_t n,
 			vox_pg_array_str(&a[2], e->call_id.s, 36);
 		else
 			vox_pg_array_null(&a[2]);
-		if (name.len)
+		/* a given lead_name is stored as given, even empty (as the
+		 * alert carries it); only a missing name falls back */
+		if (e->lead_name.ptr || name.len)
 			vox_pg_array_str(&a[3], name.ptr, name.len);
 		else
 			vox_pg_array_null(&a[3]);

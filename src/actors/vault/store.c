@@ -19,6 +19,10 @@
 #include <sodium.h>
 
 #define VAULT_MAX_REQUESTER 200
+/* A request: the largest credential, its keys and its metadata. */
+#define VAULT_MAX_REQUEST (VOX_VAULT_MAX_CONFIG + 32 * 1024)
+/* metadata, as the JSON object stored */
+#define VAULT_MAX_METADATA 4096
 
 /* ---- connections --------------------------------------------------------- */
 
@@ -190,10 +194,30 @@ static bool read_bytes(vox_mp *r, const uint8_t **p, uint32_t *n)
 	return false;
 }
 
-/* metadata: a map of strings to strings, written as a JSON object. */
-static bool read_metadata(vox_mp *r, vox_buf *out)
+/* UTF-8 text without a NUL byte (what a jsonb string can hold as is). */
+static bool text_ok(const char *s, uint32_t n)
+{
+	for (uint32_t i = 0; i < n;) {
+		if (s[i] == '\0')
+			return false;
+		if ((unsigned char)s[i] < 0x80) {
+			i++;
+			continue;
+		}
+		size_t k = vox_utf8_len((const unsigned char *)s + i, n - i);
+		if (k == 0)
+			return false;
+		i += (uint32_t)k;
+	}
+	return true;
+}
+
+/* metadata: a map of strings to strings, written as a JSON object; text
+ * that JSON cannot hold byte for byte is refused, never altered. */
+static bool read_metadata(vox_mp *r, vox_buf *out, req_fail *fail)
 {
 	uint32_t n;
+	*fail = (req_fail){400, "metadata: must be a map of strings"};
 	if (vox_mp_peek(r) == VOX_MP_NIL)
 		return vox_mp_nil(r) == VOX_MP_OK;
 	if (vox_mp_map(r, &n) != VOX_MP_OK)
@@ -205,11 +229,19 @@ static bool read_metadata(vox_mp *r, vox_buf *out)
 		if (vox_mp_str(r, &k, &kl) != VOX_MP_OK ||
 		    vox_mp_str(r, &v, &vl) != VOX_MP_OK)
 			return false;
+		if (!text_ok(k, kl) || !text_ok(v, vl)) {
+			*fail = (req_fail){400, "metadata: must be UTF-8 text without NUL bytes"};
+			return false;
+		}
 		if (i)
 			vox_buf_putc(out, ',');
 		vox_buf_json_str(out, k, kl);
 		vox_buf_putc(out, ':');
 		vox_buf_json_str(out, v, vl);
+		if (out->len > VAULT_MAX_METADATA) {
+			*fail = (req_fail){413, "metadata: larger than 4096 bytes"};
+			return false;
+		}
 	}
 	vox_buf_putc(out, '}');
 	return true;
@@ -286,10 +318,8 @@ static bool parse_request(const void *data, size_t len, cred_req *q,
 			q->has_reply_key = true;
 		} else if (key_is(k, kl, "metadata")) {
 			vox_buf_reset(&q->metadata);
-			if (!read_metadata(&r, &q->metadata)) {
-				*fail = (req_fail){400, "metadata: must be a map of strings"};
+			if (!read_metadata(&r, &q->metadata, fail))
 				return false;
-			}
 		} else if (vox_mp_skip(&r) != VOX_MP_OK) {
 			return false;
 		}
@@ -311,6 +341,13 @@ static bool begin_request(vox_request *req, char org[37], cred_req *q,
 	req_fail fail;
 	if (!vox_request_org(req, org)) {
 		reply_error(req, 400, "org_id: the subject's last token must be a UUID");
+		return false;
+	}
+	if (len > VAULT_MAX_REQUEST) {
+		char text[96];
+		snprintf(text, sizeof(text), "request of %zu bytes is over the %d byte limit",
+			 len, VAULT_MAX_REQUEST);
+		reply_error(req, 413, text);
 		return false;
 	}
 	if (!parse_request(data, len, q, &fail)) {

@@ -1,0 +1,77 @@
+/*
+ * fuzz_props.h - the properties the fuzz targets check on every input,
+ * shared with the unit test that replays tests/fuzz/regress/ without
+ * clang (tests/unit/test_fuzz_regress.c). Each returns false when a
+ * property is broken; the fuzz targets abort() then, the unit test fails.
+ * Memory errors are caught by the sanitizers of the build that runs them.
+ */
+#ifndef VOX_FUZZ_PROPS_H
+#define VOX_FUZZ_PROPS_H
+
+#include "core/common.h"
+
+#include "actors/query/query.h"
+#include "vox/event.h"
+
+/* A refusal always says why; an accepted event re-encodes, and the
+ * re-encoding decodes to the same value. */
+static inline bool vox_fuzz_event(vox_event_kind kind, const uint8_t *data,
+				  size_t size)
+{
+	vox_event ev, back;
+	vox_decode_error err;
+	if (vox_event_decode(&ev, kind, data, size, &err) != VOX_OK)
+		return err.code != NULL && err.message[0] != '\0';
+	unsigned char *buf = NULL;
+	size_t len = 0;
+	if (vox_event_encode(&ev, &buf, &len, &err) != VOX_OK)
+		return false;
+	bool ok = vox_event_decode(&back, ev.kind, buf, len, &err) == VOX_OK;
+	if (ok) {
+		char *a = vox_event_to_json(&ev);
+		char *b = vox_event_to_json(&back);
+		ok = strcmp(a, b) == 0;
+		free(a);
+		free(b);
+	}
+	free(buf);
+	return ok;
+}
+
+/* vox-query's request decoder, with every key allowed and each cursor
+ * kind in turn: a refusal always says why, and an accepted request keeps
+ * its limits (limit 1..100, since before until, its cursor re-encodes to
+ * a cursor that decodes to the same position). */
+static inline bool vox_fuzz_query_request(const uint8_t *data, size_t size)
+{
+	static const vox_qcursor_kind kinds[] = {VOX_QCURSOR_CALLS,
+						 VOX_QCURSOR_TRANSACTIONS};
+	for (size_t k = 0; k < VOX_NELEM(kinds); k++) {
+		vox_qreq q;
+		char err[200] = "";
+		vox_status st = vox_qreq_parse(&q, ~0u, kinds[k], data, size, err,
+					       sizeof(err));
+		if (st != VOX_OK) {
+			if ((st != VOX_E_INVALID && st != VOX_E_TOO_LARGE) || !err[0])
+				return false;
+			continue;
+		}
+		if (q.limit < 1 || q.limit > VOX_QUERY_MAX_LIMIT)
+			return false;
+		if ((q.has & VOX_QK_SINCE) && (q.has & VOX_QK_UNTIL) &&
+		    q.since_us >= q.until_us)
+			return false;
+		if (q.has & VOX_QK_BEFORE) {
+			char text[VOX_QCURSOR_MAX];
+			vox_qcursor back;
+			vox_qcursor_encode(kinds[k], &q.before, text);
+			if (!vox_qcursor_decode(kinds[k], text, strlen(text), &back) ||
+			    back.key != q.before.key ||
+			    memcmp(back.id, q.before.id, sizeof(back.id)) != 0)
+				return false;
+		}
+	}
+	return true;
+}
+
+#endif

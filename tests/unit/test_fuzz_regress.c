@@ -1,0 +1,151 @@
+/*
+ * The fuzzers' regression vectors (tests/fuzz/regress/<target>/<name>)
+ * replayed through the same decoder entry points and the same properties
+ * as the libFuzzer targets (tests/fuzz/fuzz_props.h), so that they run on
+ * every `make test` also where clang is missing, plainly and under
+ * ASan/UBSan. <target> is an event kind ("call.ended") or
+ * "query_request". Each event vector is also fed to every other event
+ * decoder. How to add a vector: tests/fuzz/regress/README.md.
+ */
+#include "core/common.h"
+
+#include <dirent.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "../fuzz/fuzz_props.h"
+#include "core/buf.h"
+#include "vox/subjects.h"
+
+static bool read_all(const char *path, vox_buf *out)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return false;
+	char chunk[8192];
+	size_t n;
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		vox_buf_append(out, chunk, n);
+	bool ok = !ferror(f);
+	fclose(f);
+	return ok;
+}
+
+/* Replay every file of dir; returns how many; counts failures. */
+static int replay_dir(const char *dir, const char *target, int *failures)
+{
+	vox_event_kind kind = VOX_CALL_STARTED;
+	bool is_query = strcmp(target, "query_request") == 0;
+	if (!is_query && !vox_event_kind_from_name(target, strlen(target), &kind)) {
+		fprintf(stderr, "  %s: not an event kind nor query_request\n", target);
+		(*failures)++;
+		return 0;
+	}
+	DIR *d = opendir(dir);
+	if (!d) {
+		(*failures)++;
+		return 0;
+	}
+	int n = 0;
+	for (struct dirent *e; (e = readdir(d)) != NULL;) {
+		if (e->d_name[0] == '.' || strcmp(e->d_name, "README.md") == 0)
+			continue;
+		char path[2048];
+		if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) >= sizeof(path))
+			continue;
+		vox_buf b;
+		vox_buf_init(&b);
+		if (!read_all(path, &b)) {
+			fprintf(stderr, "  %s: unreadable\n", path);
+			(*failures)++;
+			vox_buf_release(&b);
+			continue;
+		}
+		const uint8_t *data = (const uint8_t *)b.data;
+		bool ok;
+		if (is_query) {
+			ok = vox_fuzz_query_request(data, b.len);
+		} else {
+			ok = vox_fuzz_event(kind, data, b.len);
+			for (int k = 0; k < VOX_EVENT_KIND_COUNT && ok; k++)
+				ok = vox_fuzz_event((vox_event_kind)k, data, b.len);
+		}
+		if (!ok) {
+			fprintf(stderr, "  FAIL %s/%s: a fuzz property is broken\n",
+				target, e->d_name);
+			(*failures)++;
+		}
+		vox_buf_release(&b);
+		n++;
+	}
+	closedir(d);
+	return n;
+}
+
+static void test_every_regression_vector_replays_clean(void **state)
+{
+	(void)state;
+	const char *src = getenv("VOX_SOURCE_DIR");
+	assert_non_null(src);
+	char root[1024];
+	snprintf(root, sizeof(root), "%s/tests/fuzz/regress", src);
+	DIR *d = opendir(root);
+	assert_non_null(d);
+	int dirs = 0, files = 0, failures = 0;
+	bool seen_query = false;
+	for (struct dirent *e; (e = readdir(d)) != NULL;) {
+		if (e->d_name[0] == '.' || strchr(e->d_name, '.') == NULL) {
+			if (strcmp(e->d_name, "query_request") != 0)
+				continue;
+		}
+		char dir[1300];
+		if ((size_t)snprintf(dir, sizeof(dir), "%s/%s", root, e->d_name) >= sizeof(dir))
+			continue;
+		DIR *probe = opendir(dir);
+		if (!probe)
+			continue; /* a file (the generator, the README) */
+		closedir(probe);
+		int n = replay_dir(dir, e->d_name, &failures);
+		if (n == 0) {
+			fprintf(stderr, "  %s: no vectors\n", e->d_name);
+			failures++;
+		}
+		seen_query |= strcmp(e->d_name, "query_request") == 0;
+		files += n;
+		dirs++;
+	}
+	closedir(d);
+	fprintf(stderr, "  %d vectors in %d targets\n", files, dirs);
+	assert_int_equal(failures, 0);
+	/* every target has its vectors: the 8 event kinds and the query */
+	assert_int_equal(dirs, VOX_EVENT_KIND_COUNT + 1);
+	assert_true(seen_query);
+}
+
+/* The accepted side is replayed too: call.started's 32-level nesting in
+ * an ignored key is valid, so its round trip is what was checked. */
+static void test_a_valid_vector_is_accepted(void **state)
+{
+	(void)state;
+	char path[1024];
+	snprintf(path, sizeof(path), "%s/tests/fuzz/regress/call.started/edge-nest-32",
+		 getenv("VOX_SOURCE_DIR"));
+	vox_buf b;
+	vox_buf_init(&b);
+	assert_true(read_all(path, &b));
+	vox_event ev;
+	vox_decode_error err;
+	assert_int_equal(vox_event_decode(&ev, VOX_CALL_STARTED,
+					  (const uint8_t *)b.data, b.len, &err), VOX_OK);
+	assert_true(vox_fuzz_event(VOX_CALL_STARTED, (const uint8_t *)b.data, b.len));
+	vox_buf_release(&b);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_every_regression_vector_replays_clean),
+		cmocka_unit_test(test_a_valid_vector_is_accepted),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
