@@ -8,9 +8,11 @@
  * vox-leads consume a workload of calls, payments and leads in which one
  * event in seven is published twice (a second JetStream message). The
  * workload goes out in three parts:
- *   1. with everything up;
- *   2. after one NATS node and one instance of each actor were killed
- *      (SIGKILL);
+ *   1. with everything up, all at once (async), then one NATS node and one
+ *      instance of each actor are killed (SIGKILL) while batches (of 32)
+ *      are being applied;
+ *   2. while they are down (part 1 is published again too, acked one by
+ *      one: JetStream must drop the copies);
  *   3. after the node and the instances were started again;
  * then the refunds, once their top-ups are in. Checked afterwards: every
  * event stored once in the R3 stream, nothing lost (every call, charge,
@@ -18,6 +20,9 @@
  * calls rows, alerts exactly once in the outbox and in the ALERTS stream),
  * the billing invariants, no dead letters, every consumer drained, and
  * every actor stopping with exit 0 on SIGTERM.
+ * A second test starts deploy/nats/partition.conf (the optional per-org
+ * partition mapping) and checks that every event of an org lands in one
+ * partition.
  */
 #include "core/common.h"
 
@@ -42,23 +47,23 @@
 #define ORGS_A 8   /* calls only: cross the low-balance threshold once */
 #define ORGS_B 8   /* calls, top-ups and refunds: stay well above it */
 #define ORGS (ORGS_A + ORGS_B)
-#define CALLS_PER_ORG 25
+#define CALLS_PER_ORG 40
 #define TOPUPS_PER_B 3
 #define LEADS_PER_ORG 4
 #define DUP_EVERY 7
 
-/* A: 25 calls of 84 s at 70/min cost 98 each: 3000 - 2450 = 550, below
- * the threshold of 1000 from the 21st call on, never near the debt limit.
- * B: 25 calls of 60 s (70 each), three top-ups of 500, one refund of 200:
- * 100000 - 1750 + 1500 - 200 = 99550. */
+/* A: 40 calls of 50 s at 70/min cost 59 each: 3000 - 2360 = 640, below
+ * the threshold of 1000 from the 35th call on, never near the debt limit.
+ * B: 40 calls of 60 s (70 each), three top-ups of 500, one refund of 200:
+ * 100000 - 2800 + 1500 - 200 = 98500. */
 #define A_OPENING 3000
-#define A_DURATION 84
-#define A_FINAL 550
+#define A_DURATION 50
+#define A_FINAL 640
 #define B_OPENING 100000
 #define B_DURATION 60
 #define TOPUP 500
 #define REFUND 200
-#define B_FINAL 99550
+#define B_FINAL 98500
 #define HOT_PER_ORG 2 /* scores 85 and 75 of 85, 40, 75, 20 */
 
 #define WAIT_MS 60000
@@ -87,7 +92,6 @@ typedef struct fixture {
 	natsConnection *nc;
 	jsCtx *js;
 	PGconn *db;
-	long long stored;     /* messages JetStream stored in EVENTS */
 } fixture;
 
 /* ---- the cluster ------------------------------------------------------- */
@@ -243,13 +247,14 @@ static void actor_start(fixture *f, int a, int k)
 	char e_ack[] = "VOX_ACK_WAIT_S=4";
 	char e_rep[] = "VOX_STREAM_REPLICAS=3";
 	char e_retry[] = "VOX_RETRY_MAX_MS=1000";
+	char e_batch[] = "VOX_BATCH=32";
 	char p[64];
 	snprintf(url, sizeof(url), "VOX_NATS_URL=%s", f->urls);
 	snprintf(dsn, sizeof(dsn), "VOX_PG_DSN=%s", f->dsn);
 	snprintf(user, sizeof(user), "VOX_NATS_USER=%s", actor_user[a]);
 	password(p, sizeof(p), actor_user[a]);
 	snprintf(pw, sizeof(pw), "VOX_NATS_PASSWORD=%s", p);
-	char *env[] = {url, dsn, user, pw, e_fetch, e_age, e_ack, e_rep, e_retry, NULL};
+	char *env[] = {url, dsn, user, pw, e_fetch, e_age, e_ack, e_rep, e_retry, e_batch, NULL};
 	snprintf(f->logs[a][k], sizeof(f->logs[a][k]), "%s/%s-%d.log", f->dir,
 		 actor_bin[a], k);
 	int before = th_count_in_log(f->logs[a][k], "msg=\"started\"");
@@ -343,8 +348,9 @@ static void call_id(char out[37], int org, int n)
 #define S(x) ((vox_str){(x), strlen(x)})
 
 /* Publish ev with Nats-Msg-Id msgid, retrying through a lost node (the
- * same id: JetStream drops a repeat of one that was stored after all). */
-static void publish(fixture *f, const vox_event *ev, const char *msgid)
+ * same id: JetStream drops a repeat of one that was stored after all);
+ * async: without waiting for the ack (see publish_async_done). */
+static void publish(fixture *f, const vox_event *ev, const char *msgid, bool async)
 {
 	natsMsg *m = NULL;
 	vox_decode_error err;
@@ -353,13 +359,16 @@ static void publish(fixture *f, const vox_event *ev, const char *msgid)
 		fprintf(stderr, "event refused: %s\n", err.message);
 	assert_int_equal(st, VOX_OK);
 	assert_int_equal(natsMsgHeader_Set(m, "Nats-Msg-Id", msgid), NATS_OK);
+	if (async) {
+		assert_int_equal(js_PublishMsgAsync(f->js, &m, NULL), NATS_OK);
+		natsMsg_Destroy(m); /* NULL unless the publish failed */
+		return;
+	}
 	natsStatus s = NATS_ERR;
 	for (int t = 0; t < 100 && s != NATS_OK; t++) {
 		jsPubAck *pa = NULL;
 		jsErrCode jerr = 0;
 		s = js_PublishMsg(&pa, f->js, m, NULL, &jerr);
-		if (s == NATS_OK && !pa->Duplicate)
-			f->stored++;
 		jsPubAck_Destroy(pa);
 		if (s != NATS_OK)
 			th_sleep_ms(200);
@@ -370,7 +379,7 @@ static void publish(fixture *f, const vox_event *ev, const char *msgid)
 	natsMsg_Destroy(m);
 }
 
-static void publish_item(fixture *f, const witem *w)
+static void publish_item(fixture *f, const witem *w, bool async)
 {
 	char org[37], call[37], eid[96], phone[32], pi[64], mid[128];
 	vox_event ev;
@@ -433,10 +442,10 @@ static void publish_item(fixture *f, const witem *w)
 		break;
 	}
 	}
-	publish(f, &ev, eid);
+	publish(f, &ev, eid, async);
 	if (w->dup) {
 		snprintf(mid, sizeof(mid), "%s-again", eid);
-		publish(f, &ev, mid);
+		publish(f, &ev, mid, async);
 	}
 }
 
@@ -477,8 +486,8 @@ static void publish_refunds(fixture *f)
 		r->stripe_payment_intent_id = S(pi);
 		r->amount_pence = REFUND;
 		r->occurred_at = (vox_time){1800000100, 0, true};
-		publish(f, &ev, eid);
-		publish(f, &ev, rid); /* the same refund, another message */
+		publish(f, &ev, eid, false);
+		publish(f, &ev, rid, false); /* the same refund, another message */
 	}
 }
 
@@ -567,21 +576,39 @@ static void test_cluster_node_and_instances_lost_mid_run(void **state)
 	assert_int_equal(si->Config->Replicas, 3);
 	jsStreamInfo_Destroy(si);
 
-	static witem w[2048];
+	static witem w[4096];
 	int n = build_workload(w, (int)VOX_NELEM(w));
 	int cut1 = n * 2 / 5, cut2 = n * 4 / 5;
 
+	/* part 1 at once (async), so that the actors have a backlog */
 	for (int i = 0; i < cut1; i++)
-		publish_item(f, &w[i]);
+		publish_item(f, &w[i], true);
+	jsPubOptions po;
+	jsPubOptions_Init(&po);
+	po.MaxWait = 30000;
+	assert_int_equal(js_PublishAsyncComplete(f->js, &po), NATS_OK);
 
-	/* one node and one instance of each actor die, mid-run */
+	/* one node and one instance of each actor die while batches are
+	 * being applied */
+	assert_int_equal(wait_sql(f, 1, "SELECT (count(*) > 0)::int FROM call_charges"), 1);
+	/* for the log only: how much work was outstanding at the kill */
+	fprintf(stderr, "scaleout: at the kill, calls %lld of %d applied; outstanding:",
+		th_pg_int(f->db, "SELECT count(*) FROM call_charges"), ORGS * CALLS_PER_ORG);
+	for (size_t d = 0; d < VOX_NELEM(durables); d++)
+		fprintf(stderr, " %s %lld", durables[d],
+			th_consumer_outstanding(f->js, "EVENTS", durables[d]));
+	fprintf(stderr, "\n");
 	node_kill(f, KILLED_NODE);
 	for (int a = 0; a < NACTORS; a++) {
 		th_stop(f->actors[a][1], SIGKILL, 5000);
 		f->actors[a][1] = 0;
 	}
+	/* part 1 again, acked one by one: JetStream stores what the async
+	 * publishing may have lost and drops the rest as duplicates */
+	for (int i = 0; i < cut1; i++)
+		publish_item(f, &w[i], false);
 	for (int i = cut1; i < cut2; i++)
-		publish_item(f, &w[i]);
+		publish_item(f, &w[i], false);
 
 	/* a client given the list with the dead node first still connects
 	 * (the surviving instances answer $SRV.PING) */
@@ -610,7 +637,7 @@ static void test_cluster_node_and_instances_lost_mid_run(void **state)
 	for (int a = 0; a < NACTORS; a++)
 		actor_start(f, a, 1);
 	for (int i = cut2; i < n; i++)
-		publish_item(f, &w[i]);
+		publish_item(f, &w[i], false);
 
 	/* refunds once their top-ups are in */
 	assert_int_equal(wait_sql(f, ORGS_B * TOPUPS_PER_B,
@@ -620,12 +647,12 @@ static void test_cluster_node_and_instances_lost_mid_run(void **state)
 
 	wait_drained(f);
 
-	/* nothing lost in the stream: every message stored once */
+	/* nothing lost in the R3 stream, nothing stored twice: one message per
+	 * Nats-Msg-Id */
 	long long dups = 0;
 	for (int i = 0; i < n; i++)
 		dups += w[i].dup;
-	assert_int_equal(f->stored, n + dups + 2 * ORGS_B);
-	assert_int_equal(th_stream_count(f->js, "EVENTS"), f->stored);
+	assert_int_equal(th_stream_count(f->js, "EVENTS"), n + dups + 2 * ORGS_B);
 
 	/* calls: each once, complete */
 	const int calls = ORGS * CALLS_PER_ORG;
@@ -695,11 +722,114 @@ static void test_cluster_node_and_instances_lost_mid_run(void **state)
 		}
 }
 
+/* ---- deploy/nats/partition.conf ----------------------------------------- */
+
+#define PARTITIONS 8
+#define PART_ORGS 40
+
+/* The optional mapping: every event of one org lands in one partition,
+ * call.ended.<org>.<p> with p in 0..7, and nothing stays on the
+ * unpartitioned subject. */
+static void test_partition_mapping_keeps_an_org_in_one_partition(void **state)
+{
+	VOX_UNUSED(state);
+	char conf[1024], dir[600], store[700], log[700], port[16];
+	int p;
+	pick_ports(&p, 1);
+	snprintf(conf, sizeof(conf), "%s/deploy/nats/partition.conf", VOX_SOURCE_DIR);
+	snprintf(dir, sizeof(dir), "%s/partition-%ld", th_env("VOX_TEST_TMP"), (long)getpid());
+	mkdir(dir, 0755);
+	snprintf(store, sizeof(store), "%s/store", dir);
+	snprintf(log, sizeof(log), "%s/nats.log", dir);
+	snprintf(port, sizeof(port), "%d", p);
+	pid_t parent = getpid();
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+			_exit(125);
+		execlp("nats-server", "nats-server", "-c", conf, "-a", "127.0.0.1",
+		       "-p", port, "-sd", store, "-l", log, (char *)NULL);
+		_exit(127);
+	}
+	for (int t = 0; t < 100 && !port_open(p); t++)
+		th_sleep_ms(100);
+	bool up = port_open(p);
+	natsConnection *nc = NULL;
+	natsSubscription *mapped = NULL, *plain = NULL;
+	int seen[PART_ORGS], used[PARTITIONS] = {0}, got = 0, bad = 0, strays = 0;
+	if (up) {
+		char url[64];
+		snprintf(url, sizeof(url), "nats://127.0.0.1:%d", p);
+		th_nats_connect(url, &nc);
+		assert_int_equal(natsConnection_SubscribeSync(&mapped, nc, "call.*.*.*"), NATS_OK);
+		assert_int_equal(natsConnection_SubscribeSync(&plain, nc, "call.*.*"), NATS_OK);
+		for (int o = 0; o < PART_ORGS; o++) {
+			char subj[96], org[37];
+			org_id(org, o);
+			snprintf(subj, sizeof(subj), "call.ended.%s", org);
+			seen[o] = -1;
+			/* twice each: the second must land where the first did */
+			for (int k = 0; k < 2; k++)
+				assert_int_equal(natsConnection_PublishString(nc, subj, "x"), NATS_OK);
+		}
+		assert_int_equal(natsConnection_Flush(nc), NATS_OK);
+		for (int i = 0; i < 2 * PART_ORGS; i++) {
+			natsMsg *m = NULL;
+			if (natsSubscription_NextMsg(&m, mapped, 5000) != NATS_OK)
+				break;
+			got++;
+			char org[37];
+			int part = -1, o = -1;
+			/* call.ended.<org>.<p> */
+			const char *subj = natsMsg_GetSubject(m);
+			if (strlen(subj) > 11 + 36 && subj[11 + 36] == '.') {
+				memcpy(org, subj + 11, 36);
+				org[36] = '\0';
+				char *end = NULL;
+				long v = strtol(subj + 11 + 37, &end, 10);
+				if (end && *end == '\0' && v >= 0 && v < PARTITIONS)
+					part = (int)v;
+				long n = strtol(org + 24, &end, 10);
+				if (end && *end == '\0' && n >= 0 && n < PART_ORGS)
+					o = (int)n;
+			}
+			if (part < 0 || o < 0 || (seen[o] >= 0 && seen[o] != part)) {
+				fprintf(stderr, "unexpected subject %s\n", subj);
+				bad++;
+			} else {
+				seen[o] = part;
+				used[part]++;
+			}
+			natsMsg_Destroy(m);
+		}
+		natsMsg *m = NULL;
+		if (natsSubscription_NextMsg(&m, plain, 200) == NATS_OK) {
+			strays++;
+			natsMsg_Destroy(m);
+		}
+	}
+	natsSubscription_Destroy(mapped);
+	natsSubscription_Destroy(plain);
+	natsConnection_Destroy(nc);
+	th_stop(pid, SIGTERM, 10000);
+	assert_true(up);
+	assert_int_equal(got, 2 * PART_ORGS);
+	assert_int_equal(bad, 0);
+	assert_int_equal(strays, 0);
+	int partitions_used = 0;
+	for (int i = 0; i < PARTITIONS; i++)
+		partitions_used += used[i] > 0;
+	/* 40 orgs spread over more than one of the 8 partitions */
+	assert_true(partitions_used > 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_cluster_node_and_instances_lost_mid_run,
 						setup, teardown),
+		cmocka_unit_test(test_partition_mapping_keeps_an_org_in_one_partition),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
