@@ -54,5 +54,7 @@ int main(void)
 		cmocka_unit_test(test_empty_entries_refused),
 		cmocka_unit_test(test_at_most_32_urls),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	int rc = cmocka_run_group_tests(tests, NULL, NULL);
+	nats_CloseAndWait(2000); /* the library's threads, started by natsOptions_Create */
+	return rc;
 }
