@@ -53,7 +53,7 @@
 #define DUP_EVERY 7
 
 /* A: 40 calls of 50 s at 70/min cost 59 each: 3000 - 2360 = 640, below
- * the threshold of 1000 from the 35th call on, never near the debt limit.
+ * the threshold of 1000 from the 34th call on, never near the debt limit.
  * B: 40 calls of 60 s (70 each), three top-ups of 500, one refund of 200:
  * 100000 - 2800 + 1500 - 200 = 98500. */
 #define A_OPENING 3000
