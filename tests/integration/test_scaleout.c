@@ -730,6 +730,18 @@ static void test_cluster_node_and_instances_lost_mid_run(void **state)
 /* The optional mapping: every event of one org lands in one partition,
  * call.ended.<org>.<p> with p in 0..7, and nothing stays on the
  * unpartitioned subject. */
+static pid_t partition_server;
+
+/* Stops the partition test's nats-server, also after a failed assertion. */
+static int partition_teardown(void **state)
+{
+	VOX_UNUSED(state);
+	if (partition_server > 0)
+		th_stop(partition_server, SIGTERM, 10000);
+	partition_server = 0;
+	return 0;
+}
+
 static void test_partition_mapping_keeps_an_org_in_one_partition(void **state)
 {
 	VOX_UNUSED(state);
@@ -745,6 +757,8 @@ static void test_partition_mapping_keeps_an_org_in_one_partition(void **state)
 	pid_t parent = getpid();
 	pid_t pid = fork();
 	assert_true(pid >= 0);
+	if (pid > 0)
+		partition_server = pid;
 	if (pid == 0) {
 		if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
 			_exit(125);
@@ -812,7 +826,7 @@ static void test_partition_mapping_keeps_an_org_in_one_partition(void **state)
 	natsSubscription_Destroy(mapped);
 	natsSubscription_Destroy(plain);
 	natsConnection_Destroy(nc);
-	th_stop(pid, SIGTERM, 10000);
+	partition_teardown(NULL);
 	assert_true(up);
 	assert_int_equal(got, 2 * PART_ORGS);
 	assert_int_equal(bad, 0);
@@ -829,7 +843,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_cluster_node_and_instances_lost_mid_run,
 						setup, teardown),
-		cmocka_unit_test(test_partition_mapping_keeps_an_org_in_one_partition),
+		cmocka_unit_test_teardown(test_partition_mapping_keeps_an_org_in_one_partition,
+					  partition_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
