@@ -5,11 +5,13 @@ set -euo pipefail
 
 packages=(build-essential cmake pkg-config libnats-dev nats-server libpq-dev
           postgresql libmsgpack-dev libsodium-dev libcmocka-dev clang
-          libclang-rt-14-dev valgrind gnuplot-nox openssl python3)
+          libclang-rt-14-dev valgrind gnuplot-nox openssl python3 systemd)
 # A fresh machine may lack a package the tests use but that the build does
 # not: keep this list the single place that says what vox needs. python3
 # (with its standard library, which python3-minimal lacks) writes the
-# benchmark report (scripts/bench_report.py).
+# benchmark report (scripts/bench_report.py). systemd brings
+# systemd-analyze, which checks deploy/systemd (test_deploy); it need not
+# be the init system.
 
 missing=()
 for p in "${packages[@]}"; do

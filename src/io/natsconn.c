@@ -62,6 +62,38 @@ vox_status vox_nats_status(natsStatus s)
 	}
 }
 
+natsStatus vox_nats_set_urls(natsOptions *opts, const char *list)
+{
+	enum { MAX_URLS = 32 };
+	const char *urls[MAX_URLS];
+	int n = 0;
+	natsStatus s = NATS_OK;
+	if (!list || !strchr(list, ','))
+		return natsOptions_SetURL(opts, list);
+	char *copy = vox_strndup(list, strlen(list));
+	for (char *p = copy; s == NATS_OK;) {
+		char *end = strchr(p, ',');
+		if (end)
+			*end = '\0';
+		while (*p == ' ' || *p == '\t')
+			p++;
+		size_t len = strlen(p);
+		while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+			p[--len] = '\0';
+		if (len == 0 || n == MAX_URLS)
+			s = NATS_INVALID_ARG;
+		else
+			urls[n++] = p;
+		if (!end)
+			break;
+		p = end + 1;
+	}
+	if (s == NATS_OK)
+		s = natsOptions_SetServers(opts, urls, n);
+	free(copy);
+	return s;
+}
+
 vox_status vox_nats_connect(natsConnection **out, const vox_nats_opts *o,
 			    char *err, size_t errlen)
 {
@@ -74,7 +106,7 @@ vox_status vox_nats_connect(natsConnection **out, const vox_nats_opts *o,
 	if (s == NATS_OK)
 		s = natsOptions_SetServers(opts, NULL, 0);
 	if (s == NATS_OK)
-		s = natsOptions_SetURL(opts, o->url);
+		s = vox_nats_set_urls(opts, o->url);
 	if (s == NATS_OK && o->name)
 		s = natsOptions_SetName(opts, o->name);
 	if (s == NATS_OK)

@@ -31,6 +31,15 @@ typedef struct vox_nats_opts {
 vox_status vox_nats_connect(natsConnection **out, const vox_nats_opts *o,
 			    char *err, size_t errlen) VOX_MUST_CHECK;
 
+/*
+ * Give opts the server URLs of list: one URL, or several separated by
+ * commas (blanks around them ignored), as VOX_NATS_URL allows. libnats's
+ * natsOptions_SetURL takes a single URL only; a list goes to
+ * natsOptions_SetServers. NATS_INVALID_ARG for an empty entry or more
+ * than 32 URLs.
+ */
+natsStatus vox_nats_set_urls(natsOptions *opts, const char *list);
+
 /* Map a libnats status to a vox status (timeouts and I/O are transient). */
 vox_status vox_nats_status(natsStatus s);
 
