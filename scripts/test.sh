@@ -43,4 +43,9 @@ VOX_PG_FSYNC=off scripts/servers.sh start "$tmp" >/dev/null
 . "$tmp/env"
 export VOX_TEST_TMP=$tmp
 (cd build && ctest -L integration --output-on-failure)
+# test_chaos writes its report (seed, faults, invariants, result) there
+if [[ -f "$tmp/chaos-report.txt" ]]; then
+  cp "$tmp/chaos-report.txt" build/chaos-report.txt
+  cat build/chaos-report.txt
+fi
 echo "== all tests passed"

@@ -920,10 +920,11 @@ static void publish_all(chaos *c)
 	/* the session of before the Postgres restart is gone */
 	PQfinish(c->db);
 	c->db = th_pg_connect(c->dsn);
-	/* the refunds that had to wait for their payment */
+	/* the refunds that had to wait for their payment: 60 s in all */
+	int waits = 0;
 	for (size_t i = 0; i < ndeferred; i++) {
 		bool in = false;
-		for (int t = 0; t < 600 && !(in = payment_applied(c, deferred[i].ref)); t++)
+		while (!(in = payment_applied(c, deferred[i].ref)) && waits++ < 600)
 			th_sleep_ms(100);
 		if (!in)
 			fail_msg("payment of refund %d never applied", deferred[i].ref);
