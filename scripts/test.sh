@@ -45,6 +45,14 @@ export VOX_TEST_TMP=$tmp
 # the servers' own secrets join those the tests record (th_secret)
 cut -d: -f5 "$tmp/pg/pgpass" >> "$tmp/secrets.list"
 (cd build && ctest -L integration --output-on-failure)
+# test_chaos writes its report (seed, faults, invariants, result) there
+if [[ ! -f "$tmp/chaos-report.txt" ]]; then
+  echo "test: test_chaos wrote no report" >&2
+  exit 1
+fi
+cp "$tmp/chaos-report.txt" build/chaos-report.txt
+echo "== chaos report"
+cat build/chaos-report.txt
 echo "== valgrind memcheck of every actor (test_inputs)"
 scripts/valgrind.sh test_inputs
 echo "== secrets never in logs"
