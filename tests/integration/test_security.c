@@ -127,11 +127,16 @@ static void write_tenants(const fixture *f)
 	assert_int_equal(fclose(fp), 0);
 }
 
+/* A random secret that starts with a letter: nats-server reads a $VAR's
+ * value as a config value, and one that starts with a digit (or "-") is
+ * parsed as a number and refused. */
 static void random_secret(char *out, size_t n)
 {
 	uint8_t raw[18];
+	assert_true(n > 2);
 	randombytes_buf(raw, sizeof(raw));
-	assert_non_null(sodium_bin2base64(out, n, raw, sizeof(raw),
+	out[0] = 's';
+	assert_non_null(sodium_bin2base64(out + 1, n - 1, raw, sizeof(raw),
 					  sodium_base64_VARIANT_URLSAFE_NO_PADDING));
 }
 
