@@ -44,6 +44,10 @@ const vox_cfg_var vox_runtime_vars[] = {
 	 RC(max_bytes_mb), "size limit of each stream in MiB (-1: none)"},
 	{"VOX_DUPLICATE_WINDOW_S", VOX_CFG_INT, "120", 1, 86400, NULL,
 	 RC(dup_window_s), "JetStream duplicate window"},
+	{"VOX_DEFER_DELIVERIES", VOX_CFG_INT, "10", 1, 100000, NULL,
+	 RC(defer_deliveries),
+	 "deliveries of a deferred message (a refund before its payment)"
+	 " before it is dead-lettered"},
 	{"VOX_RETRY_MAX_MS", VOX_CFG_INT, "30000", 100, 3600000, NULL,
 	 RC(retry_max_ms), "longest delay between retries"},
 	{"VOX_OUTBOX_INTERVAL_MS", VOX_CFG_INT, "1000", 10, 600000, NULL,
@@ -113,7 +117,8 @@ struct vox_runtime {
 	bool started;
 	/* statistics */
 	atomic_uint_fast64_t received, batches, acked, dead_letters, naked,
-		redelivered, committed, isolated, outbox_published, lag;
+		redelivered, committed, isolated, outbox_published, lag,
+		deferred;
 };
 
 static int64_t now_ms(void)
@@ -154,6 +159,18 @@ void vox_item_reject(vox_item *it, vox_status st, const char *fmt, ...)
 	va_list ap;
 	it->result = st;
 	it->code = NULL;
+	it->defer = false;
+	va_start(ap, fmt);
+	vsnprintf(it->reason, sizeof(it->reason), fmt, ap);
+	va_end(ap);
+}
+
+void vox_item_defer(vox_item *it, vox_status st, const char *fmt, ...)
+{
+	va_list ap;
+	it->result = st;
+	it->code = NULL;
+	it->defer = true;
 	va_start(ap, fmt);
 	vsnprintf(it->reason, sizeof(it->reason), fmt, ap);
 	va_end(ap);
@@ -655,6 +672,8 @@ static vox_status run_tx(vox_runtime *rt, input_rt *in, vox_item **items,
 	if (st == VOX_OK) {
 		for (size_t i = 0; i < n; i++) {
 			items[i]->result = arr[i].result;
+			items[i]->code = arr[i].code;
+			items[i]->defer = arr[i].defer;
 			memcpy(items[i]->reason, arr[i].reason, sizeof(arr[i].reason));
 		}
 	} else {
@@ -669,8 +688,9 @@ static vox_status run_tx(vox_runtime *rt, input_rt *in, vox_item **items,
 	return st;
 }
 
-/* After a commit: ack what was applied, dead-letter what the handler
- * refused, publish the outbox. */
+/* After a commit: ack what was applied, nak what the handler deferred
+ * (until its last allowed delivery), dead-letter what it refused, publish
+ * the outbox. */
 static void settle(vox_runtime *rt, input_rt *in, vox_item **items, size_t n,
 		   vox_tx *tx)
 {
@@ -678,10 +698,20 @@ static void settle(vox_runtime *rt, input_rt *in, vox_item **items, size_t n,
 		fault(rt, "after-commit");
 	atomic_fetch_add(&rt->committed, 1);
 	for (size_t i = 0; i < n; i++) {
-		if (items[i]->result == VOX_OK)
-			ack(rt, items[i]);
-		else
-			dead_letter(rt, items[i]);
+		vox_item *it = items[i];
+		if (it->result == VOX_OK) {
+			ack(rt, it);
+		} else if (it->defer &&
+			   it->delivered < (uint64_t)rt->cfg.defer_deliveries) {
+			vox_info("msg=\"deferred\" input=%s stream_seq=%" PRIu64
+				 " delivered=%" PRIu64 " reason=\"%s\"",
+				 in->def.durable, it->stream_seq, it->delivered,
+				 it->reason);
+			atomic_fetch_add(&rt->deferred, 1);
+			nak(rt, it);
+		} else {
+			dead_letter(rt, it);
+		}
 	}
 	flush_outbox(rt, in, tx);
 	tx_release(tx);
@@ -1040,11 +1070,13 @@ void vox_runtime_stats(vox_runtime *rt, vox_buf *m)
 		       "\"consume.naked\":\"%" PRIuFAST64 "\","
 		       "\"consume.redelivered\":\"%" PRIuFAST64 "\","
 		       "\"consume.isolated\":\"%" PRIuFAST64 "\","
+		       "\"consume.deferred\":\"%" PRIuFAST64 "\","
 		       "\"consume.lag\":\"%" PRIuFAST64 "\","
 		       "\"outbox.published\":\"%" PRIuFAST64 "\"",
 		       atomic_load(&rt->received), atomic_load(&rt->batches),
 		       atomic_load(&rt->committed), atomic_load(&rt->acked),
 		       atomic_load(&rt->dead_letters), atomic_load(&rt->naked),
 		       atomic_load(&rt->redelivered), atomic_load(&rt->isolated),
+		       atomic_load(&rt->deferred),
 		       atomic_load(&rt->lag), atomic_load(&rt->outbox_published));
 }

@@ -29,6 +29,7 @@ typedef struct vox_item {
 	uint64_t delivered;  /* 1 on the first delivery */
 	vox_status result;   /* set by the handler to refuse the item */
 	const char *code;    /* stable error code of a refusal, or NULL */
+	bool defer;          /* refused for now only (vox_item_defer) */
 	char reason[200];    /* why, when result != VOX_OK */
 } vox_item;
 
@@ -36,6 +37,14 @@ typedef struct vox_item {
  * the handler must then leave no effect of it; the runtime dead-letters
  * it after the commit. */
 void vox_item_reject(vox_item *it, vox_status st, const char *fmt, ...)
+	VOX_PRINTF(3, 4);
+
+/* Refuse one item for now: what it depends on may not have arrived yet
+ * (a refund before the payment it refunds). As with vox_item_reject the
+ * handler leaves no effect of it; the runtime naks it with the growing
+ * retry delay and, once it has been delivered VOX_DEFER_DELIVERIES times,
+ * dead-letters it with st and the reason. */
+void vox_item_defer(vox_item *it, vox_status st, const char *fmt, ...)
 	VOX_PRINTF(3, 4);
 
 /* The open transaction a handler works in. */
@@ -88,6 +97,8 @@ typedef struct vox_runtime_config {
 	int64_t max_bytes_mb;      /* per stream, -1 unlimited */
 	int64_t dup_window_s;      /* JetStream duplicate window */
 	int64_t retry_max_ms;      /* cap of the nak and reconnect delays */
+	int64_t defer_deliveries;  /* deliveries of a deferred item before its
+				    * dead letter */
 	int64_t outbox_interval_ms;/* outbox healer period */
 	int64_t outbox_age_ms;     /* unpublished rows older than this are healed */
 	int64_t outbox_keep_h;     /* published rows are purged after this */

@@ -602,7 +602,7 @@ static void test_consume_stats_in_metadata(void **state)
 	static const char *const meta_keys[] = {
 		"consume.received", "consume.batches", "consume.committed",
 		"consume.acked", "consume.dead_letters", "consume.naked",
-		"consume.redelivered", "consume.isolated", "consume.lag",
+		"consume.redelivered", "consume.isolated", "consume.deferred", "consume.lag",
 		"outbox.published"};
 	fx_start(f);
 	fx_spawn(f, 0);

@@ -884,7 +884,8 @@ static void test_refunds_capped_unknown_and_below_the_debt_limit(void **state)
 	char subj[128];
 	add_org(f, ORG_A, 1000, 500, 0);
 	add_org(f, ORG_B, 0, 500, 0);
-	start_billing(f, 0, NULL, NULL);
+	/* a refund of an unknown payment waits for it: 3 deliveries here */
+	start_billing(f, 0, "VOX_DEFER_DELIVERIES=3", "VOX_RETRY_MAX_MS=200");
 	mk_topup(&t1, ORG_A, "pi_ref_a", 2000, "ref-topup-a");
 	mk_topup(&t2, ORG_B, "pi_ref_b", 3000, "ref-topup-b");
 	mk_refund(&r1, ORG_A, "re_1", "pi_ref_a", 1500, "ref-1");
@@ -927,6 +928,36 @@ static void test_refunds_capped_unknown_and_below_the_debt_limit(void **state)
 				     " WHERE id = '" ORG_B "'"), 0);
 	assert_authorized(f, ORG_B, false, -2300);
 	assert_int_equal(th_stream_count(f->js, "DLQ"), 3);
+	/* each unknown refund was put back twice before its dead letter */
+	assert_int_equal(th_count_in_log(f->logs[0], "msg=\"deferred\""), 4);
+	check_invariants(f);
+}
+
+/* Defect class: a refund that arrives before the payment it refunds (the
+ * payment provider's order, a redelivery, two instances) was dead-lettered
+ * for good, and the wallet kept money it had refunded. It waits now. */
+static void test_refund_before_its_payment_waits_for_it(void **state)
+{
+	fixture *f = *state;
+	evbuf t, r;
+	add_org(f, ORG_A, 1000, 500, 0);
+	start_billing(f, 0, "VOX_RETRY_MAX_MS=300", NULL);
+	mk_refund(&r, ORG_A, "re_early", "pi_late", 400, "early-refund");
+	mk_topup(&t, ORG_A, "pi_late", 1500, "late-topup");
+	publish(f, &r.ev);
+	for (int i = 0; i < 100 && th_count_in_log(f->logs[0], "msg=\"deferred\"") < 1; i++)
+		th_sleep_ms(100);
+	assert_true(th_count_in_log(f->logs[0], "msg=\"deferred\"") >= 1);
+	assert_int_equal(balance_of(f, ORG_A), 1000);
+	publish(f, &t.ev);
+	wait_balance(f, ORG_A, 1000 + 1500 - 400);
+	wait_drained(f);
+	assert_int_equal(th_stream_count(f->js, "DLQ"), 0);
+	/* the ledger shows the payment first, then its refund */
+	assert_int_equal(th_pg_intf(f->db, "SELECT count(*) FROM credit_transactions r"
+		" JOIN credit_transactions t ON t.stripe_payment_intent_id = 'pi_late'"
+		" AND t.type = 'topup' WHERE r.stripe_refund_id = 're_early'"
+		" AND r.seq > t.seq AND r.amount_pence = -400"), 1);
 	check_invariants(f);
 }
 
@@ -1300,6 +1331,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_low_balance_alert_once_per_crossing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_conflicting_duplicates_are_dead_lettered_and_move_no_money, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refunds_capped_unknown_and_below_the_debt_limit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refund_before_its_payment_waits_for_it, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unknown_org_is_dead_lettered_and_writes_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_billing_authorize, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_instances_with_duplicates_exact_balances, setup, teardown),
