@@ -53,6 +53,7 @@
 #include <msgpack.h>
 
 #include "harness.h"
+#include "invariants.h"
 #include "vox/client.h"
 
 #define NORGS 50
@@ -961,70 +962,8 @@ static void wait_drained(chaos *c, double *took)
 	*took = now_s(c) - t0;
 }
 
-static const struct {
-	const char *name;
-	const char *sql; /* counts violations */
-} invariants[] = {
-	{"every org has its opening balance recorded",
-	 "SELECT count(*) FROM organizations o WHERE NOT EXISTS"
-	 " (SELECT 1 FROM chaos_opening p WHERE p.org_id = o.id)"},
-	{"1: balance = opening + sum(ledger amounts)",
-	 "SELECT count(*) FROM organizations o JOIN chaos_opening p ON p.org_id = o.id"
-	 " WHERE o.wallet_balance_pence <> p.opening + COALESCE((SELECT sum(t.amount_pence)"
-	 "  FROM credit_transactions t WHERE t.org_id = o.id), 0)"},
-	{"1: ledger chained in seq order (first before = opening, before ="
-	 " previous after, after = before + amount, created_at non-decreasing)",
-	 "WITH c AS (SELECT t.org_id, t.amount_pence a,"
-	 "  t.balance_before_pence b, t.balance_after_pence af, t.created_at at,"
-	 "  lag(t.balance_after_pence) OVER w AS prev_after,"
-	 "  lag(t.created_at) OVER w AS prev_at, row_number() OVER w AS rn"
-	 "  FROM credit_transactions t WINDOW w AS (PARTITION BY t.org_id ORDER BY t.seq))"
-	 " SELECT count(*) FROM c LEFT JOIN chaos_opening p ON p.org_id = c.org_id"
-	 " WHERE (c.rn = 1 AND c.b IS DISTINCT FROM p.opening)"
-	 "  OR (c.rn > 1 AND c.b IS DISTINCT FROM c.prev_after)"
-	 "  OR c.af IS DISTINCT FROM c.b + c.a"
-	 "  OR (c.rn > 1 AND c.at < c.prev_at)"},
-	{"2: no call charge ends below -debt_limit",
-	 "SELECT count(*) FROM credit_transactions t JOIN organizations o ON o.id = t.org_id"
-	 " WHERE t.type = 'deduction' AND t.amount_pence < 0"
-	 " AND t.balance_after_pence < -o.debt_limit_pence"},
-	{"3: call_charges: charge = ceil(d*70/60) = deducted + shortfall",
-	 "SELECT count(*) FROM call_charges c WHERE c.rate_per_minute <> 70"
-	 " OR c.charge_pence <> (c.duration_seconds * 70 + 59) / 60"
-	 " OR c.deducted_pence + c.shortfall_pence <> (c.duration_seconds * 70 + 59) / 60"},
-	{"3: one matching deduction row per charged call, none for 0 s",
-	 "SELECT count(*) FROM call_charges c WHERE"
-	 " (SELECT count(*) FROM credit_transactions t WHERE t.type = 'deduction'"
-	 "   AND t.call_id = c.call_id) <> CASE WHEN c.charge_pence > 0 THEN 1 ELSE 0 END"
-	 " OR EXISTS (SELECT 1 FROM credit_transactions t WHERE t.type = 'deduction'"
-	 "   AND t.call_id = c.call_id AND (t.amount_pence <> -c.deducted_pence"
-	 "   OR t.shortfall_pence <> c.shortfall_pence OR t.org_id <> c.org_id))"},
-	{"3: every deduction belongs to a billed call",
-	 "SELECT count(*) FROM credit_transactions t WHERE t.type = 'deduction'"
-	 " AND NOT EXISTS (SELECT 1 FROM call_charges c WHERE c.call_id = t.call_id)"},
-	{"3: only deductions carry a shortfall",
-	 "SELECT count(*) FROM credit_transactions WHERE type <> 'deduction'"
-	 " AND shortfall_pence <> 0"},
-	{"4: one top-up per payment intent",
-	 "SELECT count(*) FROM (SELECT stripe_payment_intent_id FROM credit_transactions"
-	 " WHERE type = 'topup' GROUP BY 1 HAVING count(*) > 1) d"},
-	{"4: refunds of a payment intent never exceed it",
-	 "SELECT count(*) FROM credit_transactions t WHERE t.type = 'topup'"
-	 " AND t.amount_pence < COALESCE((SELECT -sum(r.amount_pence)"
-	 "  FROM credit_transactions r WHERE r.type = 'refund'"
-	 "  AND r.stripe_payment_intent_id = t.stripe_payment_intent_id), 0)"},
-	{"4: every refund refunds a top-up of its own org",
-	 "SELECT count(*) FROM credit_transactions r WHERE r.type = 'refund'"
-	 " AND NOT EXISTS (SELECT 1 FROM credit_transactions t WHERE t.type = 'topup'"
-	 "  AND t.stripe_payment_intent_id = r.stripe_payment_intent_id"
-	 "  AND t.org_id = r.org_id)"},
-	{"4: one ledger row per refund id",
-	 "SELECT count(*) FROM (SELECT stripe_refund_id FROM credit_transactions"
-	 " WHERE type = 'refund' GROUP BY 1 HAVING count(*) > 1) d"},
-	{"unbilled_pence = sum of the org's shortfalls",
-	 "SELECT count(*) FROM organizations o WHERE o.unbilled_pence <>"
-	 " COALESCE((SELECT sum(c.shortfall_pence) FROM call_charges c"
-	 "  WHERE c.org_id = o.id), 0)"},
+/* Beyond the money invariants of invariants.h: what the actors emit. */
+static const th_invariant emitted[] = {
 	{"hot_lead_alerts: every row published",
 	 "SELECT count(*) FROM hot_lead_alerts WHERE published_at IS NULL"},
 	{"outbox: every row published",
@@ -1034,16 +973,18 @@ static const struct {
 static void check_invariants(chaos *c)
 {
 	int bad = 0;
-	for (size_t i = 0; i < VOX_NELEM(invariants); i++) {
-		long long v = th_pg_int(c->db, invariants[i].sql);
+	for (size_t i = 0; i < th_ninvariants + VOX_NELEM(emitted); i++) {
+		const th_invariant *inv = i < th_ninvariants
+			? &th_invariants[i] : &emitted[i - th_ninvariants];
+		long long v = th_pg_int(c->db, inv->sql);
 		if (v != 0) {
 			bad_check(c, "invariant violated (%lld rows): %s", v,
-				  invariants[i].name);
+				  inv->name);
 			bad++;
 		}
 	}
 	say(c, "  billing.md invariants: %zu checked, %d violated",
-	    VOX_NELEM(invariants), bad);
+	    th_ninvariants + VOX_NELEM(emitted), bad);
 }
 
 static int org_index(chaos *c, const char *id)
@@ -1466,7 +1407,7 @@ static void test_chaos(void **state)
 	th_nats_start(&c->nats);
 	th_pg_migrated_db("chaos", c->dsn, sizeof(c->dsn));
 	c->db = th_pg_connect(c->dsn);
-	th_pg_ok(c->db, "CREATE TABLE chaos_opening (org_id uuid PRIMARY KEY,"
+	th_pg_ok(c->db, "CREATE TABLE it_opening (org_id uuid PRIMARY KEY,"
 			" opening bigint NOT NULL)");
 	for (int o = 0; o < NORGS; o++) {
 		th_pg_okf(c->db,
@@ -1474,7 +1415,7 @@ static void test_chaos(void **state)
 			  " debt_limit_pence, low_balance_pence) VALUES ('%s', 'chaos %d',"
 			  " 'chaos%d@example.com', %" PRId64 ", %d, %d)",
 			  c->orgs[o].id, o, o, c->orgs[o].opening, DEBT, LOW);
-		th_pg_okf(c->db, "INSERT INTO chaos_opening VALUES ('%s', %" PRId64 ")",
+		th_pg_okf(c->db, "INSERT INTO it_opening VALUES ('%s', %" PRId64 ")",
 			  c->orgs[o].id, c->orgs[o].opening);
 	}
 	snprintf(c->env_url, sizeof(c->env_url), "VOX_NATS_URL=%s", c->nats.url);

@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "invariants.h"
 #include "io/natsconn.h"
 #include "vox/client.h"
 
@@ -117,18 +118,6 @@ static void pick_ports(int *ports, int n)
 		close(fds[i]);
 }
 
-static bool port_open(int port)
-{
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in a;
-	memset(&a, 0, sizeof(a));
-	a.sin_family = AF_INET;
-	a.sin_port = htons((uint16_t)port);
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	bool ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
-	close(fd);
-	return ok;
-}
 
 /* Set in setup, so that the servers' children agree with the test. */
 static long pw_tag;
@@ -191,9 +180,9 @@ static void node_spawn(fixture *f, int i)
 		       pidf, (char *)NULL);
 		_exit(127);
 	}
-	for (int t = 0; t < 100 && !port_open(n->port); t++)
+	for (int t = 0; t < 100 && !th_port_open(n->port); t++)
 		th_sleep_ms(100);
-	if (!port_open(n->port))
+	if (!th_port_open(n->port))
 		fail_msg("nats node %d did not start (see %s)", i + 1, log);
 }
 
@@ -524,32 +513,6 @@ static long long wait_sql(fixture *f, long long want, const char *sql)
 	return got;
 }
 
-/* The billing invariants (as in test_wallet.c): each counts violations. */
-static const char *invariants[] = {
-	"SELECT count(*) FROM organizations o JOIN it_opening p ON p.org_id = o.id"
-	" WHERE o.wallet_balance_pence <> p.opening + COALESCE((SELECT sum(t.amount_pence)"
-	"  FROM credit_transactions t WHERE t.org_id = o.id), 0)",
-	"WITH c AS (SELECT t.org_id, t.amount_pence a, t.balance_before_pence b,"
-	"  t.balance_after_pence af, lag(t.balance_after_pence) OVER w AS prev_after,"
-	"  row_number() OVER w AS rn FROM credit_transactions t"
-	"  WINDOW w AS (PARTITION BY t.org_id ORDER BY t.seq))"
-	" SELECT count(*) FROM c JOIN it_opening p ON p.org_id = c.org_id"
-	" WHERE (c.rn = 1 AND c.b <> p.opening) OR (c.rn > 1 AND c.b <> c.prev_after)"
-	"  OR c.af <> c.b + c.a",
-	"SELECT count(*) FROM credit_transactions t JOIN organizations o ON o.id = t.org_id"
-	" WHERE t.type = 'deduction' AND t.balance_after_pence < -o.debt_limit_pence",
-	"SELECT count(*) FROM call_charges c WHERE"
-	" c.deducted_pence + c.shortfall_pence <> (c.duration_seconds * 70 + 59) / 60"
-	" OR (SELECT count(*) FROM credit_transactions t WHERE t.type = 'deduction'"
-	"   AND t.call_id = c.call_id) <> 1",
-	"SELECT count(*) FROM (SELECT stripe_payment_intent_id FROM credit_transactions"
-	" WHERE type = 'topup' GROUP BY 1 HAVING count(*) > 1) d",
-	"SELECT count(*) FROM (SELECT stripe_refund_id FROM credit_transactions"
-	" WHERE type = 'refund' GROUP BY 1 HAVING count(*) > 1) d",
-	"SELECT count(*) FROM organizations o WHERE o.unbilled_pence <>"
-	" COALESCE((SELECT sum(c.shortfall_pence) FROM call_charges c"
-	"  WHERE c.org_id = o.id), 0)",
-};
 
 /* ---- the test -------------------------------------------------------------------- */
 
@@ -679,12 +642,7 @@ static void test_cluster_node_and_instances_lost_mid_run(void **state)
 		 " CASE WHEN id < '5ca1e000-0000-4000-8000-%012d' THEN %d ELSE %d END",
 		 ORGS_A, A_FINAL, B_FINAL);
 	assert_int_equal(th_pg_int(f->db, sql), ORGS);
-	for (size_t i = 0; i < VOX_NELEM(invariants); i++) {
-		long long bad = th_pg_int(f->db, invariants[i]);
-		if (bad)
-			fprintf(stderr, "INVARIANT VIOLATED (%lld): %s\n", bad, invariants[i]);
-		assert_int_equal(bad, 0);
-	}
+	assert_int_equal(th_invariants_broken(f->db, stderr), 0);
 
 	/* leads: each scored once, each hot lead alerted once */
 	assert_int_equal(wait_sql(f, ORGS * LEADS_PER_ORG,
@@ -766,9 +724,9 @@ static void test_partition_mapping_keeps_an_org_in_one_partition(void **state)
 		       "-p", port, "-sd", store, "-l", log, (char *)NULL);
 		_exit(127);
 	}
-	for (int t = 0; t < 100 && !port_open(p); t++)
+	for (int t = 0; t < 100 && !th_port_open(p); t++)
 		th_sleep_ms(100);
-	bool up = port_open(p);
+	bool up = th_port_open(p);
 	natsConnection *nc = NULL;
 	natsSubscription *mapped = NULL, *plain = NULL;
 	int seen[PART_ORGS], used[PARTITIONS] = {0}, got = 0, bad = 0, strays = 0;
