@@ -650,3 +650,25 @@ void th_secret(const char *s)
 	fprintf(fp, "%s\n", s);
 	assert_int_equal(fclose(fp), 0);
 }
+
+void th_wait_started(pid_t *pid, const char *name, const char *log, int tenths)
+{
+	for (int t = 0; t < tenths; t++) {
+		if (th_count_in_log(log, "msg=\"started\"") > 0)
+			return;
+		if (!th_alive(*pid)) {
+			*pid = 0;
+			fail_msg("%s exited at start (see %s)", name, log);
+		}
+		th_sleep_ms(100);
+	}
+	fail_msg("%s did not start (see %s)", name, log);
+}
+
+uint64_t th_splitmix64(uint64_t *state)
+{
+	uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}

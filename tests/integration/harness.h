@@ -114,6 +114,13 @@ void th_js_connect(const char *url, jsOptions *jo, natsConnection **nc,
 /* Lines of the file at path that contain needle (0 if it is missing). */
 int th_count_in_log(const char *path, const char *needle);
 
+/* Wait up to tenths x 100 ms until the actor *pid logged msg="started";
+ * fails the test (and zeroes *pid) if it exits first or never starts. */
+void th_wait_started(pid_t *pid, const char *name, const char *log, int tenths);
+
+/* splitmix64: the seeded generator of the randomised tests. */
+uint64_t th_splitmix64(uint64_t *state);
+
 /* True while the child pid runs (reaps it once it has exited). */
 bool th_alive(pid_t pid);
 

@@ -221,21 +221,8 @@ static void start_actors(fixture *f)
 					strcmp(actor_names[i], "vox-query") ? env : qenv,
 					f->logs[i]);
 	}
-	for (int i = 0; i < NACTORS; i++) {
-		int t;
-		for (t = 0; t < 1200; t++) {
-			if (th_count_in_log(f->logs[i], "msg=\"started\"") > 0)
-				break;
-			if (!th_alive(f->actors[i])) {
-				f->actors[i] = 0;
-				fail_msg("%s exited at start (see %s)", actor_names[i],
-					 f->logs[i]);
-			}
-			th_sleep_ms(100);
-		}
-		if (t == 1200)
-			fail_msg("%s did not start (see %s)", actor_names[i], f->logs[i]);
-	}
+	for (int i = 0; i < NACTORS; i++)
+		th_wait_started(&f->actors[i], actor_names[i], f->logs[i], 1200);
 }
 
 static int group_setup(void **state)

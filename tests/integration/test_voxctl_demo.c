@@ -75,21 +75,8 @@ static void start_actors(fixture *f)
 			 th_env("VOX_TEST_TMP"), actor_names[i], (long)getpid(), run);
 		f->actors[i] = th_spawn(actor_names[i], env, f->logs[i]);
 	}
-	for (int i = 0; i < NACTORS; i++) {
-		int t;
-		for (t = 0; t < 200; t++) {
-			if (th_count_in_log(f->logs[i], "msg=\"started\"") > 0)
-				break;
-			if (!th_alive(f->actors[i])) {
-				f->actors[i] = 0;
-				fail_msg("%s exited at start (see %s)", actor_names[i],
-					 f->logs[i]);
-			}
-			th_sleep_ms(100);
-		}
-		if (t == 200)
-			fail_msg("%s did not start (see %s)", actor_names[i], f->logs[i]);
-	}
+	for (int i = 0; i < NACTORS; i++)
+		th_wait_started(&f->actors[i], actor_names[i], f->logs[i], 200);
 }
 
 static void stop_actors(fixture *f)
