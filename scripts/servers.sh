@@ -152,7 +152,15 @@ mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
 case "$cmd" in
   start)
-    : > "$dir/env"
+    # starting one of the two keeps the other's lines of DIR/env
+    keep=
+    if [ -f "$dir/env" ]; then
+      case $which in
+        pg) keep=$(grep '^export VOX_NATS_URL=' "$dir/env" || true) ;;
+        nats) keep=$(grep -v '^export VOX_NATS_URL=' "$dir/env" || true) ;;
+      esac
+    fi
+    if [ -n "$keep" ]; then printf '%s\n' "$keep" > "$dir/env"; else : > "$dir/env"; fi
     [ "$which" = pg ] || start_nats "$dir"
     [ "$which" = nats ] || start_pg "$dir"
     ;;
