@@ -51,8 +51,7 @@ if [[ ! -f "$tmp/chaos-report.txt" ]]; then
   exit 1
 fi
 cp "$tmp/chaos-report.txt" build/chaos-report.txt
-echo "== chaos report"
-cat build/chaos-report.txt
+cat build/chaos-report.txt # it begins with its own "== chaos report"
 echo "== valgrind memcheck of every actor (test_inputs)"
 scripts/valgrind.sh test_inputs
 echo "== secrets never in logs"
