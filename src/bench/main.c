@@ -43,6 +43,7 @@
 #include <nats/nats.h>
 
 #include "bench/pipeline.h"
+#include "core/config.h"
 #include "io/log.h"
 #include "io/natsconn.h"
 #include "vox/event.h"
@@ -660,14 +661,12 @@ static bool label_key_ok(const char *k, size_t n)
 	return true;
 }
 
-static bool parse_long(const char *s, long lo, long hi, long *out)
+bool bench_parse_long(const char *s, long lo, long hi, long *out)
 {
-	char *end;
-	errno = 0;
-	long v = strtol(s, &end, 10);
-	if (errno || end == s || *end || v < lo || v > hi)
+	int64_t v;
+	if (!vox_parse_i64(s, lo, hi, &v))
 		return false;
-	*out = v;
+	*out = (long)v;
 	return true;
 }
 
@@ -723,11 +722,11 @@ static int query_main(int argc, char **argv)
 			o.org = v;
 			ok = token_ok(v);
 		} else if (strcmp(a, "--rate") == 0) {
-			ok = parse_long(v, 0, Q_MAX_RATE, &o.rate);
+			ok = bench_parse_long(v, 0, Q_MAX_RATE, &o.rate);
 		} else if (strcmp(a, "--seconds") == 0) {
-			ok = parse_long(v, 1, Q_MAX_SECONDS, &o.seconds);
+			ok = bench_parse_long(v, 1, Q_MAX_SECONDS, &o.seconds);
 		} else if (strcmp(a, "--inflight") == 0) {
-			ok = parse_long(v, 1, Q_MAX_INFLIGHT, &o.inflight);
+			ok = bench_parse_long(v, 1, Q_MAX_INFLIGHT, &o.inflight);
 		} else if (strcmp(a, "--subject-kind") == 0) {
 			o.kind = v;
 			ok = strcmp(v, "wallet") == 0 || strcmp(v, "echo") == 0;
@@ -818,7 +817,7 @@ static int echo_main(int argc, char **argv)
 		if (strcmp(argv[i], "--url") == 0 && i + 1 < argc) {
 			url = argv[++i];
 		} else if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc &&
-			   parse_long(argv[i + 1], 1, 3600, &seconds)) {
+			   bench_parse_long(argv[i + 1], 1, 3600, &seconds)) {
 			i++;
 		} else {
 			usage(stderr);

@@ -102,17 +102,6 @@ typedef struct popts {
 	long conns;
 } popts;
 
-static bool parse_num(const char *s, long lo, long hi, long *out)
-{
-	char *end;
-	errno = 0;
-	long v = strtol(s, &end, 10);
-	if (errno || end == s || *end || v < lo || v > hi)
-		return false;
-	*out = v;
-	return true;
-}
-
 static void pusage(FILE *f)
 {
 	fprintf(f,
@@ -1098,17 +1087,17 @@ int bench_pipeline_main(int argc, char **argv)
 		else if (strcmp(a, "--name") == 0)
 			o.name = v;
 		else if (strcmp(a, "--orgs") == 0)
-			ok = parse_num(v, 1, P_MAX_ORGS, &o.orgs);
+			ok = bench_parse_long(v, 1, P_MAX_ORGS, &o.orgs);
 		else if (strcmp(a, "--events") == 0)
-			ok = parse_num(v, 1, P_MAX_EVENTS, &o.events);
+			ok = bench_parse_long(v, 1, P_MAX_EVENTS, &o.events);
 		else if (strcmp(a, "--rate") == 0)
-			ok = parse_num(v, 0, 1000000, &o.rate);
+			ok = bench_parse_long(v, 0, 1000000, &o.rate);
 		else if (strcmp(a, "--sample") == 0)
-			ok = parse_num(v, 1, 1000000, &o.sample);
+			ok = bench_parse_long(v, 1, 1000000, &o.sample);
 		else if (strcmp(a, "--pending") == 0)
-			ok = parse_num(v, 1, 1000000, &o.pending);
+			ok = bench_parse_long(v, 1, 1000000, &o.pending);
 		else if (strcmp(a, "--conns") == 0)
-			ok = parse_num(v, 1, 256, &o.conns);
+			ok = bench_parse_long(v, 1, 256, &o.conns);
 		else {
 			fprintf(stderr, "vox-bench: unknown option %s\n", a);
 			pusage(stderr);

@@ -18,6 +18,9 @@ void bench_sort(int64_t *v, size_t n);
  * at or below it; 0 when n is 0. */
 int64_t bench_percentile(const int64_t *v, size_t n, double p);
 
+/* A whole decimal number in [lo, hi] (vox_parse_i64), or false. */
+bool bench_parse_long(const char *s, long lo, long hi, long *out);
+
 /* argv[1] is the scenario ("e2e-calls", "hot-org", "limit",
  * "baseline-seed"). One JSON line on stdout; exit 0 when it ran, 1 when it
  * failed, 2 on usage errors, 3 when a server is unreachable. */

@@ -36,21 +36,6 @@ typedef struct dlq_opts {
 	vox_uuid org;
 } dlq_opts;
 
-static bool parse_num(const char *opt, const char *v, long long max,
-		      long long *out)
-{
-	char *end = NULL;
-	errno = 0;
-	long long n = strtoll(v, &end, 10);
-	if (errno || !end || *end || end == v || n < 1 || n > max) {
-		voxctl_err("dlq: %s must be a whole number 1..%lld, not '%s'", opt,
-			   max, v);
-		return false;
-	}
-	*out = n;
-	return true;
-}
-
 static int parse_opts(int argc, char **argv, dlq_opts *o)
 {
 	memset(o, 0, sizeof(*o));
@@ -70,11 +55,11 @@ static int parse_opts(int argc, char **argv, dlq_opts *o)
 		} else if (strcmp(a, "--file") == 0 || strcmp(a, "-f") == 0) {
 			o->file = argv[++i];
 		} else if (strcmp(a, "--seq") == 0) {
-			if (!parse_num(a, argv[++i], INT64_MAX, &n))
+			if (!voxctl_int_opt("dlq", a, argv[++i], 1, INT64_MAX, &n))
 				return EXIT_USAGE;
 			o->seq = (uint64_t)n;
 		} else if (strcmp(a, "--limit") == 0) {
-			if (!parse_num(a, argv[++i], 1000000LL, &o->limit))
+			if (!voxctl_int_opt("dlq", a, argv[++i], 1, 1000000LL, &o->limit))
 				return EXIT_USAGE;
 		} else if (strcmp(a, "--org") == 0) {
 			const char *v = argv[++i];
@@ -84,7 +69,7 @@ static int parse_opts(int argc, char **argv, dlq_opts *o)
 			}
 		} else if (a[0] != '-' && o->seq == 0) {
 			/* `voxctl dlq show 12` as well as --seq 12 */
-			if (!parse_num("the sequence", a, INT64_MAX, &n))
+			if (!voxctl_int_opt("dlq", "the sequence", a, 1, INT64_MAX, &n))
 				return EXIT_USAGE;
 			o->seq = (uint64_t)n;
 		} else {

@@ -159,22 +159,13 @@ static int print_org(PGconn *c, const char *id)
 	return code;
 }
 
-/* A whole decimal integer in [lo, hi]. */
+/* An amount option in [lo, hi] (pence). */
 static bool parse_int(const char *opt, const char *s, int64_t lo, int64_t hi,
 		      int64_t *out)
 {
-	char *end = NULL;
-	errno = 0;
-	long long v = strtoll(s, &end, 10);
-	if (!*s || *end || errno) {
-		voxctl_err("org create: %s: '%s' is not an integer (pence)", opt, s);
+	long long v;
+	if (!voxctl_int_opt("org create", opt, s, lo, hi, &v))
 		return false;
-	}
-	if (v < lo || v > hi) {
-		voxctl_err("org create: %s: must be %" PRId64 "..%" PRId64
-			   " (got %lld)", opt, lo, hi, v);
-		return false;
-	}
 	*out = v;
 	return true;
 }

@@ -37,22 +37,6 @@ static int opt_value(const char *cmd, int argc, char **argv, int *i,
 	return 1;
 }
 
-/* A positive integer option value within [lo, hi], or false (printed). */
-static bool parse_int(const char *cmd, const char *name, const char *s,
-		      long long lo, long long hi, long long *out)
-{
-	char *end = NULL;
-	errno = 0;
-	long long v = strtoll(s, &end, 10);
-	if (!*s || *end || errno || v < lo || v > hi) {
-		voxctl_err("%s: %s: '%s' is not an integer from %lld to %lld", cmd,
-			   name, s, lo, hi);
-		return false;
-	}
-	*out = v;
-	return true;
-}
-
 static bool is_uuid(const char *s)
 {
 	vox_uuid u;
@@ -93,7 +77,7 @@ int voxctl_cmd_request(int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		int r;
 		if ((r = opt_value("request", argc, argv, &i, "--timeout", &v)) != 0) {
-			if (r < 0 || !parse_int("request", "--timeout", v, 1, 3600000,
+			if (r < 0 || !voxctl_int_opt("request", "--timeout", v, 1, 3600000,
 						&timeout))
 				return EXIT_USAGE;
 		} else if ((r = opt_value("request", argc, argv, &i, "-f", &v)) != 0) {
@@ -210,12 +194,12 @@ static int parse_query(const char *cmd, int argc, char **argv, int flags,
 	for (int i = 1; i < argc; i++) {
 		int r = 0;
 		if ((r = opt_value(cmd, argc, argv, &i, "--timeout", &v)) != 0) {
-			if (r < 0 || !parse_int(cmd, "--timeout", v, 1, 3600000,
+			if (r < 0 || !voxctl_int_opt(cmd, "--timeout", v, 1, 3600000,
 						&q->timeout))
 				return EXIT_USAGE;
 		} else if ((flags & Q_LIMIT) &&
 			   (r = opt_value(cmd, argc, argv, &i, "--limit", &v)) != 0) {
-			if (r < 0 || !parse_int(cmd, "--limit", v, 1, 100, &q->limit))
+			if (r < 0 || !voxctl_int_opt(cmd, "--limit", v, 1, 100, &q->limit))
 				return EXIT_USAGE;
 			q->has_limit = true;
 		} else if ((flags & Q_PAGING) &&

@@ -213,14 +213,9 @@ int voxctl_cmd_services(int argc, char **argv)
 				voxctl_err("services: --wait needs a value in milliseconds");
 				return EXIT_USAGE;
 			}
-			char *end = NULL;
-			errno = 0;
-			wait_ms = strtoll(v, &end, 10);
-			if (!*v || *end || errno || wait_ms < 1 || wait_ms > 60000) {
-				voxctl_err("services: --wait: '%s' is not a number of"
-					   " milliseconds from 1 to 60000", v);
+			if (!voxctl_int_opt("services", "--wait", v, 1, 60000,
+					    &wait_ms))
 				return EXIT_USAGE;
-			}
 		} else if (a[0] == '-' && a[1] != '\0') {
 			voxctl_err("services: unknown option '%s' (see voxctl services"
 				   " --help)", a);

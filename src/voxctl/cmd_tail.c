@@ -134,21 +134,6 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static bool parse_count(const char *opt, const char *v, long long max,
-			long long *out)
-{
-	char *end = NULL;
-	errno = 0;
-	long long n = strtoll(v, &end, 10);
-	if (errno || !end || *end || end == v || n < 1 || n > max) {
-		voxctl_err("tail: %s must be a whole number 1..%lld, not '%s'", opt,
-			   max, v);
-		return false;
-	}
-	*out = n;
-	return true;
-}
-
 /* The org token of a subject: its last token. */
 static bool org_matches(const char *subject, const char *org)
 {
@@ -173,10 +158,10 @@ int voxctl_cmd_tail(int argc, char **argv)
 		if (strcmp(a, "--org") == 0) {
 			org_arg = argv[++i];
 		} else if (strcmp(a, "--count") == 0) {
-			if (!parse_count(a, argv[++i], 1000000000LL, &count))
+			if (!voxctl_int_opt("tail", a, argv[++i], 1, 1000000000LL, &count))
 				return EXIT_USAGE;
 		} else if (strcmp(a, "--timeout") == 0) {
-			if (!parse_count(a, argv[++i], 31536000LL, &timeout_s))
+			if (!voxctl_int_opt("tail", a, argv[++i], 1, 31536000LL, &timeout_s))
 				return EXIT_USAGE;
 		} else if (strcmp(a, "--since-start") == 0) {
 			since_start = true;

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <unistd.h>
 
+#include "core/config.h"
 #include "io/natsconn.h"
 
 const char *voxctl_server;
@@ -158,4 +159,17 @@ vox_json *voxctl_parse_json(const char *what, const char *text, size_t len)
 	if (!v)
 		voxctl_err("%s: invalid JSON at byte %zu", what, at);
 	return v;
+}
+
+bool voxctl_int_opt(const char *cmd, const char *opt, const char *v,
+		    long long lo, long long hi, long long *out)
+{
+	int64_t n;
+	if (!vox_parse_i64(v, lo, hi, &n)) {
+		voxctl_err("%s: %s: '%s' is not an integer from %lld to %lld", cmd,
+			   opt, v, lo, hi);
+		return false;
+	}
+	*out = n;
+	return true;
 }

@@ -43,6 +43,12 @@ extern bool voxctl_compact;
 /* Print "voxctl: <message>" on stderr. */
 void voxctl_err(const char *fmt, ...) VOX_PRINTF(1, 2);
 
+/* The integer value v of option opt of subcommand cmd, within [lo, hi];
+ * otherwise false, with "<cmd>: <opt>: '<v>' is not an integer from lo
+ * to hi" printed. */
+bool voxctl_int_opt(const char *cmd, const char *opt, const char *v,
+		    long long lo, long long hi, long long *out);
+
 /* ---- NATS ---------------------------------------------------------------- */
 
 /* Connect to voxctl_server (with VOX_NATS_USER/PASSWORD/CREDS and TLS like
