@@ -257,6 +257,19 @@ static bool pg_run(PGconn *c, const char *sql, const char *what)
 	return ok;
 }
 
+/* End the transaction the statement of r ran in: COMMIT when it
+ * succeeded, else ROLLBACK. Clears r. */
+static bool pg_end_tx(PGconn *c, PGresult *r, const char *what)
+{
+	bool ok = pg_ok(c, r, what);
+	PQclear(r);
+	if (ok)
+		return pg_run(c, "COMMIT", "commit");
+	bool rb = pg_run(c, "ROLLBACK", "rollback");
+	VOX_UNUSED(rb);
+	return false;
+}
+
 /* The org ids of a run as a uuid[] literal. */
 static char *org_array(const prun *r, long orgs)
 {
@@ -294,14 +307,7 @@ static bool create_orgs(PGconn *c, const prun *r, const char *arr)
 		" SELECT id, " VOX_BENCH_STR(P_OPENING_BALANCE) ", 'topup',"
 		" 'opening balance', 0, " VOX_BENCH_STR(P_OPENING_BALANCE) " FROM o",
 		2, NULL, p, NULL, NULL, 0);
-	bool ok = pg_ok(c, res, "create orgs");
-	PQclear(res);
-	if (!ok) {
-		bool rb = pg_run(c, "ROLLBACK", "rollback");
-		VOX_UNUSED(rb);
-		return false;
-	}
-	return pg_run(c, "COMMIT", "commit orgs");
+	return pg_end_tx(c, res, "create orgs");
 }
 
 /* ---- async publishing ----------------------------------------------------- */
@@ -702,14 +708,7 @@ static bool limit_apply(PGconn *db, natsMsgList *list, vox_buf *seqs,
 				   "INSERT INTO bench_limit (seq, body)"
 				   " SELECT * FROM unnest($1::bigint[], $2::bytea[])",
 				   2, NULL, vals, lens, fmts, 0);
-	bool ok = pg_ok(db, r, "insert");
-	PQclear(r);
-	if (!ok) {
-		bool rb = pg_run(db, "ROLLBACK", "rollback");
-		VOX_UNUSED(rb);
-		return false;
-	}
-	return pg_run(db, "COMMIT", "commit");
+	return pg_end_tx(db, r, "insert");
 }
 
 static int limit_main(const popts *o)
