@@ -41,19 +41,12 @@ nodes=3
 node_pids=()
 actor_pids=()
 
-stop_pid() { # pid: TERM, up to 30 s (the actors' drain), then KILL
-  local p=$1
-  if kill -0 "$p" 2>/dev/null; then
-    kill -TERM "$p" 2>/dev/null || true
-    for _ in $(seq 1 300); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$p" 2>/dev/null || true
-  fi
-  wait "$p" 2>/dev/null || true
-}
+# shellcheck source=proc.sh
+. "$top/scripts/proc.sh"
 
 stop_actors() {
   local p
-  for p in "${actor_pids[@]}"; do stop_pid "$p"; done
+  for p in "${actor_pids[@]}"; do stop_pid "$p" 30; done
   actor_pids=()
 }
 
@@ -61,7 +54,7 @@ cleanup() {
   local rc=$? p
   trap - EXIT INT TERM
   stop_actors
-  for p in "${node_pids[@]}"; do stop_pid "$p"; done
+  for p in "${node_pids[@]}"; do stop_pid "$p" 30; done
   if [ "$rc" -ne 0 ]; then
     for f in "$tmp"/*.log "$tmp"/n*/nats.log; do
       [ -s "$f" ] || continue

@@ -76,16 +76,8 @@ epid=
 cpid=
 bpid=
 
-stop_pid() { # pid: TERM, up to 10 s, then KILL
-  local p=$1
-  [ -n "$p" ] || return 0
-  if kill -0 "$p" 2>/dev/null; then
-    kill -TERM "$p" 2>/dev/null || true
-    for _ in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$p" 2>/dev/null || true
-  fi
-  wait "$p" 2>/dev/null || true
-}
+# shellcheck source=proc.sh
+. "$top/scripts/proc.sh"
 
 stop_query() { stop_pid "$qpid"; qpid=; }
 stop_actors() { stop_pid "$cpid"; cpid=; stop_pid "$bpid"; bpid=; }
