@@ -651,6 +651,26 @@ void th_secret(const char *s)
 	assert_int_equal(fclose(fp), 0);
 }
 
+void th_print_tail(const char *path, size_t max)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return;
+	char buf[4096];
+	if (max > sizeof(buf))
+		max = sizeof(buf);
+	if (fseek(f, 0, SEEK_END) == 0) {
+		long size = ftell(f);
+		if (size > (long)max && fseek(f, size - (long)max, SEEK_SET) != 0)
+			rewind(f);
+		else if (size <= (long)max)
+			rewind(f);
+	}
+	size_t n = fread(buf, 1, max, f);
+	fclose(f);
+	fprintf(stderr, "---- end of %s ----\n%.*s\n----\n", path, (int)n, buf);
+}
+
 void th_wait_started(pid_t *pid, const char *name, const char *log, int tenths)
 {
 	for (int t = 0; t < tenths; t++) {
@@ -658,10 +678,12 @@ void th_wait_started(pid_t *pid, const char *name, const char *log, int tenths)
 			return;
 		if (!th_alive(*pid)) {
 			*pid = 0;
+			th_print_tail(log, 2048);
 			fail_msg("%s exited at start (see %s)", name, log);
 		}
 		th_sleep_ms(100);
 	}
+	th_print_tail(log, 2048);
 	fail_msg("%s did not start (see %s)", name, log);
 }
 

@@ -114,8 +114,13 @@ void th_js_connect(const char *url, jsOptions *jo, natsConnection **nc,
 /* Lines of the file at path that contain needle (0 if it is missing). */
 int th_count_in_log(const char *path, const char *needle);
 
+/* Print the last max bytes of the file at path on stderr (a log, when a
+ * test fails: the run's directory is removed afterwards). */
+void th_print_tail(const char *path, size_t max);
+
 /* Wait up to tenths x 100 ms until the actor *pid logged msg="started";
- * fails the test (and zeroes *pid) if it exits first or never starts. */
+ * fails the test (and zeroes *pid) if it exits first or never starts,
+ * after printing the end of its log. */
 void th_wait_started(pid_t *pid, const char *name, const char *log, int tenths);
 
 /* splitmix64: the seeded generator of the randomised tests. */

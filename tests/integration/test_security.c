@@ -309,23 +309,12 @@ static pid_t spawn_actor(fixture *f, int i, const char *url, const char *ca,
 	return spawn_actor_tls(f, i, url, ca, NULL, NULL, log);
 }
 
-static void wait_started(pid_t pid, const char *log)
-{
-	for (int t = 0; t < 300; t++) {
-		if (th_count_in_log(log, "msg=\"started\"") > 0)
-			return;
-		if (!th_alive(pid))
-			fail_msg("actor exited at start (see %s)", log);
-		th_sleep_ms(100);
-	}
-	fail_msg("actor did not start (see %s)", log);
-}
-
 /* ---- fixture --------------------------------------------------------------- */
 
 static int setup(void **state)
 {
 	fixture *f = vox_calloc(1, sizeof(*f));
+	*state = f; /* the teardown runs after a failed setup too */
 	char from[700], to[700];
 	uint8_t key[32];
 	char key64[64];
@@ -369,14 +358,15 @@ static int setup(void **state)
 		f->actors[i] = spawn_actor(f, i, f->srv.url, NULL, f->logs[i]);
 	}
 	for (int i = 0; i < NACTORS; i++)
-		wait_started(f->actors[i], f->logs[i]);
-	*state = f;
+		th_wait_started(&f->actors[i], actor_defs[i].bin, f->logs[i], 300);
 	return 0;
 }
 
 static int teardown(void **state)
 {
 	fixture *f = *state;
+	if (!f)
+		return 0;
 	for (int i = 0; i < NACTORS; i++) {
 		if (f->actors[i] > 0) {
 			int ws = th_stop(f->actors[i], SIGTERM, 15000);
@@ -808,7 +798,7 @@ static void test_tls(void **state)
 	/* vox-vault (actor 3) with VOX_NATS_TLS_CA serves over TLS */
 	snprintf(log, sizeof(log), "%s/vox-vault-tls.log", f->dir);
 	pid_t p = spawn_actor(f, 3, tls.url, ca, log);
-	wait_started(p, log);
+	th_wait_started(&p, "vox-vault", log, 300);
 	th_reply r;
 	assert_int_equal(request(nc, "credentials.list." ORG_B, NULL, &r), NATS_OK);
 	assert_string_equal(r.code, "");
@@ -856,7 +846,7 @@ static void test_tls_client_certs(void **state)
 
 	snprintf(log, sizeof(log), "%s/vox-vault-mtls.log", f->dir);
 	pid_t p = spawn_actor_tls(f, 3, tls.url, ca, ccert, ckey, log);
-	wait_started(p, log);
+	th_wait_started(&p, "vox-vault", log, 300);
 	th_reply r;
 	assert_int_equal(request(nc, "credentials.list." ORG_B, NULL, &r), NATS_OK);
 	assert_string_equal(r.code, "");
