@@ -33,7 +33,15 @@ echo "== integration tests (private servers)"
 tmp=$(mktemp -d /tmp/vox-test.XXXXXX)
 chmod 755 "$tmp"
 cleanup() {
+  local rc=$?
   "$top/scripts/servers.sh" stop "$tmp" || true
+  # on failure, keep every log of the run (the directory goes away)
+  if [ "$rc" -ne 0 ]; then
+    rm -rf "$top/build/test-logs"
+    mkdir -p "$top/build/test-logs"
+    (cd "$tmp" && find . -name '*.log' -exec cp --parents {} "$top/build/test-logs/" \;) || true
+    echo "test: logs of this run kept in build/test-logs" >&2
+  fi
   rm -rf "$tmp"
 }
 trap cleanup EXIT
