@@ -5,6 +5,8 @@
 
 #include "io/log.h"
 
+#include <libpq-events.h>
+
 vox_status vox_pg_connect(PGconn **out, const char *dsn, char *err,
 			  size_t errlen)
 {
@@ -46,12 +48,82 @@ vox_status vox_pg_status(const PGconn *c, const PGresult *r)
 		return VOX_E_RETRY;
 	if (strcmp(state, "23505") == 0)
 		return VOX_E_CONFLICT;
+	/* 57014: statement timeout or cancel; 55P03: lock timeout */
+	if (strcmp(state, "57014") == 0 || strcmp(state, "55P03") == 0)
+		return VOX_E_TIMEOUT;
 	/* 08: connection exception, 57P0x: admin/crash shutdown, cannot
-	 * connect now; 53: insufficient resources */
+	 * connect now; 53: insufficient resources; 58: I/O; 25006: a
+	 * read-only transaction (a standby, or a failover in progress) */
 	if (strncmp(state, "08", 2) == 0 || strncmp(state, "57P", 3) == 0 ||
-	    strncmp(state, "53", 2) == 0)
+	    strncmp(state, "53", 2) == 0 || strncmp(state, "58", 2) == 0 ||
+	    strcmp(state, "25006") == 0)
 		return VOX_E_UNAVAILABLE;
 	return VOX_E_INTERNAL;
+}
+
+/* ---- the first error of a connection ------------------------------------ */
+
+static void record_error(vox_pg_error *e, const PGconn *c, const PGresult *r)
+{
+	const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+	const char *m = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+	if (m == NULL)
+		m = PQresultErrorMessage(r);
+	e->status = vox_pg_status(c, r);
+	if (e->status == VOX_OK)
+		e->status = VOX_E_INTERNAL;
+	snprintf(e->sqlstate, sizeof(e->sqlstate), "%s", state ? state : "");
+	snprintf(e->message, sizeof(e->message), "%.*s", (int)strcspn(m, "\n"), m);
+}
+
+static int error_event(PGEventId id, void *info, void *pass)
+{
+	VOX_UNUSED(pass);
+	switch (id) {
+	case PGEVT_REGISTER: {
+		PGEventRegister *e = info;
+		return PQsetInstanceData(e->conn, error_event,
+					 vox_calloc(1, sizeof(vox_pg_error)));
+	}
+	case PGEVT_CONNDESTROY: {
+		PGEventConnDestroy *e = info;
+		free(PQinstanceData(e->conn, error_event));
+		return 1;
+	}
+	case PGEVT_RESULTCREATE: {
+		PGEventResultCreate *e = info;
+		vox_pg_error *err = PQinstanceData(e->conn, error_event);
+		ExecStatusType rs = PQresultStatus(e->result);
+		if (err && err->status == VOX_OK &&
+		    (rs == PGRES_FATAL_ERROR || rs == PGRES_BAD_RESPONSE))
+			record_error(err, e->conn, e->result);
+		return 1;
+	}
+	default:
+		return 1;
+	}
+}
+
+vox_status vox_pg_track_errors(PGconn *c)
+{
+	return PQregisterEventProc(c, error_event, "vox_pg_error", NULL)
+		? VOX_OK : VOX_E_INTERNAL;
+}
+
+void vox_pg_first_error(vox_pg_error *out, const PGconn *c)
+{
+	const vox_pg_error *e = PQinstanceData(c, error_event);
+	if (e)
+		*out = *e;
+	else
+		memset(out, 0, sizeof(*out));
+}
+
+void vox_pg_reset_error(PGconn *c)
+{
+	vox_pg_error *e = PQinstanceData(c, error_event);
+	if (e)
+		memset(e, 0, sizeof(*e));
 }
 
 vox_status vox_pg_exec(PGconn *c, const char *sql, char *err, size_t errlen)

@@ -20,9 +20,35 @@ vox_status vox_pg_connect(PGconn **out, const char *dsn, char *err,
 
 /* Classify a result (NULL allowed, meaning the connection failed):
  * VOX_OK for COMMAND_OK/TUPLES_OK, VOX_E_RETRY for serialization failures
- * and deadlocks, VOX_E_UNAVAILABLE for connection loss and shutdown,
- * VOX_E_CONFLICT for unique violations, VOX_E_INTERNAL otherwise. */
+ * and deadlocks, VOX_E_TIMEOUT for statement and lock timeouts,
+ * VOX_E_UNAVAILABLE for connection loss, shutdown, a read-only server, I/O
+ * and resources, VOX_E_CONFLICT for unique violations, VOX_E_INTERNAL
+ * otherwise. The consume loop decides by SQLSTATE (core/dispose.h), not
+ * by this status. */
 vox_status vox_pg_status(const PGconn *c, const PGresult *r);
+
+/*
+ * The first error a connection met: its status (vox_pg_status), the
+ * SQLSTATE the server sent ("" when none, as when the connection broke)
+ * and the primary message. Handlers only return a status; the runtime
+ * reads the rest from the connection it lent them.
+ */
+typedef struct vox_pg_error {
+	vox_status status; /* VOX_OK: no error since the last reset */
+	char sqlstate[6];
+	char message[256];
+} vox_pg_error;
+
+/* Make c remember its first error (libpq's event hook sees every result
+ * created on it). Once per connection; VOX_E_INTERNAL if libpq refuses. */
+vox_status vox_pg_track_errors(PGconn *c) VOX_MUST_CHECK;
+
+/* The first error since the last reset; status VOX_OK if none, or if c
+ * is not tracked. */
+void vox_pg_first_error(vox_pg_error *out, const PGconn *c);
+
+/* Forget the remembered error (at the start of a transaction). */
+void vox_pg_reset_error(PGconn *c);
 
 /* Run a parameterless command (BEGIN, COMMIT, DDL). err gets the server's
  * message on failure. */
