@@ -188,6 +188,8 @@ static vox_status parse_config(vox_actor *a)
 				env_get, NULL, &errors)
 		: VOX_OK;
 	if (st2 == VOX_OK)
+		st2 = vox_runtime_config_check(&a->rcfg, &errors);
+	if (st2 == VOX_OK)
 		st2 = st3;
 	if (st != VOX_OK || st2 != VOX_OK)
 		fprintf(stderr, "%s: bad configuration:\n%s", a->def->name,

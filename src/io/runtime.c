@@ -10,6 +10,7 @@
 #include "io/runtime.h"
 
 #include "core/buf.h"
+#include "core/dispose.h"
 #include "io/log.h"
 #include "io/natsconn.h"
 #include "io/pg.h"
@@ -33,7 +34,8 @@ const vox_cfg_var vox_runtime_vars[] = {
 	{"VOX_MAX_ACK_PENDING", VOX_CFG_INT, "4096", 1, 1000000, NULL,
 	 RC(max_ack_pending), "consumer MaxAckPending"},
 	{"VOX_MAX_DELIVER", VOX_CFG_INT, "-1", -1, 1000000, NULL,
-	 RC(max_deliver), "consumer MaxDeliver (-1: unlimited)"},
+	 RC(max_deliver), "consumer MaxDeliver: only -1 (unlimited) is accepted,"
+	 " since JetStream drops a message after its last delivery"},
 	{"VOX_STREAM_REPLICAS", VOX_CFG_INT, "1", 1, 5, NULL, RC(replicas),
 	 "replicas of the streams (3 on a cluster)"},
 	{"VOX_STREAM_MAX_AGE_H", VOX_CFG_INT, "168", 1, 87600, NULL,
@@ -46,8 +48,8 @@ const vox_cfg_var vox_runtime_vars[] = {
 	 RC(dup_window_s), "JetStream duplicate window"},
 	{"VOX_DEFER_DELIVERIES", VOX_CFG_INT, "10", 1, 100000, NULL,
 	 RC(defer_deliveries),
-	 "deliveries of a deferred message (a refund before its payment)"
-	 " before it is dead-lettered"},
+	 "deferrals of a message that waits for another (a refund before its"
+	 " payment) before it is dead-lettered"},
 	{"VOX_RETRY_MAX_MS", VOX_CFG_INT, "30000", 100, 3600000, NULL,
 	 RC(retry_max_ms), "longest delay between retries"},
 	{"VOX_OUTBOX_INTERVAL_MS", VOX_CFG_INT, "1000", 10, 600000, NULL,
@@ -68,6 +70,7 @@ typedef struct batch {
 	natsMsgList list; /* owns the messages */
 	vox_item *items;
 	size_t n;
+	int64_t progress_ms; /* fetched, or last reported in progress */
 } batch;
 
 typedef struct emitted {
@@ -79,6 +82,7 @@ typedef struct emitted {
 } emitted;
 
 struct vox_tx {
+	vox_runtime *rt;
 	PGconn *pg;
 	const char *actor;
 	emitted *rows;
@@ -97,8 +101,19 @@ typedef struct input_rt {
 	bool writer_busy; /* the writer holds a batch */
 	bool fetcher_done;
 	PGconn *pg;
-	bool pg_down_logged;
-	int64_t pg_backoff;
+	int64_t backoff_ms;     /* the writer's pause after a wait */
+	uint64_t commits;       /* transactions this input committed */
+	vox_suspects suspects;  /* data failures still without evidence */
+	vox_breaker breaker;
+	vox_fault_log flog;
+	int64_t fault_since_ms; /* start of the outage being logged */
+	batch *inhand;          /* the batch the writer holds (progress) */
+	/* dead letters: published asynchronously on their own context; the
+	 * ack handler records the stream sequences JetStream stored */
+	jsCtx *dlq_js;
+	pthread_mutex_t dlq_lock;
+	uint64_t *dlq_stored;
+	size_t ndlq_stored, capdlq_stored;
 	int64_t next_heal_ms;
 	int64_t next_purge_ms;
 	bool heals; /* this input's writer runs the outbox healer */
@@ -115,10 +130,17 @@ struct vox_runtime {
 	size_t ninputs;
 	atomic_bool stop;
 	bool started;
+	pthread_t ticker; /* progress of long batches */
+	bool ticking;
+	/* outbox rows JetStream stored whose mark failed: marked again
+	 * before anything is healed, and never published twice meanwhile */
+	pthread_mutex_t outbox_lock;
+	int64_t *unmarked;
+	size_t nunmarked, capunmarked;
 	/* statistics */
 	atomic_uint_fast64_t received, batches, acked, dead_letters, naked,
 		redelivered, committed, isolated, outbox_published, lag,
-		deferred;
+		deferred, faults, last_sqlstate, outbox_refused;
 };
 
 static int64_t now_ms(void)
@@ -293,27 +315,65 @@ static vox_status subscribe(vox_runtime *rt, input_rt *in, char *err,
 	return VOX_OK;
 }
 
-/* ---- dispositions ------------------------------------------------------ */
+/* ---- carrying out dispositions ------------------------------------------- */
 
-static int64_t nak_delay(vox_runtime *rt, uint64_t delivered)
+static vox_dispose_cfg dispose_cfg(const vox_runtime *rt)
 {
-	int64_t d = 250;
-	for (uint64_t i = 1; i < delivered && d < rt->cfg.retry_max_ms; i++)
-		d *= 2;
-	return d > rt->cfg.retry_max_ms ? rt->cfg.retry_max_ms : d;
+	return (vox_dispose_cfg){rt->cfg.retry_max_ms, rt->cfg.defer_deliveries};
 }
 
-static void ack(vox_runtime *rt, vox_item *it)
+/*
+ * Every ack, nak and term goes through here, under the input's lock, and
+ * marks the item settled: the progress ticker (ticker_main) reports only
+ * items still unsettled, and never at the same time as a disposition.
+ */
+typedef enum how { HOW_ACK, HOW_NAK, HOW_TERM } how;
+
+static void settle_msg(input_rt *in, vox_item *it, how h, int64_t delay_ms)
 {
-	if (natsMsg_Ack(it->msg, NULL) == NATS_OK)
-		atomic_fetch_add(&rt->acked, 1);
-	/* a lost ack means a redelivery, which idempotency absorbs */
+	vox_runtime *rt = in->rt;
+	pthread_mutex_lock(&in->lock);
+	switch (h) {
+	case HOW_ACK:
+		if (natsMsg_Ack(it->msg, NULL) == NATS_OK)
+			atomic_fetch_add(&rt->acked, 1);
+		/* a lost ack means a redelivery, which idempotency absorbs */
+		break;
+	case HOW_NAK:
+		natsMsg_NakWithDelay(it->msg, delay_ms, NULL);
+		atomic_fetch_add(&rt->naked, 1);
+		break;
+	case HOW_TERM:
+		natsMsg_Term(it->msg, NULL);
+		break;
+	}
+	it->settled = true;
+	pthread_mutex_unlock(&in->lock);
 }
 
-static void nak(vox_runtime *rt, vox_item *it)
+/* Nak an item that was not applied: its batch waits (or the loop stops). */
+static void nak_waiting(input_rt *in, vox_item *it)
 {
-	natsMsg_NakWithDelay(it->msg, nak_delay(rt, it->delivered), NULL);
-	atomic_fetch_add(&rt->naked, 1);
+	vox_dispose_cfg c = dispose_cfg(in->rt);
+	vox_item_outcome o = {.verdict = VOX_VERDICT_NOT_RUN,
+			      .delivered = it->delivered,
+			      .stopping = atomic_load(&in->rt->stop)};
+	settle_msg(in, it, HOW_NAK, vox_dispose(&c, &o).delay_ms);
+}
+
+/* Tell JetStream that the unsettled items of a batch are still being worked
+ * on, when a third of AckWait has passed since the last report: neither a
+ * long transaction, a long isolation round nor a slow dead letter lets
+ * AckWait redeliver them meanwhile. Called with in->lock held. */
+static void report_progress(const vox_runtime *rt, batch *b, int64_t now)
+{
+	if (b == NULL || !vox_progress_due(now, b->progress_ms,
+					   rt->cfg.ack_wait_s * 1000))
+		return;
+	for (size_t i = 0; i < b->n; i++)
+		if (!b->items[i].settled)
+			natsMsg_InProgress(b->items[i].msg, NULL);
+	b->progress_ms = now;
 }
 
 /* Header values may not hold CR/LF; keep them printable. */
@@ -324,20 +384,28 @@ static void header_safe(char *s)
 			*s = ' ';
 }
 
-/*
- * Dead-letter an item: republish its bytes to dlq.<subject> with the
- * reason, wait for JetStream to store it, then terminate the original.
- * If the dead letter cannot be stored, the original is naked instead, so
- * nothing is lost.
- */
-static const char *code_for(vox_status st);
+/* The stable code for a status the handler or the store reported. */
+static const char *code_for(vox_status st)
+{
+	switch (st) {
+	case VOX_E_CONFLICT: return "conflict";
+	case VOX_E_UNKNOWN_ORG: return "unknown_org";
+	case VOX_E_NOT_FOUND: return "not_found";
+	case VOX_E_TOO_LARGE: return "too_large";
+	case VOX_E_INVALID: return "invalid";
+	case VOX_E_DECODE: return "decode";
+	case VOX_E_ORG_MISMATCH: return "org_mismatch";
+	default: return "internal";
+	}
+}
 
-static void dead_letter(vox_runtime *rt, vox_item *it)
+/* The dead letter of an item: its bytes on dlq.<subject> with the reason
+ * in headers, and a Nats-Msg-Id of its own so that a repeat is dropped. */
+static natsStatus dead_letter_msg(natsMsg **out, vox_runtime *rt,
+				  const vox_item *it)
 {
 	const char *code = it->code ? it->code : code_for(it->result);
 	natsMsg *m = NULL;
-	jsPubAck *pa = NULL;
-	jsPubOptions po;
 	char subject[512], seq[32], status[16], msgid[256], reason[200];
 	const char *orig_id = NULL;
 
@@ -365,37 +433,93 @@ static void dead_letter(vox_runtime *rt, vox_item *it)
 		s = natsMsgHeader_Set(m, "Nats-Msg-Id", msgid);
 	if (s == NATS_OK && natsMsgHeader_Get(it->msg, "Nats-Msg-Id", &orig_id) == NATS_OK)
 		s = natsMsgHeader_Set(m, "Vox-Original-Msg-Id", orig_id);
-	if (s == NATS_OK) {
-		jsPubOptions_Init(&po);
-		po.MaxWait = 5000;
-		s = js_PublishMsg(&pa, rt->js, m, &po, NULL);
+	if (s != NATS_OK) {
+		natsMsg_Destroy(m);
+		return s;
 	}
-	if (s == NATS_OK) {
-		natsMsg_Term(it->msg, NULL);
-		atomic_fetch_add(&rt->dead_letters, 1);
-		vox_warn("msg=\"dead letter\" subject=%s seq=%" PRIu64
-			 " code=%s status=%s reason=\"%s\"",
-			 natsMsg_GetSubject(it->msg), it->stream_seq, code,
-			 status, reason);
-	} else {
-		vox_warn("msg=\"dead letter not stored, will retry\" seq=%" PRIu64
-			 " error=\"%s\"", it->stream_seq, natsStatus_GetText(s));
-		nak(rt, it);
-	}
-	jsPubAck_Destroy(pa);
-	natsMsg_Destroy(m);
+	*out = m;
+	return NATS_OK;
 }
 
-/* The stable code for a status the handler or the store reported. */
-static const char *code_for(vox_status st)
+/* Called by libnats for each dead letter's publish ack. */
+static void dead_letter_acked(jsCtx *js, natsMsg *m, jsPubAck *pa,
+			      jsPubAckErr *pae, void *closure)
 {
-	switch (st) {
-	case VOX_E_CONFLICT: return "conflict";
-	case VOX_E_UNKNOWN_ORG: return "unknown_org";
-	case VOX_E_NOT_FOUND: return "not_found";
-	case VOX_E_TOO_LARGE: return "too_large";
-	case VOX_E_INVALID: return "invalid";
-	default: return "internal";
+	input_rt *in = closure;
+	const char *seq = NULL;
+	VOX_UNUSED(js);
+	VOX_UNUSED(pae);
+	if (pa == NULL || natsMsgHeader_Get(m, VOX_HDR_STREAM_SEQ, &seq) != NATS_OK)
+		return;
+	pthread_mutex_lock(&in->dlq_lock);
+	if (in->ndlq_stored == in->capdlq_stored) {
+		in->capdlq_stored = in->capdlq_stored ? in->capdlq_stored * 2 : 64;
+		in->dlq_stored = vox_realloc(in->dlq_stored,
+					     in->capdlq_stored * sizeof(uint64_t));
+	}
+	in->dlq_stored[in->ndlq_stored++] = strtoull(seq, NULL, 10);
+	pthread_mutex_unlock(&in->dlq_lock);
+}
+
+static bool dead_letter_stored(input_rt *in, uint64_t seq)
+{
+	bool found = false;
+	pthread_mutex_lock(&in->dlq_lock);
+	for (size_t i = 0; i < in->ndlq_stored && !found; i++)
+		found = in->dlq_stored[i] == seq;
+	pthread_mutex_unlock(&in->dlq_lock);
+	return found;
+}
+
+/*
+ * Dead-letter items: publish every dead letter at once, wait (bounded by a
+ * third of AckWait, at most 5 s) for JetStream to store them, then
+ * terminate each original whose copy was stored. One that was not is
+ * naked instead: nothing is lost, and its repeat carries the same
+ * Nats-Msg-Id, so the DLQ keeps one copy.
+ */
+static void dead_letter_all(vox_runtime *rt, input_rt *in, vox_item **items,
+			    size_t n)
+{
+	if (n == 0)
+		return;
+	pthread_mutex_lock(&in->dlq_lock);
+	in->ndlq_stored = 0;
+	pthread_mutex_unlock(&in->dlq_lock);
+	for (size_t i = 0; i < n; i++) {
+		natsMsg *m = NULL;
+		if (dead_letter_msg(&m, rt, items[i]) == NATS_OK)
+			(void)js_PublishMsgAsync(in->dlq_js, &m, NULL);
+		natsMsg_Destroy(m); /* NULL once libnats took it */
+	}
+	jsPubOptions po;
+	jsPubOptions_Init(&po);
+	po.MaxWait = rt->cfg.ack_wait_s * 1000 / 3;
+	if (po.MaxWait > 5000)
+		po.MaxWait = 5000;
+	if (js_PublishAsyncComplete(in->dlq_js, &po) != NATS_OK) {
+		natsMsgList late = {0};
+		if (js_PublishAsyncGetPendingList(&late, in->dlq_js) == NATS_OK)
+			natsMsgList_Destroy(&late);
+	}
+	for (size_t i = 0; i < n; i++) {
+		vox_item *it = items[i];
+		const char *code = it->code ? it->code : code_for(it->result);
+		char reason[200];
+		snprintf(reason, sizeof(reason), "%s", it->reason);
+		header_safe(reason);
+		if (dead_letter_stored(in, it->stream_seq)) {
+			settle_msg(in, it, HOW_TERM, 0);
+			atomic_fetch_add(&rt->dead_letters, 1);
+			vox_warn("msg=\"dead letter\" subject=%s seq=%" PRIu64
+				 " code=%s status=%d reason=\"%s\"",
+				 natsMsg_GetSubject(it->msg), it->stream_seq, code,
+				 vox_status_code(it->result), reason);
+		} else {
+			vox_warn("msg=\"dead letter not stored, will retry\" seq=%" PRIu64,
+				 it->stream_seq);
+			nak_waiting(in, it);
+		}
 	}
 }
 
@@ -425,17 +549,21 @@ vox_status vox_tx_emit(vox_tx *tx, const vox_event *ev)
 	vox_decode_error err;
 	char subject[256], msgid[160];
 	vox_status st = vox_event_encode(ev, &payload, &len, &err);
-	if (st != VOX_OK) {
-		vox_error("msg=\"emit refused\" reason=\"%s\"", err.message);
-		return st;
+	if (st != VOX_OK ||
+	    !vox_subject_format(subject, sizeof(subject), ev->kind,
+				vox_event_org(ev)->s)) {
+		/* An alert never blocks its effect: the money or the lead it
+		 * announces is applied, and this (a defect of vox, not of the
+		 * event) is logged and counted. */
+		vox_error("msg=\"alert not emitted: it breaks the contract\""
+			  " kind=%s reason=\"%s\"", vox_event_kind_name(ev->kind),
+			  st != VOX_OK ? err.message : "bad subject");
+		atomic_fetch_add(&tx->rt->outbox_refused, 1);
+		free(payload);
+		return VOX_OK;
 	}
 	vox_str id = vox_event_msg_id(ev);
 	snprintf(msgid, sizeof(msgid), "%.*s", (int)id.len, id.ptr);
-	if (!vox_subject_format(subject, sizeof(subject), ev->kind,
-				vox_event_org(ev)->s)) {
-		free(payload);
-		return VOX_E_INVALID;
-	}
 	const char *params[4] = {msgid, subject, (const char *)payload, tx->actor};
 	int lengths[4] = {0, 0, (int)len, 0};
 	int formats[4] = {0, 0, 1, 0};
@@ -463,9 +591,11 @@ vox_status vox_tx_emit(vox_tx *tx, const vox_event *ev)
 	return st;
 }
 
-/* Publish rows with their msg ids and wait for JetStream; true when every
- * one was stored (or recognised as a duplicate). */
-static bool publish_rows(vox_runtime *rt, const emitted *rows, size_t n)
+/* Publish rows with their msg ids, each waiting for JetStream, until one
+ * fails; the ids of those stored (or recognised as duplicates) go to
+ * acked, which has room for n. Returns how many were stored. */
+static size_t publish_rows(vox_runtime *rt, const emitted *rows, size_t n,
+			   int64_t *acked)
 {
 	size_t ok = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -481,7 +611,7 @@ static bool publish_rows(vox_runtime *rt, const emitted *rows, size_t n)
 		if (s == NATS_OK)
 			s = js_PublishMsg(&pa, rt->js, m, &po, NULL);
 		if (s == NATS_OK)
-			ok++;
+			acked[ok++] = rows[i].id;
 		jsPubAck_Destroy(pa);
 		natsMsg_Destroy(m);
 		if (s != NATS_OK) {
@@ -492,7 +622,7 @@ static bool publish_rows(vox_runtime *rt, const emitted *rows, size_t n)
 		}
 	}
 	atomic_fetch_add(&rt->outbox_published, ok);
-	return ok == n;
+	return ok;
 }
 
 static void fault(vox_runtime *rt, const char *point)
@@ -504,36 +634,87 @@ static void fault(vox_runtime *rt, const char *point)
 	}
 }
 
-static vox_status mark_published(PGconn *pg, const emitted *rows, size_t n)
+static void ids_literal(vox_buf *out, const int64_t *ids, size_t n)
 {
-	vox_buf ids;
-	vox_buf_init(&ids);
-	vox_buf_putc(&ids, '{');
+	vox_buf_putc(out, '{');
 	for (size_t i = 0; i < n; i++)
-		vox_buf_printf(&ids, "%s%" PRId64, i ? "," : "", rows[i].id);
-	vox_buf_putc(&ids, '}');
-	const char *params[1] = {ids.data};
+		vox_buf_printf(out, "%s%" PRId64, i ? "," : "", ids[i]);
+	vox_buf_putc(out, '}');
+}
+
+static vox_status mark_published(PGconn *pg, const int64_t *ids, size_t n)
+{
+	vox_buf lit;
+	vox_buf_init(&lit);
+	ids_literal(&lit, ids, n);
+	const char *params[1] = {lit.data};
 	PGresult *r = PQexecParams(pg,
 				   "UPDATE vox_outbox SET published_at = now()"
-				   " WHERE id = ANY($1::bigint[])",
+				   " WHERE id = ANY($1::bigint[]) AND published_at IS NULL",
 				   1, NULL, params, NULL, NULL, 0);
 	vox_status st = vox_pg_status(pg, r);
 	PQclear(r);
-	vox_buf_release(&ids);
+	vox_buf_release(&lit);
 	return st;
 }
 
+/* Remember stored rows whose mark failed (the database went away between
+ * the publish and the mark): the healer skips them, and the next
+ * housekeeping marks them, so they are never published twice. */
+static void keep_unmarked(vox_runtime *rt, const int64_t *ids, size_t n)
+{
+	pthread_mutex_lock(&rt->outbox_lock);
+	for (size_t i = 0; i < n; i++) {
+		if (rt->nunmarked == rt->capunmarked) {
+			rt->capunmarked = rt->capunmarked ? rt->capunmarked * 2 : 64;
+			rt->unmarked = vox_realloc(rt->unmarked,
+						   rt->capunmarked * sizeof(int64_t));
+		}
+		rt->unmarked[rt->nunmarked++] = ids[i];
+	}
+	pthread_mutex_unlock(&rt->outbox_lock);
+}
+
+/* Mark rows JetStream stored; a failed mark is kept for a retry. */
+static void mark_or_keep(vox_runtime *rt, input_rt *in, const int64_t *ids,
+			 size_t n)
+{
+	if (n == 0)
+		return;
+	if (!in->pg || mark_published(in->pg, ids, n) != VOX_OK) {
+		vox_warn("msg=\"outbox mark failed, will mark again\" rows=%zu", n);
+		keep_unmarked(rt, ids, n);
+	}
+}
+
+/* Retry the marks that failed earlier. */
+static void mark_again(vox_runtime *rt, input_rt *in)
+{
+	pthread_mutex_lock(&rt->outbox_lock);
+	size_t n = rt->nunmarked;
+	int64_t *ids = n ? vox_malloc(n * sizeof(*ids)) : NULL;
+	if (n)
+		memcpy(ids, rt->unmarked, n * sizeof(*ids));
+	rt->nunmarked = 0;
+	pthread_mutex_unlock(&rt->outbox_lock);
+	if (n) {
+		mark_or_keep(rt, in, ids, n);
+		free(ids);
+	}
+}
+
 /* Publish what this transaction emitted, after its commit. A failure
- * leaves the rows to the healer. */
+ * leaves the rows not stored to the healer. */
 static void flush_outbox(vox_runtime *rt, input_rt *in, vox_tx *tx)
 {
 	if (tx->nrows == 0)
 		return;
-	if (publish_rows(rt, tx->rows, tx->nrows)) {
+	int64_t *acked = vox_malloc(tx->nrows * sizeof(*acked));
+	size_t ok = publish_rows(rt, tx->rows, tx->nrows, acked);
+	if (ok == tx->nrows)
 		fault(rt, "after-publish");
-		vox_status st = mark_published(in->pg, tx->rows, tx->nrows);
-		VOX_UNUSED(st); /* unmarked rows are re-published: deduplicated */
-	}
+	mark_or_keep(rt, in, acked, ok);
+	free(acked);
 }
 
 static uint64_t be64(const char *p)
@@ -545,30 +726,40 @@ static uint64_t be64(const char *p)
 	return v;
 }
 
-/* Publish unpublished rows older than outbox_age_ms (left by a crash or a
- * NATS outage), several instances at once thanks to SKIP LOCKED. */
-static void heal_outbox(vox_runtime *rt, input_rt *in)
+/* Publish unpublished rows older than age_ms (left by a crash or a NATS
+ * outage), several instances at once thanks to SKIP LOCKED. Rows whose
+ * publish was stored but whose mark is pending are left alone. */
+static void heal_outbox(vox_runtime *rt, input_rt *in, int64_t age_ms)
 {
 	char msg[256], age[32];
 	PGresult *r = NULL;
 	emitted *rows = NULL;
+	int64_t *acked = NULL;
 	size_t n = 0;
+	vox_buf skip;
+	vox_buf_init(&skip);
+	mark_again(rt, in);
 	if (!in->pg || vox_pg_exec(in->pg, "BEGIN", msg, sizeof(msg)) != VOX_OK)
-		return;
-	snprintf(age, sizeof(age), "%" PRId64 " milliseconds", rt->cfg.outbox_age_ms);
-	const char *params[1] = {age};
+		goto done;
+	pthread_mutex_lock(&rt->outbox_lock);
+	ids_literal(&skip, rt->unmarked, rt->nunmarked);
+	pthread_mutex_unlock(&rt->outbox_lock);
+	snprintf(age, sizeof(age), "%" PRId64 " milliseconds", age_ms);
+	const char *params[2] = {age, skip.data};
 	r = PQexecParams(in->pg,
 			 "SELECT id, msg_id, subject, payload FROM vox_outbox"
 			 " WHERE published_at IS NULL"
 			 " AND created_at < now() - $1::interval"
+			 " AND id <> ALL($2::bigint[])"
 			 " ORDER BY id LIMIT 256 FOR UPDATE SKIP LOCKED",
-			 1, NULL, params, NULL, NULL, 1);
+			 2, NULL, params, NULL, NULL, 1);
 	if (vox_pg_status(in->pg, r) != VOX_OK)
 		goto out;
 	n = (size_t)PQntuples(r);
 	if (n == 0)
 		goto out;
 	rows = vox_calloc(n, sizeof(*rows));
+	acked = vox_malloc(n * sizeof(*acked));
 	for (size_t i = 0; i < n; i++) {
 		rows[i].id = (int64_t)be64(PQgetvalue(r, (int)i, 0));
 		rows[i].msg_id = vox_strndup(PQgetvalue(r, (int)i, 1),
@@ -579,10 +770,11 @@ static void heal_outbox(vox_runtime *rt, input_rt *in)
 		rows[i].payload = vox_malloc(rows[i].len);
 		memcpy(rows[i].payload, PQgetvalue(r, (int)i, 3), rows[i].len);
 	}
-	if (publish_rows(rt, rows, n)) {
-		if (mark_published(in->pg, rows, n) == VOX_OK)
-			vox_info("msg=\"outbox healed\" published=%zu", n);
-	}
+	size_t ok = publish_rows(rt, rows, n, acked);
+	if (ok > 0 && mark_published(in->pg, acked, ok) == VOX_OK)
+		vox_info("msg=\"outbox healed\" published=%zu", ok);
+	else if (ok > 0)
+		keep_unmarked(rt, acked, ok);
 out:
 	PQclear(r);
 	for (size_t i = 0; i < n && rows; i++) {
@@ -591,8 +783,11 @@ out:
 		free(rows[i].payload);
 	}
 	free(rows);
-	vox_status st = vox_pg_exec(in->pg, "COMMIT", msg, sizeof(msg));
-	VOX_UNUSED(st);
+	free(acked);
+	if (vox_pg_exec(in->pg, "COMMIT", msg, sizeof(msg)) != VOX_OK)
+		vox_debug("msg=\"outbox heal not committed\" error=\"%s\"", msg);
+done:
+	vox_buf_release(&skip);
 }
 
 static void purge_outbox(vox_runtime *rt, input_rt *in)
@@ -604,13 +799,18 @@ static void purge_outbox(vox_runtime *rt, input_rt *in)
 				   "DELETE FROM vox_outbox WHERE published_at < now() - $1::interval",
 				   1, NULL, params, NULL, NULL, 0);
 	PQclear(r);
+	/* deferral counts of messages long gone (a purged stream) */
+	r = PQexec(in->pg, "DELETE FROM vox_deferrals WHERE updated_at < now() - interval '30 days'");
+	PQclear(r);
 }
 
 /* ---- Postgres ---------------------------------------------------------- */
 
-static bool pg_ready(vox_runtime *rt, input_rt *in)
+/* A connection with its statements prepared, or false with fail filled. */
+static bool pg_ready(vox_runtime *rt, input_rt *in, vox_pg_error *fail)
 {
-	char err[512];
+	char err[sizeof(fail->message) - 16];
+	memset(fail, 0, sizeof(*fail));
 	if (in->pg && PQstatus(in->pg) == CONNECTION_OK)
 		return true;
 	if (in->pg) {
@@ -619,168 +819,404 @@ static bool pg_ready(vox_runtime *rt, input_rt *in)
 	}
 	PGconn *c = NULL;
 	if (vox_pg_connect(&c, rt->pg_dsn, err, sizeof(err)) != VOX_OK) {
-		if (!in->pg_down_logged) {
-			vox_error("msg=\"postgres unreachable, retrying\" input=%s"
-				  " error=\"%s\"", in->def.durable, err);
-			in->pg_down_logged = true;
-		}
+		fail->status = VOX_E_UNAVAILABLE;
+		snprintf(fail->message, sizeof(fail->message), "%s", err);
 		return false;
 	}
-	if (rt->handler.prepare && rt->handler.prepare(rt->handler.ctx, c) != VOX_OK) {
-		if (!in->pg_down_logged) {
-			vox_error("msg=\"postgres prepare failed, retrying\" input=%s"
-				  " error=\"%.*s\"", in->def.durable,
-				  (int)strcspn(PQerrorMessage(c), "\n"),
-				  PQerrorMessage(c));
-			in->pg_down_logged = true;
-		}
+	if (vox_pg_track_errors(c) != VOX_OK ||
+	    (rt->handler.prepare && rt->handler.prepare(rt->handler.ctx, c) != VOX_OK)) {
+		/* a missing column or table, a permission: the world's fault */
+		vox_pg_first_error(fail, c);
+		if (fail->status == VOX_OK)
+			fail->status = VOX_E_UNAVAILABLE;
+		memcpy(err, fail->message, sizeof(err) - 1);
+		err[sizeof(err) - 1] = '\0';
+		snprintf(fail->message, sizeof(fail->message), "prepare: %s", err);
 		PQfinish(c);
 		return false;
 	}
-	if (in->pg_down_logged)
-		vox_info("msg=\"postgres reachable again\" input=%s", in->def.durable);
-	in->pg_down_logged = false;
-	in->pg_backoff = 0;
 	in->pg = c;
 	return true;
 }
 
-/* Run apply over items in one transaction. On VOX_OK it committed. */
-static vox_status run_tx(vox_runtime *rt, input_rt *in, vox_item **items,
-			 size_t n, vox_tx *tx, char *why, size_t whylen)
+/* Count the deferrals of the items the handler deferred, in the batch's
+ * own transaction: a message put back while the database was at fault
+ * was never deferred, so its window of VOX_DEFER_DELIVERIES is whole
+ * afterwards. Rows of items resolved now are removed. */
+static vox_status count_deferrals(vox_runtime *rt, input_rt *in, vox_item *arr,
+				  size_t n)
 {
-	vox_status st;
+	vox_pg_array seqs, ids, done;
+	vox_status st = VOX_OK;
+	size_t ndefer = 0;
+	PGresult *r = NULL;
+	vox_pg_array_init(&seqs);
+	vox_pg_array_init(&ids);
+	vox_pg_array_init(&done);
+	for (size_t i = 0; i < n; i++) {
+		if (arr[i].result != VOX_OK && arr[i].defer) {
+			vox_str id = vox_event_msg_id(&arr[i].ev);
+			vox_pg_array_int(&seqs, (int64_t)arr[i].stream_seq);
+			vox_pg_array_str(&ids, id.ptr, id.len);
+			ndefer++;
+		} else if (arr[i].delivered > 1) {
+			vox_pg_array_int(&done, (int64_t)arr[i].stream_seq);
+		}
+	}
+	if (ndefer) {
+		const char *p[3] = {in->def.durable, vox_pg_array_text(&seqs),
+				    vox_pg_array_text(&ids)};
+		r = PQexecParams(in->pg,
+			"INSERT INTO vox_deferrals AS d (consumer, stream_seq, msg_id)"
+			" SELECT $1, s, m FROM unnest($2::bigint[], $3::text[]) AS t(s, m)"
+			" ON CONFLICT (consumer, stream_seq) DO UPDATE SET"
+			"  deferrals = CASE WHEN d.msg_id = EXCLUDED.msg_id"
+			"   THEN d.deferrals + 1 ELSE 1 END,"
+			"  msg_id = EXCLUDED.msg_id, updated_at = now()"
+			" RETURNING stream_seq, deferrals",
+			3, NULL, p, NULL, NULL, 0);
+		st = vox_pg_status(in->pg, r);
+		for (int row = 0; st == VOX_OK && row < PQntuples(r); row++) {
+			uint64_t seq = strtoull(PQgetvalue(r, row, 0), NULL, 10);
+			int64_t count = strtoll(PQgetvalue(r, row, 1), NULL, 10);
+			for (size_t i = 0; i < n; i++) {
+				if (arr[i].stream_seq != seq || !arr[i].defer)
+					continue;
+				arr[i].deferrals = count;
+				if (count >= rt->cfg.defer_deliveries)
+					vox_pg_array_int(&done, (int64_t)seq);
+			}
+		}
+		PQclear(r);
+	}
+	if (st == VOX_OK && done.n) {
+		const char *p[2] = {in->def.durable, vox_pg_array_text(&done)};
+		r = PQexecParams(in->pg,
+				 "DELETE FROM vox_deferrals WHERE consumer = $1"
+				 " AND stream_seq = ANY($2::bigint[])",
+				 2, NULL, p, NULL, NULL, 0);
+		st = vox_pg_status(in->pg, r);
+		PQclear(r);
+	}
+	vox_pg_array_release(&seqs);
+	vox_pg_array_release(&ids);
+	vox_pg_array_release(&done);
+	return st;
+}
+
+/*
+ * Run apply over items in one transaction. VOX_OK: it committed and the
+ * items carry the handler's verdicts. Otherwise it was rolled back and
+ * fail holds the first error: its status, the SQLSTATE the server sent
+ * and the message.
+ */
+static vox_status run_tx(vox_runtime *rt, input_rt *in, vox_item **items,
+			 size_t n, vox_tx *tx, vox_pg_error *fail)
+{
+	char why[256];
 	tx->pg = in->pg;
 	tx->actor = rt->actor;
-	st = vox_pg_exec(in->pg, "BEGIN", why, whylen);
-	if (st != VOX_OK)
-		return st;
+	tx->rt = rt;
+	memset(fail, 0, sizeof(*fail));
+	vox_pg_reset_error(in->pg);
 	/* apply sees a contiguous array: copy the pointers' targets in */
 	vox_item *arr = vox_malloc(n * sizeof(*arr));
 	for (size_t i = 0; i < n; i++)
 		arr[i] = *items[i];
-	st = rt->handler.apply(rt->handler.ctx, tx, arr, n);
-	if (st == VOX_OK) {
-		st = vox_pg_exec(in->pg, "COMMIT", why, whylen);
-	} else {
-		const char *m = PQerrorMessage(in->pg);
-		if (*m)
-			snprintf(why, whylen, "%.*s", (int)strcspn(m, "\n"), m);
-		else
-			snprintf(why, whylen, "handler: %s", vox_status_str(st));
-	}
+	vox_status st = vox_pg_exec(in->pg, "BEGIN", why, sizeof(why));
+	if (st == VOX_OK)
+		st = rt->handler.apply(rt->handler.ctx, tx, arr, n);
+	if (st == VOX_OK)
+		st = count_deferrals(rt, in, arr, n);
+	if (st == VOX_OK)
+		st = vox_pg_exec(in->pg, "COMMIT", why, sizeof(why));
 	if (st == VOX_OK) {
 		for (size_t i = 0; i < n; i++) {
 			items[i]->result = arr[i].result;
 			items[i]->code = arr[i].code;
 			items[i]->defer = arr[i].defer;
+			items[i]->deferrals = arr[i].deferrals;
 			memcpy(items[i]->reason, arr[i].reason, sizeof(arr[i].reason));
 		}
 	} else {
-		char ignored[64];
-		vox_status rb = vox_pg_exec(in->pg, "ROLLBACK", ignored, sizeof(ignored));
-		VOX_UNUSED(rb);
+		vox_pg_first_error(fail, in->pg);
+		if (fail->status == VOX_OK) {
+			/* the handler's own status, no database error */
+			fail->status = st;
+			snprintf(fail->message, sizeof(fail->message), "handler: %s",
+				 vox_status_str(st));
+		}
+		if (PQstatus(in->pg) == CONNECTION_OK &&
+		    PQtransactionStatus(in->pg) != PQTRANS_IDLE) {
+			char ignored[64];
+			vox_status rb = vox_pg_exec(in->pg, "ROLLBACK", ignored,
+						    sizeof(ignored));
+			VOX_UNUSED(rb);
+		}
 		tx_release(tx);
 		if (PQstatus(in->pg) != CONNECTION_OK)
-			st = VOX_E_UNAVAILABLE;
+			fail->status = VOX_E_UNAVAILABLE;
 	}
 	free(arr);
 	return st;
 }
 
-/* After a commit: ack what was applied, nak what the handler deferred
- * (until its last allowed delivery), dead-letter what it refused, publish
- * the outbox. */
+/* ---- the steps of a batch --------------------------------------------------- */
+
+static uint64_t pack_sqlstate(const char *s)
+{
+	uint64_t v = 0;
+	for (size_t i = 0; i < 5 && s[i]; i++)
+		v |= (uint64_t)(unsigned char)s[i] << (8 * i);
+	return v;
+}
+
+/* Whether a committed transaction applied anything: only that is evidence
+ * that the database takes messages (one that only deferred or refused
+ * items is not). */
+static bool applied_any(vox_item **items, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (items[i]->result == VOX_OK)
+			return true;
+	return false;
+}
+
+/* A transaction committed on this input. */
+static void committed(vox_runtime *rt, input_rt *in, bool applied)
+{
+	atomic_fetch_add(&rt->committed, 1);
+	if (!applied)
+		return;
+	in->commits++;
+	vox_breaker_commit(&in->breaker);
+	in->backoff_ms = 0;
+	if (vox_fault_log_commit(&in->flog))
+		vox_info("msg=\"database fault over\" input=%s waited_ms=%" PRId64,
+			 in->def.durable, now_ms() - in->fault_since_ms);
+}
+
+/* A fault of the world: count it, log it once per outage, and pause the
+ * writer (growing, capped) so that it does not spin. */
+static void wait_fault(vox_runtime *rt, input_rt *in, const vox_pg_error *fail,
+		       const char *what)
+{
+	atomic_fetch_add(&rt->faults, 1);
+	atomic_store(&rt->last_sqlstate, pack_sqlstate(fail->sqlstate));
+	if (vox_fault_log_failure(&in->flog, fail->sqlstate)) {
+		in->fault_since_ms = now_ms();
+		vox_warn("msg=\"database fault, messages wait\" input=%s what=\"%s\""
+			 " sqlstate=%s status=%s error=\"%s\"", in->def.durable, what,
+			 fail->sqlstate[0] ? fail->sqlstate : "none",
+			 vox_status_str(fail->status), fail->message);
+	}
+	in->backoff_ms = vox_backoff_next(in->backoff_ms, rt->cfg.retry_max_ms);
+	nap(rt, in->backoff_ms);
+}
+
+/* After a commit: ack what was applied, nak what the handler deferred (while
+ * its deferrals last), dead-letter what it refused, publish the outbox. */
 static void settle(vox_runtime *rt, input_rt *in, vox_item **items, size_t n,
 		   vox_tx *tx)
 {
+	vox_dispose_cfg c = dispose_cfg(rt);
+	vox_item **dl = vox_malloc(n * sizeof(*dl));
+	size_t ndl = 0;
 	if (tx->nrows)
 		fault(rt, "after-commit");
-	atomic_fetch_add(&rt->committed, 1);
 	for (size_t i = 0; i < n; i++) {
 		vox_item *it = items[i];
-		if (it->result == VOX_OK) {
-			ack(rt, it);
-		} else if (it->defer &&
-			   it->delivered < (uint64_t)rt->cfg.defer_deliveries) {
+		vox_item_outcome o = {
+			.verdict = it->result == VOX_OK ? VOX_VERDICT_APPLIED
+				   : it->defer ? VOX_VERDICT_DEFERRED
+					       : VOX_VERDICT_REFUSED,
+			.delivered = it->delivered,
+			.deferrals = it->deferrals,
+			.stopping = atomic_load(&rt->stop),
+		};
+		vox_disposition d = vox_dispose(&c, &o);
+		vox_suspects_forget(&in->suspects, it->stream_seq);
+		switch (d.action) {
+		case VOX_ACT_ACK:
+			settle_msg(in, it, HOW_ACK, 0);
+			break;
+		case VOX_ACT_NAK:
 			vox_info("msg=\"deferred\" input=%s stream_seq=%" PRIu64
-				 " delivered=%" PRIu64 " reason=\"%s\"",
-				 in->def.durable, it->stream_seq, it->delivered,
+				 " deferrals=%" PRId64 " reason=\"%s\"",
+				 in->def.durable, it->stream_seq, it->deferrals,
 				 it->reason);
 			atomic_fetch_add(&rt->deferred, 1);
-			nak(rt, it);
-		} else {
-			dead_letter(rt, it);
+			settle_msg(in, it, HOW_NAK, d.delay_ms);
+			break;
+		case VOX_ACT_DEAD_LETTER:
+			dl[ndl++] = it;
+			break;
 		}
 	}
+	dead_letter_all(rt, in, dl, ndl);
+	free(dl);
 	flush_outbox(rt, in, tx);
 	tx_release(tx);
+}
+
+/* The dead letter's status and code for a data error the database raised. */
+static void blame(vox_item *it, const vox_pg_error *fail)
+{
+	if (fail->sqlstate[0] == '\0') {
+		vox_item_reject(it, fail->status, "%s", fail->message);
+		return;
+	}
+	bool integrity = strncmp(fail->sqlstate, "23", 2) == 0;
+	vox_item_reject(it, VOX_E_INVALID, "database refused it: %s: %s",
+			fail->sqlstate, fail->message);
+	it->code = integrity ? "integrity_violation" : "data_exception";
+}
+
+/* One item in a transaction of its own, re-run on RETRY. */
+static vox_step run_one(vox_runtime *rt, input_rt *in, vox_item *it,
+			vox_tx *tx, vox_pg_error *fail)
+{
+	for (int reruns = 0;; reruns++) {
+		vox_fault f = VOX_FAULT_WORLD;
+		if (pg_ready(rt, in, fail))
+			f = run_tx(rt, in, &it, 1, tx, fail) == VOX_OK
+				? VOX_FAULT_NONE
+				: vox_fault_of(fail->status, fail->sqlstate);
+		vox_batch_outcome o = {f, reruns, true};
+		vox_step step = vox_dispose_batch(&o);
+		if (step != VOX_STEP_RERUN)
+			return step;
+	}
+}
+
+/*
+ * One message (or more) poisons the batch: apply each in a transaction of
+ * its own. A data error is held until the round ends; it is the message's
+ * own only with evidence (vox_suspects): then it is dead-lettered, else it
+ * waits. A fault of the world ends the round: the rest waits.
+ */
+static void isolate(vox_runtime *rt, input_rt *in, vox_item **items, size_t n,
+		    const vox_pg_error *first)
+{
+	vox_dispose_cfg c = dispose_cfg(rt);
+	vox_item **dl = vox_malloc(n * sizeof(*dl));
+	vox_pg_error *held = vox_calloc(n, sizeof(*held));
+	bool *failed = vox_calloc(n, sizeof(*failed));
+	size_t ndl = 0, round_commits = 0, i;
+	vox_pg_error fail;
+	vox_tx tx = {0};
+
+	atomic_fetch_add(&rt->isolated, 1);
+	vox_warn("msg=\"batch failed, isolating\" input=%s size=%zu sqlstate=%s"
+		 " error=\"%s\"", in->def.durable, n,
+		 first->sqlstate[0] ? first->sqlstate : "none", first->message);
+	for (i = 0; i < n; i++) {
+		vox_step step = run_one(rt, in, items[i], &tx, &fail);
+		if (step == VOX_STEP_SETTLE) {
+			bool applied = items[i]->result == VOX_OK;
+			committed(rt, in, applied);
+			round_commits += applied;
+			settle(rt, in, &items[i], 1, &tx);
+		} else if (step == VOX_STEP_ISOLATE) {
+			failed[i] = true;
+			held[i] = fail;
+		} else {
+			break; /* a fault of the world: the rest waits */
+		}
+	}
+	if (i < n) {
+		for (size_t k = 0; k < n; k++)
+			if (k >= i || failed[k])
+				nak_waiting(in, items[k]);
+		wait_fault(rt, in, &fail, "isolating");
+		goto out;
+	}
+	for (size_t k = 0; k < n; k++) {
+		if (!failed[k])
+			continue;
+		vox_item *it = items[k];
+		vox_item_outcome o = {
+			.verdict = VOX_VERDICT_FAILED,
+			.fault = VOX_FAULT_DATA,
+			.delivered = it->delivered,
+			.evidence = vox_suspects_evidence(&in->suspects, it->stream_seq,
+							  round_commits, in->commits),
+			.stopping = atomic_load(&rt->stop),
+		};
+		vox_disposition d = vox_dispose(&c, &o);
+		if (d.action == VOX_ACT_DEAD_LETTER) {
+			vox_suspects_forget(&in->suspects, it->stream_seq);
+			blame(it, &held[k]);
+			dl[ndl++] = it;
+		} else {
+			vox_suspects_note(&in->suspects, it->stream_seq, in->commits);
+			settle_msg(in, it, HOW_NAK, d.delay_ms);
+		}
+	}
+	dead_letter_all(rt, in, dl, ndl);
+	vox_breaker_round(&in->breaker, round_commits > 0, now_ms(),
+			  rt->cfg.retry_max_ms);
+	if (round_commits == 0) {
+		/* every message failed the same way: not the messages' fault */
+		for (size_t k = 0; k < n; k++)
+			if (failed[k]) {
+				wait_fault(rt, in, &held[k], "every message of the batch failed");
+				break;
+			}
+	}
+out:
+	free(dl);
+	free(held);
+	free(failed);
 }
 
 static void process(vox_runtime *rt, input_rt *in, batch *b)
 {
 	vox_item **valid = vox_malloc((b->n ? b->n : 1) * sizeof(*valid));
-	size_t nvalid = 0;
-	char why[512];
+	vox_item **dl = vox_malloc((b->n ? b->n : 1) * sizeof(*dl));
+	size_t nvalid = 0, ndl = 0;
+	vox_pg_error fail;
 	vox_tx tx = {0};
 
 	for (size_t i = 0; i < b->n; i++) {
 		vox_item *it = &b->items[i];
 		if (it->result != VOX_OK)
-			dead_letter(rt, it);
+			dl[ndl++] = it; /* undecodable: never reaches the database */
 		else
 			valid[nvalid++] = it;
 	}
+	dead_letter_all(rt, in, dl, ndl);
 	if (nvalid == 0)
 		goto out;
 
-	for (int attempt = 0;; attempt++) {
-		if (!pg_ready(rt, in)) {
-			for (size_t i = 0; i < nvalid; i++)
-				nak(rt, valid[i]);
-			/* do not spin while the database is away */
-			in->pg_backoff = in->pg_backoff ? in->pg_backoff * 2 : 100;
-			if (in->pg_backoff > rt->cfg.retry_max_ms)
-				in->pg_backoff = rt->cfg.retry_max_ms;
-			nap(rt, in->pg_backoff);
-			goto out;
-		}
-		vox_status st = run_tx(rt, in, valid, nvalid, &tx, why, sizeof(why));
-		if (st == VOX_OK) {
+	for (int reruns = 0;; reruns++) {
+		vox_fault f = VOX_FAULT_WORLD;
+		if (pg_ready(rt, in, &fail))
+			f = run_tx(rt, in, valid, nvalid, &tx, &fail) == VOX_OK
+				? VOX_FAULT_NONE
+				: vox_fault_of(fail.status, fail.sqlstate);
+		vox_batch_outcome o = {f, reruns,
+				       vox_breaker_may_isolate(&in->breaker, now_ms())};
+		switch (vox_dispose_batch(&o)) {
+		case VOX_STEP_SETTLE:
+			committed(rt, in, applied_any(valid, nvalid));
 			settle(rt, in, valid, nvalid, &tx);
 			goto out;
-		}
-		if (st == VOX_E_RETRY && attempt < 3)
-			continue; /* serialization failure or deadlock: run again */
-		if (vox_status_is_transient(st)) {
-			vox_warn("msg=\"batch not applied, will retry\" input=%s"
-				 " error=\"%s\"", in->def.durable, why);
+		case VOX_STEP_RERUN:
+			continue;
+		case VOX_STEP_WAIT:
 			for (size_t i = 0; i < nvalid; i++)
-				nak(rt, valid[i]);
+				nak_waiting(in, valid[i]);
+			wait_fault(rt, in, &fail, "batch not applied");
 			goto out;
-		}
-		break; /* permanent: isolate below */
-	}
-
-	/* One message poisons the batch: apply them one at a time. */
-	atomic_fetch_add(&rt->isolated, 1);
-	vox_warn("msg=\"batch failed, isolating\" input=%s size=%zu error=\"%s\"",
-		 in->def.durable, nvalid, why);
-	for (size_t i = 0; i < nvalid; i++) {
-		vox_status st = pg_ready(rt, in)
-			? run_tx(rt, in, &valid[i], 1, &tx, why, sizeof(why))
-			: VOX_E_UNAVAILABLE;
-		if (st == VOX_OK) {
-			settle(rt, in, &valid[i], 1, &tx);
-		} else if (vox_status_is_transient(st)) {
-			nak(rt, valid[i]);
-		} else {
-			vox_item_reject(valid[i], st, "%s", why);
-			dead_letter(rt, valid[i]);
+		case VOX_STEP_ISOLATE:
+			isolate(rt, in, valid, nvalid, &fail);
+			goto out;
 		}
 	}
 out:
 	free(valid);
+	free(dl);
 }
 
 /* ---- threads ----------------------------------------------------------- */
@@ -871,6 +1307,7 @@ static void *fetcher_main(void *arg)
 		backoff = 100;
 
 		batch *b = vox_calloc(1, sizeof(*b));
+		b->progress_ms = now_ms();
 		b->list = list;
 		b->n = (size_t)list.Count;
 		b->items = vox_calloc(b->n, sizeof(*b->items));
@@ -895,18 +1332,21 @@ static void *fetcher_main(void *arg)
 
 static void housekeeping(vox_runtime *rt, input_rt *in)
 {
-	if (!in->heals)
-		return;
+	vox_pg_error fail;
 	int64_t now = now_ms();
-	if (now >= in->next_heal_ms) {
-		if (pg_ready(rt, in)) {
-			heal_outbox(rt, in);
-			if (rt->handler.tick)
-				rt->handler.tick(rt->handler.ctx, in->pg);
-		}
-		in->next_heal_ms = now + rt->cfg.outbox_interval_ms;
+	if (now < in->next_heal_ms)
+		return;
+	in->next_heal_ms = now + rt->cfg.outbox_interval_ms;
+	if (!pg_ready(rt, in, &fail))
+		return;
+	if (!in->heals) {
+		mark_again(rt, in);
+		return;
 	}
-	if (now >= in->next_purge_ms && in->pg) {
+	heal_outbox(rt, in, rt->cfg.outbox_age_ms);
+	if (rt->handler.tick)
+		rt->handler.tick(rt->handler.ctx, in->pg);
+	if (now >= in->next_purge_ms) {
 		purge_outbox(rt, in);
 		in->next_purge_ms = now + 60000;
 	}
@@ -930,28 +1370,49 @@ static void *writer_main(void *arg)
 		}
 		batch *b = in->queued;
 		in->queued = NULL;
+		in->inhand = b;
 		in->writer_busy = b != NULL;
 		bool done = b == NULL && in->fetcher_done;
 		pthread_cond_broadcast(&in->cond);
 		pthread_mutex_unlock(&in->lock);
 		if (b) {
 			process(rt, in, b);
-			batch_free(b);
 			pthread_mutex_lock(&in->lock);
+			in->inhand = NULL;
 			in->writer_busy = false;
 			pthread_cond_broadcast(&in->cond);
 			pthread_mutex_unlock(&in->lock);
+			batch_free(b);
 		}
 		if (done)
 			break;
 		housekeeping(rt, in);
 	}
 	/* publish anything left unpublished by this process's commits */
-	if (in->heals && in->pg && PQstatus(in->pg) == CONNECTION_OK) {
-		int64_t age = rt->cfg.outbox_age_ms;
-		rt->cfg.outbox_age_ms = 0;
-		heal_outbox(rt, in);
-		rt->cfg.outbox_age_ms = age;
+	if (in->pg && PQstatus(in->pg) == CONNECTION_OK) {
+		if (in->heals)
+			heal_outbox(rt, in, 0);
+		else
+			mark_again(rt, in);
+	}
+	return NULL;
+}
+
+/* Reports progress of the batches fetched and not yet settled (the one the
+ * writer holds and the one queued behind it), every 200 ms. */
+static void *ticker_main(void *arg)
+{
+	vox_runtime *rt = arg;
+	while (!atomic_load(&rt->stop)) {
+		sleep_ms(200);
+		int64_t now = now_ms();
+		for (size_t i = 0; i < rt->ninputs; i++) {
+			input_rt *in = &rt->inputs[i];
+			pthread_mutex_lock(&in->lock);
+			report_progress(rt, in->inhand, now);
+			report_progress(rt, in->queued, now);
+			pthread_mutex_unlock(&in->lock);
+		}
 	}
 	return NULL;
 }
@@ -982,6 +1443,7 @@ vox_status vox_runtime_new(vox_runtime **out, natsConnection *nc,
 		st = VOX_E_UNAVAILABLE;
 		goto out;
 	}
+	pthread_mutex_init(&rt->outbox_lock, NULL);
 	rt->inputs = vox_calloc(ninputs, sizeof(*rt->inputs));
 	rt->ninputs = ninputs;
 	for (size_t i = 0; i < ninputs; i++) {
@@ -991,6 +1453,19 @@ vox_status vox_runtime_new(vox_runtime **out, natsConnection *nc,
 		in->heals = i == 0;
 		pthread_mutex_init(&in->lock, NULL);
 		pthread_cond_init(&in->cond, NULL);
+		pthread_mutex_init(&in->dlq_lock, NULL);
+		jsOptions djo;
+		jsOptions_Init(&djo);
+		djo.Wait = 10000;
+		djo.PublishAsync.MaxPending = 4096;
+		djo.PublishAsync.AckHandler = dead_letter_acked;
+		djo.PublishAsync.AckHandlerClosure = in;
+		if (natsConnection_JetStream(&in->dlq_js, nc, &djo) != NATS_OK) {
+			snprintf(err, errlen, "jetstream context: %s",
+				 nats_GetLastError(NULL));
+			st = VOX_E_UNAVAILABLE;
+			goto out;
+		}
 		st = ensure_consumer(rt, in, err, errlen);
 		if (st != VOX_OK)
 			goto out;
@@ -1014,6 +1489,9 @@ vox_status vox_runtime_start(vox_runtime *rt)
 			return VOX_E_INTERNAL;
 		in->threads = true;
 	}
+	if (pthread_create(&rt->ticker, NULL, ticker_main, rt) != 0)
+		return VOX_E_INTERNAL;
+	rt->ticking = true;
 	rt->started = true;
 	return VOX_OK;
 }
@@ -1028,6 +1506,10 @@ void vox_runtime_stop(vox_runtime *rt)
 		pthread_join(in->fetcher, NULL);
 		pthread_join(in->writer, NULL);
 		in->threads = false;
+	}
+	if (rt->ticking) {
+		pthread_join(rt->ticker, NULL);
+		rt->ticking = false;
 	}
 	/* the acks are buffered by libnats: send them before anything closes */
 	natsConnection_FlushTimeout(rt->nc, 5000);
@@ -1049,18 +1531,38 @@ void vox_runtime_free(vox_runtime *rt)
 		batch_free(in->queued);
 		if (in->pg)
 			PQfinish(in->pg);
+		jsCtx_Destroy(in->dlq_js);
+		free(in->dlq_stored);
+		pthread_mutex_destroy(&in->dlq_lock);
 		pthread_mutex_destroy(&in->lock);
 		pthread_cond_destroy(&in->cond);
 	}
 	free(rt->inputs);
+	free(rt->unmarked);
+	pthread_mutex_destroy(&rt->outbox_lock);
 	jsCtx_Destroy(rt->js);
 	free(rt->actor);
 	free(rt->pg_dsn);
 	free(rt);
 }
 
+vox_status vox_runtime_config_check(const vox_runtime_config *cfg,
+				    vox_buf *errors)
+{
+	if (cfg->max_deliver == -1)
+		return VOX_OK;
+	vox_buf_printf(errors, "VOX_MAX_DELIVER: must be -1 (unlimited): with %"
+		       PRId64 " JetStream would drop a message after its last"
+		       " delivery without a dead letter\n", cfg->max_deliver);
+	return VOX_E_CONFIG;
+}
+
 void vox_runtime_stats(vox_runtime *rt, vox_buf *m)
 {
+	char state[6] = {0};
+	uint64_t packed = atomic_load(&rt->last_sqlstate);
+	for (int i = 0; i < 5; i++)
+		state[i] = (char)((packed >> (8 * i)) & 0xff);
 	vox_buf_printf(m,
 		       "\"consume.received\":\"%" PRIuFAST64 "\","
 		       "\"consume.batches\":\"%" PRIuFAST64 "\","
@@ -1072,11 +1574,16 @@ void vox_runtime_stats(vox_runtime *rt, vox_buf *m)
 		       "\"consume.isolated\":\"%" PRIuFAST64 "\","
 		       "\"consume.deferred\":\"%" PRIuFAST64 "\","
 		       "\"consume.lag\":\"%" PRIuFAST64 "\","
-		       "\"outbox.published\":\"%" PRIuFAST64 "\"",
+		       "\"consume.faults\":\"%" PRIuFAST64 "\","
+		       "\"consume.last_sqlstate\":\"%s\","
+		       "\"outbox.published\":\"%" PRIuFAST64 "\","
+		       "\"outbox.refused\":\"%" PRIuFAST64 "\"",
 		       atomic_load(&rt->received), atomic_load(&rt->batches),
 		       atomic_load(&rt->committed), atomic_load(&rt->acked),
 		       atomic_load(&rt->dead_letters), atomic_load(&rt->naked),
 		       atomic_load(&rt->redelivered), atomic_load(&rt->isolated),
 		       atomic_load(&rt->deferred),
-		       atomic_load(&rt->lag), atomic_load(&rt->outbox_published));
+		       atomic_load(&rt->lag), atomic_load(&rt->faults), state,
+		       atomic_load(&rt->outbox_published),
+		       atomic_load(&rt->outbox_refused));
 }

@@ -6,11 +6,13 @@
  * then acknowledges; messages the handler emits go through a transactional
  * outbox and are published after the commit.
  *
- * Nothing is acknowledged that was not committed. A transient failure
- * (database or NATS down, serialization failure) naks the batch with a
- * growing delay and the runtime reconnects by itself. A permanent failure
- * of one message is isolated: the batch is retried one message at a time
- * and only the failing one is dead-lettered.
+ * Nothing is acknowledged that was not committed. What happens to each
+ * message is decided by the pure policy of core/dispose.h: a fault of the
+ * world (the database down, read-only, timing out, missing a GRANT, a
+ * column or a table; NATS away) naks the batch with a growing delay and
+ * the runtime reconnects by itself; only a definite defect of a message
+ * (the decoder's or the handler's refusal, or a data error the database
+ * raised for that message alone) earns a dead letter.
  */
 #ifndef VOX_RUNTIME_H
 #define VOX_RUNTIME_H
@@ -30,6 +32,8 @@ typedef struct vox_item {
 	vox_status result;   /* set by the handler to refuse the item */
 	const char *code;    /* stable error code of a refusal, or NULL */
 	bool defer;          /* refused for now only (vox_item_defer) */
+	int64_t deferrals;   /* set by the runtime: times deferred so far */
+	bool settled;        /* the runtime acked, naked or terminated it */
 	char reason[200];    /* why, when result != VOX_OK */
 } vox_item;
 
@@ -42,8 +46,9 @@ void vox_item_reject(vox_item *it, vox_status st, const char *fmt, ...)
 /* Refuse one item for now: what it depends on may not have arrived yet
  * (a refund before the payment it refunds). As with vox_item_reject the
  * handler leaves no effect of it; the runtime naks it with the growing
- * retry delay and, once it has been delivered VOX_DEFER_DELIVERIES times,
- * dead-letters it with st and the reason. */
+ * retry delay and, once it has been deferred VOX_DEFER_DELIVERIES times
+ * (counted in the database with the batch; deliveries naked because of a
+ * fault do not count), dead-letters it with st and the reason. */
 void vox_item_defer(vox_item *it, vox_status st, const char *fmt, ...)
 	VOX_PRINTF(3, 4);
 
@@ -66,9 +71,11 @@ typedef struct vox_handler {
 	vox_status (*prepare)(void *ctx, PGconn *c);
 	/*
 	 * Apply items (stream order) inside an open transaction. Return
-	 * VOX_OK to commit; a transient status (VOX_E_UNAVAILABLE, VOX_E_RETRY)
-	 * to roll back and retry the batch later; any other status to roll
-	 * back and isolate the failing message by applying them one by one.
+	 * VOX_OK to commit. Any other status rolls back; what follows is
+	 * decided by the class of the failure (vox_fault_of: the SQLSTATE
+	 * of the first error on the connection if there was one, else this
+	 * status): VOX_E_RETRY runs the batch again; a refusal status or a
+	 * data error isolates the failing message; anything else waits.
 	 */
 	vox_status (*apply)(void *ctx, vox_tx *tx, vox_item *items, size_t n);
 	/* Called between batches (about every VOX_OUTBOX_INTERVAL_MS) by one
@@ -90,7 +97,7 @@ typedef struct vox_runtime_config {
 	int64_t fetch_wait_ms;     /* how long a fetch waits for messages */
 	int64_t ack_wait_s;        /* consumer AckWait */
 	int64_t max_ack_pending;   /* consumer MaxAckPending */
-	int64_t max_deliver;       /* consumer MaxDeliver, -1 unlimited */
+	int64_t max_deliver;       /* consumer MaxDeliver: -1 (unlimited) only */
 	int64_t replicas;          /* stream replicas */
 	int64_t max_age_h;         /* EVENTS/ALERTS retention */
 	int64_t dlq_max_age_h;     /* DLQ retention */
@@ -109,6 +116,13 @@ extern const vox_cfg_var vox_runtime_vars[];
 extern const size_t vox_runtime_nvars;
 
 typedef struct vox_runtime vox_runtime;
+
+/* Checks that a table's ranges cannot express: a finite VOX_MAX_DELIVER
+ * would let JetStream drop a message after its last delivery without a
+ * dead letter, so it is refused. Appends one line per problem to errors;
+ * VOX_E_CONFIG if there was one. */
+vox_status vox_runtime_config_check(const vox_runtime_config *cfg,
+				    vox_buf *errors) VOX_MUST_CHECK;
 
 /* Stream set-up: create or update EVENTS, ALERTS and DLQ. Idempotent and
  * safe when several processes do it at once. */

@@ -10,6 +10,9 @@
  *   amount_pence = 13         refused as a conflict (dead-lettered, 409)
  *   description "poison-sql"  makes the batch's SQL fail (isolated, 500)
  *   amount_pence >= 1000      emits an alert.low_balance through the outbox
+ *   amount_pence = 14         emits an alert that breaks the contract (its
+ *                             debt limit is negative): the runtime must
+ *                             apply the event and log the alert instead
  *
  * It also serves two endpoints for the services-protocol tests:
  *   test.echo.<org>   replies with the request body
@@ -97,7 +100,8 @@ static vox_status apply(void *ctx, vox_tx *tx, vox_item *items, size_t n)
 	}
 	for (size_t i = 0; i < n && st == VOX_OK; i++) {
 		const vox_payment_succeeded *p = &items[i].ev.u.payment_succeeded;
-		if (items[i].result != VOX_OK || p->amount_pence < 1000)
+		if (items[i].result != VOX_OK ||
+		    (p->amount_pence < 1000 && p->amount_pence != 14))
 			continue;
 		vox_event alert;
 		memset(&alert, 0, sizeof(alert));
@@ -105,7 +109,7 @@ static vox_status apply(void *ctx, vox_tx *tx, vox_item *items, size_t n)
 		alert_id_for(&p->event_id, &alert.u.wallet.alert_id);
 		alert.u.wallet.org_id = p->org_id;
 		alert.u.wallet.balance_pence = p->amount_pence;
-		alert.u.wallet.debt_limit_pence = 500;
+		alert.u.wallet.debt_limit_pence = p->amount_pence == 14 ? -1 : 500;
 		alert.u.wallet.amount_pence = 1000;
 		alert.u.wallet.created_at = p->occurred_at;
 		st = vox_tx_emit(tx, &alert);

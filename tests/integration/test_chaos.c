@@ -1467,7 +1467,7 @@ static void test_chaos(void **state)
 	for (int s = 0; s < NSLOTS; s++)
 		say(c, "  %-12s#%d %2d %2d %2d %3d %5d", slot_bin[s], s,
 		    th_count_in_log(c->logs[s], "msg=\"started\""),
-		    th_count_in_log(c->logs[s], "msg=\"postgres unreachable"),
+		    th_count_in_log(c->logs[s], "msg=\"database fault, messages wait"),
 		    th_count_in_log(c->logs[s], "msg=\"nats reconnected\""),
 		    th_count_in_log(c->logs[s], "msg=\"batch not applied"),
 		    th_count_in_log(c->logs[s], "msg=\"dead letter\""));

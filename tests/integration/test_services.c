@@ -603,7 +603,10 @@ static void test_consume_stats_in_metadata(void **state)
 		"consume.received", "consume.batches", "consume.committed",
 		"consume.acked", "consume.dead_letters", "consume.naked",
 		"consume.redelivered", "consume.isolated", "consume.deferred", "consume.lag",
-		"outbox.published"};
+		"consume.faults", "outbox.published", "outbox.refused",
+		"consume.last_sqlstate"};
+	/* all but the last are counters */
+	const size_t ncounters = VOX_NELEM(meta_keys) - 1;
 	fx_start(f);
 	fx_spawn(f, 0);
 	wait_ping(f, id); /* the actor has created the streams by now */
@@ -612,8 +615,10 @@ static void test_consume_stats_in_metadata(void **state)
 	vox_json *doc = request_json(f->nc, subj);
 	expect_keys(vox_json_get(doc, "metadata"), "metadata", meta_keys,
 		    VOX_NELEM(meta_keys));
-	for (size_t i = 0; i < VOX_NELEM(meta_keys); i++)
+	for (size_t i = 0; i < ncounters; i++)
 		assert_string_equal(meta_value(doc, meta_keys[i]), "0");
+	/* no fault met yet: no SQLSTATE */
+	assert_string_equal(meta_value(doc, "consume.last_sqlstate"), "");
 	vox_json_free(doc);
 
 	for (int i = 0; i < 20; i++) {
@@ -644,10 +649,11 @@ static void test_consume_stats_in_metadata(void **state)
 	assert_string_equal(got, id);
 	expect_keys(vox_json_get(doc, "metadata"), "metadata", meta_keys,
 		    VOX_NELEM(meta_keys));
-	for (size_t i = 0; i < VOX_NELEM(meta_keys); i++) {
+	for (size_t i = 0; i < ncounters; i++) {
 		const char *val = meta_value(doc, meta_keys[i]);
 		assert_true(*val && digits(val, strlen(val)));
 	}
+	assert_string_equal(meta_value(doc, "consume.faults"), "0");
 	assert_string_equal(meta_value(doc, "consume.received"), "20");
 	assert_string_equal(meta_value(doc, "consume.acked"), "20");
 	assert_string_equal(meta_value(doc, "consume.dead_letters"), "0");
