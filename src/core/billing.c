@@ -16,6 +16,14 @@ int64_t vox_billing_charge(int64_t duration_seconds, int64_t rate_per_minute)
 	return (duration_seconds * rate_per_minute + 59) / 60;
 }
 
+int64_t vox_billing_available(int64_t balance, int64_t debt_limit)
+{
+	int64_t sum;
+	if (__builtin_add_overflow(balance, debt_limit, &sum))
+		return debt_limit > 0 ? INT64_MAX : INT64_MIN;
+	return sum;
+}
+
 const char *vox_billing_outcome_code(vox_billing_outcome o)
 {
 	switch (o) {
@@ -26,6 +34,8 @@ const char *vox_billing_outcome_code(vox_billing_outcome o)
 		return "unknown_org";
 	case VOX_BILL_NOT_FOUND:
 		return "not_found";
+	case VOX_BILL_OVERFLOW:
+		return "overflow";
 	default:
 		return NULL;
 	}
@@ -122,7 +132,8 @@ static vox_known_refund *find_refund(work *w, vox_str id)
 	return NULL;
 }
 
-/* Append a ledger row moving wallet wi by amount; returns it. */
+/* Append a ledger row moving wallet wi by amount; returns it. The caller
+ * has checked that balance + amount fits in int64. */
 static vox_ledger_row *ledger(work *w, size_t wi, size_t item,
 			      vox_ledger_type type, int64_t amount,
 			      int64_t shortfall)
@@ -145,6 +156,20 @@ static vox_ledger_row *ledger(work *w, size_t wi, size_t item,
 	if (wl->balance > -wl->debt_limit)
 		wl->debt_alerted = false;
 	return r;
+}
+
+/* Whether the balance can take a credit / a debit of amount (>= 0) and
+ * stay in int64. */
+static bool credit_fits(const vox_wallet *wl, int64_t amount)
+{
+	int64_t after;
+	return !__builtin_add_overflow(wl->balance, amount, &after);
+}
+
+static bool debit_fits(const vox_wallet *wl, int64_t amount)
+{
+	int64_t after;
+	return !__builtin_sub_overflow(wl->balance, amount, &after);
 }
 
 static void alert(work *w, vox_event_kind kind, size_t wi, size_t item,
@@ -177,11 +202,16 @@ static vox_billing_outcome call_ended(work *w, size_t item,
 	}
 	int64_t charge = vox_billing_charge(e->duration_seconds,
 					    w->in->rate_per_minute);
-	/* take what fits above -debt_limit; the rest is shortfall */
-	int64_t room = wl->balance + wl->debt_limit;
+	/* take what fits above -debt_limit (a sum past INT64_MAX fits any
+	 * charge); the rest is shortfall. balance - deducted cannot
+	 * overflow: it ends at -debt_limit at the lowest. */
+	int64_t room = vox_billing_available(wl->balance, wl->debt_limit);
 	int64_t deducted = room <= 0 ? 0 : (charge < room ? charge : room);
 	int64_t shortfall = charge - deducted;
 	int64_t before = wl->balance;
+	int64_t unbilled;
+	if (__builtin_add_overflow(wl->unbilled, shortfall, &unbilled))
+		return VOX_BILL_OVERFLOW;
 
 	GROW(w->out->charges, w->out->ncharges, w->capcharges);
 	vox_call_charge *c = &w->out->charges[w->out->ncharges++];
@@ -198,7 +228,7 @@ static vox_billing_outcome call_ended(work *w, size_t item,
 		return VOX_BILL_APPLIED; /* 0 s: recorded, no ledger row */
 
 	ledger(w, wi, item, VOX_LEDGER_DEDUCTION, -deducted, shortfall);
-	wl->unbilled += shortfall;
+	wl->unbilled = unbilled;
 	if (before >= wl->low_balance && wl->balance < wl->low_balance &&
 	    !wl->low_alerted) {
 		wl->low_alerted = true;
@@ -215,7 +245,8 @@ static vox_billing_outcome topup(work *w, size_t item,
 				 const vox_payment_succeeded *e)
 {
 	size_t wi;
-	if (!find_wallet(w, &e->org_id, &wi))
+	vox_wallet *wl = find_wallet(w, &e->org_id, &wi);
+	if (!wl)
 		return VOX_BILL_UNKNOWN_ORG;
 	vox_known_topup *k = find_topup(w, e->stripe_payment_intent_id);
 	if (k) {
@@ -223,6 +254,8 @@ static vox_billing_outcome topup(work *w, size_t item,
 			return VOX_BILL_DUPLICATE;
 		return VOX_BILL_CONFLICT;
 	}
+	if (!credit_fits(wl, e->amount_pence))
+		return VOX_BILL_OVERFLOW;
 	ledger(w, wi, item, VOX_LEDGER_TOPUP, e->amount_pence, 0);
 	GROW(w->topups, w->ntopups, w->captopups);
 	w->topups[w->ntopups++] = (vox_known_topup){
@@ -234,7 +267,8 @@ static vox_billing_outcome refund(work *w, size_t item,
 				  const vox_payment_refunded *e)
 {
 	size_t wi;
-	if (!find_wallet(w, &e->org_id, &wi))
+	vox_wallet *wl = find_wallet(w, &e->org_id, &wi);
+	if (!wl)
 		return VOX_BILL_UNKNOWN_ORG;
 	vox_known_refund *k = find_refund(w, e->stripe_refund_id);
 	if (k) {
@@ -246,8 +280,12 @@ static vox_billing_outcome refund(work *w, size_t item,
 	vox_known_topup *t = find_topup(w, e->stripe_payment_intent_id);
 	if (!t || !uuid_eq(&t->org_id, &e->org_id))
 		return VOX_BILL_NOT_FOUND;
-	if (t->refunded + e->amount_pence > t->amount)
+	/* refunded <= amount holds for what the store reads; written so that
+	 * no sum of two stored values can overflow either way */
+	if (t->refunded > t->amount || e->amount_pence > t->amount - t->refunded)
 		return VOX_BILL_OVER_REFUND;
+	if (!debit_fits(wl, e->amount_pence))
+		return VOX_BILL_OVERFLOW;
 	/* an outside fact: applied in full, even below the debt limit */
 	ledger(w, wi, item, VOX_LEDGER_REFUND, -e->amount_pence, 0);
 	t->refunded += e->amount_pence;

@@ -12,7 +12,10 @@
  *   is recorded as shortfall and added to unbilled;
  *   top-ups are keyed by payment intent, refunds by refund id and capped
  *   by their payment intent, charges by call id; the same key with the
- *   same fields is a no-op, with other fields a conflict.
+ *   same fields is a no-op, with other fields a conflict;
+ *   money is int64 (the bigint columns): an event whose effect would take
+ *   a balance or an org's unbilled total past what int64 holds is refused
+ *   (overflow) and moves nothing, never computed with a wrapped value.
  */
 #ifndef VOX_BILLING_H
 #define VOX_BILLING_H
@@ -22,6 +25,11 @@
 
 /* The charge of a call of d seconds at rate per minute, rounded up. */
 int64_t vox_billing_charge(int64_t duration_seconds, int64_t rate_per_minute);
+
+/* balance + debt_limit (debt_limit >= 0): what a call may still take, as
+ * billing.authorize and query.wallet report it. Saturates at INT64_MAX
+ * instead of overflowing. */
+int64_t vox_billing_available(int64_t balance, int64_t debt_limit);
 
 typedef struct vox_wallet {
 	vox_uuid org_id;
@@ -61,6 +69,8 @@ typedef enum vox_billing_outcome {
 	VOX_BILL_UNKNOWN_ORG, /* 404 */
 	VOX_BILL_NOT_FOUND,   /* refund of a payment never credited: 404 */
 	VOX_BILL_OVER_REFUND, /* refunds would exceed the payment: 409 */
+	VOX_BILL_OVERFLOW,    /* would take balance (top-up, refund) or
+			       * unbilled (charge) past int64: 409 */
 	VOX_BILL_IGNORED,     /* not a billing event */
 } vox_billing_outcome;
 
@@ -132,7 +142,8 @@ void vox_billing_plan_batch(const vox_billing_input *in,
 
 void vox_billing_plan_release(vox_billing_plan *p);
 
-/* "conflict", "unknown_org", ... for dead letters; NULL when applied. */
+/* "conflict", "unknown_org", "overflow", ... for dead letters; NULL when
+ * applied. */
 const char *vox_billing_outcome_code(vox_billing_outcome o);
 
 /*

@@ -63,7 +63,7 @@ static int setup(void **state)
 	th_nats_start(&f->nats);
 	th_pg_migrated_db("wallet", f->dsn, sizeof(f->dsn));
 	f->db = th_pg_connect(f->dsn);
-	th_pg_ok(f->db, "CREATE TABLE it_opening (org_id uuid PRIMARY KEY, opening int NOT NULL)");
+	th_pg_ok(f->db, "CREATE TABLE it_opening (org_id uuid PRIMARY KEY, opening bigint NOT NULL)");
 	snprintf(f->env_url, sizeof(f->env_url), "VOX_NATS_URL=%s", f->nats.url);
 	snprintf(f->env_dsn, sizeof(f->env_dsn), "VOX_PG_DSN=%s", f->dsn);
 	jsOptions jo;
@@ -1243,6 +1243,38 @@ static void test_retention_cleanup_keeps_idempotency(void **state)
 	check_invariants(f);
 }
 
+/* A top-up that would take the balance past the largest bigint is refused
+ * (409, stable code "overflow") by the planner; it used to overflow int64
+ * in C or fail the statement as a 500. billing.authorize's sum saturates. */
+static void test_topup_that_would_overflow_is_refused(void **state)
+{
+	fixture *f = *state;
+	evbuf t, ok;
+	char subj[128];
+	const long long top = INT64_MAX - 50;
+	add_org(f, ORG_A, top, 500, 0);
+	add_org(f, ORG_B, 0, INT64_MAX, 0);
+	start_billing(f, 0, NULL, NULL);
+	mk_topup(&t, ORG_A, "pi_overflow", 100, "overflow-topup");
+	mk_topup(&ok, ORG_A, "pi_fits", 50, "fits-topup");
+	publish(f, &t.ev);
+	publish(f, &ok.ev);
+	wait_stream_count(f, "DLQ", 1);
+	wait_balance(f, ORG_A, INT64_MAX);
+	wait_drained(f);
+	snprintf(subj, sizeof(subj), "payment.succeeded.%s", ORG_A);
+	assert_dead_letter(f, "overflow-topup", subj, "409", "overflow");
+	natsMsg *m = dlq_find(f, "overflow-topup");
+	assert_non_null(m);
+	assert_non_null(strstr(hdr(m, "Vox-Error"), "balance_pence"));
+	natsMsg_Destroy(m);
+	assert_int_equal(th_pg_intf(f->db, "SELECT count(*) FROM credit_transactions"
+				     " WHERE stripe_payment_intent_id = 'pi_overflow'"), 0);
+	assert_authorized(f, ORG_A, true, INT64_MAX);
+	assert_authorized(f, ORG_B, true, INT64_MAX);
+	check_invariants(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1260,6 +1292,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_two_instances_with_duplicates_exact_balances, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_billing_does_not_wait_for_key_share_locks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retention_cleanup_keeps_idempotency, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_topup_that_would_overflow_is_refused, setup, teardown),
 	};
 	if (getenv("VOX_TEST_FILTER"))
 		cmocka_set_test_filter(getenv("VOX_TEST_FILTER"));

@@ -1,9 +1,11 @@
 /*
  * The money rules (core/billing.c): the charge table of the rules, the
- * debt-limit floor, refund caps, conflicts, alerts once per crossing, and
- * properties over generated event sequences: invariants 1-4 hold for any
- * order with any duplicates, and splitting a stream into batches of any
- * size gives exactly the result of applying it one event at a time.
+ * debt-limit floor, refund caps, conflicts, alerts once per crossing,
+ * int64 overflow refused, and properties over generated event sequences:
+ * invariants 1-4 hold for any order with any duplicates, overflow is
+ * refused exactly when an effect does not fit, and splitting a stream into
+ * batches of any size gives exactly the result of applying it one event
+ * at a time.
  */
 #include "core/common.h"
 
@@ -291,6 +293,76 @@ static void test_alert_ids_are_deterministic(void **state)
 	assert_int_equal(a.s[14], '8');
 }
 
+/* Money is int64: an event whose effect would take a balance (or the
+ * unbilled total) past it is refused, moves nothing, and the rest of the
+ * batch goes on. The values at the edge itself are taken. */
+static void test_overflow_is_refused_and_moves_nothing(void **state)
+{
+	(void)state;
+	vox_wallet w;
+	vox_event ev[4];
+	vox_billing_plan p;
+
+	wallet(&w, ORG_A, INT64_MAX - 10, 500, 0);
+	topup(&ev[0], ORG_A, "pi_over", 11);  /* one past INT64_MAX */
+	topup(&ev[1], ORG_A, "pi_edge", 10);  /* exactly INT64_MAX */
+	topup(&ev[2], ORG_A, "pi_over", 11);  /* still refused, not a duplicate */
+	plan(ev, 3, &w, 1, &p);
+	assert_int_equal(p.outcomes[0], VOX_BILL_OVERFLOW);
+	assert_int_equal(p.outcomes[1], VOX_BILL_APPLIED);
+	assert_int_equal(p.outcomes[2], VOX_BILL_OVERFLOW);
+	assert_string_equal(vox_billing_outcome_code(p.outcomes[0]), "overflow");
+	assert_int_equal(p.nledger, 1);
+	assert_int_equal(p.ledger[0].item, 1);
+	assert_int_equal(w.balance, INT64_MAX);
+	vox_billing_plan_release(&p);
+
+	/* a refund below INT64_MIN */
+	wallet(&w, ORG_A, INT64_MIN + 5, 500, 0);
+	vox_known_topup kt = {{"pi_old", 6}, {{0}}, 100, 0};
+	memcpy(kt.org_id.s, ORG_A, 37);
+	refund(&ev[0], ORG_A, "re_over", "pi_old", 6);
+	refund(&ev[1], ORG_A, "re_edge", "pi_old", 5);
+	const vox_event *ptrs[2] = {&ev[0], &ev[1]};
+	vox_billing_input in = {ptrs, 2, &w, 1, NULL, 0, &kt, 1, NULL, 0, RATE};
+	vox_billing_plan_batch(&in, &p);
+	assert_int_equal(p.outcomes[0], VOX_BILL_OVERFLOW);
+	assert_int_equal(p.outcomes[1], VOX_BILL_APPLIED);
+	assert_int_equal(w.balance, INT64_MIN);
+	assert_int_equal(p.nledger, 1);
+	vox_billing_plan_release(&p);
+
+	/* the charge's room (balance + debt limit) saturates instead of
+	 * wrapping to a negative room that would make it all shortfall */
+	wallet(&w, ORG_A, INT64_MAX, INT64_MAX, 0);
+	call(&ev[0], ORG_A, 1, 60);
+	plan(ev, 1, &w, 1, &p);
+	assert_int_equal(p.outcomes[0], VOX_BILL_APPLIED);
+	assert_int_equal(p.charges[0].deducted, 70);
+	assert_int_equal(p.charges[0].shortfall, 0);
+	assert_int_equal(w.balance, INT64_MAX - 70);
+	vox_billing_plan_release(&p);
+
+	/* a shortfall the unbilled total cannot hold: refused, no charge row;
+	 * a call that fits in full goes through */
+	wallet(&w, ORG_A, 0, 0, 0);
+	w.unbilled = INT64_MAX - 69;
+	call(&ev[0], ORG_A, 2, 60);  /* all 70 short: one past */
+	call(&ev[1], ORG_A, 3, 59);  /* 69 short: exactly INT64_MAX */
+	plan(ev, 2, &w, 1, &p);
+	assert_int_equal(p.outcomes[0], VOX_BILL_OVERFLOW);
+	assert_int_equal(p.outcomes[1], VOX_BILL_APPLIED);
+	assert_int_equal(p.ncharges, 1);
+	assert_int_equal(p.charges[0].item, 1);
+	assert_int_equal(w.unbilled, INT64_MAX);
+	vox_billing_plan_release(&p);
+
+	assert_int_equal(vox_billing_available(INT64_MAX, 1), INT64_MAX);
+	assert_int_equal(vox_billing_available(INT64_MAX - 1, 1), INT64_MAX);
+	assert_int_equal(vox_billing_available(INT64_MIN, INT64_MAX), -1);
+	assert_int_equal(vox_billing_available(-430, 500), 70);
+}
+
 /* ---- properties over generated streams --------------------------------- */
 
 static uint64_t rng = 0x243f6a8885a308d3ULL;
@@ -453,6 +525,171 @@ static void run_stream(const vox_event *evs, size_t n, size_t batch,
 	}
 }
 
+/*
+ * Overflow on generated streams: wallets open near both ends of int64
+ * (and with an unbilled total near its top), and a stream of top-ups,
+ * refunds and charges runs one event at a time. Every refusal for
+ * overflow is exactly an event whose effect does not fit in int64
+ * (checked in 128-bit arithmetic) and changes nothing; every applied
+ * event fits; and a batch of any size gives the same outcomes.
+ */
+#define OV_NEV 300
+
+static void ov_stream(vox_event *evs, size_t n, char keys[][24])
+{
+	for (size_t i = 0; i < n; i++) {
+		const char *org = orgs[rnd() % NORG];
+		uint64_t r = rnd() % 100;
+		if (r < 40) {
+			call(&evs[i], org, (int)i, (int64_t)(rnd() % 7200));
+		} else if (r < 75) {
+			snprintf(keys[i], 24, "pi_%zu", i);
+			topup(&evs[i], org, keys[i], (int64_t)(rnd() % 100000000) + 1);
+		} else {
+			/* refund an earlier top-up of the same org, if any */
+			const vox_event *t = NULL;
+			for (size_t k = i; k > 0 && !t; k--)
+				if (evs[k - 1].kind == VOX_PAYMENT_SUCCEEDED &&
+				    strcmp(evs[k - 1].u.payment_succeeded.org_id.s, org) == 0)
+					t = &evs[k - 1];
+			if (!t) {
+				call(&evs[i], org, (int)i, 60);
+				continue;
+			}
+			snprintf(keys[i], 24, "re_%zu", i);
+			refund(&evs[i], org, keys[i],
+			       t->u.payment_succeeded.stripe_payment_intent_id.ptr,
+			       (int64_t)(rnd() % 1000) + 1);
+			evs[i].u.payment_refunded.stripe_payment_intent_id.len =
+				t->u.payment_succeeded.stripe_payment_intent_id.len;
+		}
+	}
+}
+
+static void ov_wallets(vox_wallet *w)
+{
+	for (int k = 0; k < NORG; k++) {
+		int64_t off = (int64_t)(rnd() % 400000000);
+		switch (rnd() % 3) {
+		case 0:
+			wallet(&w[k], orgs[k], INT64_MAX - off, (int64_t)(rnd() % 1000), 0);
+			break;
+		case 1:
+			wallet(&w[k], orgs[k], INT64_MIN + off, (int64_t)(rnd() % 1000), 0);
+			break;
+		default:
+			wallet(&w[k], orgs[k], 0, 0, 0);
+			w[k].unbilled = INT64_MAX - (int64_t)(rnd() % 20000);
+			break;
+		}
+	}
+}
+
+/* Apply evs in batches of size b (0: random), carrying what the store
+ * learns; outcomes into out. With b == 1, check each outcome against the
+ * wallet it met. */
+static void ov_run(const vox_event *evs, size_t n, size_t b, vox_wallet *w,
+		   vox_billing_outcome *out, int *overflows)
+{
+	static vox_known_call calls[OV_NEV];
+	static vox_known_topup topups[OV_NEV];
+	static vox_known_refund refunds[OV_NEV];
+	size_t ncalls = 0, ntopups = 0, nrefunds = 0;
+	for (size_t i = 0; i < n;) {
+		size_t size = b ? b : (size_t)(rnd() % 64) + 1;
+		if (i + size > n)
+			size = n - i;
+		const vox_event *ptrs[64];
+		vox_wallet before[NORG];
+		memcpy(before, w, sizeof(before));
+		for (size_t k = 0; k < size; k++)
+			ptrs[k] = &evs[i + k];
+		vox_billing_input in = {ptrs, size, w, NORG, calls, ncalls, topups,
+					ntopups, refunds, nrefunds, RATE};
+		vox_billing_plan p;
+		vox_billing_plan_batch(&in, &p);
+		for (size_t k = 0; k < size; k++) {
+			const vox_event *ev = &evs[i + k];
+			out[i + k] = p.outcomes[k];
+			if (b == 1) {
+				int wi = 0;
+				while (strcmp(w[wi].org_id.s, vox_event_org(ev)->s) != 0)
+					wi++;
+				__int128 bal = before[wi].balance;
+				__int128 lo = INT64_MIN, hi = INT64_MAX;
+				bool fits = true;
+				if (ev->kind == VOX_PAYMENT_SUCCEEDED)
+					fits = bal + ev->u.payment_succeeded.amount_pence <= hi;
+				else if (ev->kind == VOX_PAYMENT_REFUNDED)
+					fits = bal - ev->u.payment_refunded.amount_pence >= lo;
+				else {
+					int64_t c = vox_billing_charge(ev->u.call_ended.duration_seconds, RATE);
+					__int128 room = bal + before[wi].debt_limit;
+					__int128 take = room <= 0 ? 0 : (c < room ? c : room);
+					fits = (__int128)before[wi].unbilled + (c - take) <= hi;
+				}
+				if (p.outcomes[k] == VOX_BILL_OVERFLOW) {
+					assert_false(fits);
+					assert_memory_equal(&before[wi], &w[wi], sizeof(w[wi]));
+					(*overflows)++;
+				} else if (p.outcomes[k] == VOX_BILL_APPLIED) {
+					assert_true(fits);
+				}
+			}
+			if (p.outcomes[k] != VOX_BILL_APPLIED)
+				continue;
+			if (ev->kind == VOX_CALL_ENDED)
+				calls[ncalls++] = (vox_known_call){ev->u.call_ended.call_id,
+					ev->u.call_ended.org_id, ev->u.call_ended.duration_seconds};
+			else if (ev->kind == VOX_PAYMENT_SUCCEEDED)
+				topups[ntopups++] = (vox_known_topup){
+					ev->u.payment_succeeded.stripe_payment_intent_id,
+					ev->u.payment_succeeded.org_id,
+					ev->u.payment_succeeded.amount_pence, 0};
+			else {
+				const vox_payment_refunded *rf = &ev->u.payment_refunded;
+				refunds[nrefunds++] = (vox_known_refund){rf->stripe_refund_id,
+					rf->stripe_payment_intent_id, rf->amount_pence};
+				for (size_t t = 0; t < ntopups; t++)
+					if (topups[t].payment_intent.len == rf->stripe_payment_intent_id.len &&
+					    memcmp(topups[t].payment_intent.ptr, rf->stripe_payment_intent_id.ptr,
+						   rf->stripe_payment_intent_id.len) == 0)
+						topups[t].refunded += rf->amount_pence;
+			}
+		}
+		for (size_t r = 0; r < p.nledger; r++)
+			assert_true((__int128)p.ledger[r].before + p.ledger[r].amount ==
+				    p.ledger[r].after);
+		vox_billing_plan_release(&p);
+		i += size;
+	}
+}
+
+static void test_overflow_over_generated_streams(void **state)
+{
+	(void)state;
+	static vox_event evs[OV_NEV];
+	static char keys[OV_NEV][24];
+	int overflows = 0;
+	for (int round = 0; round < 40; round++) {
+		ov_stream(evs, OV_NEV, keys);
+		vox_wallet start[NORG], one[NORG], batched[NORG];
+		ov_wallets(start);
+		vox_billing_outcome o1[OV_NEV], o2[OV_NEV];
+		memcpy(one, start, sizeof(one));
+		memcpy(batched, start, sizeof(batched));
+		ov_run(evs, OV_NEV, 1, one, o1, &overflows);
+		ov_run(evs, OV_NEV, 0, batched, o2, &overflows);
+		assert_memory_equal(o1, o2, sizeof(o1));
+		for (int k = 0; k < NORG; k++) {
+			assert_int_equal(one[k].balance, batched[k].balance);
+			assert_int_equal(one[k].unbilled, batched[k].unbilled);
+		}
+	}
+	/* the streams did reach the edges */
+	assert_true(overflows > 40);
+}
+
 static void test_invariants_over_generated_streams(void **state)
 {
 	(void)state;
@@ -492,6 +729,8 @@ int main(void)
 		cmocka_unit_test(test_low_balance_alert_once_per_crossing),
 		cmocka_unit_test(test_alert_ids_are_deterministic),
 		cmocka_unit_test(test_invariants_over_generated_streams),
+		cmocka_unit_test(test_overflow_is_refused_and_moves_nothing),
+		cmocka_unit_test(test_overflow_over_generated_streams),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

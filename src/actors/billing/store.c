@@ -62,6 +62,15 @@ static const char *reason_for(const vox_event *ev, vox_billing_outcome o)
 		return "stripe_payment_intent_id: no top-up of this org has this payment intent";
 	case VOX_BILL_OVER_REFUND:
 		return "amount_pence: the refunds of this payment intent would exceed it";
+	case VOX_BILL_OVERFLOW:
+		if (ev->kind == VOX_CALL_ENDED)
+			return "unbilled_pence: this call's shortfall would take the"
+			       " org's unbilled total past 9223372036854775807";
+		if (ev->kind == VOX_PAYMENT_SUCCEEDED)
+			return "amount_pence: the top-up would take balance_pence past"
+			       " 9223372036854775807";
+		return "amount_pence: the refund would take balance_pence below"
+		       " -9223372036854775808";
 	case VOX_BILL_CONFLICT:
 		if (ev->kind == VOX_CALL_ENDED)
 			return "call_id: already billed with another duration_seconds";
@@ -296,9 +305,9 @@ static vox_status write_ledger(PGconn *c, const vox_billing_plan *p,
 		" event_id, description, call_id, stripe_payment_intent_id,"
 		" stripe_refund_id, created_at)"
 		" SELECT o, amt, typ, bef, aft, sf, eid, dsc, cid, pi, re, clock_timestamp()"
-		" FROM unnest($1::uuid[], $2::int[], $3::text[], $4::int[], $5::int[],"
-		"  $6::int[], $7::text[], $8::text[], $9::uuid[], $10::text[],"
-		"  $11::text[], $12::int[])"
+		" FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::bigint[],"
+		"  $5::bigint[], $6::bigint[], $7::text[], $8::text[], $9::uuid[],"
+		"  $10::text[], $11::text[], $12::int[])"
 		"  AS t(o, amt, typ, bef, aft, sf, eid, dsc, cid, pi, re, ord)"
 		" ORDER BY ord",
 		12, params);
@@ -333,7 +342,7 @@ static vox_status write_charges(PGconn *c, const vox_billing_plan *p,
 		"INSERT INTO call_charges (call_id, org_id, duration_seconds,"
 		" rate_per_minute, charge_pence, deducted_pence, shortfall_pence, event_id)"
 		" SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::int[],"
-		"  $5::int[], $6::int[], $7::int[], $8::text[])",
+		"  $5::bigint[], $6::bigint[], $7::bigint[], $8::text[])",
 		8, params);
 	for (size_t i = 0; i < VOX_NELEM(a); i++)
 		vox_pg_array_release(&a[i]);
@@ -362,7 +371,7 @@ static vox_status write_wallets(PGconn *c, const batch_read *b)
 		"UPDATE organizations o SET wallet_balance_pence = t.b,"
 		" unbilled_pence = t.u, low_balance_alerted = t.la,"
 		" debt_limit_alerted = t.da, updated_at = now()"
-		" FROM unnest($1::uuid[], $2::int[], $3::bigint[], $4::bool[], $5::bool[])"
+		" FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::bool[], $5::bool[])"
 		"  AS t(id, b, u, la, da) WHERE o.id = t.id",
 		5, params);
 	for (size_t i = 0; i < VOX_NELEM(a); i++)
@@ -611,7 +620,7 @@ void vox_billing_authorize(vox_request *req, void *ctx)
 		return;
 	}
 
-	int64_t available = balance + debt;
+	int64_t available = vox_billing_available(balance, debt);
 	bool allowed = available >= bc->cfg.rate_per_minute;
 	const char *reason = allowed ? "ok"
 				     : "insufficient funds: less than one minute can be paid";
