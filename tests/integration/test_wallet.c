@@ -1243,6 +1243,59 @@ static void test_retention_cleanup_keeps_idempotency(void **state)
 	check_invariants(f);
 }
 
+/* An alert never blocks its effect. An org may have a debt limit above
+ * 1e8 (voxctl org create and the schema take it): a call that took it
+ * below its low-balance threshold made an alert the codec refused, so
+ * the charge was dead-lettered "handler: invalid" and never taken. And
+ * since the money columns are bigint, every amount may pass 2^31. */
+static void test_large_wallets_are_charged_and_alerted(void **state)
+{
+	fixture *f = *state;
+	evbuf c1, c2;
+	add_org(f, ORG_A, 1100, 2000000000LL, 1000);
+	start_billing(f, 0, NULL, NULL);
+	mk_call(&c1, ORG_A, CALL_1, 120, "big-debt-call"); /* 140: 960 */
+	publish(f, &c1.ev);
+	wait_balance(f, ORG_A, 960);
+	wait_drained(f);
+	assert_int_equal(th_stream_count(f->js, "DLQ"), 0);
+	alert_list al;
+	collect_alerts(f, &al);
+	assert_int_equal(al.n, 1);
+	assert_int_equal(al.ev[0].kind, VOX_ALERT_LOW_BALANCE);
+	assert_string_equal(natsMsg_GetSubject(al.msgs[0]), "alert.low_balance." ORG_A);
+	assert_string_equal(al.ev[0].u.wallet.org_id.s, ORG_A);
+	assert_string_equal(al.ev[0].u.wallet.call_id.s, CALL_1);
+	assert_int_equal(al.ev[0].u.wallet.balance_pence, 960);
+	assert_int_equal(al.ev[0].u.wallet.debt_limit_pence, 2000000000LL);
+	assert_int_equal(al.ev[0].u.wallet.amount_pence, 1000);
+	release_alerts(&al);
+	assert_authorized(f, ORG_A, true, 960 + 2000000000LL);
+
+	/* past 32 bits everywhere: balance, debt limit and threshold */
+	const long long big = 3000000000000LL;
+	add_org(f, ORG_B, big, 5000000000LL, big - 100);
+	mk_call(&c2, ORG_B, CALL_2, 120, "big-wallet-call"); /* 140 */
+	publish(f, &c2.ev);
+	wait_balance(f, ORG_B, big - 140);
+	wait_drained(f);
+	assert_int_equal(th_stream_count(f->js, "DLQ"), 0);
+	assert_int_equal(th_pg_intf(f->db, "SELECT balance_before_pence FROM credit_transactions"
+				     " WHERE call_id = '" CALL_2 "'"), big);
+	collect_alerts(f, &al);
+	assert_int_equal(al.n, 2);
+	const vox_alert_wallet *w = &al.ev[1].u.wallet;
+	assert_int_equal(al.ev[1].kind, VOX_ALERT_LOW_BALANCE);
+	assert_string_equal(w->org_id.s, ORG_B);
+	assert_string_equal(w->call_id.s, CALL_2);
+	assert_int_equal(w->balance_pence, big - 140);
+	assert_int_equal(w->debt_limit_pence, 5000000000LL);
+	assert_int_equal(w->amount_pence, big - 100);
+	release_alerts(&al);
+	assert_authorized(f, ORG_B, true, big - 140 + 5000000000LL);
+	check_invariants(f);
+}
+
 /* A top-up that would take the balance past the largest bigint is refused
  * (409, stable code "overflow") by the planner; it used to overflow int64
  * in C or fail the statement as a 500. billing.authorize's sum saturates. */
@@ -1292,6 +1345,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_two_instances_with_duplicates_exact_balances, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_billing_does_not_wait_for_key_share_locks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retention_cleanup_keeps_idempotency, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_large_wallets_are_charged_and_alerted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_topup_that_would_overflow_is_refused, setup, teardown),
 	};
 	if (getenv("VOX_TEST_FILTER"))
