@@ -184,6 +184,19 @@ static void alert(work *w, vox_event_kind kind, size_t wi, size_t item,
 	a->amount = amount;
 }
 
+/* After a debit of wallet wi from before: alert.low_balance if it took the
+ * balance from at or above the threshold to below it, once per crossing
+ * (ledger() ends a crossing when the balance is back at the line). */
+static void low_balance_crossing(work *w, size_t wi, size_t item, int64_t before)
+{
+	vox_wallet *wl = &w->in->wallets[wi];
+	if (before >= wl->low_balance && wl->balance < wl->low_balance &&
+	    !wl->low_alerted) {
+		wl->low_alerted = true;
+		alert(w, VOX_ALERT_LOW_BALANCE, wi, item, wl->low_balance);
+	}
+}
+
 /* ---- one event each ------------------------------------------------------ */
 
 static vox_billing_outcome call_ended(work *w, size_t item,
@@ -229,11 +242,7 @@ static vox_billing_outcome call_ended(work *w, size_t item,
 
 	ledger(w, wi, item, VOX_LEDGER_DEDUCTION, -deducted, shortfall);
 	wl->unbilled = unbilled;
-	if (before >= wl->low_balance && wl->balance < wl->low_balance &&
-	    !wl->low_alerted) {
-		wl->low_alerted = true;
-		alert(w, VOX_ALERT_LOW_BALANCE, wi, item, wl->low_balance);
-	}
+	low_balance_crossing(w, wi, item, before);
 	if (shortfall > 0 && !wl->debt_alerted) {
 		wl->debt_alerted = true;
 		alert(w, VOX_ALERT_DEBT_LIMIT, wi, item, shortfall);
@@ -287,7 +296,9 @@ static vox_billing_outcome refund(work *w, size_t item,
 	if (!debit_fits(wl, e->amount_pence))
 		return VOX_BILL_OVERFLOW;
 	/* an outside fact: applied in full, even below the debt limit */
+	int64_t before = wl->balance;
 	ledger(w, wi, item, VOX_LEDGER_REFUND, -e->amount_pence, 0);
+	low_balance_crossing(w, wi, item, before);
 	t->refunded += e->amount_pence;
 	GROW(w->refunds, w->nrefunds, w->caprefunds);
 	w->refunds[w->nrefunds++] = (vox_known_refund){

@@ -13,6 +13,10 @@
  *   top-ups are keyed by payment intent, refunds by refund id and capped
  *   by their payment intent, charges by call id; the same key with the
  *   same fields is a no-op, with other fields a conflict;
+ *   alert.low_balance fires once per crossing, when a debit (a charge or
+ *   a refund) takes the balance from at or above the threshold to below
+ *   it; alert.debt_limit when a charge leaves a shortfall, once per
+ *   crossing of the floor;
  *   money is int64 (the bigint columns): an event whose effect would take
  *   a balance or an org's unbilled total past what int64 holds is refused
  *   (overflow) and moves nothing, never computed with a wrapped value.
@@ -102,7 +106,9 @@ typedef struct vox_call_charge {
 typedef struct vox_billing_alert {
 	vox_event_kind kind; /* VOX_ALERT_LOW_BALANCE or VOX_ALERT_DEBT_LIMIT */
 	size_t wallet;
-	size_t item;         /* the deduction that caused it */
+	size_t item;         /* the debit that caused it: a call.ended
+			      * (both kinds) or a payment.refunded
+			      * (low_balance only) */
 	int64_t balance;
 	int64_t amount;      /* threshold or shortfall */
 } vox_billing_alert;
@@ -149,7 +155,10 @@ const char *vox_billing_outcome_code(vox_billing_outcome o);
 /*
  * A deterministic UUID for an alert: the same (kind, org, cause) always
  * gives the same id, so a retried batch emits the very same alert and the
- * outbox and JetStream's duplicate window keep one copy.
+ * outbox and JetStream's duplicate window keep one copy. The cause is the
+ * debit's own key: the call_id text of a charge, "refund:" and the
+ * stripe_refund_id of a refund (the prefix keeps a refund id that looks
+ * like a call id from ever sharing an alert id with that call's).
  */
 void vox_billing_alert_id(vox_event_kind kind, const vox_uuid *org,
 			  const char *cause, size_t causelen, vox_uuid *out);

@@ -28,6 +28,7 @@
 
 #include <msgpack.h>
 
+#include "core/billing.h"
 #include "harness.h"
 #include "invariants.h"
 #include "io/migrate.h"
@@ -1328,6 +1329,68 @@ static void test_topup_that_would_overflow_is_refused(void **state)
 	check_invariants(f);
 }
 
+/* A refund is a debit too: one that takes the wallet below its threshold
+ * raises alert.low_balance, once per crossing like a charge, without a
+ * call_id and with an alert_id derived from the refund id. */
+static void test_refund_crossing_the_threshold_raises_low_balance(void **state)
+{
+	fixture *f = *state;
+	evbuf t1, t2, c1, c2, r1, r2;
+	add_org(f, ORG_A, 500, 500, 1000);
+	start_billing(f, 0, NULL, NULL);
+	mk_topup(&t1, ORG_A, "pi_low_refund", 2000, "lr-topup-1");
+	mk_call(&c1, ORG_A, CALL_1, 60, "lr-call-1");           /* 2430 */
+	mk_refund(&r1, ORG_A, "re_low_1", "pi_low_refund", 1500, "lr-refund-1"); /* 930 */
+	mk_refund(&r2, ORG_A, "re_low_2", "pi_low_refund", 100, "lr-refund-2");  /* 830 */
+	publish(f, &t1.ev);
+	wait_balance(f, ORG_A, 2500);
+	publish(f, &c1.ev);
+	wait_balance(f, ORG_A, 2430);
+	publish(f, &r1.ev);
+	wait_balance(f, ORG_A, 930);
+	/* the same refund again and a second one while low: no new alert */
+	publish_as(f, &r1.ev, "lr-refund-1-again");
+	publish(f, &r2.ev);
+	wait_balance(f, ORG_A, 830);
+	wait_drained(f);
+	alert_list al;
+	collect_alerts(f, &al);
+	assert_int_equal(al.n, 1);
+	const vox_alert_wallet *w = &al.ev[0].u.wallet;
+	assert_int_equal(al.ev[0].kind, VOX_ALERT_LOW_BALANCE);
+	assert_string_equal(w->org_id.s, ORG_A);
+	assert_int_equal(w->call_id.s[0], '\0');
+	assert_int_equal(w->balance_pence, 930);
+	assert_int_equal(w->amount_pence, 1000);
+	assert_int_equal(w->debt_limit_pence, 500);
+	assert_int_equal(w->created_at.sec, r1.ev.u.payment_refunded.occurred_at.sec);
+	vox_uuid want;
+	vox_uuid org;
+	memcpy(org.s, ORG_A, 37);
+	vox_billing_alert_id(VOX_ALERT_LOW_BALANCE, &org, "refund:re_low_1",
+			     strlen("refund:re_low_1"), &want);
+	assert_string_equal(w->alert_id.s, want.s);
+	assert_string_equal(al.msgid[0], want.s);
+	release_alerts(&al);
+
+	/* back above the line, then a call crosses it: a second alert */
+	mk_topup(&t2, ORG_A, "pi_low_refund_2", 1000, "lr-topup-2"); /* 1830 */
+	mk_call(&c2, ORG_A, CALL_2, 900, "lr-call-2");                /* 1050: 780 */
+	publish(f, &t2.ev);
+	wait_balance(f, ORG_A, 1830);
+	publish(f, &c2.ev);
+	wait_balance(f, ORG_A, 780);
+	wait_drained(f);
+	collect_alerts(f, &al);
+	assert_int_equal(al.n, 2);
+	assert_int_equal(count_kind(&al, VOX_ALERT_LOW_BALANCE), 2);
+	assert_string_equal(al.ev[1].u.wallet.call_id.s, CALL_2);
+	assert_int_equal(al.ev[1].u.wallet.balance_pence, 780);
+	release_alerts(&al);
+	assert_int_equal(th_stream_count(f->js, "DLQ"), 0);
+	check_invariants(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1347,6 +1410,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_retention_cleanup_keeps_idempotency, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_large_wallets_are_charged_and_alerted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_topup_that_would_overflow_is_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refund_crossing_the_threshold_raises_low_balance, setup, teardown),
 	};
 	if (getenv("VOX_TEST_FILTER"))
 		cmocka_set_test_filter(getenv("VOX_TEST_FILTER"));

@@ -279,6 +279,48 @@ static void test_low_balance_alert_once_per_crossing(void **state)
 	vox_billing_plan_release(&p);
 }
 
+/* A refund is a debit like a charge: crossing below the threshold raises
+ * the alert, once per crossing, whichever debit crossed. */
+static void test_low_balance_alert_on_a_refund(void **state)
+{
+	(void)state;
+	vox_wallet w;
+	vox_event ev[6];
+	vox_billing_plan p;
+	wallet(&w, ORG_A, 500, 500, 1000);
+	topup(&ev[0], ORG_A, "pi_1", 2000);          /* 2500 */
+	refund(&ev[1], ORG_A, "re_1", "pi_1", 1400); /* 1100: above */
+	refund(&ev[2], ORG_A, "re_2", "pi_1", 200);  /* 900: crosses */
+	call(&ev[3], ORG_A, 1, 60);                  /* 830: same crossing */
+	refund(&ev[4], ORG_A, "re_3", "pi_1", 100);  /* 730: same crossing */
+	topup(&ev[5], ORG_A, "pi_2", 300);           /* 1030: crossing ends */
+	plan(ev, 6, &w, 1, &p);
+	for (int i = 0; i < 6; i++)
+		assert_int_equal(p.outcomes[i], VOX_BILL_APPLIED);
+	assert_int_equal(p.nalerts, 1);
+	assert_int_equal(p.alerts[0].kind, VOX_ALERT_LOW_BALANCE);
+	assert_int_equal(p.alerts[0].item, 2);
+	assert_int_equal(p.alerts[0].balance, 900);
+	assert_int_equal(p.alerts[0].amount, 1000);
+	assert_false(w.low_alerted);
+	vox_billing_plan_release(&p);
+
+	/* a refund that leaves the wallet at the line is not a crossing; the
+	 * next one below it is */
+	refund(&ev[0], ORG_A, "re_4", "pi_2", 30);  /* 1000 */
+	refund(&ev[1], ORG_A, "re_5", "pi_2", 1);   /* 999 */
+	vox_known_topup kt = {{"pi_2", 4}, {{0}}, 300, 0};
+	memcpy(kt.org_id.s, ORG_A, 37);
+	const vox_event *ptrs[2] = {&ev[0], &ev[1]};
+	vox_billing_input in = {ptrs, 2, &w, 1, NULL, 0, &kt, 1, NULL, 0, RATE};
+	vox_billing_plan_batch(&in, &p);
+	assert_int_equal(p.nalerts, 1);
+	assert_int_equal(p.alerts[0].item, 1);
+	assert_int_equal(p.alerts[0].balance, 999);
+	assert_true(w.low_alerted);
+	vox_billing_plan_release(&p);
+}
+
 static void test_alert_ids_are_deterministic(void **state)
 {
 	(void)state;
@@ -417,12 +459,79 @@ static void gen_stream(vox_event *evs, size_t n)
 	}
 }
 
+typedef struct logged_alert {
+	vox_event_kind kind;
+	size_t wallet;
+	size_t item; /* index in the whole stream */
+	int64_t balance;
+	int64_t amount;
+} logged_alert;
+
 typedef struct outcome_log {
 	vox_wallet wallets[NORG];
 	vox_billing_outcome outcomes[NEV];
 	int64_t ledger_sum[NORG];
 	size_t nledger;
+	logged_alert alerts[2 * NEV];
+	size_t nalerts;
+	size_t refund_alerts; /* low_balance alerts a refund raised */
 } outcome_log;
+
+/*
+ * The alerts a batch must raise, from its ledger rows in order and the
+ * crossing state of each wallet (low[k], debt[k], carried across
+ * batches): alert.low_balance for a debit (charge or refund) from at or
+ * above the threshold to below it, alert.debt_limit for a charge with a
+ * shortfall, each once per crossing; a crossing ends when the balance is
+ * back at (or above) its line. Checks that the plan raised exactly those.
+ */
+static void check_alerts(const vox_billing_plan *p, const vox_wallet *w,
+			 bool *low, bool *debt, size_t first_item,
+			 outcome_log *log, const vox_event *evs)
+{
+	size_t next = 0;
+	for (size_t r = 0; r < p->nledger; r++) {
+		const vox_ledger_row *row = &p->ledger[r];
+		const vox_wallet *wl = &w[row->wallet];
+		size_t k = row->wallet;
+		if (row->after >= wl->low_balance)
+			low[k] = false;
+		if (row->after > -wl->debt_limit)
+			debt[k] = false;
+		bool debit = row->type != VOX_LEDGER_TOPUP;
+		if (debit && row->before >= wl->low_balance &&
+		    row->after < wl->low_balance && !low[k]) {
+			low[k] = true;
+			assert_true(next < p->nalerts);
+			const vox_billing_alert *a = &p->alerts[next++];
+			assert_int_equal(a->kind, VOX_ALERT_LOW_BALANCE);
+			assert_int_equal(a->wallet, row->wallet);
+			assert_int_equal(a->item, row->item);
+			assert_int_equal(a->balance, row->after);
+			assert_int_equal(a->amount, wl->low_balance);
+			if (row->type == VOX_LEDGER_REFUND) {
+				assert_int_equal(evs[first_item + a->item].kind,
+						 VOX_PAYMENT_REFUNDED);
+				log->refund_alerts++;
+			}
+		}
+		if (row->type == VOX_LEDGER_DEDUCTION && row->shortfall > 0 && !debt[k]) {
+			debt[k] = true;
+			assert_true(next < p->nalerts);
+			const vox_billing_alert *a = &p->alerts[next++];
+			assert_int_equal(a->kind, VOX_ALERT_DEBT_LIMIT);
+			assert_int_equal(a->item, row->item);
+			assert_int_equal(a->balance, row->after);
+			assert_int_equal(a->amount, row->shortfall);
+		}
+	}
+	assert_int_equal(next, p->nalerts);
+	for (size_t i = 0; i < p->nalerts; i++) {
+		const vox_billing_alert *a = &p->alerts[i];
+		log->alerts[log->nalerts++] = (logged_alert){a->kind, a->wallet,
+			first_item + a->item, a->balance, a->amount};
+	}
+}
 
 /*
  * Feed the stream in batches of the given sizes (0 = random 1..64),
@@ -438,6 +547,7 @@ static void run_stream(const vox_event *evs, size_t n, size_t batch,
 	size_t ncalls = 0, ntopups = 0, nrefunds = 0;
 	int64_t opening[NORG];
 	int64_t charged[NEV]; /* per event index: deducted + shortfall */
+	bool low[NORG] = {false}, debt[NORG] = {false};
 	memset(log, 0, sizeof(*log));
 	memset(charged, 0, sizeof(charged));
 	for (int k = 0; k < NORG; k++) {
@@ -470,6 +580,7 @@ static void run_stream(const vox_event *evs, size_t n, size_t batch,
 		for (size_t c = 0; c < p.ncharges; c++)
 			charged[i + p.charges[c].item] =
 				p.charges[c].deducted + p.charges[c].shortfall;
+		check_alerts(&p, log->wallets, low, debt, i, log, evs);
 		/* what the store learns from this batch */
 		for (size_t k = 0; k < b; k++) {
 			const vox_event *ev = &evs[i + k];
@@ -694,6 +805,7 @@ static void test_invariants_over_generated_streams(void **state)
 {
 	(void)state;
 	static vox_event evs[NEV];
+	size_t refund_alerts = 0;
 	for (int round = 0; round < 50; round++) {
 		gen_stream(evs, NEV);
 		uint64_t seed = rng;
@@ -713,7 +825,17 @@ static void test_invariants_over_generated_streams(void **state)
 		assert_memory_equal(one.outcomes, batched.outcomes, sizeof(one.outcomes));
 		assert_memory_equal(one.outcomes, random_batches.outcomes, sizeof(one.outcomes));
 		assert_int_equal(one.nledger, random_batches.nledger);
+		/* and raises the same alerts, for the same events */
+		assert_int_equal(one.nalerts, batched.nalerts);
+		assert_int_equal(one.nalerts, random_batches.nalerts);
+		assert_memory_equal(one.alerts, batched.alerts,
+				    one.nalerts * sizeof(one.alerts[0]));
+		assert_memory_equal(one.alerts, random_batches.alerts,
+				    one.nalerts * sizeof(one.alerts[0]));
+		refund_alerts += one.refund_alerts;
 	}
+	/* refunds did cross thresholds in the generated streams */
+	assert_true(refund_alerts > 10);
 }
 
 int main(void)
@@ -727,6 +849,7 @@ int main(void)
 		cmocka_unit_test(test_refunds_are_capped_and_applied_in_full),
 		cmocka_unit_test(test_unknown_org),
 		cmocka_unit_test(test_low_balance_alert_once_per_crossing),
+		cmocka_unit_test(test_low_balance_alert_on_a_refund),
 		cmocka_unit_test(test_alert_ids_are_deterministic),
 		cmocka_unit_test(test_invariants_over_generated_streams),
 		cmocka_unit_test(test_overflow_is_refused_and_moves_nothing),

@@ -418,24 +418,40 @@ static vox_status write_processed(PGconn *c, const vox_item *items, size_t n,
 	return st;
 }
 
+/* The alerts of the plan, through the outbox. Every field comes from the
+ * event that caused the alert (or the wallet), never from the clock, so
+ * a retried batch emits the very same message under the same id. */
 static vox_status emit_alerts(vox_tx *tx, const vox_billing_plan *p,
 			      const batch_read *b, const vox_item *items)
 {
 	for (size_t i = 0; i < p->nalerts; i++) {
 		const vox_billing_alert *a = &p->alerts[i];
 		const vox_wallet *w = &b->wallets[a->wallet];
-		const vox_call_ended *e = &items[a->item].ev.u.call_ended;
+		const vox_event *cause = &items[a->item].ev;
 		vox_event ev;
 		memset(&ev, 0, sizeof(ev));
 		ev.kind = a->kind;
-		vox_billing_alert_id(a->kind, &w->org_id, e->call_id.s, 36,
-				     &ev.u.wallet.alert_id);
+		if (cause->kind == VOX_CALL_ENDED) {
+			const vox_call_ended *e = &cause->u.call_ended;
+			vox_billing_alert_id(a->kind, &w->org_id, e->call_id.s, 36,
+					     &ev.u.wallet.alert_id);
+			ev.u.wallet.call_id = e->call_id;
+			ev.u.wallet.created_at = e->ended_at;
+		} else {
+			/* a refund: no call; the refund id is the key */
+			const vox_payment_refunded *e = &cause->u.payment_refunded;
+			char key[300];
+			int k = snprintf(key, sizeof(key), "refund:%.*s",
+					 (int)e->stripe_refund_id.len,
+					 e->stripe_refund_id.ptr);
+			vox_billing_alert_id(a->kind, &w->org_id, key, (size_t)k,
+					     &ev.u.wallet.alert_id);
+			ev.u.wallet.created_at = e->occurred_at;
+		}
 		ev.u.wallet.org_id = w->org_id;
 		ev.u.wallet.balance_pence = a->balance;
 		ev.u.wallet.debt_limit_pence = w->debt_limit;
 		ev.u.wallet.amount_pence = a->amount;
-		ev.u.wallet.call_id = e->call_id;
-		ev.u.wallet.created_at = e->ended_at; /* deterministic on retry */
 		vox_status st = vox_tx_emit(tx, &ev);
 		if (st != VOX_OK)
 			return st;
