@@ -28,6 +28,7 @@ const char *vox_billing_outcome_code(vox_billing_outcome o)
 {
 	switch (o) {
 	case VOX_BILL_CONFLICT:
+	case VOX_BILL_OTHER_ORG:
 	case VOX_BILL_OVER_REFUND:
 		return "conflict";
 	case VOX_BILL_UNKNOWN_ORG:
@@ -208,8 +209,9 @@ static vox_billing_outcome call_ended(work *w, size_t item,
 		return VOX_BILL_UNKNOWN_ORG;
 	vox_known_call *k = find_call(w, &e->call_id);
 	if (k) {
-		if (k->duration_seconds == e->duration_seconds &&
-		    uuid_eq(&k->org_id, &e->org_id))
+		if (!uuid_eq(&k->org_id, &e->org_id))
+			return VOX_BILL_OTHER_ORG;
+		if (k->duration_seconds == e->duration_seconds)
 			return VOX_BILL_DUPLICATE;
 		return VOX_BILL_CONFLICT;
 	}
@@ -259,7 +261,9 @@ static vox_billing_outcome topup(work *w, size_t item,
 		return VOX_BILL_UNKNOWN_ORG;
 	vox_known_topup *k = find_topup(w, e->stripe_payment_intent_id);
 	if (k) {
-		if (k->amount == e->amount_pence && uuid_eq(&k->org_id, &e->org_id))
+		if (!uuid_eq(&k->org_id, &e->org_id))
+			return VOX_BILL_OTHER_ORG;
+		if (k->amount == e->amount_pence)
 			return VOX_BILL_DUPLICATE;
 		return VOX_BILL_CONFLICT;
 	}

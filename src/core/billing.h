@@ -70,6 +70,7 @@ typedef enum vox_billing_outcome {
 	VOX_BILL_APPLIED = 0, /* money moved (or a 0 s call was recorded) */
 	VOX_BILL_DUPLICATE,   /* same key, same fields: no-op, ack */
 	VOX_BILL_CONFLICT,    /* same key, other fields: 409 */
+	VOX_BILL_OTHER_ORG,   /* same key, held by another org: 409 */
 	VOX_BILL_UNKNOWN_ORG, /* 404 */
 	VOX_BILL_NOT_FOUND,   /* refund of a payment never credited: 404 */
 	VOX_BILL_OVER_REFUND, /* refunds would exceed the payment: 409 */

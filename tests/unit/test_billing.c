@@ -405,6 +405,29 @@ static void test_overflow_is_refused_and_moves_nothing(void **state)
 	assert_int_equal(vox_billing_available(-430, 500), 70);
 }
 
+/* A key held by another org is refused as that, whoever's the event. */
+static void test_keys_of_another_org(void **state)
+{
+	(void)state;
+	vox_wallet w[2];
+	vox_event ev[4];
+	vox_billing_plan p;
+	wallet(&w[0], ORG_A, 1000, 500, 0);
+	wallet(&w[1], ORG_B, 1000, 500, 0);
+	call(&ev[0], ORG_A, 1, 60);
+	call(&ev[1], ORG_B, 1, 60);   /* same call id, same duration */
+	topup(&ev[2], ORG_A, "pi_1", 100);
+	topup(&ev[3], ORG_B, "pi_1", 100);
+	plan(ev, 4, w, 2, &p);
+	assert_int_equal(p.outcomes[0], VOX_BILL_APPLIED);
+	assert_int_equal(p.outcomes[1], VOX_BILL_OTHER_ORG);
+	assert_int_equal(p.outcomes[2], VOX_BILL_APPLIED);
+	assert_int_equal(p.outcomes[3], VOX_BILL_OTHER_ORG);
+	assert_string_equal(vox_billing_outcome_code(p.outcomes[1]), "conflict");
+	assert_int_equal(w[1].balance, 1000);
+	vox_billing_plan_release(&p);
+}
+
 /* ---- properties over generated streams --------------------------------- */
 
 static uint64_t rng = 0x243f6a8885a308d3ULL;
@@ -853,6 +876,7 @@ int main(void)
 		cmocka_unit_test(test_alert_ids_are_deterministic),
 		cmocka_unit_test(test_invariants_over_generated_streams),
 		cmocka_unit_test(test_overflow_is_refused_and_moves_nothing),
+		cmocka_unit_test(test_keys_of_another_org),
 		cmocka_unit_test(test_overflow_over_generated_streams),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

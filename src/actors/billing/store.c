@@ -62,6 +62,10 @@ static const char *reason_for(const vox_event *ev, vox_billing_outcome o)
 		return "stripe_payment_intent_id: no top-up of this org has this payment intent";
 	case VOX_BILL_OVER_REFUND:
 		return "amount_pence: the refunds of this payment intent would exceed it";
+	case VOX_BILL_OTHER_ORG:
+		if (ev->kind == VOX_CALL_ENDED)
+			return "call_id: belongs to another organization";
+		return "stripe_payment_intent_id: credited to another organization";
 	case VOX_BILL_OVERFLOW:
 		if (ev->kind == VOX_CALL_ENDED)
 			return "unbilled_pence: this call's shortfall would take the"
@@ -240,10 +244,19 @@ out:
 	return st;
 }
 
+/* Run a write. A unique violation (23505) here is a race, never the
+ * message's fault: another instance committed a row with one of this
+ * batch's keys (the same call_id for another org, the same payment
+ * intent) after read_batch looked them up. VOX_E_RETRY makes the runtime
+ * run the batch again at once; the read then sees that row and the
+ * planner answers duplicate, conflict or another org's. */
 static vox_status exec(PGconn *c, const char *sql, int n, const char *const *params)
 {
-	vox_status st;
-	PGresult *r = query(c, sql, n, params, &st);
+	PGresult *r = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
+	vox_status st = vox_pg_status(c, r);
+	const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+	if (st != VOX_OK && state && strcmp(state, "23505") == 0)
+		st = VOX_E_RETRY;
 	PQclear(r);
 	return st;
 }
