@@ -2,10 +2,12 @@
  * store.c - vox-billing's side of the database: read what a batch needs
  * under the org row locks, run the pure planner (core/billing.c), write the
  * plan with a fixed number of set-based statements, and answer
- * billing.authorize. Every statement is parameterised.
+ * billing.authorize (its request read by core/authorize.c). Every
+ * statement is parameterised.
  */
 #include "actors/billing/billing.h"
 
+#include "core/authorize.h"
 #include "core/billing.h"
 #include "core/codec.h"
 #include "io/log.h"
@@ -558,45 +560,6 @@ static void reply_error(vox_request *req, int code, const char *text)
 	VOX_UNUSED(st);
 }
 
-#define AUTHORIZE_MAX_REQUEST 4096
-
-/* `{}` or a map whose call_id, when present (and not nil), is a UUID; an
- * empty body is taken as `{}`. Returns the status code to answer (0: the
- * body is good) with its text. */
-static int check_request_body(const char *data, size_t len, const char **text)
-{
-	if (len == 0)
-		return 0;
-	if (len > AUTHORIZE_MAX_REQUEST) {
-		*text = "request: larger than 4096 bytes";
-		return 413;
-	}
-	msgpack_unpacked u;
-	msgpack_unpacked_init(&u);
-	size_t off = 0;
-	int code = 0;
-	if (msgpack_unpack_next(&u, data, len, &off) != MSGPACK_UNPACK_SUCCESS ||
-	    off != len || u.data.type != MSGPACK_OBJECT_MAP) {
-		*text = "request must be a msgpack map";
-		code = 400;
-	}
-	for (uint32_t i = 0; code == 0 && i < u.data.via.map.size; i++) {
-		const msgpack_object_kv *kv = &u.data.via.map.ptr[i];
-		if (kv->key.type != MSGPACK_OBJECT_STR || kv->key.via.str.size != 7 ||
-		    memcmp(kv->key.via.str.ptr, "call_id", 7) != 0 ||
-		    kv->val.type == MSGPACK_OBJECT_NIL)
-			continue;
-		vox_uuid id;
-		if (kv->val.type != MSGPACK_OBJECT_STR ||
-		    !vox_uuid_parse(kv->val.via.str.ptr, kv->val.via.str.size, &id)) {
-			*text = "call_id: must be a UUID (36 characters, 8-4-4-4-12 hex)";
-			code = 400;
-		}
-	}
-	msgpack_unpacked_destroy(&u);
-	return code;
-}
-
 void vox_billing_authorize(vox_request *req, void *ctx)
 {
 	vox_billing_ctx *bc = ctx;
@@ -608,10 +571,13 @@ void vox_billing_authorize(vox_request *req, void *ctx)
 		reply_error(req, 400, "org_id: the subject's last token must be a UUID");
 		return;
 	}
-	const char *why = NULL;
-	int code = check_request_body(data, len, &why);
-	if (code != 0) {
-		reply_error(req, code, why);
+	/* the request is checked (strictly, core/authorize.c) and its
+	 * call_id is not needed for the answer: it reserves nothing */
+	vox_authorize_req areq;
+	char why[200];
+	vox_status pst = vox_authorize_parse(&areq, data, len, why, sizeof(why));
+	if (pst != VOX_OK) {
+		reply_error(req, pst == VOX_E_TOO_LARGE ? 413 : 400, why);
 		return;
 	}
 
