@@ -41,8 +41,9 @@ vox_status vox_authorize_parse(vox_authorize_req *out, const void *data,
 		return refuse(err, errlen, VOX_E_INVALID,
 			      "request: must be a msgpack map");
 	if (vox_mp_map(&r, &n) != VOX_MP_OK)
-		return refuse(err, errlen, VOX_E_INVALID,
-			      "request: not valid msgpack (the map is cut short)");
+		return refuse(
+			err, errlen, VOX_E_INVALID,
+			"request: not valid msgpack (the map is cut short)");
 	for (uint32_t i = 0; i < n; i++) {
 		const char *k, *v = NULL;
 		uint32_t kl, vl = 0;
@@ -51,7 +52,8 @@ vox_status vox_authorize_parse(vox_authorize_req *out, const void *data,
 				      "request: keys must be strings");
 		if (vox_mp_str(&r, &k, &kl) != VOX_MP_OK)
 			return refuse(err, errlen, VOX_E_INVALID,
-				      "request: not valid msgpack (a key is cut short)");
+				      "request: not valid msgpack (a key is "
+				      "cut short)");
 		bool is_call = kl == 7 && memcmp(k, "call_id", 7) == 0;
 		if (is_call && seen)
 			return refuse(err, errlen, VOX_E_INVALID,
@@ -61,26 +63,31 @@ vox_status vox_authorize_parse(vox_authorize_req *out, const void *data,
 			/* unknown keys are ignored, nil is absent */
 			vox_mp_err e = vox_mp_skip(&r);
 			if (e == VOX_MP_TOO_DEEP)
-				return refuse(err, errlen, VOX_E_INVALID,
-					      "request: nested deeper than %d levels",
-					      VOX_MP_MAX_DEPTH);
+				return refuse(
+					err, errlen, VOX_E_INVALID,
+					"request: nested deeper than %d levels",
+					VOX_MP_MAX_DEPTH);
 			if (e != VOX_MP_OK)
 				return refuse(err, errlen, VOX_E_INVALID,
 					      "request: not valid msgpack");
 			continue;
 		}
 		vox_mp_type t = vox_mp_peek(&r);
-		vox_mp_err e = t == VOX_MP_STR ? vox_mp_str(&r, &v, &vl) : VOX_MP_TYPE;
+		vox_mp_err e =
+			t == VOX_MP_STR ? vox_mp_str(&r, &v, &vl) : VOX_MP_TYPE;
 		if (e == VOX_MP_TRUNCATED)
 			return refuse(err, errlen, VOX_E_INVALID,
-				      "request: not valid msgpack (call_id is cut short)");
+				      "request: not valid msgpack (call_id is "
+				      "cut short)");
 		if (e != VOX_MP_OK || !vox_uuid_parse(v, vl, &req.call_id))
 			return refuse(err, errlen, VOX_E_INVALID,
-				      "call_id: must be a UUID (36 characters, 8-4-4-4-12 hex)");
+				      "call_id: must be a UUID (36 characters, "
+				      "8-4-4-4-12 hex)");
 	}
 	if (vox_mp_left(&r) != 0)
 		return refuse(err, errlen, VOX_E_INVALID,
-			      "request: %zu bytes after the map", vox_mp_left(&r));
+			      "request: %zu bytes after the map",
+			      vox_mp_left(&r));
 done:
 	*out = req;
 	return VOX_OK;

@@ -29,7 +29,7 @@ typedef struct vox_authorize_req {
  * naming the field: "call_id: must be a UUID ...", "request: ...".
  */
 vox_status vox_authorize_parse(vox_authorize_req *out, const void *data,
-			       size_t len, char *err, size_t errlen)
-	VOX_MUST_CHECK;
+			       size_t len, char *err,
+			       size_t errlen) VOX_MUST_CHECK;
 
 #endif
