@@ -98,4 +98,19 @@ build-fuzz/bin/fuzz_query_request -max_total_time="$seconds" -max_len=4200 -time
     exit 1
   }
 grep -E "stat::number_of_executed_units" build-fuzz/query_request.log | sed 's/^/  /'
+# billing.authorize's request decoder, seeded with its regression vectors
+corpus=build-fuzz/corpus/authorize_request
+mkdir -p "$corpus"
+cp tests/fuzz/regress/authorize_request/* "$corpus"/
+replay build-fuzz/bin/fuzz_authorize_request authorize_request
+echo "fuzz: authorize request for ${seconds}s"
+build-fuzz/bin/fuzz_authorize_request -max_total_time="$seconds" -max_len=4200 -timeout=5 \
+  -artifact_prefix=build-fuzz/crashes/authorize_request- -print_final_stats=1 \
+  "$corpus" 2> build-fuzz/authorize_request.log || {
+    echo "fuzz: authorize request FAILED, see build-fuzz/authorize_request.log and build-fuzz/crashes/"
+    tail -30 build-fuzz/authorize_request.log
+    keep authorize_request
+    exit 1
+  }
+grep -E "stat::number_of_executed_units" build-fuzz/authorize_request.log | sed 's/^/  /'
 echo "fuzz: all decoders ran clean"

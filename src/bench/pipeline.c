@@ -59,7 +59,7 @@
 #define P_MAX_EVENTS 10000000L
 #define P_MAX_ORGS 100000L
 #define P_RATE_PER_MINUTE 70 /* VOX_RATE_PER_MINUTE's default */
-#define P_OPENING_BALANCE 1000000000 /* fits organizations' integer */
+#define P_OPENING_BALANCE 1000000000 /* far from any limit of the bigint columns */
 #define P_POLL_NS (250 * INT64_C(1000000))
 #define P_WAIT_NS (300 * NS_PER_S)
 #define P_LIMIT_BATCH 256
@@ -872,16 +872,18 @@ out:
 
 /* ---- baseline-seed ------------------------------------------------------- */
 
-/* The replaced system's deduction, per call, in its own transaction. */
+/* The replaced system's deduction, per call, in its own transaction. Its
+ * money is bigint like the columns (0008); it returns what it took, one
+ * call's charge, which an integer holds. */
 static const char SQL_BASELINE_FN[] =
 	"CREATE OR REPLACE FUNCTION bench_deduct_call_credits("
 	"  p_org uuid, p_call uuid, p_duration int, p_rate int)"
 	" RETURNS integer LANGUAGE plpgsql AS $$\n"
 	"DECLARE\n"
-	"  v_charge integer;\n"
-	"  v_balance integer;\n"
-	"  v_debt integer;\n"
-	"  v_take integer;\n"
+	"  v_charge bigint;\n"
+	"  v_balance bigint;\n"
+	"  v_debt bigint;\n"
+	"  v_take bigint;\n"
 	"BEGIN\n"
 	"  PERFORM pg_advisory_xact_lock(hashtext(p_org::text));\n"
 	"  -- idempotency: the old system read the ledger\n"

@@ -16,16 +16,27 @@ int64_t vox_billing_charge(int64_t duration_seconds, int64_t rate_per_minute)
 	return (duration_seconds * rate_per_minute + 59) / 60;
 }
 
+int64_t vox_billing_available(int64_t balance, int64_t debt_limit)
+{
+	int64_t sum;
+	if (__builtin_add_overflow(balance, debt_limit, &sum))
+		return debt_limit > 0 ? INT64_MAX : INT64_MIN;
+	return sum;
+}
+
 const char *vox_billing_outcome_code(vox_billing_outcome o)
 {
 	switch (o) {
 	case VOX_BILL_CONFLICT:
+	case VOX_BILL_OTHER_ORG:
 	case VOX_BILL_OVER_REFUND:
 		return "conflict";
 	case VOX_BILL_UNKNOWN_ORG:
 		return "unknown_org";
 	case VOX_BILL_NOT_FOUND:
 		return "not_found";
+	case VOX_BILL_OVERFLOW:
+		return "overflow";
 	default:
 		return NULL;
 	}
@@ -122,7 +133,8 @@ static vox_known_refund *find_refund(work *w, vox_str id)
 	return NULL;
 }
 
-/* Append a ledger row moving wallet wi by amount; returns it. */
+/* Append a ledger row moving wallet wi by amount; returns it. The caller
+ * has checked that balance + amount fits in int64. */
 static vox_ledger_row *ledger(work *w, size_t wi, size_t item,
 			      vox_ledger_type type, int64_t amount,
 			      int64_t shortfall)
@@ -147,6 +159,20 @@ static vox_ledger_row *ledger(work *w, size_t wi, size_t item,
 	return r;
 }
 
+/* Whether the balance can take a credit / a debit of amount (>= 0) and
+ * stay in int64. */
+static bool credit_fits(const vox_wallet *wl, int64_t amount)
+{
+	int64_t after;
+	return !__builtin_add_overflow(wl->balance, amount, &after);
+}
+
+static bool debit_fits(const vox_wallet *wl, int64_t amount)
+{
+	int64_t after;
+	return !__builtin_sub_overflow(wl->balance, amount, &after);
+}
+
 static void alert(work *w, vox_event_kind kind, size_t wi, size_t item,
 		  int64_t amount)
 {
@@ -157,6 +183,19 @@ static void alert(work *w, vox_event_kind kind, size_t wi, size_t item,
 	a->item = item;
 	a->balance = w->in->wallets[wi].balance;
 	a->amount = amount;
+}
+
+/* After a debit of wallet wi from before: alert.low_balance if it took the
+ * balance from at or above the threshold to below it, once per crossing
+ * (ledger() ends a crossing when the balance is back at the line). */
+static void low_balance_crossing(work *w, size_t wi, size_t item, int64_t before)
+{
+	vox_wallet *wl = &w->in->wallets[wi];
+	if (before >= wl->low_balance && wl->balance < wl->low_balance &&
+	    !wl->low_alerted) {
+		wl->low_alerted = true;
+		alert(w, VOX_ALERT_LOW_BALANCE, wi, item, wl->low_balance);
+	}
 }
 
 /* ---- one event each ------------------------------------------------------ */
@@ -170,18 +209,24 @@ static vox_billing_outcome call_ended(work *w, size_t item,
 		return VOX_BILL_UNKNOWN_ORG;
 	vox_known_call *k = find_call(w, &e->call_id);
 	if (k) {
-		if (k->duration_seconds == e->duration_seconds &&
-		    uuid_eq(&k->org_id, &e->org_id))
+		if (!uuid_eq(&k->org_id, &e->org_id))
+			return VOX_BILL_OTHER_ORG;
+		if (k->duration_seconds == e->duration_seconds)
 			return VOX_BILL_DUPLICATE;
 		return VOX_BILL_CONFLICT;
 	}
 	int64_t charge = vox_billing_charge(e->duration_seconds,
 					    w->in->rate_per_minute);
-	/* take what fits above -debt_limit; the rest is shortfall */
-	int64_t room = wl->balance + wl->debt_limit;
+	/* take what fits above -debt_limit (a sum past INT64_MAX fits any
+	 * charge); the rest is shortfall. balance - deducted cannot
+	 * overflow: it ends at -debt_limit at the lowest. */
+	int64_t room = vox_billing_available(wl->balance, wl->debt_limit);
 	int64_t deducted = room <= 0 ? 0 : (charge < room ? charge : room);
 	int64_t shortfall = charge - deducted;
 	int64_t before = wl->balance;
+	int64_t unbilled;
+	if (__builtin_add_overflow(wl->unbilled, shortfall, &unbilled))
+		return VOX_BILL_OVERFLOW;
 
 	GROW(w->out->charges, w->out->ncharges, w->capcharges);
 	vox_call_charge *c = &w->out->charges[w->out->ncharges++];
@@ -198,12 +243,8 @@ static vox_billing_outcome call_ended(work *w, size_t item,
 		return VOX_BILL_APPLIED; /* 0 s: recorded, no ledger row */
 
 	ledger(w, wi, item, VOX_LEDGER_DEDUCTION, -deducted, shortfall);
-	wl->unbilled += shortfall;
-	if (before >= wl->low_balance && wl->balance < wl->low_balance &&
-	    !wl->low_alerted) {
-		wl->low_alerted = true;
-		alert(w, VOX_ALERT_LOW_BALANCE, wi, item, wl->low_balance);
-	}
+	wl->unbilled = unbilled;
+	low_balance_crossing(w, wi, item, before);
 	if (shortfall > 0 && !wl->debt_alerted) {
 		wl->debt_alerted = true;
 		alert(w, VOX_ALERT_DEBT_LIMIT, wi, item, shortfall);
@@ -215,14 +256,19 @@ static vox_billing_outcome topup(work *w, size_t item,
 				 const vox_payment_succeeded *e)
 {
 	size_t wi;
-	if (!find_wallet(w, &e->org_id, &wi))
+	vox_wallet *wl = find_wallet(w, &e->org_id, &wi);
+	if (!wl)
 		return VOX_BILL_UNKNOWN_ORG;
 	vox_known_topup *k = find_topup(w, e->stripe_payment_intent_id);
 	if (k) {
-		if (k->amount == e->amount_pence && uuid_eq(&k->org_id, &e->org_id))
+		if (!uuid_eq(&k->org_id, &e->org_id))
+			return VOX_BILL_OTHER_ORG;
+		if (k->amount == e->amount_pence)
 			return VOX_BILL_DUPLICATE;
 		return VOX_BILL_CONFLICT;
 	}
+	if (!credit_fits(wl, e->amount_pence))
+		return VOX_BILL_OVERFLOW;
 	ledger(w, wi, item, VOX_LEDGER_TOPUP, e->amount_pence, 0);
 	GROW(w->topups, w->ntopups, w->captopups);
 	w->topups[w->ntopups++] = (vox_known_topup){
@@ -234,7 +280,8 @@ static vox_billing_outcome refund(work *w, size_t item,
 				  const vox_payment_refunded *e)
 {
 	size_t wi;
-	if (!find_wallet(w, &e->org_id, &wi))
+	vox_wallet *wl = find_wallet(w, &e->org_id, &wi);
+	if (!wl)
 		return VOX_BILL_UNKNOWN_ORG;
 	vox_known_refund *k = find_refund(w, e->stripe_refund_id);
 	if (k) {
@@ -246,10 +293,16 @@ static vox_billing_outcome refund(work *w, size_t item,
 	vox_known_topup *t = find_topup(w, e->stripe_payment_intent_id);
 	if (!t || !uuid_eq(&t->org_id, &e->org_id))
 		return VOX_BILL_NOT_FOUND;
-	if (t->refunded + e->amount_pence > t->amount)
+	/* refunded <= amount holds for what the store reads; written so that
+	 * no sum of two stored values can overflow either way */
+	if (t->refunded > t->amount || e->amount_pence > t->amount - t->refunded)
 		return VOX_BILL_OVER_REFUND;
+	if (!debit_fits(wl, e->amount_pence))
+		return VOX_BILL_OVERFLOW;
 	/* an outside fact: applied in full, even below the debt limit */
+	int64_t before = wl->balance;
 	ledger(w, wi, item, VOX_LEDGER_REFUND, -e->amount_pence, 0);
+	low_balance_crossing(w, wi, item, before);
 	t->refunded += e->amount_pence;
 	GROW(w->refunds, w->nrefunds, w->caprefunds);
 	w->refunds[w->nrefunds++] = (vox_known_refund){

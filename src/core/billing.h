@@ -12,7 +12,14 @@
  *   is recorded as shortfall and added to unbilled;
  *   top-ups are keyed by payment intent, refunds by refund id and capped
  *   by their payment intent, charges by call id; the same key with the
- *   same fields is a no-op, with other fields a conflict.
+ *   same fields is a no-op, with other fields a conflict;
+ *   alert.low_balance fires once per crossing, when a debit (a charge or
+ *   a refund) takes the balance from at or above the threshold to below
+ *   it; alert.debt_limit when a charge leaves a shortfall, once per
+ *   crossing of the floor;
+ *   money is int64 (the bigint columns): an event whose effect would take
+ *   a balance or an org's unbilled total past what int64 holds is refused
+ *   (overflow) and moves nothing, never computed with a wrapped value.
  */
 #ifndef VOX_BILLING_H
 #define VOX_BILLING_H
@@ -22,6 +29,11 @@
 
 /* The charge of a call of d seconds at rate per minute, rounded up. */
 int64_t vox_billing_charge(int64_t duration_seconds, int64_t rate_per_minute);
+
+/* balance + debt_limit (debt_limit >= 0): what a call may still take, as
+ * billing.authorize and query.wallet report it. Saturates at INT64_MAX
+ * instead of overflowing. */
+int64_t vox_billing_available(int64_t balance, int64_t debt_limit);
 
 typedef struct vox_wallet {
 	vox_uuid org_id;
@@ -58,9 +70,12 @@ typedef enum vox_billing_outcome {
 	VOX_BILL_APPLIED = 0, /* money moved (or a 0 s call was recorded) */
 	VOX_BILL_DUPLICATE,   /* same key, same fields: no-op, ack */
 	VOX_BILL_CONFLICT,    /* same key, other fields: 409 */
+	VOX_BILL_OTHER_ORG,   /* same key, held by another org: 409 */
 	VOX_BILL_UNKNOWN_ORG, /* 404 */
 	VOX_BILL_NOT_FOUND,   /* refund of a payment never credited: 404 */
 	VOX_BILL_OVER_REFUND, /* refunds would exceed the payment: 409 */
+	VOX_BILL_OVERFLOW,    /* would take balance (top-up, refund) or
+			       * unbilled (charge) past int64: 409 */
 	VOX_BILL_IGNORED,     /* not a billing event */
 } vox_billing_outcome;
 
@@ -92,7 +107,9 @@ typedef struct vox_call_charge {
 typedef struct vox_billing_alert {
 	vox_event_kind kind; /* VOX_ALERT_LOW_BALANCE or VOX_ALERT_DEBT_LIMIT */
 	size_t wallet;
-	size_t item;         /* the deduction that caused it */
+	size_t item;         /* the debit that caused it: a call.ended
+			      * (both kinds) or a payment.refunded
+			      * (low_balance only) */
 	int64_t balance;
 	int64_t amount;      /* threshold or shortfall */
 } vox_billing_alert;
@@ -132,13 +149,17 @@ void vox_billing_plan_batch(const vox_billing_input *in,
 
 void vox_billing_plan_release(vox_billing_plan *p);
 
-/* "conflict", "unknown_org", ... for dead letters; NULL when applied. */
+/* "conflict", "unknown_org", "overflow", ... for dead letters; NULL when
+ * applied. */
 const char *vox_billing_outcome_code(vox_billing_outcome o);
 
 /*
  * A deterministic UUID for an alert: the same (kind, org, cause) always
  * gives the same id, so a retried batch emits the very same alert and the
- * outbox and JetStream's duplicate window keep one copy.
+ * outbox and JetStream's duplicate window keep one copy. The cause is the
+ * debit's own key: the call_id text of a charge, "refund:" and the
+ * stripe_refund_id of a refund (the prefix keeps a refund id that looks
+ * like a call id from ever sharing an alert id with that call's).
  */
 void vox_billing_alert_id(vox_event_kind kind, const vox_uuid *org,
 			  const char *cause, size_t causelen, vox_uuid *out);

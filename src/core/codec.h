@@ -37,6 +37,13 @@ bool vox_time_parse_rfc3339(const char *s, size_t n, vox_time *out);
 /* Whether key names a timestamp field of messages of this kind. */
 bool vox_event_key_is_time(vox_event_kind kind, const char *key, size_t n);
 
+/* Whether v would pass the rules of the string field key (an id, a text,
+ * a phone) of messages of this kind: what an actor checks before it puts
+ * a value it did not decode itself (a stored contact's phone or name)
+ * into a message it emits. False for an absent value, an unknown key or
+ * a key that is not a string field. */
+bool vox_event_str_fits(vox_event_kind kind, const char *key, vox_str v);
+
 /* msgpack-c's write callback for a packer that appends to a vox_buf:
  * msgpack_packer_init(&pk, &buf, vox_mp_buf_write). */
 int vox_mp_buf_write(void *buf, const char *p, size_t n);

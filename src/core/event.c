@@ -153,15 +153,19 @@ static const field hot_lead_fields[] = {
 	REQ("created_at", F_TS, 0, 0, NULL, HL(created_at), 0),
 };
 
+/* An alert reports what the wallet holds, so its ranges are those of the
+ * bigint columns: any balance, a debt limit, threshold or shortfall of 0
+ * or more (their CHECKs). Narrower ranges made an alert of a legal wallet
+ * unencodable, and the charge that raised it failed with it. */
 #define AW(f) offsetof(vox_alert_wallet, f)
 #define WALLET_FIELDS(amount_key)                                              \
 	REQ("alert_id", F_UUID, 0, 0, NULL, AW(alert_id), 0),                  \
 	REQ("org_id", F_UUID, 0, 0, NULL, AW(org_id), 0),                      \
-	REQ("balance_pence", F_INT, -MONEY_MAX * 10, MONEY_MAX * 10, NULL,     \
+	REQ("balance_pence", F_INT, INT64_MIN, INT64_MAX, NULL,                \
 	    AW(balance_pence), 0),                                             \
-	REQ("debt_limit_pence", F_INT, 0, MONEY_MAX, NULL,                     \
+	REQ("debt_limit_pence", F_INT, 0, INT64_MAX, NULL,                     \
 	    AW(debt_limit_pence), 0),                                          \
-	REQ(amount_key, F_INT, 0, MONEY_MAX * 10, NULL, AW(amount_pence), 0),  \
+	REQ(amount_key, F_INT, 0, INT64_MAX, NULL, AW(amount_pence), 0),       \
 	OPT("call_id", F_UUID, 0, 0, NULL, AW(call_id), 0),                    \
 	REQ("created_at", F_TS, 0, 0, NULL, AW(created_at), 0)
 static const field low_balance_fields[] = {WALLET_FIELDS("threshold_pence")};
@@ -348,41 +352,32 @@ static vox_status read_str(vox_mp *r, const field *f, const char **s,
 	return VOX_OK;
 }
 
-static vox_status read_field(vox_mp *r, const field *f, char *base,
-			     vox_decode_error *err)
+/* The rules of a string field (id, text, phone) on n bytes at s; err may
+ * be NULL. Shared by the decoder and vox_event_str_fits. */
+static vox_status check_str(const field *f, const char *s, size_t n,
+			    vox_decode_error *err)
 {
-	const char *s = NULL;
-	uint32_t n = 0;
-	vox_status st;
-	void *dst = base + f->off;
-
 	switch (f->kind) {
 	case F_EVENT_ID:
-	case F_ID:
-		if ((st = read_str(r, f, &s, &n, err)) != VOX_OK)
-			return st;
-		{
-			uint32_t maxlen = f->kind == F_EVENT_ID ? 128 : 255;
-			char lo = f->kind == F_EVENT_ID ? 0x20 : 0x21;
-			bool ok = n >= 1 && n <= maxlen;
-			for (uint32_t i = 0; ok && i < n; i++)
-				ok = s[i] >= lo && s[i] <= 0x7e;
-			if (!ok)
-				return fail(err, VOX_E_INVALID,
-					    f->kind == F_EVENT_ID ? "bad_event_id" : "bad_id",
-					    f->key,
-					    "must be 1..%u printable ASCII characters%s",
-					    maxlen, f->kind == F_ID ? " without spaces" : "");
-		}
-		*(vox_str *)dst = (vox_str){s, n};
+	case F_ID: {
+		size_t maxlen = f->kind == F_EVENT_ID ? 128 : 255;
+		char lo = f->kind == F_EVENT_ID ? 0x20 : 0x21;
+		bool ok = n >= 1 && n <= maxlen;
+		for (size_t i = 0; ok && i < n; i++)
+			ok = s[i] >= lo && s[i] <= 0x7e;
+		if (!ok)
+			return fail(err, VOX_E_INVALID,
+				    f->kind == F_EVENT_ID ? "bad_event_id" : "bad_id",
+				    f->key,
+				    "must be 1..%zu printable ASCII characters%s",
+				    maxlen, f->kind == F_ID ? " without spaces" : "");
 		return VOX_OK;
+	}
 	case F_TEXT:
-		if ((st = read_str(r, f, &s, &n, err)) != VOX_OK)
-			return st;
-		if (n > f->max)
+		if (n > (size_t)f->max)
 			return fail(err, VOX_E_INVALID, "too_long", f->key,
 				    "longer than %" PRId64 " bytes", f->max);
-		for (uint32_t i = 0; i < n;) {
+		for (size_t i = 0; i < n;) {
 			if (s[i] == '\0')
 				return fail(err, VOX_E_INVALID, "bad_string", f->key,
 					    "contains a NUL byte");
@@ -394,8 +389,38 @@ static vox_status read_field(vox_mp *r, const field *f, char *base,
 			if (k == 0)
 				return fail(err, VOX_E_INVALID, "bad_utf8", f->key,
 					    "not valid UTF-8");
-			i += (uint32_t)k;
+			i += k;
 		}
+		return VOX_OK;
+	case F_E164:
+		if (!vox_e164_ok(s, n))
+			return fail(err, VOX_E_INVALID, "bad_phone", f->key,
+				    "must be E.164 (+ then 8 to 15 digits, not"
+				    " starting with 0)");
+		return VOX_OK;
+	default:
+		return fail(err, VOX_E_INVALID, "wrong_type", f->key,
+			    "not a string field");
+	}
+}
+
+static vox_status read_field(vox_mp *r, const field *f, char *base,
+			     vox_decode_error *err)
+{
+	const char *s = NULL;
+	uint32_t n = 0;
+	vox_status st;
+	void *dst = base + f->off;
+
+	switch (f->kind) {
+	case F_EVENT_ID:
+	case F_ID:
+	case F_TEXT:
+	case F_E164:
+		if ((st = read_str(r, f, &s, &n, err)) != VOX_OK)
+			return st;
+		if ((st = check_str(f, s, n, err)) != VOX_OK)
+			return st;
 		*(vox_str *)dst = (vox_str){s, n};
 		return VOX_OK;
 	case F_UUID:
@@ -404,15 +429,6 @@ static vox_status read_field(vox_mp *r, const field *f, char *base,
 		if (!vox_uuid_parse(s, n, dst))
 			return fail(err, VOX_E_INVALID, "bad_uuid", f->key,
 				    "must be a UUID (36 characters, 8-4-4-4-12 hex)");
-		return VOX_OK;
-	case F_E164:
-		if ((st = read_str(r, f, &s, &n, err)) != VOX_OK)
-			return st;
-		if (!vox_e164_ok(s, n))
-			return fail(err, VOX_E_INVALID, "bad_phone", f->key,
-				    "must be E.164 (+ then 8 to 15 digits, not"
-				    " starting with 0)");
-		*(vox_str *)dst = (vox_str){s, n};
 		return VOX_OK;
 	case F_TS:
 		return vox_time_read(r, f->key, dst, err);
@@ -846,6 +862,23 @@ bool vox_event_key_is_time(vox_event_kind kind, const char *key, size_t n)
 		if (k->fields[i].kind == F_TS && strlen(k->fields[i].key) == n &&
 		    memcmp(k->fields[i].key, key, n) == 0)
 			return true;
+	return false;
+}
+
+bool vox_event_str_fits(vox_event_kind kind, const char *key, vox_str v)
+{
+	if ((unsigned)kind >= VOX_EVENT_KIND_COUNT || v.ptr == NULL)
+		return false;
+	const kind_def *k = &kinds[kind];
+	for (size_t i = 0; i < k->nfields; i++) {
+		const field *f = &k->fields[i];
+		if (strcmp(f->key, key) != 0)
+			continue;
+		if (f->kind != F_EVENT_ID && f->kind != F_ID && f->kind != F_TEXT &&
+		    f->kind != F_E164)
+			return false;
+		return check_str(f, v.ptr, v.len, NULL) == VOX_OK;
+	}
 	return false;
 }
 

@@ -81,7 +81,7 @@ int voxctl_org_insert(PGconn *c, const voxctl_org *o, char id_out[37])
 		"INSERT INTO organizations (id, name, email, plan,"
 		" wallet_balance_pence, debt_limit_pence, low_balance_pence)"
 		" VALUES (coalesce($1::uuid, gen_random_uuid()), $2, $3, $4,"
-		" $5::integer, $6::integer, $7::integer) RETURNING id::text",
+		" $5::bigint, $6::bigint, $7::bigint) RETURNING id::text",
 		7, NULL, p, NULL, NULL, 0);
 	if (vox_pg_status(c, r) == VOX_E_CONFLICT) {
 		PQclear(r);
@@ -103,8 +103,8 @@ int voxctl_org_insert(PGconn *c, const voxctl_org *o, char id_out[37])
 		r = PQexecParams(c,
 				 "INSERT INTO credit_transactions (org_id, amount_pence,"
 				 " type, description, balance_before_pence,"
-				 " balance_after_pence) VALUES ($1::uuid, $2::integer,"
-				 " 'topup', 'opening balance', 0, $2::integer)",
+				 " balance_after_pence) VALUES ($1::uuid, $2::bigint,"
+				 " 'topup', 'opening balance', 0, $2::bigint)",
 				 2, NULL, q, NULL, NULL, 0);
 		if (vox_pg_status(c, r) != VOX_OK) {
 			int code = pg_fail(c, r, "org create: ledger");
@@ -159,7 +159,10 @@ static int print_org(PGconn *c, const char *id)
 	return code;
 }
 
-/* An amount option in [lo, hi] (pence). */
+/* An amount option in [lo, hi] (pence). The amounts take what their
+ * bigint columns take: 0 up to INT64_MAX (the debt limit and the
+ * threshold have CHECK (>= 0); the opening balance is a 'topup' ledger
+ * row, whose amount is positive). */
 static bool parse_int(const char *opt, const char *s, int64_t lo, int64_t hi,
 		      int64_t *out)
 {
@@ -208,13 +211,13 @@ static int org_create(int argc, char **argv)
 			}
 			o.id = id.s;
 		} else if ((v = opt_value(argc, argv, &i, "--balance", &missing))) {
-			if (!parse_int("--balance", v, 0, INT32_MAX, &o.balance))
+			if (!parse_int("--balance", v, 0, INT64_MAX, &o.balance))
 				return EXIT_USAGE;
 		} else if ((v = opt_value(argc, argv, &i, "--debt-limit", &missing))) {
-			if (!parse_int("--debt-limit", v, 0, INT32_MAX, &o.debt_limit))
+			if (!parse_int("--debt-limit", v, 0, INT64_MAX, &o.debt_limit))
 				return EXIT_USAGE;
 		} else if ((v = opt_value(argc, argv, &i, "--low-balance", &missing))) {
-			if (!parse_int("--low-balance", v, 0, INT32_MAX, &o.low_balance))
+			if (!parse_int("--low-balance", v, 0, INT64_MAX, &o.low_balance))
 				return EXIT_USAGE;
 		} else if ((v = opt_value(argc, argv, &i, "--plan", &missing))) {
 			if (strcmp(v, "starter") != 0 && strcmp(v, "professional") != 0 &&

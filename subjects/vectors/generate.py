@@ -338,6 +338,8 @@ SENTIMENTS = ("positive", "neutral", "negative")
 URGENCIES = ("low", "medium", "high", "critical")
 LEAD_STATUSES = ("hot", "warm", "cold", "contacted")
 MONEY_MAX = 100000000
+INT64_MIN = -(1 << 63)
+INT64_MAX = (1 << 63) - 1
 
 
 def F(name, ftype, req, *limits):
@@ -345,11 +347,12 @@ def F(name, ftype, req, *limits):
 
 
 def wallet(amount_key):
+    # what the bigint columns hold: any balance, limits and amounts >= 0
     return [
         F("alert_id", "uuid", True), F("org_id", "uuid", True),
-        F("balance_pence", "int", True, -MONEY_MAX * 10, MONEY_MAX * 10),
-        F("debt_limit_pence", "int", True, 0, MONEY_MAX),
-        F(amount_key, "int", True, 0, MONEY_MAX * 10),
+        F("balance_pence", "int", True, INT64_MIN, INT64_MAX),
+        F("debt_limit_pence", "int", True, 0, INT64_MAX),
+        F(amount_key, "int", True, 0, INT64_MAX),
         F("call_id", "uuid", False), F("created_at", "ts", True),
     ]
 
@@ -1378,17 +1381,15 @@ def alert_wallet(kind, amount_key, amount):
     common(v, base, full)
     v.ok("call_id nil (absent)", base[:5] + [("call_id", nil())] + base[5:])
     int_cases(v, base, "balance_pence",
-              [-1000000000, -150000, -2500, -129, -128, -100, -33, -32, -5,
-               0, 250, 1000000000],
-              [(-1000000001, i32(-1000000001)),
-               (1000000001, u32(1000000001)),
-               (-(1 << 63), i64(-(1 << 63))), (1 << 40, u64(1 << 40))])
-    int_cases(v, base, "debt_limit_pence", [0, 5000, 100000000],
-              [(-1, fixint(-1)), (100000001, u32(100000001)),
-               (-5000, i16(-5000))])
-    int_cases(v, base, amount_key, [0, 1000, 1000000000],
-              [(-1, fixint(-1)), (1000000001, u32(1000000001)),
-               (-1000, i16(-1000))])
+              [INT64_MIN, -1000000001, -150000, -2500, -129, -128, -100, -33,
+               -32, -5, 0, 250, 1000000001, 1 << 40, INT64_MAX], [])
+    int_cases(v, base, "debt_limit_pence",
+              [0, 5000, 100000001, 5000000000, INT64_MAX],
+              [(-1, fixint(-1)), (-5000, i16(-5000)),
+               (INT64_MIN, i64(INT64_MIN))])
+    int_cases(v, base, amount_key, [0, 1000, 1000000001, 1 << 40, INT64_MAX],
+              [(-1, fixint(-1)), (-1000, i16(-1000)),
+               (INT64_MIN, i64(INT64_MIN))])
     uuid_cases(v, base, "alert_id")
     uuid_cases(v, base, "call_id")
     duplicate_after_nil(v, base, "call_id", s(CALL))

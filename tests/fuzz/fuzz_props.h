@@ -11,6 +11,8 @@
 #include "core/common.h"
 
 #include "actors/query/query.h"
+#include "core/authorize.h"
+#include "core/codec.h"
 #include "vox/event.h"
 
 /* A refusal always says why; an accepted event re-encodes, and the
@@ -72,6 +74,26 @@ static inline bool vox_fuzz_query_request(const uint8_t *data, size_t size)
 		}
 	}
 	return true;
+}
+
+/* billing.authorize's request decoder: 413 exactly when over the limit,
+ * any other refusal a 400 that says why; an accepted request's call_id is
+ * absent or a canonical (lowercase) UUID. */
+static inline bool vox_fuzz_authorize_request(const uint8_t *data, size_t size)
+{
+	vox_authorize_req r;
+	char err[200] = "";
+	vox_status st = vox_authorize_parse(&r, data, size, err, sizeof(err));
+	if ((st == VOX_E_TOO_LARGE) != (size > VOX_AUTHORIZE_MAX_REQUEST))
+		return false;
+	if (st != VOX_OK)
+		return (st == VOX_E_TOO_LARGE || st == VOX_E_INVALID) && err[0] != '\0';
+	if (r.call_id.s[0] == '\0')
+		return true;
+	vox_uuid back;
+	if (strlen(r.call_id.s) != 36 || !vox_uuid_parse(r.call_id.s, 36, &back))
+		return false;
+	return strcmp(back.s, r.call_id.s) == 0;
 }
 
 #endif

@@ -3,7 +3,7 @@
  * tests that move money (test_wallet, test_chaos, test_scaleout). Each
  * query counts the rows that break its rule, so 0 means it holds. The
  * test records every org's opening balance in a table
- * it_opening (org_id uuid PRIMARY KEY, opening int) before any event; the
+ * it_opening (org_id uuid PRIMARY KEY, opening bigint) before any event; the
  * rate is the default 70 per minute.
  */
 #ifndef VOX_TEST_INVARIANTS_H

@@ -10,6 +10,8 @@
  *  - two instances fed 200 calls with duplicates create each contact once
  *  - a call.started and a call.ended sharing an event_id are both applied
  *  - unknown org -> dead letter 404 unknown_org; another org's call -> 409
+ *  - a call_id two orgs commit at the same time -> 409 for the second, in
+ *    vox-calls and vox-billing, no money moved
  *  - array literals survive the trip through Postgres byte for byte
  */
 #include "core/common.h"
@@ -43,6 +45,7 @@ typedef struct fixture {
 	natsConnection *nc;
 	jsCtx *js;
 	PGconn *pg;
+	PGconn *hold; /* a transaction a test keeps open, or NULL */
 	int run;
 } fixture;
 
@@ -78,6 +81,7 @@ static int teardown(void **state)
 		if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0)
 			fprintf(stderr, "vox-calls %d did not stop cleanly\n", i);
 	}
+	PQfinish(f->hold);
 	PQfinish(f->pg);
 	jsCtx_Destroy(f->js);
 	natsConnection_Destroy(f->nc);
@@ -103,18 +107,25 @@ static void start_actor(fixture *f, int i, const char *extra)
 	f->actors[i] = th_spawn("vox-calls", env, log);
 }
 
-static void wait_ready(fixture *f)
+/* The service name answers $SRV.PING (its consumers exist then). */
+static void wait_service(fixture *f, const char *name)
 {
 	natsMsg *m = NULL;
+	char subject[96];
+	snprintf(subject, sizeof(subject), "$SRV.PING.%s", name);
 	for (int i = 0; i < 150; i++) {
-		if (natsConnection_RequestString(&m, f->nc, "$SRV.PING.vox-calls",
-						 "", 200) == NATS_OK) {
+		if (natsConnection_RequestString(&m, f->nc, subject, "", 200) == NATS_OK) {
 			natsMsg_Destroy(m);
 			return;
 		}
 		th_sleep_ms(100);
 	}
-	fail_msg("vox-calls did not announce itself");
+	fail_msg("%s did not announce itself", name);
+}
+
+static void wait_ready(fixture *f)
+{
+	wait_service(f, "vox-calls");
 }
 
 /* Every published event acknowledged (applied or dead-lettered). */
@@ -705,6 +716,99 @@ static void test_array_literal_round_trip(void **state)
 	vox_buf_release(&lit);
 }
 
+/* Two orgs' events for one new call_id, committed at the same time by two
+ * instances: the second one's upsert met the first one's row and its
+ * "never another tenant's row" clause skipped it in silence, and the event
+ * was acknowledged. It is a 409 now, in vox-calls and in vox-billing (whose
+ * call_charges key refuses the second insert), and moves no money. The
+ * first org's transaction is held open here, so both actors write while it
+ * is in flight, and committed once both are waiting for it. */
+static void test_call_id_raced_by_two_orgs_is_refused_for_the_second(void **state)
+{
+	fixture *f = *state;
+	char call[37], log[600];
+	call_uuid(call, 31);
+	start_actor(f, 0, NULL);
+	char *benv[] = {f->env_url, f->env_dsn, (char *)(uintptr_t)"VOX_FETCH_WAIT_MS=100",
+			(char *)(uintptr_t)"VOX_RETRY_MAX_MS=1000", NULL};
+	snprintf(log, sizeof(log), "%s/calls-billing-%ld-%d.log",
+		 th_env("VOX_TEST_TMP"), (long)getpid(), f->run);
+	f->actors[1] = th_spawn("vox-billing", benv, log);
+	wait_ready(f);
+	wait_service(f, "vox-billing");
+
+	/* ORG's call, as both actors would write it, not yet committed */
+	f->hold = th_pg_connect(f->dsn);
+	th_pg_ok(f->hold, "BEGIN");
+	th_pg_okf(f->hold, "INSERT INTO calls (id, org_id, status, duration_seconds,"
+		  " ended_at, created_at) VALUES ('%s', '" ORG "', 'completed', 0,"
+		  " to_timestamp(%d), to_timestamp(%d))", call, T0, T0);
+	th_pg_okf(f->hold, "INSERT INTO call_charges (call_id, org_id, duration_seconds,"
+		  " rate_per_minute, charge_pence, deducted_pence, shortfall_pence,"
+		  " event_id) VALUES ('%s', '" ORG "', 0, 70, 0, 0, 0, 'held-org-call')",
+		  call);
+
+	vox_event theft = ended("evt-race-other", OTHER_ORG, call, VOX_CALL_COMPLETED,
+				T0 + 60, 60);
+	publish(f, &theft);
+	/* both actors wait for the held rows' keys */
+	long long waiting = wait_int(f, 2, "SELECT count(*) FROM pg_stat_activity"
+				     " WHERE datname = current_database()"
+				     " AND wait_event_type = 'Lock'");
+	assert_int_equal(waiting, 2);
+	th_pg_ok(f->hold, "COMMIT");
+	PQfinish(f->hold);
+	f->hold = NULL;
+
+	long long n = -1;
+	for (int i = 0; i < WAIT_MS / 100 && n < 2; i++) {
+		n = th_stream_count(f->js, "DLQ");
+		th_sleep_ms(100);
+	}
+	wait_drained(f);
+	assert_int_equal(wait_int(f, 0, "SELECT count(*) FROM pg_stat_activity"
+				  " WHERE datname = current_database()"
+				  " AND wait_event_type = 'Lock'"), 0);
+	long long outstanding = -1;
+	for (int i = 0; i < WAIT_MS / 100 && outstanding != 0; i++) {
+		outstanding = th_consumer_outstanding(f->js, "EVENTS", "vox-billing-calls");
+		if (outstanding != 0)
+			th_sleep_ms(100);
+	}
+	assert_int_equal(outstanding, 0);
+	assert_int_equal(th_stream_count(f->js, "DLQ"), 2);
+	int actors = 0;
+	for (uint64_t seq = 1; seq <= 2; seq++) {
+		natsMsg *m = NULL;
+		char subject[128];
+		assert_int_equal(js_GetMsg(&m, f->js, "DLQ", seq, NULL, NULL), NATS_OK);
+		snprintf(subject, sizeof(subject), "dlq.call.ended.%s", OTHER_ORG);
+		assert_string_equal(natsMsg_GetSubject(m), subject);
+		assert_string_equal(hdr(m, "Vox-Error-Code"), "409");
+		assert_string_equal(hdr(m, "Vox-Error-Reason"), "conflict");
+		assert_string_equal(hdr(m, "Vox-Error"),
+				    "call_id: belongs to another organization");
+		if (strcmp(hdr(m, "Vox-Actor"), "vox-calls") == 0)
+			actors |= 1;
+		else if (strcmp(hdr(m, "Vox-Actor"), "vox-billing") == 0)
+			actors |= 2;
+		natsMsg_Destroy(m);
+	}
+	assert_int_equal(actors, 3);
+	/* the call stays the first org's, and the second moved no money */
+	assert_int_equal(qint(f, "SELECT count(*) FROM calls WHERE id = '%s'"
+			      " AND org_id = '" ORG "' AND duration_seconds = 0", call), 1);
+	assert_int_equal(qint(f, "SELECT count(*) FROM call_charges WHERE call_id = '%s'"
+			      " AND org_id = '" ORG "'", call), 1);
+	assert_int_equal(qint(f, "SELECT count(*) FROM credit_transactions"), 0);
+	assert_int_equal(qint(f, "SELECT wallet_balance_pence FROM organizations"
+			      " WHERE id = '" OTHER_ORG "'"), 0);
+	assert_int_equal(qint(f, "SELECT unbilled_pence FROM organizations"
+			      " WHERE id = '" OTHER_ORG "'"), 0);
+	assert_int_equal(qint(f, "SELECT count(*) FROM processed_webhook_events"
+			      " WHERE event_id LIKE '%%evt-race-other'"), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -717,6 +821,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_two_instances_create_each_contact_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_shared_event_id_both_applied, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unknown_org_and_foreign_call_dead_lettered, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_call_id_raced_by_two_orgs_is_refused_for_the_second, setup, teardown),
 	};
 	if (getenv("VOX_TEST_FILTER"))
 		cmocka_set_test_filter(getenv("VOX_TEST_FILTER"));

@@ -8,7 +8,9 @@
  *     (org, contact, call), Nats-Msg-Id = row id, published_at set;
  *   - concurrent duplicates, a crash between commit and publish, ordering
  *     by scored_at, the per-org threshold, dead letters;
- *   - the example alert consumer prints each alert once.
+ *   - the example alert consumer prints each alert once;
+ *   - a contact from before vox (phone not E.164, a long name) still gets
+ *     its alert, without the field that does not fit the contract.
  */
 #include "core/common.h"
 
@@ -826,6 +828,81 @@ static void test_example_alert_consumer_prints_each_alert_once(void **state)
 	assert_non_null(strstr(lines[0], key));
 }
 
+/* ---- 9. contacts from before vox ------------------------------------------- */
+
+/* A contact of the replaced system may hold a phone that is not E.164
+ * ("07700 900123") or a first name longer than an alert's lead_name: the
+ * lead is applied and its alert emitted without the field that does not
+ * fit, instead of the alert's encoding failing the whole batch (it used
+ * to be dead-lettered "handler: invalid" and the score lost). */
+static void test_legacy_contact_still_gets_its_hot_lead_alert(void **state)
+{
+	fixture *f = *state;
+	evbuf phone_lead, name_lead;
+	char legacy_phone[64], legacy_name[64], long_name[301];
+	memset(long_name, 'n', 300);
+	long_name[300] = '\0';
+	add_org(f, ORG_A);
+	sqlf_text(f, legacy_phone, sizeof(legacy_phone),
+		  "INSERT INTO contacts (org_id, phone, first_name) VALUES ('" ORG_A "',"
+		  " '07700 900123', 'Hal') RETURNING id");
+	sqlf_text(f, legacy_name, sizeof(legacy_name),
+		  "INSERT INTO contacts (org_id, phone, first_name) VALUES ('" ORG_A "',"
+		  " '+447700900091', '%s') RETURNING id", long_name);
+	start_leads(f, 0, NULL);
+	mk_lead(&phone_lead, "s9-legacy-phone", ORG_A, legacy_phone, NULL, CALL_1, 91,
+		VOX_LEAD_NONE, NULL, T0);
+	mk_lead(&name_lead, "s9-legacy-name", ORG_A, legacy_name, NULL, CALL_1, 72,
+		VOX_LEAD_NONE, NULL, T0);
+	publish(f, &phone_lead.ev);
+	publish(f, &name_lead.ev);
+	assert_int_equal(wait_sqlf(f, 2, 15000, "SELECT count(*) FROM contacts WHERE"
+				   " lead_status = 'hot' AND lead_scored_at = to_timestamp(%d)"
+				   " AND ((id = '%s' AND lead_score = 91)"
+				   "  OR (id = '%s' AND lead_score = 72))",
+				   T0, legacy_phone, legacy_name), 2);
+	wait_drained(f);
+	assert_int_equal(th_stream_count(f->js, "DLQ"), 0);
+	/* the contacts keep what they had */
+	assert_int_equal(th_pg_intf(f->db, "SELECT count(*) FROM contacts WHERE"
+				     " (id = '%s' AND phone = '07700 900123' AND first_name = 'Hal')"
+				     " OR (id = '%s' AND length(first_name) = 300)",
+				     legacy_phone, legacy_name), 2);
+	/* the rows say what the alerts say: no field that does not fit */
+	assert_int_equal(th_pg_intf(f->db, "SELECT count(*) FROM hot_lead_alerts WHERE"
+				     " published_at IS NOT NULL AND ((contact_id = '%s'"
+				     " AND lead_phone IS NULL AND lead_name = 'Hal')"
+				     " OR (contact_id = '%s' AND lead_phone = '+447700900091'"
+				     " AND lead_name IS NULL))", legacy_phone, legacy_name), 2);
+	alert_list al;
+	collect_alerts(f, &al, 2);
+	int seen = 0;
+	for (int i = 0; i < al.n; i++) {
+		const vox_alert_hot_lead *h = &al.ev[i].u.hot_lead;
+		assert_string_equal(al.msgid[i], h->alert_id.s);
+		assert_string_equal(h->call_id.s, CALL_1);
+		if (strcmp(h->contact_id.s, legacy_phone) == 0) {
+			assert_null(h->lead_phone.ptr);
+			assert_int_equal(h->lead_name.len, 3);
+			assert_memory_equal(h->lead_name.ptr, "Hal", 3);
+			assert_int_equal(h->lead_score, 91);
+			assert_int_equal(h->urgency_level, VOX_URGENCY_HIGH);
+			seen |= 1;
+		} else {
+			assert_string_equal(h->contact_id.s, legacy_name);
+			assert_null(h->lead_name.ptr);
+			assert_int_equal(h->lead_phone.len, 13);
+			assert_memory_equal(h->lead_phone.ptr, "+447700900091", 13);
+			assert_int_equal(h->lead_score, 72);
+			assert_int_equal(h->urgency_level, VOX_URGENCY_MEDIUM);
+			seen |= 2;
+		}
+	}
+	assert_int_equal(seen, 3);
+	release_alerts(&al);
+	assert_true(th_alive(f->actors[0]));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -838,6 +915,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_per_org_threshold, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unknown_org_and_contact_dead_lettered_known_contact_used, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_example_alert_consumer_prints_each_alert_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_legacy_contact_still_gets_its_hot_lead_alert, setup, teardown),
 	};
 	if (getenv("VOX_TEST_FILTER"))
 		cmocka_set_test_filter(getenv("VOX_TEST_FILTER"));

@@ -2,8 +2,9 @@
  * Integration: the migrations against a real PostgreSQL. Applies them to an
  * empty database, checks the seed's 29 tables, constraints, indexes and RLS
  * policies, re-applies (no change), runs four runners concurrently, proves
- * the runner rejects an edited migration and rolls back a failing one, and
- * shows that a role subject to RLS sees only its org's rows.
+ * the runner rejects an edited migration and rolls back a failing one,
+ * shows that a role subject to RLS sees only its org's rows, and that the
+ * money columns become bigint in place (0008) with their rows and checks.
  */
 #include "core/common.h"
 
@@ -358,6 +359,143 @@ static void test_voxctl_reports_unreachable(void **state)
 	assert_int_equal(WEXITSTATUS(ws), 2);
 }
 
+/* The money columns, bigint since 0008. */
+static const struct {
+	const char *table, *column;
+} money_columns[] = {
+	{"organizations", "wallet_balance_pence"},
+	{"organizations", "debt_limit_pence"},
+	{"organizations", "low_balance_pence"},
+	{"organizations", "unbilled_pence"},
+	{"credit_transactions", "amount_pence"},
+	{"credit_transactions", "balance_before_pence"},
+	{"credit_transactions", "balance_after_pence"},
+	{"credit_transactions", "shortfall_pence"},
+	{"call_charges", "charge_pence"},
+	{"call_charges", "deducted_pence"},
+	{"call_charges", "shortfall_pence"},
+};
+
+static long long column_is(PGconn *c, const char *table, const char *column,
+			   const char *type)
+{
+	return th_pg_intf(c, "SELECT count(*) FROM information_schema.columns"
+			  " WHERE table_schema = 'public' AND table_name = '%s'"
+			  " AND column_name = '%s' AND data_type = '%s'",
+			  table, column, type);
+}
+
+/* A database of the replaced system upgrades in place: the migrations
+ * before 0008 are applied and hold rows (one of them a ledger row the
+ * NOT VALID sign check would refuse), then 0008 turns every money column
+ * into bigint, keeps every value and every constraint as it was, and
+ * amounts past 2^31 fit. */
+static void test_money_columns_become_bigint_in_place(void **state)
+{
+	(void)state;
+	char dsn[512];
+	th_pg_create_db("mig_bigint", dsn, sizeof(dsn));
+	size_t seeded = 0, before = 0;
+	while (seeded < vox_migrations_count &&
+	       strncmp(vox_migrations[seeded].name, "0003", 4) < 0)
+		seeded++;
+	while (before < vox_migrations_count &&
+	       strncmp(vox_migrations[before].name, "0008", 4) < 0)
+		before++;
+	assert_int_equal(seeded, 2);
+	assert_true(before >= 6);
+	assert_true(before < vox_migrations_count);
+	assert_string_equal(vox_migrations[before].name, "0008_money_bigint");
+
+	vox_buf err;
+	vox_buf_init(&err);
+	int applied = -1;
+	PGconn *c = th_pg_connect(dsn);
+	/* the replaced system's rows, before vox's own migrations: a
+	 * deduction stored as a positive amount, which 0003's NOT VALID sign
+	 * check lets stay */
+	assert_int_equal(vox_migrate_apply(c, vox_migrations, seeded, &applied, &err),
+			 VOX_OK);
+	th_pg_ok(c, "INSERT INTO organizations (id, name, email, wallet_balance_pence,"
+		    " debt_limit_pence) VALUES ('00000000-0000-4000-8000-0000000000b1',"
+		    " 'old', 'o@x', 2147483647, 2000000000)");
+	th_pg_ok(c, "INSERT INTO credit_transactions (org_id, amount_pence, type,"
+		    " balance_before_pence, balance_after_pence) VALUES"
+		    " ('00000000-0000-4000-8000-0000000000b1', 70, 'deduction',"
+		    " -2147483648, 2147483647)");
+	assert_int_equal(vox_migrate_apply(c, vox_migrations, before, &applied, &err),
+			 VOX_OK);
+	for (size_t i = 0; i < VOX_NELEM(money_columns); i++)
+		if (strcmp(money_columns[i].column, "unbilled_pence") != 0)
+			assert_int_equal(column_is(c, money_columns[i].table,
+						   money_columns[i].column, "integer"), 1);
+	th_pg_ok(c, "UPDATE organizations SET low_balance_pence = 1500");
+	th_pg_ok(c, "INSERT INTO call_charges (call_id, org_id, duration_seconds,"
+		    " rate_per_minute, charge_pence, deducted_pence, shortfall_pence,"
+		    " event_id) VALUES ('00000000-0000-4000-8000-0000000000c1',"
+		    " '00000000-0000-4000-8000-0000000000b1', 60, 70, 70, 30, 40, 'e')");
+
+	assert_int_equal(vox_migrate_apply(c, vox_migrations, vox_migrations_count,
+					   &applied, &err), VOX_OK);
+	assert_int_equal(applied, (int)(vox_migrations_count - before));
+	vox_buf_release(&err);
+	for (size_t i = 0; i < VOX_NELEM(money_columns); i++) {
+		if (column_is(c, money_columns[i].table, money_columns[i].column,
+			      "bigint") != 1)
+			fprintf(stderr, "%s.%s is not bigint\n", money_columns[i].table,
+				money_columns[i].column);
+		assert_int_equal(column_is(c, money_columns[i].table,
+					   money_columns[i].column, "bigint"), 1);
+	}
+	/* not money: still integer */
+	assert_int_equal(column_is(c, "call_charges", "duration_seconds", "integer"), 1);
+	assert_int_equal(column_is(c, "call_charges", "rate_per_minute", "integer"), 1);
+	/* every value kept */
+	assert_int_equal(th_pg_int(c, "SELECT count(*) FROM organizations WHERE"
+		" wallet_balance_pence = 2147483647 AND debt_limit_pence = 2000000000"
+		" AND low_balance_pence = 1500"), 1);
+	assert_int_equal(th_pg_int(c, "SELECT count(*) FROM credit_transactions WHERE"
+		" amount_pence = 70 AND balance_before_pence = -2147483648"
+		" AND balance_after_pence = 2147483647 AND shortfall_pence = 0"), 1);
+	assert_int_equal(th_pg_int(c, "SELECT count(*) FROM call_charges WHERE"
+		" charge_pence = 70 AND deducted_pence = 30 AND shortfall_pence = 40"), 1);
+	/* the sign check is still there and still not validated */
+	assert_int_equal(th_pg_int(c, "SELECT count(*) FROM pg_constraint WHERE"
+		" conname = 'credit_transactions_sign_check' AND NOT convalidated"), 1);
+	/* and the other checks on money columns still refuse */
+	static const char *const refused[] = {
+		"UPDATE organizations SET debt_limit_pence = -1",
+		"UPDATE organizations SET low_balance_pence = -1",
+		"INSERT INTO credit_transactions (org_id, amount_pence, type) VALUES"
+		" ('00000000-0000-4000-8000-0000000000b1', -5, 'topup')",
+		"INSERT INTO call_charges (call_id, org_id, duration_seconds,"
+		" rate_per_minute, charge_pence, deducted_pence, shortfall_pence,"
+		" event_id) VALUES ('00000000-0000-4000-8000-0000000000c2',"
+		" '00000000-0000-4000-8000-0000000000b1', 60, 70, 70, 30, 30, 'e')",
+	};
+	for (size_t i = 0; i < VOX_NELEM(refused); i++) {
+		PGresult *r = PQexec(c, refused[i]);
+		assert_int_equal(PQresultStatus(r), PGRES_FATAL_ERROR);
+		assert_string_equal(PQresultErrorField(r, PG_DIAG_SQLSTATE), "23514");
+		PQclear(r);
+	}
+	/* the ledger is still append-only */
+	PGresult *r = PQexec(c, "UPDATE credit_transactions SET amount_pence = 1");
+	assert_int_equal(PQresultStatus(r), PGRES_FATAL_ERROR);
+	PQclear(r);
+	/* amounts past 2^31 fit */
+	th_pg_ok(c, "UPDATE organizations SET wallet_balance_pence = 9223372036854775807,"
+		    " debt_limit_pence = 9223372036854775807,"
+		    " low_balance_pence = 5000000000");
+	th_pg_ok(c, "INSERT INTO credit_transactions (org_id, amount_pence, type,"
+		    " balance_before_pence, balance_after_pence) VALUES"
+		    " ('00000000-0000-4000-8000-0000000000b1', 5000000000, 'topup',"
+		    " 0, 5000000000)");
+	assert_int_equal(th_pg_int(c, "SELECT sum(amount_pence) FROM credit_transactions"),
+			 5000000070LL);
+	PQfinish(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -369,6 +507,7 @@ int main(void)
 		cmocka_unit_test(test_rls_role_sees_only_its_org),
 		cmocka_unit_test(test_status_lists_every_migration),
 		cmocka_unit_test(test_voxctl_reports_unreachable),
+		cmocka_unit_test(test_money_columns_become_bigint_in_place),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

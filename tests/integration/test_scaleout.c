@@ -289,7 +289,7 @@ static int setup(void **state)
 	wait_jetstream(f);
 	th_pg_migrated_db("scaleout", f->dsn, sizeof(f->dsn));
 	f->db = th_pg_connect(f->dsn);
-	th_pg_ok(f->db, "CREATE TABLE it_opening (org_id uuid PRIMARY KEY, opening int NOT NULL)");
+	th_pg_ok(f->db, "CREATE TABLE it_opening (org_id uuid PRIMARY KEY, opening bigint NOT NULL)");
 	return 0;
 }
 

@@ -175,6 +175,34 @@ static void test_org_create_show_and_bad_input(void **state)
 	voxctl(f, bad_sub, &r);
 	th_run_expect(&r, 2, "unknown subcommand");
 	th_run_release(&r);
+	/* one past what the bigint columns hold */
+	const char *too_big[] = {"voxctl", "org", "create", "--name", "B", "--email",
+			   "b@example.com", "--debt-limit", "9223372036854775808", NULL};
+	voxctl(f, too_big, &r);
+	th_run_expect(&r, 2, "--debt-limit");
+	th_run_release(&r);
+	assert_int_equal(th_pg_int(f->db, "SELECT count(*) FROM organizations"), 2);
+
+	/* amounts past 32 bits: what the (bigint) columns take, voxctl takes */
+	const char *big[] = {"voxctl", "--compact", "org", "create", "--name", "Big",
+		       "--email", "big@example.com", "--balance", "4000000000000",
+		       "--debt-limit", "9223372036854775807", "--low-balance",
+		       "3000000000", NULL};
+	voxctl(f, big, &r);
+	th_run_expect(&r, 0, NULL);
+	assert_non_null(strstr(r.out.data, "\"balance_pence\":4000000000000"));
+	assert_non_null(strstr(r.out.data, "\"debt_limit_pence\":9223372036854775807"));
+	assert_non_null(strstr(r.out.data, "\"low_balance_pence\":3000000000"));
+	assert_non_null(strstr(r.out.data, "\"ledger_sum_pence\":4000000000000"));
+	th_run_release(&r);
+	assert_int_equal(th_pg_int(f->db, "SELECT count(*) FROM organizations o"
+				   " JOIN credit_transactions t ON t.org_id = o.id"
+				   " WHERE o.name = 'Big' AND o.wallet_balance_pence = 4000000000000"
+				   " AND o.debt_limit_pence = 9223372036854775807"
+				   " AND o.low_balance_pence = 3000000000"
+				   " AND t.amount_pence = 4000000000000"
+				   " AND t.balance_after_pence = 4000000000000"), 1);
+	th_pg_ok(f->db, "DELETE FROM organizations WHERE name = 'Big'");
 	assert_int_equal(th_pg_int(f->db, "SELECT count(*) FROM organizations"), 2);
 
 	/* show */

@@ -28,6 +28,7 @@
 
 #include <msgpack.h>
 
+#include "core/billing.h"
 #include "harness.h"
 #include "invariants.h"
 #include "io/migrate.h"
@@ -63,7 +64,7 @@ static int setup(void **state)
 	th_nats_start(&f->nats);
 	th_pg_migrated_db("wallet", f->dsn, sizeof(f->dsn));
 	f->db = th_pg_connect(f->dsn);
-	th_pg_ok(f->db, "CREATE TABLE it_opening (org_id uuid PRIMARY KEY, opening int NOT NULL)");
+	th_pg_ok(f->db, "CREATE TABLE it_opening (org_id uuid PRIMARY KEY, opening bigint NOT NULL)");
 	snprintf(f->env_url, sizeof(f->env_url), "VOX_NATS_URL=%s", f->nats.url);
 	snprintf(f->env_dsn, sizeof(f->env_dsn), "VOX_PG_DSN=%s", f->dsn);
 	jsOptions jo;
@@ -1243,6 +1244,153 @@ static void test_retention_cleanup_keeps_idempotency(void **state)
 	check_invariants(f);
 }
 
+/* An alert never blocks its effect. An org may have a debt limit above
+ * 1e8 (voxctl org create and the schema take it): a call that took it
+ * below its low-balance threshold made an alert the codec refused, so
+ * the charge was dead-lettered "handler: invalid" and never taken. And
+ * since the money columns are bigint, every amount may pass 2^31. */
+static void test_large_wallets_are_charged_and_alerted(void **state)
+{
+	fixture *f = *state;
+	evbuf c1, c2;
+	add_org(f, ORG_A, 1100, 2000000000LL, 1000);
+	start_billing(f, 0, NULL, NULL);
+	mk_call(&c1, ORG_A, CALL_1, 120, "big-debt-call"); /* 140: 960 */
+	publish(f, &c1.ev);
+	wait_balance(f, ORG_A, 960);
+	wait_drained(f);
+	assert_int_equal(th_stream_count(f->js, "DLQ"), 0);
+	alert_list al;
+	collect_alerts(f, &al);
+	assert_int_equal(al.n, 1);
+	assert_int_equal(al.ev[0].kind, VOX_ALERT_LOW_BALANCE);
+	assert_string_equal(natsMsg_GetSubject(al.msgs[0]), "alert.low_balance." ORG_A);
+	assert_string_equal(al.ev[0].u.wallet.org_id.s, ORG_A);
+	assert_string_equal(al.ev[0].u.wallet.call_id.s, CALL_1);
+	assert_int_equal(al.ev[0].u.wallet.balance_pence, 960);
+	assert_int_equal(al.ev[0].u.wallet.debt_limit_pence, 2000000000LL);
+	assert_int_equal(al.ev[0].u.wallet.amount_pence, 1000);
+	release_alerts(&al);
+	assert_authorized(f, ORG_A, true, 960 + 2000000000LL);
+
+	/* past 32 bits everywhere: balance, debt limit and threshold */
+	const long long big = 3000000000000LL;
+	add_org(f, ORG_B, big, 5000000000LL, big - 100);
+	mk_call(&c2, ORG_B, CALL_2, 120, "big-wallet-call"); /* 140 */
+	publish(f, &c2.ev);
+	wait_balance(f, ORG_B, big - 140);
+	wait_drained(f);
+	assert_int_equal(th_stream_count(f->js, "DLQ"), 0);
+	assert_int_equal(th_pg_intf(f->db, "SELECT balance_before_pence FROM credit_transactions"
+				     " WHERE call_id = '" CALL_2 "'"), big);
+	collect_alerts(f, &al);
+	assert_int_equal(al.n, 2);
+	const vox_alert_wallet *w = &al.ev[1].u.wallet;
+	assert_int_equal(al.ev[1].kind, VOX_ALERT_LOW_BALANCE);
+	assert_string_equal(w->org_id.s, ORG_B);
+	assert_string_equal(w->call_id.s, CALL_2);
+	assert_int_equal(w->balance_pence, big - 140);
+	assert_int_equal(w->debt_limit_pence, 5000000000LL);
+	assert_int_equal(w->amount_pence, big - 100);
+	release_alerts(&al);
+	assert_authorized(f, ORG_B, true, big - 140 + 5000000000LL);
+	check_invariants(f);
+}
+
+/* A top-up that would take the balance past the largest bigint is refused
+ * (409, stable code "overflow") by the planner; it used to overflow int64
+ * in C or fail the statement as a 500. billing.authorize's sum saturates. */
+static void test_topup_that_would_overflow_is_refused(void **state)
+{
+	fixture *f = *state;
+	evbuf t, ok;
+	char subj[128];
+	const long long top = INT64_MAX - 50;
+	add_org(f, ORG_A, top, 500, 0);
+	add_org(f, ORG_B, 0, INT64_MAX, 0);
+	start_billing(f, 0, NULL, NULL);
+	mk_topup(&t, ORG_A, "pi_overflow", 100, "overflow-topup");
+	mk_topup(&ok, ORG_A, "pi_fits", 50, "fits-topup");
+	publish(f, &t.ev);
+	publish(f, &ok.ev);
+	wait_stream_count(f, "DLQ", 1);
+	wait_balance(f, ORG_A, INT64_MAX);
+	wait_drained(f);
+	snprintf(subj, sizeof(subj), "payment.succeeded.%s", ORG_A);
+	assert_dead_letter(f, "overflow-topup", subj, "409", "overflow");
+	natsMsg *m = dlq_find(f, "overflow-topup");
+	assert_non_null(m);
+	assert_non_null(strstr(hdr(m, "Vox-Error"), "balance_pence"));
+	natsMsg_Destroy(m);
+	assert_int_equal(th_pg_intf(f->db, "SELECT count(*) FROM credit_transactions"
+				     " WHERE stripe_payment_intent_id = 'pi_overflow'"), 0);
+	assert_authorized(f, ORG_A, true, INT64_MAX);
+	assert_authorized(f, ORG_B, true, INT64_MAX);
+	check_invariants(f);
+}
+
+/* A refund is a debit too: one that takes the wallet below its threshold
+ * raises alert.low_balance, once per crossing like a charge, without a
+ * call_id and with an alert_id derived from the refund id. */
+static void test_refund_crossing_the_threshold_raises_low_balance(void **state)
+{
+	fixture *f = *state;
+	evbuf t1, t2, c1, c2, r1, r2;
+	add_org(f, ORG_A, 500, 500, 1000);
+	start_billing(f, 0, NULL, NULL);
+	mk_topup(&t1, ORG_A, "pi_low_refund", 2000, "lr-topup-1");
+	mk_call(&c1, ORG_A, CALL_1, 60, "lr-call-1");           /* 2430 */
+	mk_refund(&r1, ORG_A, "re_low_1", "pi_low_refund", 1500, "lr-refund-1"); /* 930 */
+	mk_refund(&r2, ORG_A, "re_low_2", "pi_low_refund", 100, "lr-refund-2");  /* 830 */
+	publish(f, &t1.ev);
+	wait_balance(f, ORG_A, 2500);
+	publish(f, &c1.ev);
+	wait_balance(f, ORG_A, 2430);
+	publish(f, &r1.ev);
+	wait_balance(f, ORG_A, 930);
+	/* the same refund again and a second one while low: no new alert */
+	publish_as(f, &r1.ev, "lr-refund-1-again");
+	publish(f, &r2.ev);
+	wait_balance(f, ORG_A, 830);
+	wait_drained(f);
+	alert_list al;
+	collect_alerts(f, &al);
+	assert_int_equal(al.n, 1);
+	const vox_alert_wallet *w = &al.ev[0].u.wallet;
+	assert_int_equal(al.ev[0].kind, VOX_ALERT_LOW_BALANCE);
+	assert_string_equal(w->org_id.s, ORG_A);
+	assert_int_equal(w->call_id.s[0], '\0');
+	assert_int_equal(w->balance_pence, 930);
+	assert_int_equal(w->amount_pence, 1000);
+	assert_int_equal(w->debt_limit_pence, 500);
+	assert_int_equal(w->created_at.sec, r1.ev.u.payment_refunded.occurred_at.sec);
+	vox_uuid want;
+	vox_uuid org;
+	memcpy(org.s, ORG_A, 37);
+	vox_billing_alert_id(VOX_ALERT_LOW_BALANCE, &org, "refund:re_low_1",
+			     strlen("refund:re_low_1"), &want);
+	assert_string_equal(w->alert_id.s, want.s);
+	assert_string_equal(al.msgid[0], want.s);
+	release_alerts(&al);
+
+	/* back above the line, then a call crosses it: a second alert */
+	mk_topup(&t2, ORG_A, "pi_low_refund_2", 1000, "lr-topup-2"); /* 1830 */
+	mk_call(&c2, ORG_A, CALL_2, 900, "lr-call-2");                /* 1050: 780 */
+	publish(f, &t2.ev);
+	wait_balance(f, ORG_A, 1830);
+	publish(f, &c2.ev);
+	wait_balance(f, ORG_A, 780);
+	wait_drained(f);
+	collect_alerts(f, &al);
+	assert_int_equal(al.n, 2);
+	assert_int_equal(count_kind(&al, VOX_ALERT_LOW_BALANCE), 2);
+	assert_string_equal(al.ev[1].u.wallet.call_id.s, CALL_2);
+	assert_int_equal(al.ev[1].u.wallet.balance_pence, 780);
+	release_alerts(&al);
+	assert_int_equal(th_stream_count(f->js, "DLQ"), 0);
+	check_invariants(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1260,6 +1408,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_two_instances_with_duplicates_exact_balances, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_billing_does_not_wait_for_key_share_locks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retention_cleanup_keeps_idempotency, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_large_wallets_are_charged_and_alerted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_topup_that_would_overflow_is_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refund_crossing_the_threshold_raises_low_balance, setup, teardown),
 	};
 	if (getenv("VOX_TEST_FILTER"))
 		cmocka_set_test_filter(getenv("VOX_TEST_FILTER"));

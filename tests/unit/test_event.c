@@ -229,6 +229,13 @@ static void gen_event(vox_event *ev, vox_event_kind kind)
 		e->debt_limit_pence = rnd_range(0, 100000);
 		e->balance_pence = rnd_range(-e->debt_limit_pence, 100000);
 		e->amount_pence = rnd_range(0, 100000);
+		if (rnd() % 4 == 0) {
+			/* what bigint wallets hold, up to the ends of int64 */
+			e->debt_limit_pence = INT64_MAX - rnd_range(0, 1000000);
+			e->balance_pence = maybe() ? INT64_MIN + rnd_range(0, 1000000)
+						   : INT64_MAX - rnd_range(0, 1000000);
+			e->amount_pence = INT64_MAX - rnd_range(0, 1000000);
+		}
 		if (maybe())
 			gen_uuid(&e->call_id);
 		e->created_at = gen_time();
@@ -448,6 +455,42 @@ static void test_msg_id_and_names(void **state)
 	assert_null(vox_event_kind_name(VOX_EVENT_KIND_COUNT));
 }
 
+/* A value an actor did not decode (a stored contact's phone or name) is
+ * checked with the field's own rules before it goes into a message. */
+static void test_str_fits_the_field_rules(void **state)
+{
+	(void)state;
+	char long_name[202];
+	memset(long_name, 'a', sizeof(long_name));
+	vox_str ok_phone = {"+447700900123", 13};
+	vox_str legacy_phone = {"07700 900123", 12};
+	assert_true(vox_event_str_fits(VOX_ALERT_HOT_LEAD, "lead_phone", ok_phone));
+	assert_false(vox_event_str_fits(VOX_ALERT_HOT_LEAD, "lead_phone", legacy_phone));
+	assert_false(vox_event_str_fits(VOX_ALERT_HOT_LEAD, "lead_phone",
+					(vox_str){"+0123456789", 11}));
+	assert_true(vox_event_str_fits(VOX_ALERT_HOT_LEAD, "lead_name",
+				       (vox_str){long_name, 200}));
+	assert_false(vox_event_str_fits(VOX_ALERT_HOT_LEAD, "lead_name",
+					(vox_str){long_name, 201}));
+	assert_true(vox_event_str_fits(VOX_ALERT_HOT_LEAD, "lead_name", (vox_str){"", 0}));
+	assert_false(vox_event_str_fits(VOX_ALERT_HOT_LEAD, "lead_name",
+					(vox_str){"a\0b", 3}));
+	assert_false(vox_event_str_fits(VOX_ALERT_HOT_LEAD, "lead_name",
+					(vox_str){"\xc0\xaf", 2}));
+	assert_true(vox_event_str_fits(VOX_ALERT_HOT_LEAD, "lead_name",
+				       (vox_str){"Zo\xc3\xab", 4}));
+	/* absent, unknown key, not a string field */
+	assert_false(vox_event_str_fits(VOX_ALERT_HOT_LEAD, "lead_name", (vox_str){NULL, 0}));
+	assert_false(vox_event_str_fits(VOX_ALERT_HOT_LEAD, "nope", ok_phone));
+	assert_false(vox_event_str_fits(VOX_ALERT_HOT_LEAD, "lead_score", ok_phone));
+	assert_false(vox_event_str_fits(VOX_EVENT_KIND_COUNT, "lead_phone", ok_phone));
+	/* ids keep their own rules */
+	assert_true(vox_event_str_fits(VOX_PAYMENT_SUCCEEDED, "stripe_payment_intent_id",
+				       (vox_str){"pi_1", 4}));
+	assert_false(vox_event_str_fits(VOX_PAYMENT_SUCCEEDED, "stripe_payment_intent_id",
+					(vox_str){"pi 1", 4}));
+}
+
 /* RFC 3339 text to a time and back (voxctl reads timestamps as text). */
 static void test_rfc3339_parse(void **state)
 {
@@ -510,6 +553,7 @@ int main(void)
 		cmocka_unit_test(test_extreme_millisecond_timestamps),
 		cmocka_unit_test(test_msg_id_and_names),
 		cmocka_unit_test(test_rfc3339_parse),
+		cmocka_unit_test(test_str_fits_the_field_rules),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,9 +3,9 @@
  * replayed through the same decoder entry points and the same properties
  * as the libFuzzer targets (tests/fuzz/fuzz_props.h), so that they run on
  * every `make test` also where clang is missing, plainly and under
- * ASan/UBSan. <target> is an event kind ("call.ended") or
- * "query_request". Each event vector is also fed to every other event
- * decoder. How to add a vector: tests/fuzz/regress/README.md.
+ * ASan/UBSan. <target> is an event kind ("call.ended"), "query_request"
+ * or "authorize_request". Each event vector is also fed to every other
+ * event decoder. How to add a vector: tests/fuzz/regress/README.md.
  */
 #include "core/common.h"
 
@@ -36,8 +36,11 @@ static int replay_dir(const char *dir, const char *target, int *failures)
 {
 	vox_event_kind kind = VOX_CALL_STARTED;
 	bool is_query = strcmp(target, "query_request") == 0;
-	if (!is_query && !vox_event_kind_from_name(target, strlen(target), &kind)) {
-		fprintf(stderr, "  %s: not an event kind nor query_request\n", target);
+	bool is_authorize = strcmp(target, "authorize_request") == 0;
+	if (!is_query && !is_authorize &&
+	    !vox_event_kind_from_name(target, strlen(target), &kind)) {
+		fprintf(stderr, "  %s: not an event kind, query_request nor"
+			" authorize_request\n", target);
 		(*failures)++;
 		return 0;
 	}
@@ -65,6 +68,8 @@ static int replay_dir(const char *dir, const char *target, int *failures)
 		bool ok;
 		if (is_query) {
 			ok = vox_fuzz_query_request(data, b.len);
+		} else if (is_authorize) {
+			ok = vox_fuzz_authorize_request(data, b.len);
 		} else {
 			ok = vox_fuzz_event(kind, data, b.len);
 			for (int k = 0; k < VOX_EVENT_KIND_COUNT && ok; k++)
@@ -92,10 +97,11 @@ static void test_every_regression_vector_replays_clean(void **state)
 	DIR *d = opendir(root);
 	assert_non_null(d);
 	int dirs = 0, files = 0, failures = 0;
-	bool seen_query = false;
+	bool seen_query = false, seen_authorize = false;
 	for (struct dirent *e; (e = readdir(d)) != NULL;) {
 		if (e->d_name[0] == '.' || strchr(e->d_name, '.') == NULL) {
-			if (strcmp(e->d_name, "query_request") != 0)
+			if (strcmp(e->d_name, "query_request") != 0 &&
+			    strcmp(e->d_name, "authorize_request") != 0)
 				continue;
 		}
 		char dir[1300];
@@ -111,15 +117,18 @@ static void test_every_regression_vector_replays_clean(void **state)
 			failures++;
 		}
 		seen_query |= strcmp(e->d_name, "query_request") == 0;
+		seen_authorize |= strcmp(e->d_name, "authorize_request") == 0;
 		files += n;
 		dirs++;
 	}
 	closedir(d);
 	fprintf(stderr, "  %d vectors in %d targets\n", files, dirs);
 	assert_int_equal(failures, 0);
-	/* every target has its vectors: the 8 event kinds and the query */
-	assert_int_equal(dirs, VOX_EVENT_KIND_COUNT + 1);
+	/* every target has its vectors: the 8 event kinds and the two
+	 * request decoders */
+	assert_int_equal(dirs, VOX_EVENT_KIND_COUNT + 2);
 	assert_true(seen_query);
+	assert_true(seen_authorize);
 }
 
 /* The accepted side is replayed too: call.started's 32-level nesting in

@@ -2,10 +2,12 @@
  * store.c - vox-billing's side of the database: read what a batch needs
  * under the org row locks, run the pure planner (core/billing.c), write the
  * plan with a fixed number of set-based statements, and answer
- * billing.authorize. Every statement is parameterised.
+ * billing.authorize (its request read by core/authorize.c). Every
+ * statement is parameterised.
  */
 #include "actors/billing/billing.h"
 
+#include "core/authorize.h"
 #include "core/billing.h"
 #include "core/codec.h"
 #include "io/log.h"
@@ -62,6 +64,19 @@ static const char *reason_for(const vox_event *ev, vox_billing_outcome o)
 		return "stripe_payment_intent_id: no top-up of this org has this payment intent";
 	case VOX_BILL_OVER_REFUND:
 		return "amount_pence: the refunds of this payment intent would exceed it";
+	case VOX_BILL_OTHER_ORG:
+		if (ev->kind == VOX_CALL_ENDED)
+			return "call_id: belongs to another organization";
+		return "stripe_payment_intent_id: credited to another organization";
+	case VOX_BILL_OVERFLOW:
+		if (ev->kind == VOX_CALL_ENDED)
+			return "unbilled_pence: this call's shortfall would take the"
+			       " org's unbilled total past 9223372036854775807";
+		if (ev->kind == VOX_PAYMENT_SUCCEEDED)
+			return "amount_pence: the top-up would take balance_pence past"
+			       " 9223372036854775807";
+		return "amount_pence: the refund would take balance_pence below"
+		       " -9223372036854775808";
 	case VOX_BILL_CONFLICT:
 		if (ev->kind == VOX_CALL_ENDED)
 			return "call_id: already billed with another duration_seconds";
@@ -231,10 +246,19 @@ out:
 	return st;
 }
 
+/* Run a write. A unique violation (23505) here is a race, never the
+ * message's fault: another instance committed a row with one of this
+ * batch's keys (the same call_id for another org, the same payment
+ * intent) after read_batch looked them up. VOX_E_RETRY makes the runtime
+ * run the batch again at once; the read then sees that row and the
+ * planner answers duplicate, conflict or another org's. */
 static vox_status exec(PGconn *c, const char *sql, int n, const char *const *params)
 {
-	vox_status st;
-	PGresult *r = query(c, sql, n, params, &st);
+	PGresult *r = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
+	vox_status st = vox_pg_status(c, r);
+	const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+	if (st != VOX_OK && state && strcmp(state, "23505") == 0)
+		st = VOX_E_RETRY;
 	PQclear(r);
 	return st;
 }
@@ -296,9 +320,9 @@ static vox_status write_ledger(PGconn *c, const vox_billing_plan *p,
 		" event_id, description, call_id, stripe_payment_intent_id,"
 		" stripe_refund_id, created_at)"
 		" SELECT o, amt, typ, bef, aft, sf, eid, dsc, cid, pi, re, clock_timestamp()"
-		" FROM unnest($1::uuid[], $2::int[], $3::text[], $4::int[], $5::int[],"
-		"  $6::int[], $7::text[], $8::text[], $9::uuid[], $10::text[],"
-		"  $11::text[], $12::int[])"
+		" FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::bigint[],"
+		"  $5::bigint[], $6::bigint[], $7::text[], $8::text[], $9::uuid[],"
+		"  $10::text[], $11::text[], $12::int[])"
 		"  AS t(o, amt, typ, bef, aft, sf, eid, dsc, cid, pi, re, ord)"
 		" ORDER BY ord",
 		12, params);
@@ -333,7 +357,7 @@ static vox_status write_charges(PGconn *c, const vox_billing_plan *p,
 		"INSERT INTO call_charges (call_id, org_id, duration_seconds,"
 		" rate_per_minute, charge_pence, deducted_pence, shortfall_pence, event_id)"
 		" SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::int[],"
-		"  $5::int[], $6::int[], $7::int[], $8::text[])",
+		"  $5::bigint[], $6::bigint[], $7::bigint[], $8::text[])",
 		8, params);
 	for (size_t i = 0; i < VOX_NELEM(a); i++)
 		vox_pg_array_release(&a[i]);
@@ -362,7 +386,7 @@ static vox_status write_wallets(PGconn *c, const batch_read *b)
 		"UPDATE organizations o SET wallet_balance_pence = t.b,"
 		" unbilled_pence = t.u, low_balance_alerted = t.la,"
 		" debt_limit_alerted = t.da, updated_at = now()"
-		" FROM unnest($1::uuid[], $2::int[], $3::bigint[], $4::bool[], $5::bool[])"
+		" FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::bool[], $5::bool[])"
 		"  AS t(id, b, u, la, da) WHERE o.id = t.id",
 		5, params);
 	for (size_t i = 0; i < VOX_NELEM(a); i++)
@@ -409,24 +433,40 @@ static vox_status write_processed(PGconn *c, const vox_item *items, size_t n,
 	return st;
 }
 
+/* The alerts of the plan, through the outbox. Every field comes from the
+ * event that caused the alert (or the wallet), never from the clock, so
+ * a retried batch emits the very same message under the same id. */
 static vox_status emit_alerts(vox_tx *tx, const vox_billing_plan *p,
 			      const batch_read *b, const vox_item *items)
 {
 	for (size_t i = 0; i < p->nalerts; i++) {
 		const vox_billing_alert *a = &p->alerts[i];
 		const vox_wallet *w = &b->wallets[a->wallet];
-		const vox_call_ended *e = &items[a->item].ev.u.call_ended;
+		const vox_event *cause = &items[a->item].ev;
 		vox_event ev;
 		memset(&ev, 0, sizeof(ev));
 		ev.kind = a->kind;
-		vox_billing_alert_id(a->kind, &w->org_id, e->call_id.s, 36,
-				     &ev.u.wallet.alert_id);
+		if (cause->kind == VOX_CALL_ENDED) {
+			const vox_call_ended *e = &cause->u.call_ended;
+			vox_billing_alert_id(a->kind, &w->org_id, e->call_id.s, 36,
+					     &ev.u.wallet.alert_id);
+			ev.u.wallet.call_id = e->call_id;
+			ev.u.wallet.created_at = e->ended_at;
+		} else {
+			/* a refund: no call; the refund id is the key */
+			const vox_payment_refunded *e = &cause->u.payment_refunded;
+			char key[300];
+			int k = snprintf(key, sizeof(key), "refund:%.*s",
+					 (int)e->stripe_refund_id.len,
+					 e->stripe_refund_id.ptr);
+			vox_billing_alert_id(a->kind, &w->org_id, key, (size_t)k,
+					     &ev.u.wallet.alert_id);
+			ev.u.wallet.created_at = e->occurred_at;
+		}
 		ev.u.wallet.org_id = w->org_id;
 		ev.u.wallet.balance_pence = a->balance;
 		ev.u.wallet.debt_limit_pence = w->debt_limit;
 		ev.u.wallet.amount_pence = a->amount;
-		ev.u.wallet.call_id = e->call_id;
-		ev.u.wallet.created_at = e->ended_at; /* deterministic on retry */
 		vox_status st = vox_tx_emit(tx, &ev);
 		if (st != VOX_OK)
 			return st;
@@ -520,45 +560,6 @@ static void reply_error(vox_request *req, int code, const char *text)
 	VOX_UNUSED(st);
 }
 
-#define AUTHORIZE_MAX_REQUEST 4096
-
-/* `{}` or a map whose call_id, when present (and not nil), is a UUID; an
- * empty body is taken as `{}`. Returns the status code to answer (0: the
- * body is good) with its text. */
-static int check_request_body(const char *data, size_t len, const char **text)
-{
-	if (len == 0)
-		return 0;
-	if (len > AUTHORIZE_MAX_REQUEST) {
-		*text = "request: larger than 4096 bytes";
-		return 413;
-	}
-	msgpack_unpacked u;
-	msgpack_unpacked_init(&u);
-	size_t off = 0;
-	int code = 0;
-	if (msgpack_unpack_next(&u, data, len, &off) != MSGPACK_UNPACK_SUCCESS ||
-	    off != len || u.data.type != MSGPACK_OBJECT_MAP) {
-		*text = "request must be a msgpack map";
-		code = 400;
-	}
-	for (uint32_t i = 0; code == 0 && i < u.data.via.map.size; i++) {
-		const msgpack_object_kv *kv = &u.data.via.map.ptr[i];
-		if (kv->key.type != MSGPACK_OBJECT_STR || kv->key.via.str.size != 7 ||
-		    memcmp(kv->key.via.str.ptr, "call_id", 7) != 0 ||
-		    kv->val.type == MSGPACK_OBJECT_NIL)
-			continue;
-		vox_uuid id;
-		if (kv->val.type != MSGPACK_OBJECT_STR ||
-		    !vox_uuid_parse(kv->val.via.str.ptr, kv->val.via.str.size, &id)) {
-			*text = "call_id: must be a UUID (36 characters, 8-4-4-4-12 hex)";
-			code = 400;
-		}
-	}
-	msgpack_unpacked_destroy(&u);
-	return code;
-}
-
 void vox_billing_authorize(vox_request *req, void *ctx)
 {
 	vox_billing_ctx *bc = ctx;
@@ -570,10 +571,13 @@ void vox_billing_authorize(vox_request *req, void *ctx)
 		reply_error(req, 400, "org_id: the subject's last token must be a UUID");
 		return;
 	}
-	const char *why = NULL;
-	int code = check_request_body(data, len, &why);
-	if (code != 0) {
-		reply_error(req, code, why);
+	/* the request is checked (strictly, core/authorize.c) and its
+	 * call_id is not needed for the answer: it reserves nothing */
+	vox_authorize_req areq;
+	char why[200];
+	vox_status pst = vox_authorize_parse(&areq, data, len, why, sizeof(why));
+	if (pst != VOX_OK) {
+		reply_error(req, pst == VOX_E_TOO_LARGE ? 413 : 400, why);
 		return;
 	}
 
@@ -611,7 +615,7 @@ void vox_billing_authorize(vox_request *req, void *ctx)
 		return;
 	}
 
-	int64_t available = balance + debt;
+	int64_t available = vox_billing_available(balance, debt);
 	bool allowed = available >= bc->cfg.rate_per_minute;
 	const char *reason = allowed ? "ok"
 				     : "insufficient funds: less than one minute can be paid";

@@ -1,6 +1,6 @@
 /*
  * handler.c - how vox-calls writes a batch. Every batch costs the same
- * five statements at most, whatever its size, each fed whole columns as
+ * six statements at most, whatever its size, each fed whole columns as
  * text-format array parameters and unnested on the server:
  *
  *   1. check     which events name an unknown org, or a call that is
@@ -11,8 +11,12 @@
  *                plan.h are repeated in ON CONFLICT DO UPDATE, and the
  *                contact is looked up there (a new statement, so it sees
  *                contacts another instance committed meanwhile)
- *   4. touch     contacts.last_contacted_at = GREATEST(it, ended_at)
- *   5. processed one processed_webhook_events row per applied event
+ *   4. owners    whether a call of the batch now belongs to another org:
+ *                one committed by another instance after step 1, whose
+ *                row the upsert left alone; then the batch is run again
+ *                and step 1 refuses the event
+ *   5. touch     contacts.last_contacted_at = GREATEST(it, ended_at)
+ *   6. processed one processed_webhook_events row per applied event
  *
  * Rows are written in a fixed order (calls by id, contacts by org and
  * phone, keys by text) so that two instances never deadlock each other.
@@ -127,6 +131,13 @@ static const char sql_calls[] =
 	FILLS("caller_name")
 	")";
 
+/* A new statement, so it sees a row that another transaction committed
+ * while the upsert waited for it (READ COMMITTED): the upsert's
+ * "WHERE c.org_id = EXCLUDED.org_id" skipped it without a word. */
+static const char sql_owners[] =
+	"SELECT 1 FROM unnest($1::uuid[], $2::uuid[]) AS i(id, org_id)"
+	" JOIN calls c ON c.id = i.id WHERE c.org_id <> i.org_id LIMIT 1";
+
 static const char sql_touch[] =
 	"WITH t AS (SELECT c.contact_id AS id, max(c.ended_at) AS at"
 	"  FROM calls c WHERE c.id = ANY($1::uuid[])"
@@ -157,6 +168,7 @@ static const struct {
 	{"vox_calls_check", sql_check},
 	{"vox_calls_contacts", sql_contacts},
 	{"vox_calls_upsert", sql_calls},
+	{"vox_calls_owners", sql_owners},
 	{"vox_calls_touch", sql_touch},
 	{"vox_calls_processed", sql_processed},
 };
@@ -392,10 +404,12 @@ out:
 	return st;
 }
 
-/* Steps 3 and 4: upsert the calls, then touch their contacts. */
+/* Steps 3 to 5: upsert the calls, check that each is still its org's,
+ * then touch their contacts. */
 static vox_status write_calls(PGconn *pg, const vox_calls_plan *plan)
 {
 	args a = {0};
+	PGresult *owners = NULL;
 	const vox_calls_rec **recs = vox_malloc(plan->n * sizeof(*recs));
 	for (size_t i = 0; i < plan->n; i++)
 		recs[i] = &plan->recs[i];
@@ -404,18 +418,35 @@ static vox_status write_calls(PGconn *pg, const vox_calls_plan *plan)
 	if (st != VOX_OK)
 		goto out;
 	args_release(&a);
+	/* Step 1 saw no other org's row for these calls, so one here was
+	 * committed by another instance since, for another org: the same
+	 * call_id from two tenants at once. VOX_E_RETRY rolls back and runs
+	 * the batch again, and step 1 then refuses the event with a 409. */
+	static const col keys[] = {COL_CALL_ID, COL_ORG_ID};
+	args_add_recs(&a, recs, plan->n, keys, VOX_NELEM(keys));
+	st = args_exec(pg, "vox_calls_owners", &a, &owners);
+	if (st != VOX_OK)
+		goto out;
+	if (PQntuples(owners) > 0) {
+		vox_info("msg=\"call_id committed for another org meanwhile, running"
+			 " the batch again\" calls=%zu", plan->n);
+		st = VOX_E_RETRY;
+		goto out;
+	}
+	args_release(&a);
 	/* every call of the batch: a late call.started may just have linked
 	 * the contact of a call that had already ended */
 	static const col ids[] = {COL_CALL_ID};
 	args_add_recs(&a, recs, plan->n, ids, 1);
 	st = args_exec(pg, "vox_calls_touch", &a, NULL);
 out:
+	PQclear(owners);
 	args_release(&a);
 	free(recs);
 	return st;
 }
 
-/* Step 5: one idempotency record per applied event. */
+/* Step 6: one idempotency record per applied event. */
 static vox_status record_events(PGconn *pg, const vox_item *items, size_t n)
 {
 	args a = {0};

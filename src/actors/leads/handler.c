@@ -13,7 +13,9 @@
  *                stored newer score is never overwritten
  *   5. alerts    hot_lead_alerts rows, unique per (org, contact, call):
  *                only rows actually inserted are emitted, through the
- *                outbox, with the row id as alert_id and Nats-Msg-Id
+ *                outbox, with the row id as alert_id and Nats-Msg-Id;
+ *                a stored phone or name that the alert's field would
+ *                refuse is left out of the row and the alert
  *   6. processed one processed_webhook_events row per applied event
  */
 #include "core/common.h"
@@ -239,6 +241,27 @@ static vox_status update_scores(PGconn *c, const vox_item *items, size_t n,
 	return st;
 }
 
+/* The lead_name and lead_phone of an alert and of its row: the event's
+ * name, else the contact's first name; the contact's phone. The event's
+ * own values passed the decoder, but the contact's are whatever its row
+ * holds, and a contact from before vox may have a phone that is not E.164
+ * ("07700 900123") or a name over the field's 200 bytes. Such a value is
+ * left out (ptr NULL): the alert and the lead go through without it,
+ * instead of the alert's encoding failing and the lead with it. */
+static void alert_contact_fields(const vox_lead_scored *e, const resolved *rs,
+				 vox_str *name, vox_str *phone)
+{
+	*name = (vox_str){NULL, 0};
+	*phone = (vox_str){NULL, 0};
+	if (e->lead_name.ptr)
+		*name = e->lead_name; /* stored as given, even empty */
+	else if (rs->name.len &&
+		 vox_event_str_fits(VOX_ALERT_HOT_LEAD, "lead_name", rs->name))
+		*name = rs->name;
+	if (vox_event_str_fits(VOX_ALERT_HOT_LEAD, "lead_phone", rs->phone))
+		*phone = rs->phone;
+}
+
 /* The event an inserted alert row came from: the first hot event of the
  * batch for that (contact, call), as the INSERT keeps the first in stream
  * order. */
@@ -272,7 +295,8 @@ static vox_status insert_alerts(vox_tx *tx, const vox_item *items, size_t n,
 		char at[64];
 		const char *urgency = vox_leads_urgency(e->lead_score) == VOX_URGENCY_HIGH
 			? "high" : "medium";
-		vox_str name = e->lead_name.ptr ? e->lead_name : res[i].name;
+		vox_str name, phone;
+		alert_contact_fields(e, &res[i], &name, &phone);
 		ts_text(&e->scored_at, at);
 		vox_pg_array_str(&a[0], e->org_id.s, 36);
 		vox_pg_array_str(&a[1], res[i].contact, 36);
@@ -280,13 +304,15 @@ static vox_status insert_alerts(vox_tx *tx, const vox_item *items, size_t n,
 			vox_pg_array_str(&a[2], e->call_id.s, 36);
 		else
 			vox_pg_array_null(&a[2]);
-		/* a given lead_name is stored as given, even empty (as the
-		 * alert carries it); only a missing name falls back */
-		if (e->lead_name.ptr || name.len)
+		/* the row holds what the alert carries */
+		if (name.ptr)
 			vox_pg_array_str(&a[3], name.ptr, name.len);
 		else
 			vox_pg_array_null(&a[3]);
-		vox_pg_array_str(&a[4], res[i].phone.ptr, res[i].phone.len);
+		if (phone.ptr)
+			vox_pg_array_str(&a[4], phone.ptr, phone.len);
+		else
+			vox_pg_array_null(&a[4]);
 		vox_pg_array_int(&a[5], e->lead_score);
 		vox_pg_array_str(&a[6], urgency, strlen(urgency));
 		if (e->service_interest.ptr)
@@ -339,9 +365,7 @@ static vox_status insert_alerts(vox_tx *tx, const vox_item *items, size_t n,
 		h->org_id = e->org_id;
 		memcpy(h->contact_id.s, rs->contact, sizeof(h->contact_id.s));
 		h->call_id = e->call_id;
-		h->lead_name = e->lead_name.ptr ? e->lead_name
-			: (rs->name.len ? rs->name : (vox_str){NULL, 0});
-		h->lead_phone = rs->phone;
+		alert_contact_fields(e, rs, &h->lead_name, &h->lead_phone);
 		h->lead_score = e->lead_score;
 		h->urgency_level = vox_leads_urgency(e->lead_score);
 		h->service_interest = e->service_interest;

@@ -7,6 +7,7 @@
  */
 #include "actors/query/query.h"
 
+#include "core/billing.h"
 #include "core/buf.h"
 #include "core/codec.h"
 #include "io/log.h"
@@ -410,7 +411,7 @@ void vox_query_wallet(vox_request *req, void *ctx)
 	int64_t unbilled = be_int(PQgetvalue(res[0], 0, 2), 8);
 	int64_t low = be_int(PQgetvalue(res[0], 0, 3), 8);
 	clear_all(res, 1);
-	int64_t available = balance + debt;
+	int64_t available = vox_billing_available(balance, debt);
 	int64_t rate = qc->cfg.rate_per_minute;
 	int64_t minutes = available > 0 ? available / rate : 0;
 

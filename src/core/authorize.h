@@ -1,0 +1,35 @@
+/*
+ * authorize.h - the request of billing.authorize.<org_id>, read with the
+ * bounded reader (core/mp.h) like every other input of vox: no
+ * allocation, no recursion, every length checked against the bytes left.
+ * Pure: vox-billing answers from it, the unit tests and the fuzz target
+ * call it directly. The rules are in subjects/billing.authorize.md.
+ */
+#ifndef VOX_AUTHORIZE_H
+#define VOX_AUTHORIZE_H
+
+#include "core/common.h"
+#include "vox/event.h"
+
+/* Largest request accepted; a longer one is refused with 413. */
+#define VOX_AUTHORIZE_MAX_REQUEST 4096
+
+typedef struct vox_authorize_req {
+	vox_uuid call_id; /* lowercase; s[0] == '\0' when absent or nil */
+} vox_authorize_req;
+
+/*
+ * Read a request of len bytes. An empty body is `{}`. Otherwise it must
+ * be one msgpack map with string keys and nothing after it; `call_id`,
+ * when present and not nil, is a UUID (any case, normalised) and may
+ * appear once; any other key is ignored (its value skipped, nested up to
+ * VOX_MP_MAX_DEPTH). Returns VOX_OK and fills *out; VOX_E_TOO_LARGE (413)
+ * over VOX_AUTHORIZE_MAX_REQUEST bytes; VOX_E_INVALID (400) for anything
+ * else. On failure *out is untouched and err (errlen bytes) says why,
+ * naming the field: "call_id: must be a UUID ...", "request: ...".
+ */
+vox_status vox_authorize_parse(vox_authorize_req *out, const void *data,
+			       size_t len, char *err,
+			       size_t errlen) VOX_MUST_CHECK;
+
+#endif
