@@ -12,9 +12,11 @@ vox_fault vox_fault_of(vox_status st, const char *sqlstate)
 	if (sqlstate && sqlstate[0]) {
 		if (strcmp(sqlstate, "40001") == 0 || strcmp(sqlstate, "40P01") == 0)
 			return VOX_FAULT_RETRY;
-		/* 22: data exception, 23: integrity constraint violation */
+		/* 22: data exception, 23: integrity constraint violation; a
+		 * handler that recognised a race (a unique key another
+		 * instance committed meanwhile) asks for a re-run instead */
 		if (strncmp(sqlstate, "22", 2) == 0 || strncmp(sqlstate, "23", 2) == 0)
-			return VOX_FAULT_DATA;
+			return st == VOX_E_RETRY ? VOX_FAULT_RETRY : VOX_FAULT_DATA;
 		/* 25006 read-only, 57014 timeout, 55P03 lock, 42501 permission,
 		 * 42P01/42703 migration, 53 resources, 58 I/O, 08 connection,
 		 * 57P shutdown, XX internal, anything unknown */

@@ -29,7 +29,9 @@ typedef enum vox_fault {
 /*
  * The class of a failed transaction from its status and the SQLSTATE the
  * server reported (NULL or "" when there was none, as when the connection
- * was lost). A SQLSTATE decides when there is one; otherwise the status:
+ * was lost). A SQLSTATE decides when there is one (except that a handler
+ * returning VOX_E_RETRY for a class 22/23 error, a race it recognised,
+ * gets its re-run); otherwise the status:
  * VOX_E_RETRY is RETRY, the refusal statuses (decode, invalid, conflict,
  * unknown org, not found, too large, org mismatch) are DATA, every other
  * status (transient ones, internal, config, crypto, ...) is WORLD.

@@ -32,6 +32,10 @@ static void test_data_errors_are_classes_22_and_23(void **state)
 				     "23505", "23514", "23503", "23502"};
 	for (size_t i = 0; i < VOX_NELEM(data); i++)
 		assert_int_equal(vox_fault_of(VOX_E_INTERNAL, data[i]), VOX_FAULT_DATA);
+	/* a race the handler recognised (another instance's key) re-runs */
+	assert_int_equal(vox_fault_of(VOX_E_RETRY, "23505"), VOX_FAULT_RETRY);
+	/* but a handler cannot turn a fault of the world into a re-run loop */
+	assert_int_equal(vox_fault_of(VOX_E_RETRY, "25006"), VOX_FAULT_WORLD);
 }
 
 static void test_faults_of_the_world_wait(void **state)
