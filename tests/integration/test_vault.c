@@ -20,6 +20,7 @@
 #include <sodium.h>
 
 #include "actors/vault/vault_actor.h"
+#include "core/json.h"
 #include "harness.h"
 #include "io/migrate.h"
 
@@ -144,12 +145,9 @@ static pid_t spawn_vault(fixture *f, const char *const *extra)
 	return th_spawn("vox-vault", env, f->log);
 }
 
-/* Start vox-vault with ring as VOX_VAULT_KEYS and wait until it serves. */
-static void start_vault(fixture *f, const char *ring)
+/* Start vox-vault with extra settings and wait until it serves. */
+static void start_vault_env(fixture *f, const char *const *extra)
 {
-	char keys[400];
-	snprintf(keys, sizeof(keys), "VOX_VAULT_KEYS=%s", ring);
-	const char *extra[] = {keys, NULL};
 	f->actor = spawn_vault(f, extra);
 	for (int t = 0; t < 200; t++) {
 		if (th_count_in_log(f->log, "msg=\"started\"") >= 1)
@@ -162,6 +160,15 @@ static void start_vault(fixture *f, const char *ring)
 		th_sleep_ms(100);
 	}
 	fail_msg("vox-vault did not start (see %s)", f->log);
+}
+
+/* Start vox-vault with ring as VOX_VAULT_KEYS and wait until it serves. */
+static void start_vault(fixture *f, const char *ring)
+{
+	char keys[400];
+	snprintf(keys, sizeof(keys), "VOX_VAULT_KEYS=%s", ring);
+	const char *extra[] = {keys, NULL};
+	start_vault_env(f, extra);
 }
 
 static void stop_vault(fixture *f)
@@ -258,28 +265,48 @@ static int64_t put(fixture *f, const char *org, const char *provider,
 	return v;
 }
 
-/* get provider/type and compare with want; returns false (without failing)
- * when the reply is not exactly {config: want} - for the reader thread. */
+/* Append the reply_key of a fresh key pair (pk, sk) to a body. */
+static void body_reply_key(th_body *b, uint8_t pk[crypto_box_PUBLICKEYBYTES],
+			   uint8_t sk[crypto_box_SECRETKEYBYTES])
+{
+	crypto_box_keypair(pk, sk);
+	th_body_bin(b, "reply_key", pk, crypto_box_PUBLICKEYBYTES);
+}
+
+/* get provider/type as a client must (a one-time reply_key), open the
+ * sealed reply and compare with want; returns false (without failing)
+ * when the reply is not exactly {sealed: box of want}, or when its bytes
+ * carry want in the clear - for the reader thread. */
 static bool get_is(natsConnection *nc, const char *org, const char *provider,
 		   const char *type, const char *want, char *why, size_t whylen)
 {
+	uint8_t pk[crypto_box_PUBLICKEYBYTES], sk[crypto_box_SECRETKEYBYTES];
 	th_body b;
 	th_reply r;
-	th_body_init(&b, 2);
+	th_body_init(&b, 3);
 	th_body_str(&b, "provider", provider);
 	th_body_str(&b, "type", type);
+	body_reply_key(&b, pk, sk);
 	natsStatus s = request_raw(nc, "get", org, b.sb.data, b.sb.size, "reader", &r);
 	msgpack_sbuffer_destroy(&b.sb);
 	bool ok = false;
+	size_t n = strlen(want);
 	if (s != NATS_OK) {
 		snprintf(why, whylen, "request: %s", natsStatus_GetText(s));
 	} else if (r.code[0]) {
 		snprintf(why, whylen, "error %s: %s", r.code, r.text);
+	} else if (mem_find(natsMsg_GetData(r.msg), (size_t)natsMsg_GetDataLength(r.msg),
+			    want, n)) {
+		snprintf(why, whylen, "the reply carries the secret in the clear");
 	} else {
-		const msgpack_object *c = th_get_key(&r.u.data, "config");
+		const msgpack_object *c = th_get_key(&r.u.data, "sealed");
+		uint8_t *plain = vox_malloc(n + 1);
 		ok = r.u.data.via.map.size == 1 && c->type == MSGPACK_OBJECT_BIN &&
-		     c->via.bin.size == strlen(want) &&
-		     memcmp(c->via.bin.ptr, want, strlen(want)) == 0;
+		     c->via.bin.size == n + crypto_box_SEALBYTES &&
+		     crypto_box_seal_open(plain, (const uint8_t *)c->via.bin.ptr,
+					  c->via.bin.size, pk, sk) == 0 &&
+		     memcmp(plain, want, n) == 0;
+		free(plain);
 		if (!ok)
 			snprintf(why, whylen, "wrong reply");
 	}
@@ -297,14 +324,17 @@ static void assert_get(fixture *f, const char *org, const char *provider,
 	assert_true(ok);
 }
 
+/* A get (with a reply_key) answered with the error code. */
 static void get_expect(fixture *f, const char *org, const char *provider,
 		       const char *type, const char *code)
 {
+	uint8_t pk[crypto_box_PUBLICKEYBYTES], sk[crypto_box_SECRETKEYBYTES];
 	th_body b;
 	th_reply r;
-	th_body_init(&b, 2);
+	th_body_init(&b, 3);
 	th_body_str(&b, "provider", provider);
 	th_body_str(&b, "type", type);
+	body_reply_key(&b, pk, sk);
 	request(f, "get", org, &b, NULL, &r);
 	th_expect_error(&r, code);
 }
@@ -368,17 +398,22 @@ static void test_put_get_list_delete_round_trip(void **state)
 	assert_stored_sealed(f, ORG_A, "openai", "inbound", SECRET "-openai");
 	/* get without type means default; an org_id key in the body is
 	 * ignored (the org is the subject's) */
+	uint8_t pk[crypto_box_PUBLICKEYBYTES], sk[crypto_box_SECRETKEYBYTES];
+	uint8_t plain[sizeof(SECRET)];
 	th_body b;
 	th_reply r;
-	th_body_init(&b, 2);
+	th_body_init(&b, 3);
 	th_body_str(&b, "provider", "twilio");
 	th_body_str(&b, "org_id", ORG_X);
+	body_reply_key(&b, pk, sk);
 	request(f, "get", ORG_A, &b, NULL, &r);
 	assert_string_equal(r.code, "");
-	const msgpack_object *cfg = th_get_key(&r.u.data, "config");
-	assert_true(th_has_key(&r.u.data, "config"));
-	assert_int_equal(cfg->type, MSGPACK_OBJECT_BIN);
-	assert_memory_equal(cfg->via.bin.ptr, SECRET, strlen(SECRET));
+	const msgpack_object *sealed = th_get_key(&r.u.data, "sealed");
+	assert_int_equal(sealed->type, MSGPACK_OBJECT_BIN);
+	assert_int_equal(sealed->via.bin.size, strlen(SECRET) + crypto_box_SEALBYTES);
+	assert_int_equal(crypto_box_seal_open(plain, (const uint8_t *)sealed->via.bin.ptr,
+					      sealed->via.bin.size, pk, sk), 0);
+	assert_memory_equal(plain, SECRET, strlen(SECRET));
 	th_reply_free(&r);
 
 	/* replace: same row id, new secret, a fresh nonce each time */
@@ -654,9 +689,11 @@ static void test_refusals(void **state)
 	{
 		const char *verbs[] = {"put", "get", "list", "delete"};
 		for (size_t v = 0; v < 4; v++) {
-			th_body_init(&b, 2);
+			uint8_t pk[crypto_box_PUBLICKEYBYTES], sk[crypto_box_SECRETKEYBYTES];
+			th_body_init(&b, 3);
 			th_body_str(&b, "provider", "twilio");
 			th_body_str(&b, "config", SECRET);
+			body_reply_key(&b, pk, sk);
 			request(f, verbs[v], ORG_X, &b, NULL, &r);
 			th_expect_error(&r, "404");
 		}
@@ -725,6 +762,125 @@ static void test_key_configuration(void **state)
 	assert_get(f, ORG_A, "elevenlabs", "default", SECRET);
 	stop_vault(f);
 	unlink(path);
+	assert_logs_clean(f);
+}
+
+/* ---- key ring reloads (SIGHUP) ------------------------------------------ */
+
+/* Replace the key file at path with text, then give it mode. */
+static void write_key_file(const char *path, const char *text, mode_t mode)
+{
+	FILE *fp = fopen(path, "w");
+	assert_non_null(fp);
+	assert_true(fputs(text, fp) >= 0);
+	assert_int_equal(fclose(fp), 0);
+	assert_int_equal(chmod(path, mode), 0);
+}
+
+/* The metadata member key of vox-vault's $SRV.<verb>.vox-vault reply
+ * ("" when absent); fails when nothing answers. */
+static void vault_meta(fixture *f, const char *verb, const char *key, char *out,
+		       size_t outlen)
+{
+	char subject[64];
+	natsMsg *m = NULL;
+	snprintf(subject, sizeof(subject), "$SRV.%s.vox-vault", verb);
+	assert_int_equal(natsConnection_RequestString(&m, f->nc, subject, "", 2000),
+			 NATS_OK);
+	vox_json *doc = vox_json_parse(natsMsg_GetData(m),
+				       (size_t)natsMsg_GetDataLength(m), NULL);
+	assert_non_null(doc);
+	const vox_json *v = vox_json_get(vox_json_get(doc, "metadata"), key);
+	snprintf(out, outlen, "%s",
+		 vox_json_type_of(v) == VOX_JSON_STRING ? vox_json_str(v) : "");
+	vox_json_free(doc);
+	natsMsg_Destroy(m);
+}
+
+/* Send SIGHUP, wait (bounded) until the log holds want lines with
+ * needle, and require that the actor still runs. */
+static void hangup(fixture *f, const char *needle, int want)
+{
+	assert_int_equal(kill(f->actor, SIGHUP), 0);
+	for (int t = 0; t < 100 && th_count_in_log(f->log, needle) < want &&
+			th_alive(f->actor); t++)
+		th_sleep_ms(50);
+	if (th_count_in_log(f->log, needle) != want)
+		th_print_tail(f->log, 2048);
+	assert_int_equal(th_count_in_log(f->log, needle), want);
+	assert_true(th_alive(f->actor));
+}
+
+/* INFO and STATS both report the active key version. */
+static void assert_active_version(fixture *f, const char *want)
+{
+	char got[32];
+	vault_meta(f, "INFO", "vault.active_key_version", got, sizeof(got));
+	assert_string_equal(got, want);
+	vault_meta(f, "STATS", "vault.active_key_version", got, sizeof(got));
+	assert_string_equal(got, want);
+}
+
+static void test_sighup_reloads_the_key_file(void **state)
+{
+	fixture *f = *state;
+	char path[560], file[600], ring[400], got[32];
+	snprintf(path, sizeof(path), "%s/vault-hup-%ld-%d", th_env("VOX_TEST_TMP"),
+		 (long)getpid(), f->run);
+	snprintf(file, sizeof(file), "VOX_VAULT_KEY_FILE=%s", path);
+	write_key_file(path, f->ring1, 0600);
+	add_org(f, ORG_A);
+	const char *extra[] = {file, NULL};
+	start_vault_env(f, extra);
+	assert_active_version(f, "1");
+	assert_int_equal(put(f, ORG_A, "twilio", NULL, SECRET, NULL), 1);
+
+	/* version 2 joins the ring as the active key */
+	write_key_file(path, f->ring12, 0600);
+	hangup(f, "msg=\"key ring reloaded\"", 1);
+	assert_active_version(f, "2");
+	assert_int_equal(put(f, ORG_A, "vapi", NULL, SECRET "-v2", NULL), 2);
+	assert_get(f, ORG_A, "twilio", "default", SECRET); /* sealed with 1 */
+	assert_get(f, ORG_A, "vapi", "default", SECRET "-v2");
+	assert_int_equal(sql_int(f, "SELECT count(*) FROM org_credentials"
+				    " WHERE key_version = 1 AND provider = 'twilio'"), 1);
+
+	/* reloads that fail keep the ring in use, each logged once: a bad
+	 * line, a file others may read, a missing file */
+	snprintf(ring, sizeof(ring), "%s3 notbase64!!\nactive 3\n", f->ring12);
+	write_key_file(path, ring, 0600);
+	hangup(f, "msg=\"key ring not reloaded", 1);
+	assert_active_version(f, "2");
+	write_key_file(path, f->ring12, 0644);
+	hangup(f, "msg=\"key ring not reloaded", 2);
+	assert_true(file_contains(f->log, "chmod 600"));
+	assert_int_equal(unlink(path), 0);
+	hangup(f, "msg=\"key ring not reloaded", 3);
+	assert_active_version(f, "2");
+	assert_int_equal(put(f, ORG_A, "stripe", NULL, SECRET "-v2b", NULL), 2);
+	assert_get(f, ORG_A, "twilio", "default", SECRET);
+	assert_get(f, ORG_A, "stripe", "default", SECRET "-v2b");
+	assert_false(file_contains(f->log, "notbase64"));
+	assert_int_equal(th_count_in_log(f->log, "msg=\"key ring reloaded\""), 1);
+
+	/* back to a good file, now with key 1 active again */
+	snprintf(ring, sizeof(ring), "%sactive 1\n", f->ring12);
+	write_key_file(path, ring, 0600);
+	hangup(f, "msg=\"key ring reloaded\"", 2);
+	vault_meta(f, "INFO", "vault.active_key_version", got, sizeof(got));
+	assert_string_equal(got, "1");
+	assert_int_equal(put(f, ORG_A, "resend", NULL, SECRET, NULL), 1);
+	assert_get(f, ORG_A, "vapi", "default", SECRET "-v2");
+	stop_vault(f);
+	unlink(path);
+
+	/* with VOX_VAULT_KEYS there is no file to read again: said so */
+	start_vault(f, f->ring12);
+	assert_active_version(f, "2");
+	hangup(f, "msg=\"sighup: the key ring comes from VOX_VAULT_KEYS", 1);
+	assert_active_version(f, "2");
+	assert_get(f, ORG_A, "twilio", "default", SECRET);
+	stop_vault(f);
 	assert_logs_clean(f);
 }
 
@@ -869,6 +1025,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_rows_that_do_not_open_fail_with_500, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_key_configuration, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sighup_reloads_the_key_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rotation_while_readers_read, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -28,6 +28,7 @@
 
 void vox_vault_ctx_init(vox_vault_ctx *vc)
 {
+	pthread_rwlock_init(&vc->ring_lock, NULL);
 	for (size_t i = 0; i < VOX_VAULT_EP_COUNT; i++) {
 		pthread_mutex_init(&vc->conns[i].lock, NULL);
 		vc->conns[i].pg = NULL;
@@ -44,6 +45,7 @@ void vox_vault_ctx_release(vox_vault_ctx *vc)
 		pthread_mutex_unlock(&vc->conns[i].lock);
 		pthread_mutex_destroy(&vc->conns[i].lock);
 	}
+	pthread_rwlock_destroy(&vc->ring_lock);
 }
 
 /* With conn->lock held: a working connection, or NULL (database down). */
@@ -448,8 +450,10 @@ void vox_vault_put(vox_request *req, void *ctx)
 	vox_cred_ad ad = {org, q.provider, q.type};
 	bloblen = vox_vault_sealed_len(q.config_len);
 	blob = vox_malloc(bloblen);
+	pthread_rwlock_rdlock(&vc->ring_lock);
 	st = vox_vault_seal(vc->ring, &ad, q.config, q.config_len, blob, bloblen,
 			    &version);
+	pthread_rwlock_unlock(&vc->ring_lock);
 	if (st != VOX_OK) {
 		vox_error("msg=\"credential cannot be sealed\" org=%s provider=%s"
 			  " type=%s status=%s", org, q.provider, q.type,
@@ -610,9 +614,11 @@ void vox_vault_get(vox_request *req, void *ctx)
 		if (!vox_parse_i64(vtxt, 1, INT32_MAX, &col_version) ||
 		    (uint32_t)col_version != version) {
 			snprintf(err, sizeof(err), "key_version column does not match the envelope");
-		} else if (vox_vault_open(vc->ring, &ad, blob, bloblen, &plain, &plen,
-					  err, sizeof(err)) == VOX_OK) {
-			opened = true;
+		} else {
+			pthread_rwlock_rdlock(&vc->ring_lock);
+			opened = vox_vault_open(vc->ring, &ad, blob, bloblen, &plain,
+						&plen, err, sizeof(err)) == VOX_OK;
+			pthread_rwlock_unlock(&vc->ring_lock);
 		}
 		if (!opened) {
 			vox_error("msg=\"credential cannot be decrypted\" org=%s provider=%s"
