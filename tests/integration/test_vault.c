@@ -544,6 +544,92 @@ static void test_get_with_reply_key_is_sealed_to_the_requester(void **state)
 	assert_logs_clean(f);
 }
 
+/* Every reply on the private server's inboxes, for the wiretap below. */
+typedef struct tap {
+	pthread_mutex_t lock;
+	int replies, with_secret;
+} tap;
+
+static void on_tap(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *closure)
+{
+	tap *t = closure;
+	VOX_UNUSED(nc);
+	VOX_UNUSED(sub);
+	bool leak = mem_find(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), SECRET,
+			     strlen(SECRET)) ||
+		    mem_find(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), "TOP-SECRET",
+			     10);
+	pthread_mutex_lock(&t->lock);
+	t->replies++;
+	t->with_secret += leak;
+	pthread_mutex_unlock(&t->lock);
+	natsMsg_Destroy(m);
+}
+
+/* vox never sends a credential in the clear: a get without reply_key is a
+ * 400 naming the field, whatever else the request holds, and no reply on
+ * any inbox carries the secret. */
+static void test_get_without_reply_key_is_refused(void **state)
+{
+	fixture *f = *state;
+	natsConnection *spy = NULL;
+	natsSubscription *sub = NULL;
+	tap t = {.replies = 0};
+	pthread_mutex_init(&t.lock, NULL);
+	add_org(f, ORG_A);
+	start_vault(f, f->ring1);
+	th_nats_connect(f->nats.url, &spy);
+	assert_int_equal(natsConnection_Subscribe(&sub, spy, "_INBOX.>", on_tap, &t), NATS_OK);
+	assert_int_equal(natsConnection_Flush(spy), NATS_OK);
+	put(f, ORG_A, "twilio", NULL, SECRET, NULL);
+	put(f, ORG_A, "vapi", "outbound", SECRET, NULL);
+
+	th_body b;
+	th_reply r;
+	for (int shape = 0; shape < 4; shape++) {
+		th_body_init(&b, shape == 0 ? 1 : shape == 3 ? 3 : 2);
+		th_body_str(&b, "provider", shape == 2 ? "vapi" : "twilio");
+		if (shape == 1)
+			th_body_str(&b, "type", "default");
+		if (shape == 2)
+			th_body_str(&b, "type", "outbound");
+		if (shape == 3) {
+			th_body_str(&b, "type", "default");
+			th_body_key(&b, "reply_key");
+			msgpack_pack_nil(&b.pk); /* nil is no key either */
+		}
+		request(f, "get", ORG_A, &b, "plain-reader", &r);
+		if (shape == 3) {
+			th_expect_error(&r, "400"); /* not a 32-byte bin */
+			continue;
+		}
+		assert_non_null(strstr(r.text, "reply_key: required"));
+		assert_non_null(strstr(r.text, "sealed"));
+		th_expect_error(&r, "400");
+	}
+	/* the same credentials, asked for properly */
+	assert_get(f, ORG_A, "twilio", "default", SECRET);
+	assert_get(f, ORG_A, "vapi", "outbound", SECRET);
+	/* the field is checked before the org: an unknown org, still 400 */
+	th_body_init(&b, 1);
+	th_body_str(&b, "provider", "twilio");
+	request(f, "get", ORG_X, &b, NULL, &r);
+	th_expect_error(&r, "400");
+
+	assert_int_equal(natsConnection_Flush(f->nc), NATS_OK);
+	assert_int_equal(natsConnection_Flush(spy), NATS_OK);
+	pthread_mutex_lock(&t.lock);
+	int replies = t.replies, leaks = t.with_secret;
+	pthread_mutex_unlock(&t.lock);
+	assert_true(replies >= 9); /* the tap saw the replies */
+	assert_int_equal(leaks, 0);
+	natsSubscription_Destroy(sub);
+	natsConnection_Destroy(spy);
+	pthread_mutex_destroy(&t.lock);
+	stop_vault(f);
+	assert_logs_clean(f);
+}
+
 static void test_rows_that_do_not_open_fail_with_500(void **state)
 {
 	fixture *f = *state;
@@ -583,10 +669,12 @@ static void test_rows_that_do_not_open_fail_with_500(void **state)
 		  " 4, 9), key_version = 9 WHERE org_id = '" ORG_C "'");
 	get_expect(f, ORG_C, "resend", "default", "500");
 
+	uint8_t pk[crypto_box_PUBLICKEYBYTES], sk[crypto_box_SECRETKEYBYTES];
 	th_body b;
 	th_reply r;
-	th_body_init(&b, 1);
+	th_body_init(&b, 2);
 	th_body_str(&b, "provider", "stripe");
+	body_reply_key(&b, pk, sk);
 	request(f, "get", ORG_A, &b, NULL, &r);
 	assert_string_equal(r.code, "500");
 	assert_non_null(strstr(r.text, "credential cannot be decrypted"));
@@ -1022,6 +1110,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_put_get_list_delete_round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_get_with_reply_key_is_sealed_to_the_requester, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_get_without_reply_key_is_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rows_that_do_not_open_fail_with_500, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_key_configuration, setup, teardown),

@@ -535,33 +535,28 @@ out:
 
 /* ---- credentials.get ----------------------------------------------------- */
 
-/* Reply with the plaintext, or with it sealed to reply_key. */
-static void reply_config(vox_request *req, const cred_req *q,
-			 const uint8_t *plain, size_t len)
+/* Reply with the credential sealed to the requester's reply_key: vox
+ * never sends a credential in the clear. The reply holds only the sealed
+ * box. */
+static void reply_sealed(vox_request *req, const cred_req *q, const uint8_t *plain,
+			 size_t len)
 {
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
+	size_t sl = len + crypto_box_SEALBYTES;
+	uint8_t *sealed = vox_malloc(sl);
+	if (crypto_box_seal(sealed, plain, len, q->reply_key) != 0) {
+		free(sealed);
+		reply_error(req, 400, "reply_key: not a usable X25519 public key");
+		return;
+	}
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
 	msgpack_pack_map(&pk, 1);
-	if (q->has_reply_key) {
-		size_t sl = len + crypto_box_SEALBYTES;
-		uint8_t *sealed = vox_malloc(sl);
-		if (crypto_box_seal(sealed, plain, len, q->reply_key) != 0) {
-			free(sealed);
-			msgpack_sbuffer_destroy(&sb);
-			reply_error(req, 400, "reply_key: not a usable X25519 public key");
-			return;
-		}
-		vox_mp_pack_cstr(&pk, "sealed");
-		msgpack_pack_bin(&pk, sl);
-		msgpack_pack_bin_body(&pk, sealed, sl);
-		free(sealed);
-	} else {
-		vox_mp_pack_cstr(&pk, "config");
-		msgpack_pack_bin(&pk, len);
-		msgpack_pack_bin_body(&pk, plain, len);
-	}
+	vox_mp_pack_cstr(&pk, "sealed");
+	msgpack_pack_bin(&pk, sl);
+	msgpack_pack_bin_body(&pk, sealed, sl);
+	free(sealed);
 	reply_sbuffer(req, &sb);
 }
 
@@ -581,6 +576,12 @@ void vox_vault_get(vox_request *req, void *ctx)
 
 	if (!begin_request(req, org, &q, true))
 		return;
+	if (!q.has_reply_key) {
+		vox_buf_release(&q.metadata);
+		reply_error(req, 400, "reply_key: required; credentials are only"
+				      " returned sealed to the requester's key");
+		return;
+	}
 	pthread_mutex_lock(&conn->lock);
 	PGconn *c = conn_get(conn, vc->dsn);
 	if (!c) {
@@ -637,7 +638,7 @@ unlock:
 	else if (st != VOX_OK)
 		reply_db_error(req, st); /* also when only the audit failed */
 	else
-		reply_config(req, &q, plain, plen);
+		reply_sealed(req, &q, plain, plen);
 	if (plain) {
 		sodium_memzero(plain, plen);
 		sodium_free(plain);
