@@ -467,25 +467,35 @@ static void test_put_get_list_delete_round_trip(void **state)
 	get_expect(f, ORG_A, "twilio", "default", "404");
 	assert_get(f, ORG_A, "openai", "inbound", SECRET "-openai");
 
-	/* the audit trail: who, what, which row; never the secret */
+	/* the audit trail: who, what, which row, how it ended; never the
+	 * secret */
 	assert_int_equal(sql_int(f, "SELECT count(*) FROM audit_logs WHERE action ="
 				    " 'credentials.put'"), 3);
 	assert_int_equal(sql_int(f, "SELECT count(*) FROM audit_logs WHERE action ="
-				    " 'credentials.get'"), 5);
+				    " 'credentials.get'"), 6);
 	assert_int_equal(sql_int(f, "SELECT count(*) FROM audit_logs WHERE action ="
-				    " 'credentials.delete'"), 1);
+				    " 'credentials.get' AND details->>'code' = '404'"
+				    " AND details->>'error' = 'no such credential'"), 1);
+	assert_int_equal(sql_int(f, "SELECT count(*) FROM audit_logs WHERE action ="
+				    " 'credentials.delete'"), 2);
 	assert_int_equal(sql_int(f, "SELECT count(*) FROM audit_logs WHERE action ="
 				    " 'credentials.put' AND actor = 'alice@clinic'"
 				    " AND details->>'provider' = 'twilio'"
 				    " AND details->>'type' = 'default'"
 				    " AND details->>'key_version' = '1'"), 1);
 	assert_int_equal(sql_int(f, "SELECT count(*) FROM audit_logs WHERE actor = 'unknown'"),
-			 2);
+			 3);
 	assert_int_equal(sql_int(f, "SELECT count(*) FROM audit_logs WHERE action ="
-				    " 'credentials.delete' AND actor = 'carol'"), 1);
+				    " 'credentials.delete' AND actor = 'carol'"), 2);
+	assert_int_equal(sql_int(f, "SELECT count(*) FROM audit_logs WHERE action ="
+				    " 'credentials.delete' AND details->>'deleted' = 'false'"
+				    " AND details->>'code' = '200' AND resource_id IS NULL"), 1);
+	/* a row for every request that touched or found one, and only those
+	 * (the 404 get, the delete that found nothing) without */
 	assert_int_equal(sql_int(f, "SELECT count(*) FROM audit_logs WHERE org_id <> '"
-				    ORG_A "' OR resource_type <> 'org_credentials'"
-				    " OR resource_id IS NULL"), 0);
+				    ORG_A "' OR resource_type <> 'org_credentials'"), 0);
+	assert_int_equal(sql_int(f, "SELECT count(*) FROM audit_logs WHERE resource_id IS NULL"),
+			 2);
 	assert_int_equal(sql_int(f, "SELECT count(*) FROM audit_logs a JOIN org_credentials c"
 				    " ON c.id::text = a.resource_id WHERE c.provider = 'openai'"), 3);
 	assert_int_equal(rows_containing(f, "audit_logs", "TOP-SECRET"), 0);
@@ -792,10 +802,186 @@ static void test_refusals(void **state)
 	/* missing credential */
 	get_expect(f, ORG_A, "salesforce", "default", "404");
 	get_expect(f, ORG_A, "cartesia", "inbound", "404");
-	/* nothing refused was written or audited */
+	/* nothing refused was written; every request whose org token is a
+	 * UUID was audited with its outcome (list is not audited) */
 	assert_int_equal(sql_int(f, "SELECT count(*) FROM org_credentials"), 2);
-	assert_int_equal(sql_int(f, "SELECT count(*) FROM audit_logs"), 4);
+	assert_int_equal(sql_int(f, "SELECT count(*) FROM audit_logs"), 30);
+	assert_int_equal(sql_int(f, "SELECT count(*) FROM audit_logs"
+				    " WHERE details->>'code' = '200'"), 4);
+	assert_int_equal(sql_int(f, "SELECT count(*) FROM audit_logs"
+				    " WHERE details->>'code' = '400'"), 20);
+	assert_int_equal(sql_int(f, "SELECT count(*) FROM audit_logs"
+				    " WHERE details->>'code' = '413'"), 1);
+	assert_int_equal(sql_int(f, "SELECT count(*) FROM audit_logs"
+				    " WHERE details->>'code' = '404'"), 5);
+	assert_int_equal(sql_int(f, "SELECT count(*) FROM audit_logs"
+				    " WHERE org_id IS NULL AND details->>'org_id' = '" ORG_X "'"), 3);
 	assert_int_equal(rows_containing(f, "audit_logs", "TOP-SECRET"), 0);
+	stop_vault(f);
+	assert_logs_clean(f);
+}
+
+/* The audit_logs rows of one action whose details match cond (SQL). */
+static long long audit_rows(fixture *f, const char *action, const char *cond)
+{
+	return sql_int(f, "SELECT count(*) FROM audit_logs WHERE action = '%s' AND (%s)",
+		       action, cond);
+}
+
+/* Every put, get and delete is audited once its org is known, whatever
+ * it came to: the outcome's code (and the error answered) in details,
+ * the row when there is one, the org when it exists (else in details),
+ * never the secret. */
+static void test_every_outcome_is_audited(void **state)
+{
+	fixture *f = *state;
+	th_body b;
+	th_reply r;
+	uint8_t pk[crypto_box_PUBLICKEYBYTES], sk[crypto_box_SECRETKEYBYTES];
+	add_org(f, ORG_A);
+	start_vault(f, f->ring1);
+
+	put(f, ORG_A, "twilio", NULL, SECRET, "auditor");
+	/* put: unknown provider (400), too large (413), no config (400),
+	 * unknown org (404) */
+	th_body_init(&b, 2);
+	th_body_str(&b, "provider", "myspace");
+	th_body_str(&b, "config", SECRET);
+	request(f, "put", ORG_A, &b, "auditor", &r);
+	th_expect_error(&r, "400");
+	char *big = vox_malloc(VOX_VAULT_MAX_CONFIG + 1);
+	memset(big, 'y', VOX_VAULT_MAX_CONFIG + 1);
+	th_body_init(&b, 2);
+	th_body_str(&b, "provider", "stripe");
+	th_body_bin(&b, "config", big, VOX_VAULT_MAX_CONFIG + 1);
+	request(f, "put", ORG_A, &b, "auditor", &r);
+	th_expect_error(&r, "413");
+	free(big);
+	th_body_init(&b, 1);
+	th_body_str(&b, "provider", "stripe");
+	request(f, "put", ORG_A, &b, "auditor", &r);
+	th_expect_error(&r, "400");
+	th_body_init(&b, 2);
+	th_body_str(&b, "provider", "stripe");
+	th_body_str(&b, "config", SECRET);
+	request(f, "put", ORG_X, &b, "auditor", &r);
+	th_expect_error(&r, "404");
+
+	/* get: found (200), no reply_key (400), no such credential (404),
+	 * no such org (404), a row that does not open (500) */
+	assert_get(f, ORG_A, "twilio", "default", SECRET);
+	th_body_init(&b, 1);
+	th_body_str(&b, "provider", "twilio");
+	request(f, "get", ORG_A, &b, "auditor", &r);
+	th_expect_error(&r, "400");
+	get_expect(f, ORG_A, "vapi", "inbound", "404");
+	get_expect(f, ORG_X, "vapi", "default", "404");
+	put(f, ORG_A, "resend", NULL, SECRET "-resend", "auditor");
+	sql_ok(f, "UPDATE org_credentials SET encrypted_config = set_byte(encrypted_config,"
+		  " 40, get_byte(encrypted_config, 40) # 1) WHERE provider = 'resend'");
+	get_expect(f, ORG_A, "resend", "default", "500");
+
+	/* delete: done (200), nothing to delete (200), no such org (404),
+	 * no provider (400) */
+	for (int i = 0; i < 2; i++) {
+		th_body_init(&b, 1);
+		th_body_str(&b, "provider", "resend");
+		request(f, "delete", ORG_A, &b, "auditor", &r);
+		assert_string_equal(r.code, "");
+		th_reply_free(&r);
+	}
+	th_body_init(&b, 1);
+	th_body_str(&b, "provider", "resend");
+	request(f, "delete", ORG_X, &b, "auditor", &r);
+	th_expect_error(&r, "404");
+	request(f, "delete", ORG_A, NULL, "auditor", &r);
+	th_expect_error(&r, "400");
+	/* an org token that is not a UUID names no org: not audited */
+	request_raw(f->nc, "get", "not-an-org", "\x80", 1, "auditor", &r);
+	th_expect_error(&r, "400");
+
+	const char *put_a = "credentials.put", *get_a = "credentials.get",
+		   *del_a = "credentials.delete";
+	assert_int_equal(audit_rows(f, put_a, "true"), 6);
+	assert_int_equal(audit_rows(f, put_a, "details->>'code' = '200' AND org_id = '"
+				    ORG_A "' AND resource_id IS NOT NULL"
+				    " AND details->>'key_version' = '1'"), 2);
+	assert_int_equal(audit_rows(f, put_a, "details->>'code' = '400' AND details->>'error'"
+				    " = 'provider: unknown provider' AND org_id = '" ORG_A "'"
+				    " AND resource_id IS NULL AND details->>'provider' IS NULL"), 1);
+	assert_int_equal(audit_rows(f, put_a, "details->>'code' = '413'"
+				    " AND details->>'provider' = 'stripe'"), 1);
+	assert_int_equal(audit_rows(f, put_a, "details->>'code' = '400'"
+				    " AND details->>'error' = 'config: required'"), 1);
+	assert_int_equal(audit_rows(f, put_a, "details->>'code' = '404' AND org_id IS NULL"
+				    " AND details->>'org_id' = '" ORG_X "'"), 1);
+	assert_int_equal(audit_rows(f, get_a, "true"), 5);
+	assert_int_equal(audit_rows(f, get_a, "details->>'code' = '200' AND resource_id ="
+				    " (SELECT id::text FROM org_credentials WHERE provider = 'twilio')"
+				    " AND actor = 'reader'"), 1);
+	assert_int_equal(audit_rows(f, get_a, "details->>'code' = '400' AND details->>'error'"
+				    " LIKE 'reply_key: required%%' AND actor = 'auditor'"
+				    " AND details->>'provider' = 'twilio'"), 1);
+	assert_int_equal(audit_rows(f, get_a, "details->>'code' = '404' AND org_id = '" ORG_A
+				    "' AND details->>'provider' = 'vapi'"
+				    " AND details->>'type' = 'inbound' AND resource_id IS NULL"), 1);
+	assert_int_equal(audit_rows(f, get_a, "details->>'code' = '404' AND org_id IS NULL"
+				    " AND details->>'org_id' = '" ORG_X "'"), 1);
+	assert_int_equal(audit_rows(f, get_a, "details->>'code' = '500' AND resource_id IS NOT"
+				    " NULL AND details->>'key_version' = '1'"
+				    " AND details->>'error' = 'credential cannot be decrypted'"), 1);
+	assert_int_equal(audit_rows(f, del_a, "true"), 4);
+	assert_int_equal(audit_rows(f, del_a, "details->>'code' = '200'"
+				    " AND details->>'deleted' = 'true' AND resource_id IS NOT NULL"), 1);
+	assert_int_equal(audit_rows(f, del_a, "details->>'code' = '200'"
+				    " AND details->>'deleted' = 'false' AND resource_id IS NULL"), 1);
+	assert_int_equal(audit_rows(f, del_a, "details->>'code' = '404' AND org_id IS NULL"), 1);
+	assert_int_equal(audit_rows(f, del_a, "details->>'code' = '400'"
+				    " AND details->>'error' = 'provider: required'"), 1);
+	assert_int_equal(sql_int(f, "SELECT count(*) FROM audit_logs WHERE resource_type"
+				    " IS DISTINCT FROM 'org_credentials' OR actor IS NULL"
+				    " OR details->>'code' IS NULL"), 0);
+	assert_int_equal(rows_containing(f, "audit_logs", "TOP-SECRET"), 0);
+	assert_int_equal(th_count_in_log(f->log, "audit row not written"), 0);
+
+	/* an audit row that cannot be written: nothing is handed out or
+	 * changed, the answer is the database error, and the log says so */
+	sql_ok(f, "CREATE FUNCTION vault_test_no_audit() RETURNS trigger LANGUAGE plpgsql"
+		  " AS $$BEGIN RAISE EXCEPTION 'audit refused by the test'; END$$");
+	sql_ok(f, "CREATE TRIGGER vault_test_no_audit BEFORE INSERT ON audit_logs"
+		  " FOR EACH ROW EXECUTE FUNCTION vault_test_no_audit()");
+	get_expect(f, ORG_A, "twilio", "default", "500");
+	th_body_init(&b, 2);
+	th_body_str(&b, "provider", "openai");
+	th_body_str(&b, "config", SECRET);
+	request(f, "put", ORG_A, &b, "auditor", &r);
+	th_expect_error(&r, "500");
+	th_body_init(&b, 1);
+	th_body_str(&b, "provider", "twilio");
+	request(f, "delete", ORG_A, &b, "auditor", &r);
+	th_expect_error(&r, "500");
+	get_expect(f, ORG_A, "vapi", "default", "404"); /* a refusal stays itself */
+	assert_int_equal(sql_int(f, "SELECT count(*) FROM org_credentials WHERE provider"
+				    " IN ('twilio', 'openai')"), 1);
+	assert_int_equal(th_count_in_log(f->log, "msg=\"audit row not written"), 4);
+	sql_ok(f, "DROP TRIGGER vault_test_no_audit ON audit_logs");
+	assert_get(f, ORG_A, "twilio", "default", SECRET);
+	stop_vault(f);
+
+	/* the database unreachable: 503, and the log says the row is missing */
+	char bad_dsn[600];
+	snprintf(bad_dsn, sizeof(bad_dsn), "VOX_PG_DSN=host=127.0.0.1 port=%d dbname=none"
+		 " connect_timeout=2", th_free_port());
+	char keys[400];
+	snprintf(keys, sizeof(keys), "VOX_VAULT_KEYS=%s", f->ring1);
+	const char *down[] = {keys, bad_dsn, NULL};
+	start_vault_env(f, down);
+	th_body_init(&b, 2);
+	th_body_str(&b, "provider", "twilio");
+	body_reply_key(&b, pk, sk);
+	request(f, "get", ORG_A, &b, "auditor", &r);
+	th_expect_error(&r, "503");
+	assert_int_equal(th_count_in_log(f->log, "msg=\"audit row not written"), 1);
 	stop_vault(f);
 	assert_logs_clean(f);
 }
@@ -1113,6 +1299,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_get_without_reply_key_is_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rows_that_do_not_open_fail_with_500, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_every_outcome_is_audited, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_key_configuration, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sighup_reloads_the_key_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rotation_while_readers_read, setup, teardown),
