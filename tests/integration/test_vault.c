@@ -1,17 +1,22 @@
 /*
  * Integration: the vox-vault actor against real servers. Every test has its
  * own nats-server and its own migrated database, spawns vox-vault with a key
- * ring in VOX_VAULT_KEYS and talks to it by request-reply: the round trip,
- * the sealed-box reply, rows that must not open (copied to another org, a
- * flipped byte), the refusals, the audit trail without secrets, and a key
+ * ring in VOX_VAULT_KEYS (or a key file) and talks to it by request-reply:
+ * the round trip, the sealed-box reply (and the refusal of any other form),
+ * rows that must not open (copied to another org, a flipped byte), the
+ * refusals, the audit trail of every outcome without secrets, the key
+ * ring's reload on SIGHUP, a process that cannot dump core, and a key
  * rotation (vox_vault_rotate, linked in) while readers keep reading.
  */
+#define _DEFAULT_SOURCE /* setgroups(), to run vox-vault as another user */
 #include "core/common.h"
 
 #include <setjmp.h>
 #include <cmocka.h>
+#include <grp.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -1039,6 +1044,184 @@ static void test_key_configuration(void **state)
 	assert_logs_clean(f);
 }
 
+/* ---- no core dumps -------------------------------------------------------- */
+
+static void vault_meta(fixture *f, const char *verb, const char *key, char *out,
+		       size_t outlen);
+
+/* Spawn vox-vault like spawn_vault, but (when the test runs as root) as
+ * the unprivileged user nobody: the owner of the files in /proc/<pid>
+ * then tells whether the process is dumpable (its own uid) or not
+ * (root). */
+static pid_t spawn_vault_unprivileged(fixture *f, const char *ring)
+{
+	snprintf(f->log, sizeof(f->log), "%s/vault-%ld-%d-%d.log", th_env("VOX_TEST_TMP"),
+		 (long)getpid(), f->run, f->nlogs);
+	if (f->nlogs < 8)
+		snprintf(f->logs[f->nlogs++], sizeof(f->logs[0]), "%s", f->log);
+	pid_t parent = getpid();
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		if (setenv("VOX_NATS_URL", f->nats.url, 1) != 0 ||
+		    setenv("VOX_PG_DSN", f->dsn, 1) != 0 ||
+		    setenv("VOX_VAULT_KEYS", ring, 1) != 0 || unsetenv("VOX_VAULT_KEY_FILE") != 0 ||
+		    !freopen(f->log, "a", stderr))
+			_exit(126);
+		if (geteuid() == 0 && (setgroups(0, NULL) != 0 || setgid(65534) != 0 ||
+				       setuid(65534) != 0))
+			_exit(126);
+		/* after the change of user, which clears it */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+			_exit(125);
+		execl(th_bin("vox-vault"), "vox-vault", (char *)NULL);
+		_exit(127);
+	}
+	return pid;
+}
+
+/* The "Uid:" line's real uid in /proc/<pid>/status, -1 if unreadable. */
+static long proc_uid(pid_t pid)
+{
+	char path[64], line[256];
+	long uid = -1;
+	snprintf(path, sizeof(path), "/proc/%ld/status", (long)pid);
+	FILE *fp = fopen(path, "r");
+	while (fp && fgets(line, sizeof(line), fp))
+		if (strncmp(line, "Uid:", 4) == 0)
+			uid = strtol(line + 4, NULL, 10);
+	if (fp)
+		fclose(fp);
+	return uid;
+}
+
+/* vox-vault holds master keys and plaintext credentials in memory: it
+ * makes itself non-dumpable at start (no core file, no ptrace or
+ * /proc/<pid>/mem by its own user). The kernel shows it in the owner of
+ * the files in /proc/<pid> (not of the directory itself): root for a
+ * process that is not dumpable, the process's own uid otherwise. */
+static void test_vault_is_not_dumpable(void **state)
+{
+	fixture *f = *state;
+	char path[64];
+	struct stat sb;
+	f->actor = spawn_vault_unprivileged(f, f->ring1);
+	th_wait_started(&f->actor, "vox-vault", f->log, 200);
+	long uid = proc_uid(f->actor);
+	if (geteuid() == 0)
+		assert_int_equal(uid, 65534);
+	else
+		assert_int_equal(uid, (long)geteuid());
+	static const char *const files[] = {"status", "environ", "mem"};
+	for (size_t i = 0; i < VOX_NELEM(files); i++) {
+		snprintf(path, sizeof(path), "/proc/%ld/%s", (long)f->actor, files[i]);
+		assert_int_equal(stat(path, &sb), 0);
+		if (sb.st_uid != 0)
+			fprintf(stderr, "%s is owned by %ld: vox-vault is dumpable\n", path,
+				(long)sb.st_uid);
+		assert_int_equal(sb.st_uid, 0);
+	}
+	/* and it serves (the services protocol: as nobody it cannot read the
+	 * test database's password file) */
+	char got[32];
+	vault_meta(f, "INFO", "vault.active_key_version", got, sizeof(got));
+	assert_string_equal(got, "1");
+	stop_vault(f);
+	assert_logs_clean(f);
+}
+
+/* Whether the memory of process pid (every readable mapping, read
+ * through /proc/<pid>/mem: root may, although it is not dumpable) holds
+ * needle. */
+static bool memory_holds(pid_t pid, const char *needle)
+{
+	char path[64], line[512];
+	bool found = false;
+	size_t nl = strlen(needle);
+	snprintf(path, sizeof(path), "/proc/%ld/maps", (long)pid);
+	FILE *maps = fopen(path, "r");
+	assert_non_null(maps);
+	snprintf(path, sizeof(path), "/proc/%ld/mem", (long)pid);
+	FILE *mem = fopen(path, "rb");
+	assert_non_null(mem);
+	char *chunk = vox_malloc(1 << 20);
+	while (!found && fgets(line, sizeof(line), maps)) {
+		unsigned long lo, hi;
+		char perms[8];
+		if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) != 3 || perms[0] != 'r')
+			continue;
+		/* overlapping reads so that no match straddles two */
+		for (unsigned long at = lo; !found && at < hi;) {
+			size_t want = hi - at < (1u << 20) ? hi - at : (1u << 20);
+			if (fseeko(mem, (off_t)at, SEEK_SET) != 0)
+				break;
+			size_t got = fread(chunk, 1, want, mem);
+			clearerr(mem);
+			if (got == 0)
+				break; /* a guard page, [vvar]: not readable */
+			found = mem_find(chunk, got, needle, nl) != NULL;
+			at += got > nl ? got - nl : got;
+			if (got < want)
+				break;
+		}
+	}
+	free(chunk);
+	fclose(mem);
+	fclose(maps);
+	return found;
+}
+
+/* Buffers that held a secret are wiped before they are freed: after a
+ * put and gets of a credential, nothing in vox-vault's memory still
+ * holds it. Other traffic first overwrites libnats's own read buffer,
+ * which vox cannot wipe. */
+static void test_no_secret_left_in_memory(void **state)
+{
+	fixture *f = *state;
+	char secret[80];
+	uint8_t r8[16];
+	randombytes_buf(r8, sizeof(r8));
+	snprintf(secret, sizeof(secret), "memscan-");
+	for (size_t i = 0; i < sizeof(r8); i++)
+		snprintf(secret + 8 + 2 * i, 3, "%02x", r8[i]);
+	th_secret(secret);
+	add_org(f, ORG_A);
+	start_vault(f, f->ring1);
+	assert_false(memory_holds(f->actor, secret));
+	put(f, ORG_A, "twilio", NULL, secret, "scanner");
+	put(f, ORG_A, "twilio", "inbound", secret, "scanner");
+	for (int i = 0; i < 3; i++)
+		assert_get(f, ORG_A, "twilio", "default", secret);
+	/* a put refused after its body was read holds the secret too */
+	th_body b;
+	th_reply r;
+	th_body_init(&b, 3);
+	th_body_str(&b, "provider", "twilio");
+	th_body_str(&b, "type", "sideways");
+	th_body_str(&b, "config", secret);
+	request(f, "put", ORG_A, &b, NULL, &r);
+	th_expect_error(&r, "400");
+	char *pad = vox_malloc(8192);
+	memset(pad, 'p', 8192);
+	for (int i = 0; i < 8; i++) {
+		th_body_init(&b, 1);
+		th_body_bin(&b, "padding", pad, 8192);
+		request(f, "list", ORG_A, &b, NULL, &r);
+		assert_string_equal(r.code, "");
+		th_reply_free(&r);
+	}
+	free(pad);
+	bool held = memory_holds(f->actor, secret);
+	if (held)
+		fprintf(stderr, "vox-vault's memory still holds the secret\n");
+	assert_false(held);
+	/* the scan is real: it finds the secret where it still is, in this
+	 * test's own memory */
+	assert_true(memory_holds(getpid(), secret));
+	stop_vault(f);
+	assert_logs_clean(f);
+}
+
 /* ---- key ring reloads (SIGHUP) ------------------------------------------ */
 
 /* Replace the key file at path with text, then give it mode. */
@@ -1302,6 +1485,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_every_outcome_is_audited, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_key_configuration, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sighup_reloads_the_key_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_vault_is_not_dumpable, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_no_secret_left_in_memory, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rotation_while_readers_read, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

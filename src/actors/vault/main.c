@@ -9,6 +9,7 @@
 #include "core/common.h"
 
 #include <sodium.h>
+#include <sys/prctl.h>
 
 #include "actors/vault/vault_actor.h"
 #include "io/actor.h"
@@ -175,6 +176,14 @@ int main(int argc, char **argv)
 		.metadata = metadata,
 		.ctx = &vault,
 	};
+	/* Master keys and plaintext credentials live in this process: no
+	 * core file may hold them, and no process of the same user may
+	 * ptrace it or read /proc/<pid>/mem. First, before any key is read. */
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
+		fprintf(stderr, "vox-vault: cannot turn core dumps off (prctl"
+				" PR_SET_DUMPABLE): %s\n", strerror(errno));
+		return 1;
+	}
 	if (argc == 1 && !key_source_ok())
 		return 2;
 	if (sodium_init() < 0) {

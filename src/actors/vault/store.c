@@ -463,6 +463,17 @@ static void refuse(vox_vault_ctx *vc, vox_vault_conn *conn, vox_request *req,
 	reply_error(req, e->code, e->error);
 }
 
+/* A request's body may hold a secret in the clear (a put's always,
+ * another's by a client's mistake): once it is answered, wipe it, since
+ * libnats frees the message without. */
+static void wipe_request(vox_request *req)
+{
+	size_t len;
+	const char *data = vox_request_data(req, &len);
+	if (data && len)
+		sodium_memzero((void *)(uintptr_t)data, len);
+}
+
 /*
  * Common start of every endpoint: the org (from the subject) and the
  * decoded request. False when an error was answered. Without a valid org
@@ -645,6 +656,7 @@ out:
 void vox_vault_put(vox_request *req, void *ctx)
 {
 	put_request(ctx, req);
+	wipe_request(req);
 }
 
 /* ---- credentials.get ----------------------------------------------------- */
@@ -678,9 +690,8 @@ static bool seal_reply(msgpack_sbuffer *out, const cred_req *q, const uint8_t *p
  * answer: a read whose audit row cannot be written is answered with the
  * database error, never with the credential.
  */
-void vox_vault_get(vox_request *req, void *ctx)
+static void get_request(vox_vault_ctx *vc, vox_request *req)
 {
-	vox_vault_ctx *vc = ctx;
 	vox_vault_conn *conn = &vc->conns[VOX_VAULT_EP_GET];
 	char org[37], id[40] = "", err[160] = "";
 	cred_req q;
@@ -778,11 +789,16 @@ unlock:
 	vox_buf_release(&q.metadata);
 }
 
+void vox_vault_get(vox_request *req, void *ctx)
+{
+	get_request(ctx, req);
+	wipe_request(req);
+}
+
 /* ---- credentials.list ---------------------------------------------------- */
 
-void vox_vault_list(vox_request *req, void *ctx)
+static void list_request(vox_vault_ctx *vc, vox_request *req)
 {
-	vox_vault_ctx *vc = ctx;
 	vox_vault_conn *conn = &vc->conns[VOX_VAULT_EP_LIST];
 	char org[37];
 	cred_req q;
@@ -850,14 +866,19 @@ unlock:
 	reply_sbuffer(req, &sb);
 }
 
+void vox_vault_list(vox_request *req, void *ctx)
+{
+	list_request(ctx, req);
+	wipe_request(req);
+}
+
 /* ---- credentials.delete -------------------------------------------------- */
 
 /* In one transaction: the org exists, the row is deleted (or there was
  * none), the audit row written; a failed audit row rolls the delete
  * back and the answer is the database error. */
-void vox_vault_delete(vox_request *req, void *ctx)
+static void delete_request(vox_vault_ctx *vc, vox_request *req)
 {
-	vox_vault_ctx *vc = ctx;
 	vox_vault_conn *conn = &vc->conns[VOX_VAULT_EP_DELETE];
 	char org[37], id[40] = "";
 	cred_req q;
@@ -937,6 +958,12 @@ unlock:
 	if (deleted)
 		vox_info("msg=\"credential deleted\" org=%s provider=%s type=%s", org,
 			 q.provider, q.type);
+}
+
+void vox_vault_delete(vox_request *req, void *ctx)
+{
+	delete_request(ctx, req);
+	wipe_request(req);
 }
 
 /* ---- rotation ------------------------------------------------------------ */

@@ -48,7 +48,8 @@ typedef struct vox_vault_ctx {
 void vox_vault_ctx_init(vox_vault_ctx *vc);
 void vox_vault_ctx_release(vox_vault_ctx *vc);
 
-/* The endpoints; ctx is the vox_vault_ctx. Each answers exactly once. */
+/* The endpoints; ctx is the vox_vault_ctx. Each answers exactly once,
+ * audits what it came to (put, get, delete) and wipes the request body. */
 void vox_vault_put(vox_request *req, void *ctx);
 void vox_vault_get(vox_request *req, void *ctx);
 void vox_vault_list(vox_request *req, void *ctx);
