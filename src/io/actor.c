@@ -3,7 +3,9 @@
  *
  * Signals are blocked in every thread and collected by the main thread with
  * sigtimedwait, so no handler runs in async-signal context and libnats
- * threads never see them.
+ * threads never see them. SIGHUP is blocked from the start too (its
+ * default action would end the process) but only waited for once the
+ * actor serves: one sent while it starts stays pending until then.
  */
 #include "io/actor.h"
 
@@ -12,6 +14,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <time.h>
 
 struct vox_actor {
@@ -22,6 +25,7 @@ struct vox_actor {
 	natsConnection *nc_srv; /* services and endpoints, SendAsap */
 	vox_service *svc;
 	vox_runtime *rt;
+	atomic_bool set_up; /* setup succeeded: the actor's metadata may run */
 };
 
 #define CFG_OFF(f) offsetof(vox_actor_config, f)
@@ -84,7 +88,7 @@ static void usage(const vox_actor_def *def, FILE *f)
 		vox_cfg_help(f, def->vars, def->nvars);
 }
 
-/* Wait up to ms for SIGTERM/SIGINT; returns the signal or 0. */
+/* Wait up to ms for a signal of set; returns the signal or 0. */
 static int wait_signal(const sigset_t *set, long ms)
 {
 	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
@@ -136,8 +140,29 @@ static vox_status connect_nats(vox_actor *a, const sigset_t *set,
 static void service_metadata(vox_buf *members, void *ctx)
 {
 	vox_actor *a = ctx;
+	size_t start = members->len;
 	if (a->rt)
 		vox_runtime_stats(a->rt, members);
+	if (!a->def->metadata || !atomic_load(&a->set_up))
+		return;
+	vox_buf own;
+	vox_buf_init(&own);
+	a->def->metadata(&own, a->def->ctx);
+	if (own.len) {
+		if (members->len > start)
+			vox_buf_putc(members, ',');
+		vox_buf_append(members, own.data, own.len);
+	}
+	vox_buf_release(&own);
+}
+
+/* SIGHUP: the actor's reload, or a note that there is nothing to do. */
+static void on_hangup(vox_actor *a)
+{
+	if (a->def->reload)
+		a->def->reload(a, a->def->ctx);
+	else
+		vox_info("msg=\"sighup ignored: nothing to reload\"");
 }
 
 /* Streams and consumers, retried while the servers come up. */
@@ -224,7 +249,9 @@ int vox_actor_main(const vox_actor_def *def, int argc, char **argv)
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	sigset_t serving = set; /* the main loop's: SIGHUP too */
+	sigaddset(&serving, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &serving, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
 	if (connect_nats(&a, &set, &a.nc, false) != VOX_OK ||
@@ -245,14 +272,16 @@ int vox_actor_main(const vox_actor_def *def, int argc, char **argv)
 	}
 	if (def->setup && def->setup(&a, def->ctx) != VOX_OK)
 		goto out;
+	atomic_store(&a.set_up, true);
 	if (vox_service_start(a.svc) != VOX_OK)
 		goto out;
 	vox_info("msg=\"started\" version=%s id=%s inputs=%zu", VOX_VERSION,
 		 vox_service_id(a.svc), def->ninputs);
 
 	int sig;
-	while ((sig = wait_signal(&set, 1000)) == 0)
-		;
+	while ((sig = wait_signal(&serving, 1000)) == 0 || sig == SIGHUP)
+		if (sig == SIGHUP)
+			on_hangup(&a);
 	vox_info("msg=\"stopping\" signal=%d", sig);
 	/* finish and commit the batches in hand, ack them, publish */
 	if (a.rt)

@@ -2,8 +2,10 @@
  * actor.h - the process shell every vox actor runs in: configuration from
  * the environment (--help lists it), logging, signal handling, the NATS
  * connection and the ADR-32 service announcement, and a clean drain on
- * SIGTERM/SIGINT. An actor supplies its name, its endpoints and (from the
- * runtime) its consume loop; this file owns the lifecycle around them.
+ * SIGTERM/SIGINT. SIGHUP calls the actor's reload hook (logged and
+ * otherwise ignored without one). An actor supplies its name, its
+ * endpoints and (from the runtime) its consume loop; this file owns the
+ * lifecycle around them.
  *
  * Two NATS connections: one for consuming (batches, acks, publishes) and
  * one with SendAsap for the services protocol and endpoints, so a request
@@ -51,6 +53,16 @@ typedef struct vox_actor_def {
 	vox_status (*setup)(vox_actor *a, void *ctx);
 	/* Called after SIGTERM/SIGINT, before the connection drains. */
 	void (*teardown)(vox_actor *a, void *ctx);
+	/* Called on SIGHUP, in the main thread, once setup has run: reread
+	 * what can change without a restart. Endpoints keep running while it
+	 * does, so it must swap state under the actor's own lock. It logs its
+	 * outcome. NULL: SIGHUP is logged and otherwise ignored. */
+	void (*reload)(vox_actor *a, void *ctx);
+	/* Appends the actor's own $SRV.PING/INFO/STATS metadata members
+	 * ("k":"v",... without braces; values are strings), after the
+	 * runtime's. Called on the $SRV delivery thread, concurrently with
+	 * endpoints and reload; only once setup has succeeded. May be NULL. */
+	void (*metadata)(vox_buf *members, void *ctx);
 	void *ctx;
 } vox_actor_def;
 

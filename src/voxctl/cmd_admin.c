@@ -93,14 +93,15 @@ static vox_status load_ring(vox_keyring **kr, char *err, size_t errlen)
 
 /*
  * keys generate: a new key, one version above the highest known. With
- * VOX_VAULT_KEY_FILE set it is appended to that file (created 0600);
- * otherwise the new "<version> <key>" line is printed for the operator to
- * store. The new key becomes active (the highest version) unless the file
- * names another with "active".
+ * VOX_VAULT_KEY_FILE set it is appended to that file (created 0600;
+ * vox_keyfile_append: written beside it, fsync'd, renamed, the directory
+ * fsync'd); otherwise the new "<version> <key>" line is printed for the
+ * operator to store. The new key becomes active (the highest version)
+ * unless the file names another with "active".
  */
 static int keys_generate(void)
 {
-	char err[256], key[64], line[96];
+	char err[512], key[64], line[96];
 	vox_keyring *kr = NULL;
 	uint32_t version = 1;
 	const char *file = getenv("VOX_VAULT_KEY_FILE");
@@ -120,17 +121,15 @@ static int keys_generate(void)
 	sodium_memzero(key, sizeof(key));
 	if (!(file && *file)) {
 		fputs(line, stdout);
+		fflush(stdout);
 		sodium_memzero(line, sizeof(line));
 		return EXIT_OK;
 	}
-	int fd = open(file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-	bool ok = fd >= 0 && write(fd, line, (size_t)n) == n;
+	vox_status st = vox_keyfile_append(file, line, (size_t)n, err, sizeof(err));
 	sodium_memzero(line, sizeof(line));
-	if (fd >= 0)
-		close(fd);
-	if (!ok) {
-		fprintf(stderr, "voxctl keys: cannot write %s: %s\n", file, strerror(errno));
-		return EXIT_SERVER;
+	if (st != VOX_OK) {
+		fprintf(stderr, "voxctl keys: %s\n", err);
+		return st == VOX_E_INTERNAL ? EXIT_SERVER : EXIT_USAGE;
 	}
 	printf("key version %u added to %s\n", version, file);
 	return EXIT_OK;
@@ -178,14 +177,98 @@ static int keys_status(void)
 	return code;
 }
 
-/* keys rotate: re-seal every credential with the active key, in small
- * transactions, while vox-vault keeps serving. */
+/* How long `keys rotate` listens for vox-vault instances. */
+#define VAULT_CENSUS_MS 1000
+
+/* What the running vox-vault instances answered to $SRV.INFO.vox-vault. */
+typedef struct vault_census {
+	int answered;     /* instances that answered */
+	int other;        /* of them, those not on the wanted version */
+	char id[32];      /* the first of those: its instance id */
+	char version[16]; /* and its active version ("unknown" if unsaid) */
+} vault_census;
+
+/*
+ * Ask every running vox-vault for its active key version (the
+ * vault.active_key_version member of its INFO metadata) and count those
+ * that differ from want, listening VAULT_CENSUS_MS. EXIT_OK, or the exit
+ * code of a NATS failure (printed).
+ */
+static int vault_census_take(uint32_t want, vault_census *c)
+{
+	natsConnection *nc = NULL;
+	natsSubscription *sub = NULL;
+	natsInbox *inbox = NULL;
+	char wanted[16];
+	memset(c, 0, sizeof(*c));
+	snprintf(wanted, sizeof(wanted), "%" PRIu32, want);
+	int rc = voxctl_connect(&nc);
+	if (rc != EXIT_OK)
+		return rc;
+	natsStatus s = natsInbox_Create(&inbox);
+	if (s == NATS_OK)
+		s = natsConnection_SubscribeSync(&sub, nc, inbox);
+	if (s == NATS_OK)
+		s = natsConnection_PublishRequest(nc, "$SRV.INFO.vox-vault", inbox, "", 0);
+	if (s == NATS_OK)
+		s = natsConnection_Flush(nc);
+	/* every instance that hears it answers: listen for the whole time */
+	int64_t deadline = nats_Now() + VAULT_CENSUS_MS;
+	while (s == NATS_OK) {
+		int64_t left = deadline - nats_Now();
+		natsMsg *m = NULL;
+		if (left <= 0)
+			break;
+		s = natsSubscription_NextMsg(&m, sub, left);
+		if (s == NATS_TIMEOUT || s == NATS_NO_RESPONDERS) {
+			s = NATS_OK;
+			break;
+		}
+		if (s != NATS_OK)
+			break;
+		vox_json *doc = vox_json_parse(natsMsg_GetData(m),
+					       (size_t)natsMsg_GetDataLength(m), NULL);
+		const vox_json *id = vox_json_get(doc, "id");
+		const vox_json *v = vox_json_get(vox_json_get(doc, "metadata"),
+						 "vault.active_key_version");
+		/* an instance too old to say is not on the wanted version */
+		const char *have = vox_json_type_of(v) == VOX_JSON_STRING
+					   ? vox_json_str(v) : "unknown";
+		c->answered++;
+		if (strcmp(have, wanted) != 0 && c->other++ == 0) {
+			snprintf(c->id, sizeof(c->id), "%s",
+				 vox_json_type_of(id) == VOX_JSON_STRING ? vox_json_str(id)
+									 : "?");
+			snprintf(c->version, sizeof(c->version), "%s", have);
+		}
+		vox_json_free(doc);
+		natsMsg_Destroy(m);
+	}
+	if (s != NATS_OK) {
+		voxctl_err("$SRV.INFO.vox-vault: %s", natsStatus_GetText(s));
+		rc = EXIT_UNREACHABLE;
+	}
+	natsSubscription_Destroy(sub);
+	natsInbox_Destroy(inbox);
+	natsConnection_Destroy(nc);
+	return rc;
+}
+
+/*
+ * keys rotate: re-seal every credential with the active key, in small
+ * transactions, while vox-vault keeps serving. First every running
+ * vox-vault must seal with that same key: one still on another would go
+ * on writing rows with it (and one whose ring lacks it could not open the
+ * re-sealed rows), so rotate refuses until they have reloaded (SIGHUP)
+ * or restarted. With no instance answering there is nothing to wait for.
+ */
 static int keys_rotate(void)
 {
 	char err[512];
 	vox_keyring *kr = NULL;
 	PGconn *c = NULL;
 	int rotated = 0;
+	vault_census census;
 	if (load_ring(&kr, err, sizeof(err)) != VOX_OK) {
 		fprintf(stderr, "voxctl keys: %s\n", err);
 		return EXIT_USAGE;
@@ -195,11 +278,36 @@ static int keys_rotate(void)
 		vox_keyring_free(kr);
 		return EXIT_USAGE;
 	}
+	uint32_t active = vox_keyring_active(kr);
+	int code = vault_census_take(active, &census);
+	if (code != EXIT_OK) {
+		fprintf(stderr, "voxctl keys: cannot ask the running vox-vault instances"
+			" for their key version; nothing rotated\n");
+		vox_keyring_free(kr);
+		return code;
+	}
+	if (census.other) {
+		fprintf(stderr, "voxctl keys: %d of %d running vox-vault instance%s"
+			" seal%s with another key (instance %s: active key version %s;"
+			" this key ring: %" PRIu32 "): reload them (SIGHUP) or restart"
+			" them first; nothing rotated\n", census.other, census.answered,
+			census.answered == 1 ? "" : "s", census.other == 1 ? "s" : "",
+			census.id, census.version, active);
+		vox_keyring_free(kr);
+		return EXIT_SERVER;
+	}
+	if (census.answered == 0)
+		printf("no vox-vault instance answered $SRV.INFO.vox-vault in %d ms:"
+		       " none to wait for\n", VAULT_CENSUS_MS);
+	else
+		printf("%d vox-vault instance%s on key version %" PRIu32 "\n",
+		       census.answered, census.answered == 1 ? "" : "s", active);
+	fflush(stdout);
 	vox_status st = vox_pg_connect(&c, dsn, err, sizeof(err));
 	if (st == VOX_OK)
 		st = vox_vault_rotate(c, kr, 100, &rotated, err, sizeof(err));
 	printf("rotated %d credential%s to key version %u\n", rotated,
-	       rotated == 1 ? "" : "s", vox_keyring_active(kr));
+	       rotated == 1 ? "" : "s", active);
 	if (st != VOX_OK)
 		fprintf(stderr, "voxctl keys: %s\n", err);
 	PQfinish(c);

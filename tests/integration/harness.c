@@ -7,6 +7,7 @@
 
 #include <setjmp.h>
 #include <cmocka.h>
+#include <sodium.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -512,6 +513,44 @@ void th_expect_error(th_reply *r, const char *code)
 	assert_true(r->text[0] != '\0');
 	assert_int_equal(natsMsg_GetDataLength(r->msg), 0);
 	th_reply_free(r);
+}
+
+natsStatus th_cred_get(natsConnection *nc, const char *subject,
+		       const char *provider, const char *type, th_reply *out,
+		       vox_buf *config)
+{
+	uint8_t pk[crypto_box_PUBLICKEYBYTES], sk[crypto_box_SECRETKEYBYTES];
+	th_body b;
+	crypto_box_keypair(pk, sk);
+	th_body_init(&b, type ? 3 : 2);
+	th_body_str(&b, "provider", provider);
+	if (type)
+		th_body_str(&b, "type", type);
+	th_body_bin(&b, "reply_key", pk, sizeof(pk));
+	natsStatus s = th_request_raw(nc, subject, b.sb.data, b.sb.size, NULL, NULL,
+				      out);
+	msgpack_sbuffer_destroy(&b.sb);
+	if (s != NATS_OK || out->code[0])
+		goto out;
+	const msgpack_object *o = th_get_key(&out->u.data, "sealed");
+	if (out->u.data.via.map.size != 1 || o->type != MSGPACK_OBJECT_BIN ||
+	    o->via.bin.size < crypto_box_SEALBYTES) {
+		s = NATS_ERR;
+		goto out;
+	}
+	size_t n = o->via.bin.size - crypto_box_SEALBYTES;
+	vox_buf_reserve(config, n + 1);
+	if (crypto_box_seal_open((unsigned char *)config->data + config->len,
+				 (const unsigned char *)o->via.bin.ptr, o->via.bin.size,
+				 pk, sk) != 0) {
+		s = NATS_ERR;
+		goto out;
+	}
+	config->len += n;
+	config->data[config->len] = '\0';
+out:
+	sodium_memzero(sk, sizeof(sk));
+	return s;
 }
 
 /* ---- running a command line ---------------------------------------------- */

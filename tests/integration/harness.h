@@ -193,6 +193,18 @@ bool th_has_key(const msgpack_object *map, const char *k);
 /* r is an error reply with this code, a text and an empty body; frees r. */
 void th_expect_error(th_reply *r, const char *code);
 
+/*
+ * credentials.get on subject as every client must ask it: {provider, type
+ * (when not NULL), reply_key: a fresh X25519 public key}. A success reply
+ * must be exactly {sealed: ...}: it is opened with the one-time secret
+ * key into config (appended; the caller wipes and releases it). out gets
+ * the reply either way (th_reply_free). NATS_ERR for a success reply
+ * that is not a sealed box for that key.
+ */
+natsStatus th_cred_get(natsConnection *nc, const char *subject,
+		       const char *provider, const char *type, th_reply *out,
+		       vox_buf *config);
+
 /* ---- secrets and ports ----------------------------------------------- */
 
 /* Record a secret the test uses (a password, a key, a credential config):

@@ -7,7 +7,8 @@
  *     parses every setting and checks its range, in a scratch data
  *     directory), and tables.sql applies to a migrated database;
  *   - every systemd unit passes `systemd-analyze verify` with no warning
- *     (the binaries' paths pointed at build/bin).
+ *     (the binaries' paths pointed at build/bin);
+ *   - vox-vault's unit allows no core file (LimitCORE=0).
  */
 #include "core/common.h"
 
@@ -169,9 +170,22 @@ static void test_systemd_units_verify(void **state)
 	assert_true(out_size() > 0);
 }
 
+/* vox-vault holds master keys and plaintext credentials: its unit sets
+ * the core size limit to 0 (the process also makes itself non-dumpable;
+ * test_vault checks that). */
+static void test_vault_unit_allows_no_core(void **state)
+{
+	VOX_UNUSED(state);
+	expect_rc(sh("grep -cx 'LimitCORE=0' %s/deploy/systemd/vox-vault@.service",
+		     VOX_SOURCE_DIR), 0, "LimitCORE=0 in vox-vault@.service");
+	expect_rc(sh("grep -c '^LimitCORE=' %s/deploy/systemd/vox-vault@.service"
+		     " | grep -qx 1", VOX_SOURCE_DIR), 0, "one LimitCORE line");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_vault_unit_allows_no_core),
 		cmocka_unit_test(test_nats_configs_load),
 		cmocka_unit_test(test_postgres_settings_accepted),
 		cmocka_unit_test(test_systemd_units_verify),

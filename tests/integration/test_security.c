@@ -587,14 +587,14 @@ static void test_actors_work(void **state)
 	assert_string_equal(r.code, "");
 	assert_int_equal(map_int(&r, "key_version"), 1);
 	th_reply_free(&r);
-	th_body_init(&b, 1);
-	th_body_str(&b, "provider", "twilio");
-	assert_int_equal(request(internal, "credentials.get." ORG_A, &b, &r), NATS_OK);
+	vox_buf got;
+	vox_buf_init(&got);
+	assert_int_equal(th_cred_get(internal, "credentials.get." ORG_A, "twilio", NULL,
+				     &r, &got), NATS_OK);
 	assert_string_equal(r.code, "");
-	const msgpack_object *c = th_get_key(&r.u.data, "config");
-	assert_int_equal(c->type, MSGPACK_OBJECT_BIN);
-	assert_int_equal(c->via.bin.size, strlen(config));
-	assert_memory_equal(c->via.bin.ptr, config, strlen(config));
+	assert_int_equal(got.len, strlen(config));
+	assert_memory_equal(got.data, config, strlen(config));
+	vox_buf_release(&got);
 	th_reply_free(&r);
 	/* and a query, as the internal services may */
 	assert_int_equal(request(internal, "query.wallet." ORG_B, NULL, &r), NATS_OK);

@@ -9,7 +9,8 @@
  *   - endpoint requests (echo, 409 errors) show in the STATS counters;
  *   - the consume statistics reach the STATS metadata as strings;
  *   - two instances both answer one $SRV.PING and share the endpoints'
- *     queue group; a stopped instance no longer answers.
+ *     queue group; a stopped instance no longer answers;
+ *   - an actor without a reload hook logs SIGHUP and keeps serving.
  * The actors and the nats-server are stopped in the teardown, so they go
  * away also when an assertion fails.
  */
@@ -757,9 +758,38 @@ static void test_two_instances_then_one(void **state)
 	fx_stop(f, 1);
 }
 
+/* SIGHUP's default action ends a process: the shell waits for it, and an
+ * actor with nothing to reload says so and goes on serving. */
+static void test_sighup_without_reload_is_logged(void **state)
+{
+	fixture *f = *state;
+	char id[23], got[23], log[512];
+	fx_start(f);
+	fx_spawn(f, 0);
+	wait_ping(f, id);
+	snprintf(log, sizeof(log), "%s/svc-%ld-%s-%d.log", th_env("VOX_TEST_TMP"),
+		 (long)getpid(), ACTOR, 0);
+	for (int round = 1; round <= 2; round++) {
+		assert_int_equal(kill(f->actors[0], SIGHUP), 0);
+		for (int t = 0; t < 100 && th_count_in_log(log, "sighup ignored") < round &&
+				th_alive(f->actors[0]); t++)
+			th_sleep_ms(50);
+		assert_true(th_alive(f->actors[0]));
+		assert_int_equal(th_count_in_log(log, "msg=\"sighup ignored: nothing to reload\""),
+				 round);
+	}
+	vox_json *doc = request_json(f->nc, "$SRV.PING." ACTOR);
+	check_ping(doc, got);
+	assert_string_equal(got, id);
+	vox_json_free(doc);
+	fx_stop(f, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_sighup_without_reload_is_logged,
+						fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_ping_info_stats_on_every_subject,
 						fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_endpoint_requests_show_in_stats,

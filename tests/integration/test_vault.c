@@ -1,17 +1,22 @@
 /*
  * Integration: the vox-vault actor against real servers. Every test has its
  * own nats-server and its own migrated database, spawns vox-vault with a key
- * ring in VOX_VAULT_KEYS and talks to it by request-reply: the round trip,
- * the sealed-box reply, rows that must not open (copied to another org, a
- * flipped byte), the refusals, the audit trail without secrets, and a key
+ * ring in VOX_VAULT_KEYS (or a key file) and talks to it by request-reply:
+ * the round trip, the sealed-box reply (and the refusal of any other form),
+ * rows that must not open (copied to another org, a flipped byte), the
+ * refusals, the audit trail of every outcome without secrets, the key
+ * ring's reload on SIGHUP, a process that cannot dump core, and a key
  * rotation (vox_vault_rotate, linked in) while readers keep reading.
  */
+#define _DEFAULT_SOURCE /* setgroups(), to run vox-vault as another user */
 #include "core/common.h"
 
 #include <setjmp.h>
 #include <cmocka.h>
+#include <grp.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -20,6 +25,7 @@
 #include <sodium.h>
 
 #include "actors/vault/vault_actor.h"
+#include "core/json.h"
 #include "harness.h"
 #include "io/migrate.h"
 
@@ -144,12 +150,9 @@ static pid_t spawn_vault(fixture *f, const char *const *extra)
 	return th_spawn("vox-vault", env, f->log);
 }
 
-/* Start vox-vault with ring as VOX_VAULT_KEYS and wait until it serves. */
-static void start_vault(fixture *f, const char *ring)
+/* Start vox-vault with extra settings and wait until it serves. */
+static void start_vault_env(fixture *f, const char *const *extra)
 {
-	char keys[400];
-	snprintf(keys, sizeof(keys), "VOX_VAULT_KEYS=%s", ring);
-	const char *extra[] = {keys, NULL};
 	f->actor = spawn_vault(f, extra);
 	for (int t = 0; t < 200; t++) {
 		if (th_count_in_log(f->log, "msg=\"started\"") >= 1)
@@ -162,6 +165,15 @@ static void start_vault(fixture *f, const char *ring)
 		th_sleep_ms(100);
 	}
 	fail_msg("vox-vault did not start (see %s)", f->log);
+}
+
+/* Start vox-vault with ring as VOX_VAULT_KEYS and wait until it serves. */
+static void start_vault(fixture *f, const char *ring)
+{
+	char keys[400];
+	snprintf(keys, sizeof(keys), "VOX_VAULT_KEYS=%s", ring);
+	const char *extra[] = {keys, NULL};
+	start_vault_env(f, extra);
 }
 
 static void stop_vault(fixture *f)
@@ -258,28 +270,48 @@ static int64_t put(fixture *f, const char *org, const char *provider,
 	return v;
 }
 
-/* get provider/type and compare with want; returns false (without failing)
- * when the reply is not exactly {config: want} - for the reader thread. */
+/* Append the reply_key of a fresh key pair (pk, sk) to a body. */
+static void body_reply_key(th_body *b, uint8_t pk[crypto_box_PUBLICKEYBYTES],
+			   uint8_t sk[crypto_box_SECRETKEYBYTES])
+{
+	crypto_box_keypair(pk, sk);
+	th_body_bin(b, "reply_key", pk, crypto_box_PUBLICKEYBYTES);
+}
+
+/* get provider/type as a client must (a one-time reply_key), open the
+ * sealed reply and compare with want; returns false (without failing)
+ * when the reply is not exactly {sealed: box of want}, or when its bytes
+ * carry want in the clear - for the reader thread. */
 static bool get_is(natsConnection *nc, const char *org, const char *provider,
 		   const char *type, const char *want, char *why, size_t whylen)
 {
+	uint8_t pk[crypto_box_PUBLICKEYBYTES], sk[crypto_box_SECRETKEYBYTES];
 	th_body b;
 	th_reply r;
-	th_body_init(&b, 2);
+	th_body_init(&b, 3);
 	th_body_str(&b, "provider", provider);
 	th_body_str(&b, "type", type);
+	body_reply_key(&b, pk, sk);
 	natsStatus s = request_raw(nc, "get", org, b.sb.data, b.sb.size, "reader", &r);
 	msgpack_sbuffer_destroy(&b.sb);
 	bool ok = false;
+	size_t n = strlen(want);
 	if (s != NATS_OK) {
 		snprintf(why, whylen, "request: %s", natsStatus_GetText(s));
 	} else if (r.code[0]) {
 		snprintf(why, whylen, "error %s: %s", r.code, r.text);
+	} else if (mem_find(natsMsg_GetData(r.msg), (size_t)natsMsg_GetDataLength(r.msg),
+			    want, n)) {
+		snprintf(why, whylen, "the reply carries the secret in the clear");
 	} else {
-		const msgpack_object *c = th_get_key(&r.u.data, "config");
+		const msgpack_object *c = th_get_key(&r.u.data, "sealed");
+		uint8_t *plain = vox_malloc(n + 1);
 		ok = r.u.data.via.map.size == 1 && c->type == MSGPACK_OBJECT_BIN &&
-		     c->via.bin.size == strlen(want) &&
-		     memcmp(c->via.bin.ptr, want, strlen(want)) == 0;
+		     c->via.bin.size == n + crypto_box_SEALBYTES &&
+		     crypto_box_seal_open(plain, (const uint8_t *)c->via.bin.ptr,
+					  c->via.bin.size, pk, sk) == 0 &&
+		     memcmp(plain, want, n) == 0;
+		free(plain);
 		if (!ok)
 			snprintf(why, whylen, "wrong reply");
 	}
@@ -297,14 +329,17 @@ static void assert_get(fixture *f, const char *org, const char *provider,
 	assert_true(ok);
 }
 
+/* A get (with a reply_key) answered with the error code. */
 static void get_expect(fixture *f, const char *org, const char *provider,
 		       const char *type, const char *code)
 {
+	uint8_t pk[crypto_box_PUBLICKEYBYTES], sk[crypto_box_SECRETKEYBYTES];
 	th_body b;
 	th_reply r;
-	th_body_init(&b, 2);
+	th_body_init(&b, 3);
 	th_body_str(&b, "provider", provider);
 	th_body_str(&b, "type", type);
+	body_reply_key(&b, pk, sk);
 	request(f, "get", org, &b, NULL, &r);
 	th_expect_error(&r, code);
 }
@@ -368,17 +403,22 @@ static void test_put_get_list_delete_round_trip(void **state)
 	assert_stored_sealed(f, ORG_A, "openai", "inbound", SECRET "-openai");
 	/* get without type means default; an org_id key in the body is
 	 * ignored (the org is the subject's) */
+	uint8_t pk[crypto_box_PUBLICKEYBYTES], sk[crypto_box_SECRETKEYBYTES];
+	uint8_t plain[sizeof(SECRET)];
 	th_body b;
 	th_reply r;
-	th_body_init(&b, 2);
+	th_body_init(&b, 3);
 	th_body_str(&b, "provider", "twilio");
 	th_body_str(&b, "org_id", ORG_X);
+	body_reply_key(&b, pk, sk);
 	request(f, "get", ORG_A, &b, NULL, &r);
 	assert_string_equal(r.code, "");
-	const msgpack_object *cfg = th_get_key(&r.u.data, "config");
-	assert_true(th_has_key(&r.u.data, "config"));
-	assert_int_equal(cfg->type, MSGPACK_OBJECT_BIN);
-	assert_memory_equal(cfg->via.bin.ptr, SECRET, strlen(SECRET));
+	const msgpack_object *sealed = th_get_key(&r.u.data, "sealed");
+	assert_int_equal(sealed->type, MSGPACK_OBJECT_BIN);
+	assert_int_equal(sealed->via.bin.size, strlen(SECRET) + crypto_box_SEALBYTES);
+	assert_int_equal(crypto_box_seal_open(plain, (const uint8_t *)sealed->via.bin.ptr,
+					      sealed->via.bin.size, pk, sk), 0);
+	assert_memory_equal(plain, SECRET, strlen(SECRET));
 	th_reply_free(&r);
 
 	/* replace: same row id, new secret, a fresh nonce each time */
@@ -432,25 +472,35 @@ static void test_put_get_list_delete_round_trip(void **state)
 	get_expect(f, ORG_A, "twilio", "default", "404");
 	assert_get(f, ORG_A, "openai", "inbound", SECRET "-openai");
 
-	/* the audit trail: who, what, which row; never the secret */
+	/* the audit trail: who, what, which row, how it ended; never the
+	 * secret */
 	assert_int_equal(sql_int(f, "SELECT count(*) FROM audit_logs WHERE action ="
 				    " 'credentials.put'"), 3);
 	assert_int_equal(sql_int(f, "SELECT count(*) FROM audit_logs WHERE action ="
-				    " 'credentials.get'"), 5);
+				    " 'credentials.get'"), 6);
 	assert_int_equal(sql_int(f, "SELECT count(*) FROM audit_logs WHERE action ="
-				    " 'credentials.delete'"), 1);
+				    " 'credentials.get' AND details->>'code' = '404'"
+				    " AND details->>'error' = 'no such credential'"), 1);
+	assert_int_equal(sql_int(f, "SELECT count(*) FROM audit_logs WHERE action ="
+				    " 'credentials.delete'"), 2);
 	assert_int_equal(sql_int(f, "SELECT count(*) FROM audit_logs WHERE action ="
 				    " 'credentials.put' AND actor = 'alice@clinic'"
 				    " AND details->>'provider' = 'twilio'"
 				    " AND details->>'type' = 'default'"
 				    " AND details->>'key_version' = '1'"), 1);
 	assert_int_equal(sql_int(f, "SELECT count(*) FROM audit_logs WHERE actor = 'unknown'"),
-			 2);
+			 3);
 	assert_int_equal(sql_int(f, "SELECT count(*) FROM audit_logs WHERE action ="
-				    " 'credentials.delete' AND actor = 'carol'"), 1);
+				    " 'credentials.delete' AND actor = 'carol'"), 2);
+	assert_int_equal(sql_int(f, "SELECT count(*) FROM audit_logs WHERE action ="
+				    " 'credentials.delete' AND details->>'deleted' = 'false'"
+				    " AND details->>'code' = '200' AND resource_id IS NULL"), 1);
+	/* a row for every request that touched or found one, and only those
+	 * (the 404 get, the delete that found nothing) without */
 	assert_int_equal(sql_int(f, "SELECT count(*) FROM audit_logs WHERE org_id <> '"
-				    ORG_A "' OR resource_type <> 'org_credentials'"
-				    " OR resource_id IS NULL"), 0);
+				    ORG_A "' OR resource_type <> 'org_credentials'"), 0);
+	assert_int_equal(sql_int(f, "SELECT count(*) FROM audit_logs WHERE resource_id IS NULL"),
+			 2);
 	assert_int_equal(sql_int(f, "SELECT count(*) FROM audit_logs a JOIN org_credentials c"
 				    " ON c.id::text = a.resource_id WHERE c.provider = 'openai'"), 3);
 	assert_int_equal(rows_containing(f, "audit_logs", "TOP-SECRET"), 0);
@@ -509,6 +559,92 @@ static void test_get_with_reply_key_is_sealed_to_the_requester(void **state)
 	assert_logs_clean(f);
 }
 
+/* Every reply on the private server's inboxes, for the wiretap below. */
+typedef struct tap {
+	pthread_mutex_t lock;
+	int replies, with_secret;
+} tap;
+
+static void on_tap(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *closure)
+{
+	tap *t = closure;
+	VOX_UNUSED(nc);
+	VOX_UNUSED(sub);
+	bool leak = mem_find(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), SECRET,
+			     strlen(SECRET)) ||
+		    mem_find(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), "TOP-SECRET",
+			     10);
+	pthread_mutex_lock(&t->lock);
+	t->replies++;
+	t->with_secret += leak;
+	pthread_mutex_unlock(&t->lock);
+	natsMsg_Destroy(m);
+}
+
+/* vox never sends a credential in the clear: a get without reply_key is a
+ * 400 naming the field, whatever else the request holds, and no reply on
+ * any inbox carries the secret. */
+static void test_get_without_reply_key_is_refused(void **state)
+{
+	fixture *f = *state;
+	natsConnection *spy = NULL;
+	natsSubscription *sub = NULL;
+	tap t = {.replies = 0};
+	pthread_mutex_init(&t.lock, NULL);
+	add_org(f, ORG_A);
+	start_vault(f, f->ring1);
+	th_nats_connect(f->nats.url, &spy);
+	assert_int_equal(natsConnection_Subscribe(&sub, spy, "_INBOX.>", on_tap, &t), NATS_OK);
+	assert_int_equal(natsConnection_Flush(spy), NATS_OK);
+	put(f, ORG_A, "twilio", NULL, SECRET, NULL);
+	put(f, ORG_A, "vapi", "outbound", SECRET, NULL);
+
+	th_body b;
+	th_reply r;
+	for (int shape = 0; shape < 4; shape++) {
+		th_body_init(&b, shape == 0 ? 1 : shape == 3 ? 3 : 2);
+		th_body_str(&b, "provider", shape == 2 ? "vapi" : "twilio");
+		if (shape == 1)
+			th_body_str(&b, "type", "default");
+		if (shape == 2)
+			th_body_str(&b, "type", "outbound");
+		if (shape == 3) {
+			th_body_str(&b, "type", "default");
+			th_body_key(&b, "reply_key");
+			msgpack_pack_nil(&b.pk); /* nil is no key either */
+		}
+		request(f, "get", ORG_A, &b, "plain-reader", &r);
+		if (shape == 3) {
+			th_expect_error(&r, "400"); /* not a 32-byte bin */
+			continue;
+		}
+		assert_non_null(strstr(r.text, "reply_key: required"));
+		assert_non_null(strstr(r.text, "sealed"));
+		th_expect_error(&r, "400");
+	}
+	/* the same credentials, asked for properly */
+	assert_get(f, ORG_A, "twilio", "default", SECRET);
+	assert_get(f, ORG_A, "vapi", "outbound", SECRET);
+	/* the field is checked before the org: an unknown org, still 400 */
+	th_body_init(&b, 1);
+	th_body_str(&b, "provider", "twilio");
+	request(f, "get", ORG_X, &b, NULL, &r);
+	th_expect_error(&r, "400");
+
+	assert_int_equal(natsConnection_Flush(f->nc), NATS_OK);
+	assert_int_equal(natsConnection_Flush(spy), NATS_OK);
+	pthread_mutex_lock(&t.lock);
+	int replies = t.replies, leaks = t.with_secret;
+	pthread_mutex_unlock(&t.lock);
+	assert_true(replies >= 9); /* the tap saw the replies */
+	assert_int_equal(leaks, 0);
+	natsSubscription_Destroy(sub);
+	natsConnection_Destroy(spy);
+	pthread_mutex_destroy(&t.lock);
+	stop_vault(f);
+	assert_logs_clean(f);
+}
+
 static void test_rows_that_do_not_open_fail_with_500(void **state)
 {
 	fixture *f = *state;
@@ -548,10 +684,12 @@ static void test_rows_that_do_not_open_fail_with_500(void **state)
 		  " 4, 9), key_version = 9 WHERE org_id = '" ORG_C "'");
 	get_expect(f, ORG_C, "resend", "default", "500");
 
+	uint8_t pk[crypto_box_PUBLICKEYBYTES], sk[crypto_box_SECRETKEYBYTES];
 	th_body b;
 	th_reply r;
-	th_body_init(&b, 1);
+	th_body_init(&b, 2);
 	th_body_str(&b, "provider", "stripe");
+	body_reply_key(&b, pk, sk);
 	request(f, "get", ORG_A, &b, NULL, &r);
 	assert_string_equal(r.code, "500");
 	assert_non_null(strstr(r.text, "credential cannot be decrypted"));
@@ -654,9 +792,11 @@ static void test_refusals(void **state)
 	{
 		const char *verbs[] = {"put", "get", "list", "delete"};
 		for (size_t v = 0; v < 4; v++) {
-			th_body_init(&b, 2);
+			uint8_t pk[crypto_box_PUBLICKEYBYTES], sk[crypto_box_SECRETKEYBYTES];
+			th_body_init(&b, 3);
 			th_body_str(&b, "provider", "twilio");
 			th_body_str(&b, "config", SECRET);
+			body_reply_key(&b, pk, sk);
 			request(f, verbs[v], ORG_X, &b, NULL, &r);
 			th_expect_error(&r, "404");
 		}
@@ -667,10 +807,186 @@ static void test_refusals(void **state)
 	/* missing credential */
 	get_expect(f, ORG_A, "salesforce", "default", "404");
 	get_expect(f, ORG_A, "cartesia", "inbound", "404");
-	/* nothing refused was written or audited */
+	/* nothing refused was written; every request whose org token is a
+	 * UUID was audited with its outcome (list is not audited) */
 	assert_int_equal(sql_int(f, "SELECT count(*) FROM org_credentials"), 2);
-	assert_int_equal(sql_int(f, "SELECT count(*) FROM audit_logs"), 4);
+	assert_int_equal(sql_int(f, "SELECT count(*) FROM audit_logs"), 30);
+	assert_int_equal(sql_int(f, "SELECT count(*) FROM audit_logs"
+				    " WHERE details->>'code' = '200'"), 4);
+	assert_int_equal(sql_int(f, "SELECT count(*) FROM audit_logs"
+				    " WHERE details->>'code' = '400'"), 20);
+	assert_int_equal(sql_int(f, "SELECT count(*) FROM audit_logs"
+				    " WHERE details->>'code' = '413'"), 1);
+	assert_int_equal(sql_int(f, "SELECT count(*) FROM audit_logs"
+				    " WHERE details->>'code' = '404'"), 5);
+	assert_int_equal(sql_int(f, "SELECT count(*) FROM audit_logs"
+				    " WHERE org_id IS NULL AND details->>'org_id' = '" ORG_X "'"), 3);
 	assert_int_equal(rows_containing(f, "audit_logs", "TOP-SECRET"), 0);
+	stop_vault(f);
+	assert_logs_clean(f);
+}
+
+/* The audit_logs rows of one action whose details match cond (SQL). */
+static long long audit_rows(fixture *f, const char *action, const char *cond)
+{
+	return sql_int(f, "SELECT count(*) FROM audit_logs WHERE action = '%s' AND (%s)",
+		       action, cond);
+}
+
+/* Every put, get and delete is audited once its org is known, whatever
+ * it came to: the outcome's code (and the error answered) in details,
+ * the row when there is one, the org when it exists (else in details),
+ * never the secret. */
+static void test_every_outcome_is_audited(void **state)
+{
+	fixture *f = *state;
+	th_body b;
+	th_reply r;
+	uint8_t pk[crypto_box_PUBLICKEYBYTES], sk[crypto_box_SECRETKEYBYTES];
+	add_org(f, ORG_A);
+	start_vault(f, f->ring1);
+
+	put(f, ORG_A, "twilio", NULL, SECRET, "auditor");
+	/* put: unknown provider (400), too large (413), no config (400),
+	 * unknown org (404) */
+	th_body_init(&b, 2);
+	th_body_str(&b, "provider", "myspace");
+	th_body_str(&b, "config", SECRET);
+	request(f, "put", ORG_A, &b, "auditor", &r);
+	th_expect_error(&r, "400");
+	char *big = vox_malloc(VOX_VAULT_MAX_CONFIG + 1);
+	memset(big, 'y', VOX_VAULT_MAX_CONFIG + 1);
+	th_body_init(&b, 2);
+	th_body_str(&b, "provider", "stripe");
+	th_body_bin(&b, "config", big, VOX_VAULT_MAX_CONFIG + 1);
+	request(f, "put", ORG_A, &b, "auditor", &r);
+	th_expect_error(&r, "413");
+	free(big);
+	th_body_init(&b, 1);
+	th_body_str(&b, "provider", "stripe");
+	request(f, "put", ORG_A, &b, "auditor", &r);
+	th_expect_error(&r, "400");
+	th_body_init(&b, 2);
+	th_body_str(&b, "provider", "stripe");
+	th_body_str(&b, "config", SECRET);
+	request(f, "put", ORG_X, &b, "auditor", &r);
+	th_expect_error(&r, "404");
+
+	/* get: found (200), no reply_key (400), no such credential (404),
+	 * no such org (404), a row that does not open (500) */
+	assert_get(f, ORG_A, "twilio", "default", SECRET);
+	th_body_init(&b, 1);
+	th_body_str(&b, "provider", "twilio");
+	request(f, "get", ORG_A, &b, "auditor", &r);
+	th_expect_error(&r, "400");
+	get_expect(f, ORG_A, "vapi", "inbound", "404");
+	get_expect(f, ORG_X, "vapi", "default", "404");
+	put(f, ORG_A, "resend", NULL, SECRET "-resend", "auditor");
+	sql_ok(f, "UPDATE org_credentials SET encrypted_config = set_byte(encrypted_config,"
+		  " 40, get_byte(encrypted_config, 40) # 1) WHERE provider = 'resend'");
+	get_expect(f, ORG_A, "resend", "default", "500");
+
+	/* delete: done (200), nothing to delete (200), no such org (404),
+	 * no provider (400) */
+	for (int i = 0; i < 2; i++) {
+		th_body_init(&b, 1);
+		th_body_str(&b, "provider", "resend");
+		request(f, "delete", ORG_A, &b, "auditor", &r);
+		assert_string_equal(r.code, "");
+		th_reply_free(&r);
+	}
+	th_body_init(&b, 1);
+	th_body_str(&b, "provider", "resend");
+	request(f, "delete", ORG_X, &b, "auditor", &r);
+	th_expect_error(&r, "404");
+	request(f, "delete", ORG_A, NULL, "auditor", &r);
+	th_expect_error(&r, "400");
+	/* an org token that is not a UUID names no org: not audited */
+	request_raw(f->nc, "get", "not-an-org", "\x80", 1, "auditor", &r);
+	th_expect_error(&r, "400");
+
+	const char *put_a = "credentials.put", *get_a = "credentials.get",
+		   *del_a = "credentials.delete";
+	assert_int_equal(audit_rows(f, put_a, "true"), 6);
+	assert_int_equal(audit_rows(f, put_a, "details->>'code' = '200' AND org_id = '"
+				    ORG_A "' AND resource_id IS NOT NULL"
+				    " AND details->>'key_version' = '1'"), 2);
+	assert_int_equal(audit_rows(f, put_a, "details->>'code' = '400' AND details->>'error'"
+				    " = 'provider: unknown provider' AND org_id = '" ORG_A "'"
+				    " AND resource_id IS NULL AND details->>'provider' IS NULL"), 1);
+	assert_int_equal(audit_rows(f, put_a, "details->>'code' = '413'"
+				    " AND details->>'provider' = 'stripe'"), 1);
+	assert_int_equal(audit_rows(f, put_a, "details->>'code' = '400'"
+				    " AND details->>'error' = 'config: required'"), 1);
+	assert_int_equal(audit_rows(f, put_a, "details->>'code' = '404' AND org_id IS NULL"
+				    " AND details->>'org_id' = '" ORG_X "'"), 1);
+	assert_int_equal(audit_rows(f, get_a, "true"), 5);
+	assert_int_equal(audit_rows(f, get_a, "details->>'code' = '200' AND resource_id ="
+				    " (SELECT id::text FROM org_credentials WHERE provider = 'twilio')"
+				    " AND actor = 'reader'"), 1);
+	assert_int_equal(audit_rows(f, get_a, "details->>'code' = '400' AND details->>'error'"
+				    " LIKE 'reply_key: required%%' AND actor = 'auditor'"
+				    " AND details->>'provider' = 'twilio'"), 1);
+	assert_int_equal(audit_rows(f, get_a, "details->>'code' = '404' AND org_id = '" ORG_A
+				    "' AND details->>'provider' = 'vapi'"
+				    " AND details->>'type' = 'inbound' AND resource_id IS NULL"), 1);
+	assert_int_equal(audit_rows(f, get_a, "details->>'code' = '404' AND org_id IS NULL"
+				    " AND details->>'org_id' = '" ORG_X "'"), 1);
+	assert_int_equal(audit_rows(f, get_a, "details->>'code' = '500' AND resource_id IS NOT"
+				    " NULL AND details->>'key_version' = '1'"
+				    " AND details->>'error' = 'credential cannot be decrypted'"), 1);
+	assert_int_equal(audit_rows(f, del_a, "true"), 4);
+	assert_int_equal(audit_rows(f, del_a, "details->>'code' = '200'"
+				    " AND details->>'deleted' = 'true' AND resource_id IS NOT NULL"), 1);
+	assert_int_equal(audit_rows(f, del_a, "details->>'code' = '200'"
+				    " AND details->>'deleted' = 'false' AND resource_id IS NULL"), 1);
+	assert_int_equal(audit_rows(f, del_a, "details->>'code' = '404' AND org_id IS NULL"), 1);
+	assert_int_equal(audit_rows(f, del_a, "details->>'code' = '400'"
+				    " AND details->>'error' = 'provider: required'"), 1);
+	assert_int_equal(sql_int(f, "SELECT count(*) FROM audit_logs WHERE resource_type"
+				    " IS DISTINCT FROM 'org_credentials' OR actor IS NULL"
+				    " OR details->>'code' IS NULL"), 0);
+	assert_int_equal(rows_containing(f, "audit_logs", "TOP-SECRET"), 0);
+	assert_int_equal(th_count_in_log(f->log, "audit row not written"), 0);
+
+	/* an audit row that cannot be written: nothing is handed out or
+	 * changed, the answer is the database error, and the log says so */
+	sql_ok(f, "CREATE FUNCTION vault_test_no_audit() RETURNS trigger LANGUAGE plpgsql"
+		  " AS $$BEGIN RAISE EXCEPTION 'audit refused by the test'; END$$");
+	sql_ok(f, "CREATE TRIGGER vault_test_no_audit BEFORE INSERT ON audit_logs"
+		  " FOR EACH ROW EXECUTE FUNCTION vault_test_no_audit()");
+	get_expect(f, ORG_A, "twilio", "default", "500");
+	th_body_init(&b, 2);
+	th_body_str(&b, "provider", "openai");
+	th_body_str(&b, "config", SECRET);
+	request(f, "put", ORG_A, &b, "auditor", &r);
+	th_expect_error(&r, "500");
+	th_body_init(&b, 1);
+	th_body_str(&b, "provider", "twilio");
+	request(f, "delete", ORG_A, &b, "auditor", &r);
+	th_expect_error(&r, "500");
+	get_expect(f, ORG_A, "vapi", "default", "404"); /* a refusal stays itself */
+	assert_int_equal(sql_int(f, "SELECT count(*) FROM org_credentials WHERE provider"
+				    " IN ('twilio', 'openai')"), 1);
+	assert_int_equal(th_count_in_log(f->log, "msg=\"audit row not written"), 4);
+	sql_ok(f, "DROP TRIGGER vault_test_no_audit ON audit_logs");
+	assert_get(f, ORG_A, "twilio", "default", SECRET);
+	stop_vault(f);
+
+	/* the database unreachable: 503, and the log says the row is missing */
+	char bad_dsn[600];
+	snprintf(bad_dsn, sizeof(bad_dsn), "VOX_PG_DSN=host=127.0.0.1 port=%d dbname=none"
+		 " connect_timeout=2", th_free_port());
+	char keys[400];
+	snprintf(keys, sizeof(keys), "VOX_VAULT_KEYS=%s", f->ring1);
+	const char *down[] = {keys, bad_dsn, NULL};
+	start_vault_env(f, down);
+	th_body_init(&b, 2);
+	th_body_str(&b, "provider", "twilio");
+	body_reply_key(&b, pk, sk);
+	request(f, "get", ORG_A, &b, "auditor", &r);
+	th_expect_error(&r, "503");
+	assert_int_equal(th_count_in_log(f->log, "msg=\"audit row not written"), 1);
 	stop_vault(f);
 	assert_logs_clean(f);
 }
@@ -725,6 +1041,303 @@ static void test_key_configuration(void **state)
 	assert_get(f, ORG_A, "elevenlabs", "default", SECRET);
 	stop_vault(f);
 	unlink(path);
+	assert_logs_clean(f);
+}
+
+/* ---- no core dumps -------------------------------------------------------- */
+
+static void vault_meta(fixture *f, const char *verb, const char *key, char *out,
+		       size_t outlen);
+
+/* Spawn vox-vault like spawn_vault, but (when the test runs as root) as
+ * the unprivileged user nobody: the owner of the files in /proc/<pid>
+ * then tells whether the process is dumpable (its own uid) or not
+ * (root). */
+static pid_t spawn_vault_unprivileged(fixture *f, const char *ring)
+{
+	snprintf(f->log, sizeof(f->log), "%s/vault-%ld-%d-%d.log", th_env("VOX_TEST_TMP"),
+		 (long)getpid(), f->run, f->nlogs);
+	if (f->nlogs < 8)
+		snprintf(f->logs[f->nlogs++], sizeof(f->logs[0]), "%s", f->log);
+	pid_t parent = getpid();
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		if (setenv("VOX_NATS_URL", f->nats.url, 1) != 0 ||
+		    setenv("VOX_PG_DSN", f->dsn, 1) != 0 ||
+		    setenv("VOX_VAULT_KEYS", ring, 1) != 0 || unsetenv("VOX_VAULT_KEY_FILE") != 0 ||
+		    !freopen(f->log, "a", stderr))
+			_exit(126);
+		if (geteuid() == 0 && (setgroups(0, NULL) != 0 || setgid(65534) != 0 ||
+				       setuid(65534) != 0))
+			_exit(126);
+		/* after the change of user, which clears it */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+			_exit(125);
+		execl(th_bin("vox-vault"), "vox-vault", (char *)NULL);
+		_exit(127);
+	}
+	return pid;
+}
+
+/* The "Uid:" line's real uid in /proc/<pid>/status, -1 if unreadable. */
+static long proc_uid(pid_t pid)
+{
+	char path[64], line[256];
+	long uid = -1;
+	snprintf(path, sizeof(path), "/proc/%ld/status", (long)pid);
+	FILE *fp = fopen(path, "r");
+	while (fp && fgets(line, sizeof(line), fp))
+		if (strncmp(line, "Uid:", 4) == 0)
+			uid = strtol(line + 4, NULL, 10);
+	if (fp)
+		fclose(fp);
+	return uid;
+}
+
+/* vox-vault holds master keys and plaintext credentials in memory: it
+ * makes itself non-dumpable at start (no core file, no ptrace or
+ * /proc/<pid>/mem by its own user). The kernel shows it in the owner of
+ * the files in /proc/<pid> (not of the directory itself): root for a
+ * process that is not dumpable, the process's own uid otherwise. */
+static void test_vault_is_not_dumpable(void **state)
+{
+	fixture *f = *state;
+	char path[64];
+	struct stat sb;
+	f->actor = spawn_vault_unprivileged(f, f->ring1);
+	th_wait_started(&f->actor, "vox-vault", f->log, 200);
+	long uid = proc_uid(f->actor);
+	if (geteuid() == 0)
+		assert_int_equal(uid, 65534);
+	else
+		assert_int_equal(uid, (long)geteuid());
+	static const char *const files[] = {"status", "environ", "mem"};
+	for (size_t i = 0; i < VOX_NELEM(files); i++) {
+		snprintf(path, sizeof(path), "/proc/%ld/%s", (long)f->actor, files[i]);
+		assert_int_equal(stat(path, &sb), 0);
+		if (sb.st_uid != 0)
+			fprintf(stderr, "%s is owned by %ld: vox-vault is dumpable\n", path,
+				(long)sb.st_uid);
+		assert_int_equal(sb.st_uid, 0);
+	}
+	/* and it serves (the services protocol: as nobody it cannot read the
+	 * test database's password file) */
+	char got[32];
+	vault_meta(f, "INFO", "vault.active_key_version", got, sizeof(got));
+	assert_string_equal(got, "1");
+	stop_vault(f);
+	assert_logs_clean(f);
+}
+
+/* Whether the memory of process pid (every readable mapping, read
+ * through /proc/<pid>/mem: root may, although it is not dumpable) holds
+ * needle. */
+static bool memory_holds(pid_t pid, const char *needle)
+{
+	char path[64], line[512];
+	bool found = false;
+	size_t nl = strlen(needle);
+	snprintf(path, sizeof(path), "/proc/%ld/maps", (long)pid);
+	FILE *maps = fopen(path, "r");
+	assert_non_null(maps);
+	snprintf(path, sizeof(path), "/proc/%ld/mem", (long)pid);
+	FILE *mem = fopen(path, "rb");
+	assert_non_null(mem);
+	char *chunk = vox_malloc(1 << 20);
+	while (!found && fgets(line, sizeof(line), maps)) {
+		unsigned long lo, hi;
+		char perms[8];
+		if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) != 3 || perms[0] != 'r')
+			continue;
+		/* overlapping reads so that no match straddles two */
+		for (unsigned long at = lo; !found && at < hi;) {
+			size_t want = hi - at < (1u << 20) ? hi - at : (1u << 20);
+			if (fseeko(mem, (off_t)at, SEEK_SET) != 0)
+				break;
+			size_t got = fread(chunk, 1, want, mem);
+			clearerr(mem);
+			if (got == 0)
+				break; /* a guard page, [vvar]: not readable */
+			found = mem_find(chunk, got, needle, nl) != NULL;
+			at += got > nl ? got - nl : got;
+			if (got < want)
+				break;
+		}
+	}
+	free(chunk);
+	fclose(mem);
+	fclose(maps);
+	return found;
+}
+
+/* Buffers that held a secret are wiped before they are freed: after a
+ * put and gets of a credential, nothing in vox-vault's memory still
+ * holds it. Other traffic first overwrites libnats's own read buffer,
+ * which vox cannot wipe. */
+static void test_no_secret_left_in_memory(void **state)
+{
+	fixture *f = *state;
+	char secret[80];
+	uint8_t r8[16];
+	randombytes_buf(r8, sizeof(r8));
+	snprintf(secret, sizeof(secret), "memscan-");
+	for (size_t i = 0; i < sizeof(r8); i++)
+		snprintf(secret + 8 + 2 * i, 3, "%02x", r8[i]);
+	th_secret(secret);
+	add_org(f, ORG_A);
+	start_vault(f, f->ring1);
+	assert_false(memory_holds(f->actor, secret));
+	put(f, ORG_A, "twilio", NULL, secret, "scanner");
+	put(f, ORG_A, "twilio", "inbound", secret, "scanner");
+	for (int i = 0; i < 3; i++)
+		assert_get(f, ORG_A, "twilio", "default", secret);
+	/* a put refused after its body was read holds the secret too */
+	th_body b;
+	th_reply r;
+	th_body_init(&b, 3);
+	th_body_str(&b, "provider", "twilio");
+	th_body_str(&b, "type", "sideways");
+	th_body_str(&b, "config", secret);
+	request(f, "put", ORG_A, &b, NULL, &r);
+	th_expect_error(&r, "400");
+	char *pad = vox_malloc(8192);
+	memset(pad, 'p', 8192);
+	for (int i = 0; i < 8; i++) {
+		th_body_init(&b, 1);
+		th_body_bin(&b, "padding", pad, 8192);
+		request(f, "list", ORG_A, &b, NULL, &r);
+		assert_string_equal(r.code, "");
+		th_reply_free(&r);
+	}
+	free(pad);
+	bool held = memory_holds(f->actor, secret);
+	if (held)
+		fprintf(stderr, "vox-vault's memory still holds the secret\n");
+	assert_false(held);
+	/* the scan is real: it finds the secret where it still is, in this
+	 * test's own memory */
+	assert_true(memory_holds(getpid(), secret));
+	stop_vault(f);
+	assert_logs_clean(f);
+}
+
+/* ---- key ring reloads (SIGHUP) ------------------------------------------ */
+
+/* Replace the key file at path with text, then give it mode. */
+static void write_key_file(const char *path, const char *text, mode_t mode)
+{
+	FILE *fp = fopen(path, "w");
+	assert_non_null(fp);
+	assert_true(fputs(text, fp) >= 0);
+	assert_int_equal(fclose(fp), 0);
+	assert_int_equal(chmod(path, mode), 0);
+}
+
+/* The metadata member key of vox-vault's $SRV.<verb>.vox-vault reply
+ * ("" when absent); fails when nothing answers. */
+static void vault_meta(fixture *f, const char *verb, const char *key, char *out,
+		       size_t outlen)
+{
+	char subject[64];
+	natsMsg *m = NULL;
+	snprintf(subject, sizeof(subject), "$SRV.%s.vox-vault", verb);
+	assert_int_equal(natsConnection_RequestString(&m, f->nc, subject, "", 2000),
+			 NATS_OK);
+	vox_json *doc = vox_json_parse(natsMsg_GetData(m),
+				       (size_t)natsMsg_GetDataLength(m), NULL);
+	assert_non_null(doc);
+	const vox_json *v = vox_json_get(vox_json_get(doc, "metadata"), key);
+	snprintf(out, outlen, "%s",
+		 vox_json_type_of(v) == VOX_JSON_STRING ? vox_json_str(v) : "");
+	vox_json_free(doc);
+	natsMsg_Destroy(m);
+}
+
+/* Send SIGHUP, wait (bounded) until the log holds want lines with
+ * needle, and require that the actor still runs. */
+static void hangup(fixture *f, const char *needle, int want)
+{
+	assert_int_equal(kill(f->actor, SIGHUP), 0);
+	for (int t = 0; t < 100 && th_count_in_log(f->log, needle) < want &&
+			th_alive(f->actor); t++)
+		th_sleep_ms(50);
+	if (th_count_in_log(f->log, needle) != want)
+		th_print_tail(f->log, 2048);
+	assert_int_equal(th_count_in_log(f->log, needle), want);
+	assert_true(th_alive(f->actor));
+}
+
+/* INFO and STATS both report the active key version. */
+static void assert_active_version(fixture *f, const char *want)
+{
+	char got[32];
+	vault_meta(f, "INFO", "vault.active_key_version", got, sizeof(got));
+	assert_string_equal(got, want);
+	vault_meta(f, "STATS", "vault.active_key_version", got, sizeof(got));
+	assert_string_equal(got, want);
+}
+
+static void test_sighup_reloads_the_key_file(void **state)
+{
+	fixture *f = *state;
+	char path[560], file[600], ring[400], got[32];
+	snprintf(path, sizeof(path), "%s/vault-hup-%ld-%d", th_env("VOX_TEST_TMP"),
+		 (long)getpid(), f->run);
+	snprintf(file, sizeof(file), "VOX_VAULT_KEY_FILE=%s", path);
+	write_key_file(path, f->ring1, 0600);
+	add_org(f, ORG_A);
+	const char *extra[] = {file, NULL};
+	start_vault_env(f, extra);
+	assert_active_version(f, "1");
+	assert_int_equal(put(f, ORG_A, "twilio", NULL, SECRET, NULL), 1);
+
+	/* version 2 joins the ring as the active key */
+	write_key_file(path, f->ring12, 0600);
+	hangup(f, "msg=\"key ring reloaded\"", 1);
+	assert_active_version(f, "2");
+	assert_int_equal(put(f, ORG_A, "vapi", NULL, SECRET "-v2", NULL), 2);
+	assert_get(f, ORG_A, "twilio", "default", SECRET); /* sealed with 1 */
+	assert_get(f, ORG_A, "vapi", "default", SECRET "-v2");
+	assert_int_equal(sql_int(f, "SELECT count(*) FROM org_credentials"
+				    " WHERE key_version = 1 AND provider = 'twilio'"), 1);
+
+	/* reloads that fail keep the ring in use, each logged once: a bad
+	 * line, a file others may read, a missing file */
+	snprintf(ring, sizeof(ring), "%s3 notbase64!!\nactive 3\n", f->ring12);
+	write_key_file(path, ring, 0600);
+	hangup(f, "msg=\"key ring not reloaded", 1);
+	assert_active_version(f, "2");
+	write_key_file(path, f->ring12, 0644);
+	hangup(f, "msg=\"key ring not reloaded", 2);
+	assert_true(file_contains(f->log, "chmod 600"));
+	assert_int_equal(unlink(path), 0);
+	hangup(f, "msg=\"key ring not reloaded", 3);
+	assert_active_version(f, "2");
+	assert_int_equal(put(f, ORG_A, "stripe", NULL, SECRET "-v2b", NULL), 2);
+	assert_get(f, ORG_A, "twilio", "default", SECRET);
+	assert_get(f, ORG_A, "stripe", "default", SECRET "-v2b");
+	assert_false(file_contains(f->log, "notbase64"));
+	assert_int_equal(th_count_in_log(f->log, "msg=\"key ring reloaded\""), 1);
+
+	/* back to a good file, now with key 1 active again */
+	snprintf(ring, sizeof(ring), "%sactive 1\n", f->ring12);
+	write_key_file(path, ring, 0600);
+	hangup(f, "msg=\"key ring reloaded\"", 2);
+	vault_meta(f, "INFO", "vault.active_key_version", got, sizeof(got));
+	assert_string_equal(got, "1");
+	assert_int_equal(put(f, ORG_A, "resend", NULL, SECRET, NULL), 1);
+	assert_get(f, ORG_A, "vapi", "default", SECRET "-v2");
+	stop_vault(f);
+	unlink(path);
+
+	/* with VOX_VAULT_KEYS there is no file to read again: said so */
+	start_vault(f, f->ring12);
+	assert_active_version(f, "2");
+	hangup(f, "msg=\"sighup: the key ring comes from VOX_VAULT_KEYS", 1);
+	assert_active_version(f, "2");
+	assert_get(f, ORG_A, "twilio", "default", SECRET);
+	stop_vault(f);
 	assert_logs_clean(f);
 }
 
@@ -866,9 +1479,14 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_put_get_list_delete_round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_get_with_reply_key_is_sealed_to_the_requester, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_get_without_reply_key_is_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rows_that_do_not_open_fail_with_500, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_every_outcome_is_audited, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_key_configuration, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sighup_reloads_the_key_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_vault_is_not_dumpable, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_no_secret_left_in_memory, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rotation_while_readers_read, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -28,6 +28,7 @@
 
 void vox_vault_ctx_init(vox_vault_ctx *vc)
 {
+	pthread_rwlock_init(&vc->ring_lock, NULL);
 	for (size_t i = 0; i < VOX_VAULT_EP_COUNT; i++) {
 		pthread_mutex_init(&vc->conns[i].lock, NULL);
 		vc->conns[i].pg = NULL;
@@ -44,6 +45,7 @@ void vox_vault_ctx_release(vox_vault_ctx *vc)
 		pthread_mutex_unlock(&vc->conns[i].lock);
 		pthread_mutex_destroy(&vc->conns[i].lock);
 	}
+	pthread_rwlock_destroy(&vc->ring_lock);
 }
 
 /* With conn->lock held: a working connection, or NULL (database down). */
@@ -159,6 +161,7 @@ typedef struct cred_req {
 	char provider[32];
 	char type[16];
 	bool has_provider, has_type;
+	bool complete; /* parsed to the end: type is what was asked */
 	const uint8_t *config;
 	uint32_t config_len;
 	bool has_config;
@@ -327,41 +330,32 @@ static bool parse_request(const void *data, size_t len, cred_req *q,
 	if (vox_mp_left(&r) != 0)
 		return false; /* trailing bytes: not one map */
 done:
+	q->complete = true;
 	*fail = (req_fail){0, NULL};
 	return true;
 }
 
-/* Common start of every endpoint: the org and the decoded request. False
- * when an error was answered. */
-static bool begin_request(vox_request *req, char org[37], cred_req *q,
-			  bool need_provider)
-{
-	size_t len;
-	const char *data = vox_request_data(req, &len);
-	req_fail fail;
-	if (!vox_request_org(req, org)) {
-		reply_error(req, 400, "org_id: the subject's last token must be a UUID");
-		return false;
-	}
-	if (len > VAULT_MAX_REQUEST) {
-		char text[96];
-		snprintf(text, sizeof(text), "request of %zu bytes is over the %d byte limit",
-			 len, VAULT_MAX_REQUEST);
-		reply_error(req, 413, text);
-		return false;
-	}
-	if (!parse_request(data, len, q, &fail)) {
-		vox_buf_release(&q->metadata);
-		reply_error(req, fail.code, fail.text);
-		return false;
-	}
-	if (need_provider && !q->has_provider) {
-		vox_buf_release(&q->metadata);
-		reply_error(req, 400, "provider: required");
-		return false;
-	}
-	return true;
-}
+/* ---- the audit trail ----------------------------------------------------- */
+
+/*
+ * What one put, get or delete came to, for its audit_logs row. The
+ * columns keep the seed schema's meanings: org_id the tenant (NULL when
+ * the org asked for does not exist: it is then details.org_id), actor who
+ * asked (the Vox-Requester header), action what was asked, resource_type
+ * and resource_id the org_credentials row touched or found (NULL when
+ * none). details: provider and type as far as they were valid,
+ * key_version when a row was sealed or opened, code (200, or the error
+ * code answered), error (the error text answered: fixed texts, never
+ * input), deleted for a delete. Never the secret.
+ */
+typedef struct audit_entry {
+	const char *action;      /* "credentials.get" */
+	int code;                /* 200, or the error code answered */
+	const char *error;       /* the error text answered, NULL on success */
+	const char *resource_id; /* the row, or NULL */
+	uint32_t key_version;    /* 0: none */
+	int deleted;             /* delete: 0 or 1; others -1 */
+} audit_entry;
 
 /* The Vox-Requester header when it is short printable text, else
  * "unknown" (it goes to the audit log, never trusted for more). */
@@ -382,29 +376,143 @@ static void requester_of(vox_request *req, char *out, size_t outlen)
 	out[n] = '\0';
 }
 
-/* One audit_logs row: who did what to which credential, never the
- * secret. */
+/* One audit_logs row on c, in the caller's transaction if it has one. */
 static vox_status audit(PGconn *c, vox_request *req, const char *org,
-			const char *action, const char *resource_id,
-			const cred_req *q, uint32_t key_version)
+			const cred_req *q, const audit_entry *e)
 {
 	char actor[VAULT_MAX_REQUESTER + 1];
-	char details[160];
+	vox_buf details;
+	vox_buf_init(&details);
 	requester_of(req, actor, sizeof(actor));
-	/* provider and type were checked against fixed lists: no escaping */
-	if (key_version)
-		snprintf(details, sizeof(details),
-			 "{\"provider\":\"%s\",\"type\":\"%s\",\"key_version\":%" PRIu32 "}",
-			 q->provider, q->type, key_version);
-	else
-		snprintf(details, sizeof(details), "{\"provider\":\"%s\",\"type\":\"%s\"}",
-			 q->provider, q->type);
-	const char *params[5] = {org, actor, action, resource_id, details};
-	return sql_cmd(c,
-		       "INSERT INTO audit_logs (org_id, actor, action, resource_type,"
-		       " resource_id, details) VALUES ($1::uuid, $2, $3,"
-		       " 'org_credentials', $4, $5::jsonb)",
-		       5, params);
+	vox_buf_printf(&details, "{\"code\":%d", e->code);
+	/* provider and type were checked against fixed lists before they
+	 * were kept */
+	if (q->has_provider)
+		vox_buf_printf(&details, ",\"provider\":\"%s\"", q->provider);
+	if (q->has_type || q->complete)
+		vox_buf_printf(&details, ",\"type\":\"%s\"", q->type);
+	if (e->key_version)
+		vox_buf_printf(&details, ",\"key_version\":%" PRIu32, e->key_version);
+	if (e->deleted >= 0)
+		vox_buf_printf(&details, ",\"deleted\":%s", e->deleted ? "true" : "false");
+	if (e->error) {
+		vox_buf_puts(&details, ",\"error\":");
+		vox_buf_json_str(&details, e->error, strlen(e->error));
+	}
+	vox_buf_putc(&details, '}');
+	const char *params[5] = {org, actor, e->action, e->resource_id, details.data};
+	/* the org column only for an org that exists (it is a foreign key);
+	 * otherwise the org asked for goes to details */
+	vox_status st = sql_cmd(c,
+		"INSERT INTO audit_logs (org_id, actor, action, resource_type,"
+		" resource_id, details)"
+		" SELECT o.id, $2, $3, 'org_credentials', $4, $5::jsonb ||"
+		"  CASE WHEN o.id IS NULL THEN jsonb_build_object('org_id', $1::text)"
+		"  ELSE '{}'::jsonb END"
+		" FROM (SELECT (SELECT id FROM organizations WHERE id = $1::uuid) AS id) o",
+		5, params);
+	vox_buf_release(&details);
+	return st;
+}
+
+/* The code and text a failed database step is answered with. */
+static int db_error_code(vox_status st, const char **text)
+{
+	*text = vox_status_is_transient(st) ? "database unavailable" : "database error";
+	return vox_status_is_transient(st) ? 503 : 500;
+}
+
+/* Write e's row on c (NULL: the database is unreachable). A row that
+ * cannot be written is logged, one line naming the request (never the
+ * secret): outcome is what the request came to, answer what it is
+ * answered with - a success whose row is missing is not carried out
+ * (the database error instead), a refusal stays itself. */
+static vox_status audit_or_log(PGconn *c, vox_request *req, const char *org,
+			       const cred_req *q, const audit_entry *e)
+{
+	vox_status st = c ? audit(c, req, org, q, e) : VOX_E_UNAVAILABLE;
+	if (st != VOX_OK) {
+		char actor[VAULT_MAX_REQUESTER + 1];
+		const char *text;
+		int answer = e->code == 200 ? db_error_code(st, &text) : e->code;
+		requester_of(req, actor, sizeof(actor));
+		vox_error("msg=\"audit row not written\" action=%s org=%s provider=%s"
+			  " type=%s requester=\"%s\" outcome=%d answer=%d status=%s",
+			  e->action, org, q->has_provider ? q->provider : "-",
+			  q->has_type || q->complete ? q->type : "-", actor, e->code,
+			  answer, vox_status_str(st));
+	}
+	return st;
+}
+
+/* A usable connection after a failed step, or NULL. */
+static PGconn *still_up(PGconn *c)
+{
+	return c && PQstatus(c) == CONNECTION_OK ? c : NULL;
+}
+
+/* A request refused before its database work: audit it on the
+ * endpoint's connection, then answer it with e's code and error. */
+static void refuse(vox_vault_ctx *vc, vox_vault_conn *conn, vox_request *req,
+		   const char *org, const cred_req *q, const audit_entry *e)
+{
+	pthread_mutex_lock(&conn->lock);
+	PGconn *c = conn_get(conn, vc->dsn);
+	vox_status st = audit_or_log(c, req, org, q, e);
+	conn_release(conn, c ? st : VOX_OK);
+	reply_error(req, e->code, e->error);
+}
+
+/* A request's body may hold a secret in the clear (a put's always,
+ * another's by a client's mistake): once it is answered, wipe it, since
+ * libnats frees the message without. */
+static void wipe_request(vox_request *req)
+{
+	size_t len;
+	const char *data = vox_request_data(req, &len);
+	if (data && len)
+		sodium_memzero((void *)(uintptr_t)data, len);
+}
+
+/*
+ * Common start of every endpoint: the org (from the subject) and the
+ * decoded request. False when an error was answered. Without a valid org
+ * there is nothing to attribute the request to, so that refusal alone is
+ * not audited; a refusal of the body is, when action is not NULL.
+ */
+static bool begin_request(vox_vault_ctx *vc, vox_vault_conn *conn, vox_request *req,
+			  char org[37], cred_req *q, bool need_provider,
+			  const char *action)
+{
+	size_t len;
+	const char *data = vox_request_data(req, &len);
+	req_fail fail = {0, NULL};
+	char text[96];
+	memset(q, 0, sizeof(*q));
+	vox_buf_init(&q->metadata);
+	if (!vox_request_org(req, org)) {
+		reply_error(req, 400, "org_id: the subject's last token must be a UUID");
+		return false;
+	}
+	if (len > VAULT_MAX_REQUEST) {
+		snprintf(text, sizeof(text), "request of %zu bytes is over the %d byte limit",
+			 len, VAULT_MAX_REQUEST);
+		fail = (req_fail){413, text};
+	} else if (!parse_request(data, len, q, &fail)) {
+		/* fail says why */
+	} else if (need_provider && !q->has_provider) {
+		fail = (req_fail){400, "provider: required"};
+	}
+	if (!fail.code)
+		return true;
+	vox_buf_release(&q->metadata);
+	if (action) {
+		audit_entry e = {action, fail.code, fail.text, NULL, 0, -1};
+		refuse(vc, conn, req, org, q, &e);
+	} else {
+		reply_error(req, fail.code, fail.text);
+	}
+	return false;
 }
 
 /* 1 when the org exists, 0 when not, -1 on a database error (*st). */
@@ -422,9 +530,14 @@ static int org_exists(PGconn *c, const char *org, vox_status *st)
 
 /* ---- credentials.put ----------------------------------------------------- */
 
-void vox_vault_put(vox_request *req, void *ctx)
+/*
+ * Seal the config, then in one transaction: the org exists, the row is
+ * inserted or replaced, its audit row written. A refusal is audited on
+ * its own; a failed audit row rolls the put back (nothing is stored
+ * unaudited) and the answer is the database error.
+ */
+static void put_request(vox_vault_ctx *vc, vox_request *req)
 {
-	vox_vault_ctx *vc = ctx;
 	vox_vault_conn *conn = &vc->conns[VOX_VAULT_EP_PUT];
 	char org[37], id[40] = "", ver[16];
 	cred_req q;
@@ -432,31 +545,33 @@ void vox_vault_put(vox_request *req, void *ctx)
 	size_t bloblen = 0;
 	uint32_t version = 0;
 	vox_status st = VOX_OK;
-	int code = 0;
-	const char *text = NULL;
+	audit_entry e = {"credentials.put", 0, NULL, NULL, 0, -1};
 
-	if (!begin_request(req, org, &q, true))
+	if (!begin_request(vc, conn, req, org, &q, true, e.action))
 		return;
-	if (!q.has_config) {
-		code = 400, text = "config: required";
-		goto out;
-	}
-	if (q.config_len > VOX_VAULT_MAX_CONFIG) {
-		code = 413, text = "config: larger than the vault accepts";
+	if (!q.has_config)
+		e.code = 400, e.error = "config: required";
+	else if (q.config_len > VOX_VAULT_MAX_CONFIG)
+		e.code = 413, e.error = "config: larger than the vault accepts";
+	if (e.code) {
+		refuse(vc, conn, req, org, &q, &e);
 		goto out;
 	}
 	vox_cred_ad ad = {org, q.provider, q.type};
 	bloblen = vox_vault_sealed_len(q.config_len);
 	blob = vox_malloc(bloblen);
+	pthread_rwlock_rdlock(&vc->ring_lock);
 	st = vox_vault_seal(vc->ring, &ad, q.config, q.config_len, blob, bloblen,
 			    &version);
+	pthread_rwlock_unlock(&vc->ring_lock);
 	if (st != VOX_OK) {
 		vox_error("msg=\"credential cannot be sealed\" org=%s provider=%s"
 			  " type=%s status=%s", org, q.provider, q.type,
 			  vox_status_str(st));
-		code = st == VOX_E_TOO_LARGE ? 413 : 500;
-		text = st == VOX_E_TOO_LARGE ? "config: larger than the vault accepts"
-					     : "credential cannot be encrypted";
+		e.code = st == VOX_E_TOO_LARGE ? 413 : 500;
+		e.error = st == VOX_E_TOO_LARGE ? "config: larger than the vault accepts"
+						: "credential cannot be encrypted";
+		refuse(vc, conn, req, org, &q, &e);
 		goto out;
 	}
 	snprintf(ver, sizeof(ver), "%" PRIu32, version);
@@ -465,15 +580,17 @@ void vox_vault_put(vox_request *req, void *ctx)
 	PGconn *c = conn_get(conn, vc->dsn);
 	if (!c) {
 		st = VOX_E_UNAVAILABLE;
-		goto unlock;
+		goto failed;
 	}
 	if ((st = sql_cmd(c, "BEGIN", 0, NULL)) != VOX_OK)
-		goto unlock;
+		goto failed;
 	int exists = org_exists(c, org, &st);
 	if (exists <= 0) {
 		rollback(c);
-		if (exists == 0)
-			code = 404, text = "org_id: no such organization";
+		if (exists < 0)
+			goto failed;
+		e.code = 404, e.error = "org_id: no such organization";
+		(void)audit_or_log(c, req, org, &q, &e); /* the 404 stays a 404 */
 		goto unlock;
 	}
 	const char *params[6] = {org, q.provider, q.type, (const char *)blob, ver,
@@ -493,21 +610,30 @@ void vox_vault_put(vox_request *req, void *ctx)
 		6, params, lengths, 0, &st);
 	if (!r) {
 		rollback(c);
-		goto unlock;
+		goto failed;
 	}
 	snprintf(id, sizeof(id), "%s", PQgetvalue(r, 0, 0));
 	PQclear(r);
-	if ((st = audit(c, req, org, "credentials.put", id, &q, version)) != VOX_OK) {
+	e.code = 200, e.resource_id = id, e.key_version = version;
+	if ((st = audit_or_log(c, req, org, &q, &e)) != VOX_OK) {
 		rollback(c);
 		goto unlock;
 	}
 	st = sql_cmd(c, "COMMIT", 0, NULL);
+	goto unlock;
+failed:
+	/* the put did not happen: said in the trail while the database
+	 * still takes a row, in the log when it does not */
+	e.code = db_error_code(st, &e.error);
+	(void)audit_or_log(still_up(c), req, org, &q, &e);
 unlock:
 	conn_release(conn, st);
-	if (code)
-		goto out;
 	if (st != VOX_OK) {
 		reply_db_error(req, st);
+		goto out;
+	}
+	if (e.code != 200) {
+		reply_error(req, e.code, e.error);
 		goto out;
 	}
 	msgpack_sbuffer sb;
@@ -523,65 +649,74 @@ unlock:
 	vox_info("msg=\"credential stored\" org=%s provider=%s type=%s key_version=%"
 		 PRIu32, org, q.provider, q.type, version);
 out:
-	if (code)
-		reply_error(req, code, text);
 	free(blob);
 	vox_buf_release(&q.metadata);
 }
 
-/* ---- credentials.get ----------------------------------------------------- */
-
-/* Reply with the plaintext, or with it sealed to reply_key. */
-static void reply_config(vox_request *req, const cred_req *q,
-			 const uint8_t *plain, size_t len)
+void vox_vault_put(vox_request *req, void *ctx)
 {
-	msgpack_sbuffer sb;
-	msgpack_packer pk;
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	msgpack_pack_map(&pk, 1);
-	if (q->has_reply_key) {
-		size_t sl = len + crypto_box_SEALBYTES;
-		uint8_t *sealed = vox_malloc(sl);
-		if (crypto_box_seal(sealed, plain, len, q->reply_key) != 0) {
-			free(sealed);
-			msgpack_sbuffer_destroy(&sb);
-			reply_error(req, 400, "reply_key: not a usable X25519 public key");
-			return;
-		}
-		vox_mp_pack_cstr(&pk, "sealed");
-		msgpack_pack_bin(&pk, sl);
-		msgpack_pack_bin_body(&pk, sealed, sl);
-		free(sealed);
-	} else {
-		vox_mp_pack_cstr(&pk, "config");
-		msgpack_pack_bin(&pk, len);
-		msgpack_pack_bin_body(&pk, plain, len);
-	}
-	reply_sbuffer(req, &sb);
+	put_request(ctx, req);
+	wipe_request(req);
 }
 
-void vox_vault_get(vox_request *req, void *ctx)
+/* ---- credentials.get ----------------------------------------------------- */
+
+/* The reply {sealed: crypto_box_seal(plain, reply_key)} into *out (vox
+ * never sends a credential in the clear). False, *out untouched, when
+ * libsodium refuses the key. */
+static bool seal_reply(msgpack_sbuffer *out, const cred_req *q, const uint8_t *plain,
+		       size_t len)
 {
-	vox_vault_ctx *vc = ctx;
+	msgpack_packer pk;
+	size_t sl = len + crypto_box_SEALBYTES;
+	uint8_t *sealed = vox_malloc(sl);
+	if (crypto_box_seal(sealed, plain, len, q->reply_key) != 0) {
+		free(sealed);
+		return false;
+	}
+	msgpack_sbuffer_init(out);
+	msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 1);
+	vox_mp_pack_cstr(&pk, "sealed");
+	msgpack_pack_bin(&pk, sl);
+	msgpack_pack_bin_body(&pk, sealed, sl);
+	free(sealed);
+	return true;
+}
+
+/*
+ * Find the org and the row in one statement, open the row, seal it to
+ * reply_key and wipe the plaintext, write the audit row, and only then
+ * answer: a read whose audit row cannot be written is answered with the
+ * database error, never with the credential.
+ */
+static void get_request(vox_vault_ctx *vc, vox_request *req)
+{
 	vox_vault_conn *conn = &vc->conns[VOX_VAULT_EP_GET];
 	char org[37], id[40] = "", err[160] = "";
 	cred_req q;
 	vox_status st = VOX_OK;
-	int code = 0;
-	const char *text = NULL;
 	uint8_t *plain = NULL;
 	size_t plen = 0;
-	uint32_t version = 0;
-	bool opened = false;
+	bool opened = false, sealed = false;
+	msgpack_sbuffer sb;
+	audit_entry e = {"credentials.get", 0, NULL, NULL, 0, -1};
 
-	if (!begin_request(req, org, &q, true))
+	if (!begin_request(vc, conn, req, org, &q, true, e.action))
 		return;
+	if (!q.has_reply_key) {
+		e.code = 400;
+		e.error = "reply_key: required; credentials are only returned sealed"
+			  " to the requester's key";
+		refuse(vc, conn, req, org, &q, &e);
+		vox_buf_release(&q.metadata);
+		return;
+	}
 	pthread_mutex_lock(&conn->lock);
 	PGconn *c = conn_get(conn, vc->dsn);
 	if (!c) {
 		st = VOX_E_UNAVAILABLE;
-		goto unlock;
+		goto failed;
 	}
 	/* one statement: the org and the row, binary so the envelope comes
 	 * back as raw bytes */
@@ -593,11 +728,11 @@ void vox_vault_get(vox_request *req, void *ctx)
 		" WHERE o.id = $1::uuid",
 		3, params, NULL, 1, &st);
 	if (!r)
-		goto unlock;
+		goto failed;
 	if (PQntuples(r) != 1) {
-		code = 404, text = "org_id: no such organization";
+		e.code = 404, e.error = "org_id: no such organization";
 	} else if (PQgetisnull(r, 0, 0)) {
-		code = 404, text = "no such credential";
+		e.code = 404, e.error = "no such credential";
 	} else {
 		snprintf(id, sizeof(id), "%.*s", PQgetlength(r, 0, 0), PQgetvalue(r, 0, 0));
 		char vtxt[16];
@@ -606,44 +741,64 @@ void vox_vault_get(vox_request *req, void *ctx)
 		const uint8_t *blob = (const uint8_t *)PQgetvalue(r, 0, 1);
 		size_t bloblen = (size_t)PQgetlength(r, 0, 1);
 		vox_cred_ad ad = {org, q.provider, q.type};
-		version = vox_vault_blob_version(blob, bloblen);
+		e.resource_id = id;
+		e.key_version = vox_vault_blob_version(blob, bloblen);
 		if (!vox_parse_i64(vtxt, 1, INT32_MAX, &col_version) ||
-		    (uint32_t)col_version != version) {
+		    (uint32_t)col_version != e.key_version) {
 			snprintf(err, sizeof(err), "key_version column does not match the envelope");
-		} else if (vox_vault_open(vc->ring, &ad, blob, bloblen, &plain, &plen,
-					  err, sizeof(err)) == VOX_OK) {
-			opened = true;
+		} else {
+			pthread_rwlock_rdlock(&vc->ring_lock);
+			opened = vox_vault_open(vc->ring, &ad, blob, bloblen, &plain,
+						&plen, err, sizeof(err)) == VOX_OK;
+			pthread_rwlock_unlock(&vc->ring_lock);
 		}
 		if (!opened) {
 			vox_error("msg=\"credential cannot be decrypted\" org=%s provider=%s"
 				  " type=%s id=%s key_version=%" PRIu32 " error=\"%s\"",
-				  org, q.provider, q.type, id, version, err);
-			code = 500, text = "credential cannot be decrypted";
+				  org, q.provider, q.type, id, e.key_version, err);
+			e.code = 500, e.error = "credential cannot be decrypted";
+		} else {
+			sealed = seal_reply(&sb, &q, plain, plen);
+			sodium_memzero(plain, plen);
+			sodium_free(plain);
+			plain = NULL;
+			if (sealed)
+				e.code = 200;
+			else
+				e.code = 400, e.error = "reply_key: not a usable X25519 public key";
 		}
 	}
 	PQclear(r);
-	if (opened)
-		st = audit(c, req, org, "credentials.get", id, &q, version);
+	st = audit_or_log(c, req, org, &q, &e);
+	if (st != VOX_OK && e.code != 200)
+		st = VOX_OK; /* a refusal stays itself; the log has the missing row */
+	goto unlock;
+failed:
+	e.code = db_error_code(st, &e.error);
+	(void)audit_or_log(still_up(c), req, org, &q, &e);
 unlock:
 	conn_release(conn, st);
-	if (code)
-		reply_error(req, code, text);
-	else if (st != VOX_OK)
-		reply_db_error(req, st); /* also when only the audit failed */
+	if (st != VOX_OK)
+		reply_db_error(req, st); /* also when only the audit row failed */
+	else if (e.code != 200)
+		reply_error(req, e.code, e.error);
 	else
-		reply_config(req, &q, plain, plen);
-	if (plain) {
-		sodium_memzero(plain, plen);
-		sodium_free(plain);
-	}
+		reply_sbuffer(req, &sb); /* sends, wipes and frees it */
+	if (sealed && (st != VOX_OK || e.code != 200))
+		msgpack_sbuffer_destroy(&sb);
 	vox_buf_release(&q.metadata);
+}
+
+void vox_vault_get(vox_request *req, void *ctx)
+{
+	get_request(ctx, req);
+	wipe_request(req);
 }
 
 /* ---- credentials.list ---------------------------------------------------- */
 
-void vox_vault_list(vox_request *req, void *ctx)
+static void list_request(vox_vault_ctx *vc, vox_request *req)
 {
-	vox_vault_ctx *vc = ctx;
 	vox_vault_conn *conn = &vc->conns[VOX_VAULT_EP_LIST];
 	char org[37];
 	cred_req q;
@@ -651,7 +806,7 @@ void vox_vault_list(vox_request *req, void *ctx)
 	PGresult *r = NULL;
 	int exists = 0;
 
-	if (!begin_request(req, org, &q, false))
+	if (!begin_request(vc, conn, req, org, &q, false, NULL))
 		return;
 	pthread_mutex_lock(&conn->lock);
 	PGconn *c = conn_get(conn, vc->dsn);
@@ -711,32 +866,43 @@ unlock:
 	reply_sbuffer(req, &sb);
 }
 
+void vox_vault_list(vox_request *req, void *ctx)
+{
+	list_request(ctx, req);
+	wipe_request(req);
+}
+
 /* ---- credentials.delete -------------------------------------------------- */
 
-void vox_vault_delete(vox_request *req, void *ctx)
+/* In one transaction: the org exists, the row is deleted (or there was
+ * none), the audit row written; a failed audit row rolls the delete
+ * back and the answer is the database error. */
+static void delete_request(vox_vault_ctx *vc, vox_request *req)
 {
-	vox_vault_ctx *vc = ctx;
 	vox_vault_conn *conn = &vc->conns[VOX_VAULT_EP_DELETE];
 	char org[37], id[40] = "";
 	cred_req q;
 	vox_status st = VOX_OK;
-	int exists = 0;
 	bool deleted = false;
-	uint32_t version = 0;
+	audit_entry e = {"credentials.delete", 0, NULL, NULL, 0, -1};
 
-	if (!begin_request(req, org, &q, true))
+	if (!begin_request(vc, conn, req, org, &q, true, e.action))
 		return;
 	pthread_mutex_lock(&conn->lock);
 	PGconn *c = conn_get(conn, vc->dsn);
 	if (!c) {
 		st = VOX_E_UNAVAILABLE;
-		goto unlock;
+		goto failed;
 	}
 	if ((st = sql_cmd(c, "BEGIN", 0, NULL)) != VOX_OK)
-		goto unlock;
-	exists = org_exists(c, org, &st);
+		goto failed;
+	int exists = org_exists(c, org, &st);
 	if (exists <= 0) {
 		rollback(c);
+		if (exists < 0)
+			goto failed;
+		e.code = 404, e.error = "org_id: no such organization";
+		(void)audit_or_log(c, req, org, &q, &e); /* the 404 stays a 404 */
 		goto unlock;
 	}
 	const char *params[3] = {org, q.provider, q.type};
@@ -746,22 +912,27 @@ void vox_vault_delete(vox_request *req, void *ctx)
 		3, params, NULL, 0, &st);
 	if (!r) {
 		rollback(c);
-		goto unlock;
+		goto failed;
 	}
 	deleted = PQntuples(r) == 1;
 	if (deleted) {
 		int64_t kv = 0;
 		snprintf(id, sizeof(id), "%s", PQgetvalue(r, 0, 0));
 		if (vox_parse_i64(PQgetvalue(r, 0, 1), 0, INT32_MAX, &kv))
-			version = (uint32_t)kv;
+			e.key_version = (uint32_t)kv;
+		e.resource_id = id;
 	}
 	PQclear(r);
-	if (deleted && (st = audit(c, req, org, "credentials.delete", id, &q,
-				   version)) != VOX_OK) {
+	e.code = 200, e.deleted = deleted;
+	if ((st = audit_or_log(c, req, org, &q, &e)) != VOX_OK) {
 		rollback(c);
 		goto unlock;
 	}
 	st = sql_cmd(c, "COMMIT", 0, NULL);
+	goto unlock;
+failed:
+	e.code = db_error_code(st, &e.error);
+	(void)audit_or_log(still_up(c), req, org, &q, &e);
 unlock:
 	conn_release(conn, st);
 	vox_buf_release(&q.metadata);
@@ -769,8 +940,8 @@ unlock:
 		reply_db_error(req, st);
 		return;
 	}
-	if (exists == 0) {
-		reply_error(req, 404, "org_id: no such organization");
+	if (e.code != 200) {
+		reply_error(req, e.code, e.error);
 		return;
 	}
 	msgpack_sbuffer sb;
@@ -787,6 +958,12 @@ unlock:
 	if (deleted)
 		vox_info("msg=\"credential deleted\" org=%s provider=%s type=%s", org,
 			 q.provider, q.type);
+}
+
+void vox_vault_delete(vox_request *req, void *ctx)
+{
+	delete_request(ctx, req);
+	wipe_request(req);
 }
 
 /* ---- rotation ------------------------------------------------------------ */

@@ -33,16 +33,23 @@ enum { VOX_VAULT_EP_PUT, VOX_VAULT_EP_GET, VOX_VAULT_EP_LIST,
 
 typedef struct vox_vault_ctx {
 	vox_vault_config cfg;
-	const char *dsn;   /* borrowed from the actor's config */
-	vox_keyring *ring; /* parsed in setup, freed in teardown */
+	const char *dsn; /* borrowed from the actor's config */
+	/* The key ring: parsed in setup, replaced by a SIGHUP reload, freed
+	 * in teardown. Endpoints hold ring_lock for reading while they seal
+	 * or open; a reload swaps the pointer under it for writing. */
+	pthread_rwlock_t ring_lock;
+	vox_keyring *ring;
+	bool ring_from_env; /* VOX_VAULT_KEYS: nothing to reload */
 	vox_vault_conn conns[VOX_VAULT_EP_COUNT];
 } vox_vault_ctx;
 
-/* Embedded-struct lifecycle of the connections (not the ring). */
+/* Embedded-struct lifecycle of the connections and the ring's lock (not
+ * the ring). */
 void vox_vault_ctx_init(vox_vault_ctx *vc);
 void vox_vault_ctx_release(vox_vault_ctx *vc);
 
-/* The endpoints; ctx is the vox_vault_ctx. Each answers exactly once. */
+/* The endpoints; ctx is the vox_vault_ctx. Each answers exactly once,
+ * audits what it came to (put, get, delete) and wipes the request body. */
 void vox_vault_put(vox_request *req, void *ctx);
 void vox_vault_get(vox_request *req, void *ctx);
 void vox_vault_list(vox_request *req, void *ctx);
