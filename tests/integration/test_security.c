@@ -309,6 +309,22 @@ static pid_t spawn_actor(fixture *f, int i, const char *url, const char *ca,
 	return spawn_actor_tls(f, i, url, ca, NULL, NULL, log);
 }
 
+/* `voxctl streams apply` as the operators' user. */
+static void voxctl_streams_apply_as_admin(fixture *f)
+{
+	char e_url[128], e_user[64], e_pw[96];
+	snprintf(e_url, sizeof(e_url), "VOX_NATS_URL=%s", f->srv.url);
+	snprintf(e_user, sizeof(e_user), "VOX_NATS_USER=%s", user_names[U_ADMIN]);
+	snprintf(e_pw, sizeof(e_pw), "VOX_NATS_PASSWORD=%s", f->pw[U_ADMIN]);
+	char *env[] = {e_url, e_user, e_pw, NULL};
+	const char *argv[] = {"voxctl", "streams", "apply", "--wait", "10", NULL};
+	th_run_result r;
+	th_run("voxctl", argv, env, NULL, 20000, &r);
+	th_run_expect(&r, 0, NULL);
+	assert_int_equal(th_count_str(r.out.data, "\"action\":\"created\""), 3);
+	th_run_release(&r);
+}
+
 /* ---- fixture --------------------------------------------------------------- */
 
 static int setup(void **state)
@@ -352,6 +368,8 @@ static int setup(void **state)
 	server_start(f, &f->srv, "plain", NULL, NULL, NULL);
 	f->admin = connect_user(f, U_ADMIN);
 	assert_int_equal(natsConnection_JetStream(&f->js, f->admin, NULL), NATS_OK);
+	/* the operator makes the streams (only admin may); the actors check */
+	voxctl_streams_apply_as_admin(f);
 	for (int i = 0; i < NACTORS; i++) {
 		snprintf(f->logs[i], sizeof(f->logs[i]), "%s/%s.log", f->dir,
 			 actor_defs[i].bin);
