@@ -86,7 +86,7 @@ secret() { head -c 18 /dev/urandom | base64 | tr -d '/+='; }
 # ---- the cluster -------------------------------------------------------
 ports=()
 for i in $(seq 1 $((2 * nodes))); do ports+=("$(pick_port)"); done
-for u in ADMIN CALLS BILLING LEADS VAULT QUERY BRIDGE ALERTS INTERNAL ROUTE; do
+for u in ADMIN CALLS BILLING LEADS VAULT QUERY TELEPHONY PAYMENTS SCORER ALERTS INTERNAL ROUTE; do
   export "VOX_NATS_${u}_PASSWORD=$(secret)"
 done
 urls=

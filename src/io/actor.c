@@ -42,6 +42,9 @@ const vox_cfg_var vox_actor_vars[] = {
 	 CFG_OFF(nats_tls_cert), "client certificate for TLS"},
 	{"VOX_NATS_TLS_KEY", VOX_CFG_STR, "", 0, 0, NULL, CFG_OFF(nats_tls_key),
 	 "client key for TLS"},
+	{"VOX_NATS_INBOX_PREFIX", VOX_CFG_STR, "", 0, 0, NULL,
+	 CFG_OFF(nats_inbox_prefix),
+	 "prefix of replies and deliveries (default _INBOX_<VOX_NATS_USER>)"},
 	{"VOX_PG_DSN", VOX_CFG_SECRET, NULL, 0, 0, NULL, CFG_OFF(pg_dsn),
 	 "PostgreSQL connection string (libpq)"},
 	{"VOX_LOG_LEVEL", VOX_CFG_ENUM, "info", 0, 0, "debug|info|warn|error",
@@ -107,6 +110,7 @@ static vox_status connect_nats(vox_actor *a, const sigset_t *set,
 		.tls_ca = a->cfg.nats_tls_ca,
 		.tls_cert = a->cfg.nats_tls_cert,
 		.tls_key = a->cfg.nats_tls_key,
+		.inbox_prefix = a->cfg.nats_inbox_prefix,
 		.send_asap = send_asap,
 	};
 	long delay = 100;

@@ -54,6 +54,7 @@ vox_status voxctl_connect_status(natsConnection **nc, char *err, size_t errlen)
 		.tls_ca = env_or_null("VOX_NATS_TLS_CA"),
 		.tls_cert = env_or_null("VOX_NATS_TLS_CERT"),
 		.tls_key = env_or_null("VOX_NATS_TLS_KEY"),
+		.inbox_prefix = env_or_null("VOX_NATS_INBOX_PREFIX"),
 		.send_asap = true,
 		.timeout_ms = 2000,
 	};
@@ -70,6 +71,15 @@ int voxctl_connect(natsConnection **nc)
 		   server_url(), err);
 	return st == VOX_E_CONFIG || st == VOX_E_INVALID ? EXIT_USAGE
 							 : EXIT_UNREACHABLE;
+}
+
+bool voxctl_new_inbox(char *out, size_t outlen)
+{
+	char prefix[128];
+	return vox_nats_inbox_prefix(prefix, sizeof(prefix),
+				     env_or_null("VOX_NATS_USER"),
+				     env_or_null("VOX_NATS_INBOX_PREFIX")) &&
+	       vox_nats_new_inbox(out, outlen, prefix) == NATS_OK;
 }
 
 int voxctl_jetstream(natsConnection **nc, jsCtx **js)

@@ -71,7 +71,8 @@
 #define WAIT_MS 60000
 
 static const char *users[] = {"admin", "calls", "billing", "leads", "vault",
-			      "query", "bridge", "alerts", "internal"};
+			      "query", "telephony", "payments", "scorer",
+			      "alerts", "internal"};
 
 typedef struct node {
 	int port, cport;
