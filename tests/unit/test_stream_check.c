@@ -1,12 +1,15 @@
 /* Unit tests of core/stream_check.c: which stream differences drop data.
  * Every rule is driven both ways (the difference that drops data, and its
- * harmless opposite), from the stream vox wants as io/streams.c builds it. */
+ * harmless opposite). And the table of io/streams.c: the streams vox wants
+ * from the VOX_STREAM_* settings, read without the rest of an actor's
+ * configuration. */
 #include "core/common.h"
 
 #include <setjmp.h>
 #include <cmocka.h>
 
 #include "core/stream_check.h"
+#include "io/streams.h"
 
 #define H (INT64_C(3600) * 1000000000)
 #define S INT64_C(1000000000)
@@ -278,6 +281,64 @@ static void test_durations(void **state)
 	assert_string_equal(vox_stream_severity_name(VOX_STREAM_WARN), "warning");
 }
 
+static const char *fake_env(const char *name, void *ctx)
+{
+	const char *const *kv = ctx;
+	for (size_t i = 0; kv[i]; i += 2)
+		if (strcmp(kv[i], name) == 0)
+			return kv[i + 1];
+	return NULL;
+}
+
+static void test_the_wanted_streams_from_the_settings(void **state)
+{
+	(void)state;
+	/* only the stream variables are read: a bad VOX_BATCH (an actor's
+	 * business) does not stop voxctl streams */
+	const char *env[] = {"VOX_STREAM_MAX_AGE_H", "2", "VOX_STREAM_MAX_MB", "10",
+			     "VOX_BATCH", "nonsense", NULL};
+	vox_runtime_config c;
+	vox_buf errors;
+	memset(&c, 0, sizeof(c));
+	vox_buf_init(&errors);
+	assert_int_equal(vox_streams_config_parse(&c, fake_env, env, &errors), VOX_OK);
+	assert_int_equal(c.batch, 0);
+	vox_stream_spec w;
+	const char *names[] = {"EVENTS", "ALERTS", "DLQ"};
+	for (size_t i = 0; i < VOX_STREAMS_COUNT; i++) {
+		vox_streams_wanted(&w, i, &c);
+		assert_string_equal(w.name, names[i]);
+		assert_int_equal(w.storage, VOX_STREAM_FILE);
+		assert_int_equal(w.retention, VOX_RETAIN_LIMITS);
+		assert_int_equal(w.replicas, 1);
+		assert_true(w.max_age_ns == (i == 2 ? 720 : 2) * H);
+		assert_int_equal(w.max_bytes, 10 * 1024 * 1024);
+		assert_true(w.duplicates_ns == 120 * S);
+		assert_int_equal(w.max_msg_size, 1024 * 1024);
+		assert_false(w.discard_new);
+		/* the wanted stream is what it wants */
+		vox_stream_diff d[VOX_STREAM_SETTINGS];
+		assert_int_equal(vox_stream_compare(d, &w, &w), 0);
+	}
+	vox_streams_wanted(&w, 0, &c);
+	assert_int_equal(w.nsubjects, 3);
+	assert_string_equal(w.subjects[1], "payment.*.*");
+	vox_streams_wanted(&w, 1, &c);
+	assert_string_equal(w.subjects[0], "alert.>");
+	vox_streams_wanted(&w, 2, &c);
+	assert_string_equal(w.subjects[0], "dlq.>");
+
+	/* a bad stream setting is named */
+	const char *bad[] = {"VOX_DUPLICATE_WINDOW_S", "0", "VOX_STREAM_REPLICAS", "9",
+			     NULL};
+	vox_buf_reset(&errors);
+	assert_int_equal(vox_streams_config_parse(&c, fake_env, bad, &errors),
+			 VOX_E_CONFIG);
+	assert_non_null(strstr(errors.data, "VOX_DUPLICATE_WINDOW_S"));
+	assert_non_null(strstr(errors.data, "VOX_STREAM_REPLICAS"));
+	vox_buf_release(&errors);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -290,6 +351,7 @@ int main(void)
 		cmocka_unit_test(test_what_drops_nothing),
 		cmocka_unit_test(test_every_difference_at_once),
 		cmocka_unit_test(test_durations),
+		cmocka_unit_test(test_the_wanted_streams_from_the_settings),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
