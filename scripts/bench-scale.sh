@@ -8,7 +8,8 @@
 # Starts three nats-server nodes on free loopback ports (each its own
 # store in a temporary directory; accounts.conf's users with random
 # passwords), a private PostgreSQL (scripts/servers.sh, fsync off as in
-# scripts/bench.sh), applies the migrations, then for n = 1 and n = 2:
+# scripts/bench.sh), applies the migrations and the R3 streams (voxctl
+# streams apply as admin), then for n = 1 and n = 2:
 # starts n instances of vox-calls and n of vox-billing (R3 streams, their
 # own NATS users, all three URLs), runs `vox-bench e2e-calls` (N
 # call.started + N call.ended over 1000 orgs, measured until both actors
@@ -86,7 +87,7 @@ secret() { head -c 18 /dev/urandom | base64 | tr -d '/+='; }
 # ---- the cluster -------------------------------------------------------
 ports=()
 for i in $(seq 1 $((2 * nodes))); do ports+=("$(pick_port)"); done
-for u in ADMIN CALLS BILLING LEADS VAULT QUERY BRIDGE ALERTS INTERNAL ROUTE; do
+for u in ADMIN CALLS BILLING LEADS VAULT QUERY TELEPHONY PAYMENTS SCORER ALERTS INTERNAL ROUTE; do
   export "VOX_NATS_${u}_PASSWORD=$(secret)"
 done
 urls=
@@ -117,6 +118,9 @@ export VOX_PG_DSN
 # The operators' user for voxctl; vox-bench takes its user in the URLs.
 export VOX_NATS_URL=$urls VOX_NATS_USER=admin VOX_NATS_PASSWORD=$VOX_NATS_ADMIN_PASSWORD
 admin_urls=${urls//nats:\/\//nats://admin:$VOX_NATS_ADMIN_PASSWORD@}
+# the operator makes the R3 streams (the cluster may still be electing its
+# meta leader: --wait); the actors, started with the same setting, check them
+VOX_STREAM_REPLICAS=3 "$bin/voxctl" streams apply --wait 60 >&2
 
 start_actor() { # binary user instance password
   VOX_LOG_LEVEL=warn VOX_STREAM_REPLICAS=3 VOX_NATS_USER=$2 \

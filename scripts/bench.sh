@@ -153,6 +153,8 @@ export VOX_NATS_URL VOX_PG_DSN
 [ -n "${VOX_PG_QUERY_DSN:-}" ] || die "servers.sh wrote no VOX_PG_QUERY_DSN"
 
 "$bin/voxctl" migrate >&2
+# the streams are the operator's; the actors only check them
+"$bin/voxctl" streams apply >&2
 org=$(cat /proc/sys/kernel/random/uuid)
 "$VOX_PG_BIN/psql" "$VOX_PG_DSN" -qAt -v ON_ERROR_STOP=1 -c \
   "INSERT INTO organizations (id, name, email, wallet_balance_pence)
@@ -241,7 +243,8 @@ memory "$qpid" vox-query "query saturation"
 stop_query
 
 # vox-calls and vox-billing, fresh for each pipeline run, ready once both
-# answer $SRV.PING (their streams and consumers exist by then).
+# answer $SRV.PING (they checked the streams and made their consumers by
+# then).
 start_actors() {
   local end a
   stop_actors

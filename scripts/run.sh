@@ -39,6 +39,9 @@ trap stop_all EXIT
 trap 'exit 0' INT TERM
 
 "$bin/voxctl" migrate
+# the streams (EVENTS, ALERTS, DLQ) belong to the operator: the actors
+# only check them at start, with the same VOX_STREAM_* settings
+"$bin/voxctl" streams apply --wait 30
 
 # vox-vault's master keys: a private key file under ./var unless the
 # caller brings its own ring.

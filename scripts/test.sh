@@ -52,6 +52,9 @@ VOX_PG_FSYNC=off scripts/servers.sh start "$tmp" >/dev/null
 export VOX_TEST_TMP=$tmp
 # the servers' own secrets join those the tests record (th_secret)
 cut -d: -f5 "$tmp/pg/pgpass" >> "$tmp/secrets.list"
+# the streams are the operator's: apply them on the shared server before
+# any actor starts (the actors only check them)
+build/bin/voxctl streams apply >/dev/null
 (cd build && ctest -L integration --output-on-failure)
 # test_chaos writes its report (seed, faults, invariants, result) there
 if [[ ! -f "$tmp/chaos-report.txt" ]]; then

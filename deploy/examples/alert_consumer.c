@@ -11,6 +11,11 @@
  *
  * --count stops after N alerts, --idle-ms after MS without one (both for
  * scripts); otherwise it runs until Ctrl-C.
+ *
+ * Against deploy/nats/accounts.conf it runs as the alerts user
+ * (VOX_NATS_USER=alerts VOX_NATS_PASSWORD=...) through a durable consumer
+ * an operator created; the consumer delivers to this client's inbox, which
+ * only that user may read (vox_connect_env sets its prefix).
  */
 #include <signal.h>
 #include <stdio.h>
@@ -59,12 +64,11 @@ int main(int argc, char **argv)
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 
-	const char *url = getenv("VOX_NATS_URL");
 	natsConnection *nc = NULL;
 	jsCtx *js = NULL;
 	natsSubscription *sub = NULL;
 	jsSubOptions so;
-	char filter[128];
+	char filter[128], why[256];
 	long printed = 0, idle = 0;
 	int rc = 3;
 
@@ -74,8 +78,11 @@ int main(int argc, char **argv)
 	so.Stream = VOX_STREAM_ALERTS;
 	so.Config.AckPolicy = js_AckExplicit;
 	so.Config.DeliverPolicy = js_DeliverAll;
-	if (natsConnection_ConnectTo(&nc, url ? url : NATS_DEFAULT_URL) != NATS_OK ||
-	    natsConnection_JetStream(&js, nc, NULL) != NATS_OK ||
+	if (vox_connect_env(&nc, "vox-example-alerts", why, sizeof(why)) != VOX_OK) {
+		fprintf(stderr, "alerts: cannot reach NATS: %s\n", why);
+		goto out;
+	}
+	if (natsConnection_JetStream(&js, nc, NULL) != NATS_OK ||
 	    js_PullSubscribe(&sub, js, filter, durable, NULL, &so, NULL) != NATS_OK) {
 		fprintf(stderr, "alerts: cannot reach NATS or the ALERTS stream: %s\n",
 			nats_GetLastError(NULL));

@@ -5,6 +5,11 @@
  *
  *   VOX_NATS_URL=nats://127.0.0.1:4222 vox-example-bridge <org_id> [call_id]
  *
+ * Against deploy/nats/accounts.conf it runs as the telephony user
+ * (VOX_NATS_USER=telephony VOX_NATS_PASSWORD=...), which may publish
+ * call events and read its own publish acks, nothing else; vox_connect_env
+ * sets the inbox prefix that user may read.
+ *
  * It prints each publish acknowledgement. Run it twice with the same
  * call_id and JetStream reports the repeats as duplicates.
  */
@@ -44,15 +49,20 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: vox-example-bridge <org_id> [call_id]\n");
 		return 2;
 	}
-	const char *url = getenv("VOX_NATS_URL");
 	const char *call_id = argc == 3 ? argv[2] : "6f1d2c3b-4a5e-4f60-8a7b-9c0d1e2f3a4b";
 	natsConnection *nc = NULL;
 	jsCtx *js = NULL;
+	char err[256];
 	int rc = 3;
 
-	if (natsConnection_ConnectTo(&nc, url ? url : NATS_DEFAULT_URL) != NATS_OK ||
-	    natsConnection_JetStream(&js, nc, NULL) != NATS_OK) {
-		fprintf(stderr, "bridge: cannot reach NATS\n");
+	vox_status st = vox_connect_env(&nc, "vox-example-bridge", err, sizeof(err));
+	if (st != VOX_OK) {
+		fprintf(stderr, "bridge: cannot reach NATS: %s\n", err);
+		rc = st == VOX_E_CONFIG ? 2 : 3;
+		goto out;
+	}
+	if (natsConnection_JetStream(&js, nc, NULL) != NATS_OK) {
+		fprintf(stderr, "bridge: JetStream: %s\n", nats_GetLastError(NULL));
 		goto out;
 	}
 

@@ -8,6 +8,10 @@
  * Link: the vox_client library (CMake target vox_client), libnats,
  * msgpack-c and libsodium.
  *
+ * Each bridge has its own NATS user that may publish only its kind of
+ * events (deploy/nats/accounts.conf: telephony call.*.*, payments
+ * payment.*.*, scorer lead.*.*); vox_connect_env connects as one.
+ *
  * Thread safety: the functions are reentrant; a jsCtx may be shared by
  * threads as libnats allows.
  */
@@ -22,6 +26,22 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/*
+ * Connect to NATS as the VOX_NATS_* environment says, the way the actors
+ * do: VOX_NATS_URL (default nats://127.0.0.1:4222; a comma-separated list
+ * of a cluster's nodes), VOX_NATS_USER and VOX_NATS_PASSWORD or
+ * VOX_NATS_CREDS, VOX_NATS_TLS_CA / VOX_NATS_TLS_CERT / VOX_NATS_TLS_KEY,
+ * and the inbox prefix the server lets this user read ("_INBOX_<user>",
+ * or VOX_NATS_INBOX_PREFIX): with deploy/nats/accounts.conf a client with
+ * libnats's default "_INBOX" gets no reply and no publish ack. name is the
+ * client name the server shows. Reconnects forever after a loss.
+ * On VOX_OK the caller owns *out (natsConnection_Destroy).
+ * VOX_E_UNAVAILABLE: no server answered; VOX_E_FORBIDDEN: credentials
+ * refused; VOX_E_CONFIG: bad settings. err (errlen bytes) says why.
+ */
+vox_status vox_connect_env(natsConnection **out, const char *name, char *err,
+			   size_t errlen);
 
 typedef struct vox_pub_ack {
 	char stream[64];   /* the stream that stored it, e.g. "EVENTS" */

@@ -11,6 +11,7 @@
 
 #include "io/log.h"
 #include "io/natsconn.h"
+#include "io/streams.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -45,6 +46,9 @@ const vox_cfg_var vox_actor_vars[] = {
 	 CFG_OFF(nats_tls_cert), "client certificate for TLS"},
 	{"VOX_NATS_TLS_KEY", VOX_CFG_STR, "", 0, 0, NULL, CFG_OFF(nats_tls_key),
 	 "client key for TLS"},
+	{"VOX_NATS_INBOX_PREFIX", VOX_CFG_STR, "", 0, 0, NULL,
+	 CFG_OFF(nats_inbox_prefix),
+	 "prefix of replies and deliveries (default _INBOX_<VOX_NATS_USER>)"},
 	{"VOX_PG_DSN", VOX_CFG_SECRET, NULL, 0, 0, NULL, CFG_OFF(pg_dsn),
 	 "PostgreSQL connection string (libpq)"},
 	{"VOX_LOG_LEVEL", VOX_CFG_ENUM, "info", 0, 0, "debug|info|warn|error",
@@ -110,6 +114,7 @@ static vox_status connect_nats(vox_actor *a, const sigset_t *set,
 		.tls_ca = a->cfg.nats_tls_ca,
 		.tls_cert = a->cfg.nats_tls_cert,
 		.tls_key = a->cfg.nats_tls_key,
+		.inbox_prefix = a->cfg.nats_inbox_prefix,
 		.send_asap = send_asap,
 	};
 	long delay = 100;
@@ -165,29 +170,83 @@ static void on_hangup(vox_actor *a)
 		vox_info("msg=\"sighup ignored: nothing to reload\"");
 }
 
-/* Streams and consumers, retried while the servers come up. */
+/* One difference between a stream and the configuration, logged once. */
+static void on_stream_diff(const char *stream, const vox_stream_diff *d,
+			   void *ctx)
+{
+	VOX_UNUSED(ctx);
+	if (d->severity == VOX_STREAM_DROPS)
+		vox_error("msg=\"stream would drop data, not starting\" stream=%s"
+			  " setting=%s found=\"%s\" wanted=\"%s\" why=\"%s\"",
+			  stream, d->setting, d->found, d->wanted, d->why);
+	else
+		vox_warn("msg=\"stream differs from the configuration\" stream=%s"
+			 " setting=%s found=\"%s\" wanted=\"%s\" why=\"%s\"",
+			 stream, d->setting, d->found, d->wanted, d->why);
+}
+
+/*
+ * The streams are the operator's (voxctl streams apply): check them, never
+ * change them. A missing one is a fault of the world, not of this
+ * process: wait for it, logged once. One that would drop data stops the
+ * actor (VOX_E_CONFIG, exit 1), its settings named in the log.
+ */
+static vox_status check_streams(vox_actor *a, const sigset_t *set)
+{
+	char err[512];
+	int64_t delay = 100;
+	bool missing_logged = false, down_logged = false;
+	for (;;) {
+		jsCtx *js = NULL;
+		vox_status st = VOX_E_UNAVAILABLE;
+		if (natsConnection_JetStream(&js, a->nc, NULL) == NATS_OK)
+			st = vox_streams_verify(js, &a->rcfg, on_stream_diff, a,
+						err, sizeof(err));
+		else
+			snprintf(err, sizeof(err), "jetstream unavailable");
+		jsCtx_Destroy(js);
+		if (st == VOX_OK) {
+			if (missing_logged)
+				vox_info("msg=\"streams present\"");
+			return VOX_OK;
+		}
+		if (st == VOX_E_CONFIG)
+			return st;
+		if (st == VOX_E_NOT_FOUND && !missing_logged) {
+			vox_warn("msg=\"stream missing, waiting for it\" error=\"%s\""
+				 " fix=\"voxctl streams apply\"", err);
+			missing_logged = true;
+		} else if (st != VOX_E_NOT_FOUND && !down_logged) {
+			vox_warn("msg=\"jetstream not ready, retrying\" error=\"%s\"",
+				 err);
+			down_logged = true;
+		}
+		if (wait_signal(set, delay))
+			return VOX_E_UNAVAILABLE;
+		delay = delay * 2 > 5000 ? 5000 : delay * 2;
+	}
+}
+
+/* Consumers, retried while the servers come up. Request-only actors
+ * (vox-vault, vox-query) use no stream and check none. */
 static vox_status start_runtime(vox_actor *a, const sigset_t *set)
 {
 	char err[512];
 	int64_t delay = 100;
 	bool logged = false;
+	if (a->def->ninputs == 0)
+		return VOX_OK;
+	vox_status st = check_streams(a, set);
+	if (st != VOX_OK)
+		return st;
 	for (;;) {
-		jsCtx *js = NULL;
-		vox_status st = VOX_E_UNAVAILABLE;
-		if (natsConnection_JetStream(&js, a->nc, NULL) == NATS_OK)
-			st = vox_streams_ensure(js, &a->rcfg, err, sizeof(err));
-		else
-			snprintf(err, sizeof(err), "jetstream unavailable");
-		jsCtx_Destroy(js);
-		if (st == VOX_OK && a->def->ninputs > 0)
-			st = vox_runtime_new(&a->rt, a->nc, a->def->name,
-					     a->cfg.pg_dsn, &a->rcfg,
-					     a->def->inputs, a->def->ninputs,
-					     &a->def->handler, err, sizeof(err));
+		st = vox_runtime_new(&a->rt, a->nc, a->def->name, a->cfg.pg_dsn,
+				     &a->rcfg, a->def->inputs, a->def->ninputs,
+				     &a->def->handler, err, sizeof(err));
 		if (st == VOX_OK)
-			return a->rt ? vox_runtime_start(a->rt) : VOX_OK;
+			return vox_runtime_start(a->rt);
 		if (!vox_status_is_transient(st) && st != VOX_E_INTERNAL) {
-			vox_error("msg=\"cannot set up streams\" error=\"%s\"", err);
+			vox_error("msg=\"cannot set up consumers\" error=\"%s\"", err);
 			return st;
 		}
 		if (!logged) {

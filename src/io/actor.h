@@ -29,6 +29,7 @@ typedef struct vox_actor_config {
 	const char *nats_tls_ca;
 	const char *nats_tls_cert;
 	const char *nats_tls_key;
+	const char *nats_inbox_prefix;
 	const char *pg_dsn;
 	const char *log_level;
 } vox_actor_config;

@@ -1,5 +1,7 @@
 /*
- * natsconn.c - NATS connection set-up shared by actors, voxctl and tests.
+ * natsconn.c - NATS connection set-up shared by actors, voxctl, the public
+ * client and tests: one place that sets the error handler, reconnects and
+ * the inbox prefix every NATS user of deploy/nats/accounts.conf needs.
  */
 #include "io/natsconn.h"
 
@@ -94,6 +96,57 @@ natsStatus vox_nats_set_urls(natsOptions *opts, const char *list)
 	return s;
 }
 
+/* A subject prefix: tokens of printable characters without wildcards,
+ * no empty token. */
+static bool valid_prefix(const char *p)
+{
+	size_t len = strlen(p);
+	if (len == 0 || len > 127 || p[0] == '.' || p[len - 1] == '.')
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)p[i];
+		if (ch <= ' ' || ch >= 0x7f || ch == '*' || ch == '>' ||
+		    (ch == '.' && p[i + 1] == '.'))
+			return false;
+	}
+	return true;
+}
+
+bool vox_nats_inbox_prefix(char *out, size_t outlen, const char *user,
+			   const char *explicit_prefix)
+{
+	char p[160];
+	if (explicit_prefix && *explicit_prefix) {
+		snprintf(p, sizeof(p), "%s", explicit_prefix);
+		if (strlen(explicit_prefix) >= sizeof(p))
+			return false;
+	} else if (user && *user) {
+		if (strchr(user, '.') || strlen(user) > 120)
+			return false;
+		snprintf(p, sizeof(p), "_INBOX_%s", user);
+	} else {
+		snprintf(p, sizeof(p), "_INBOX");
+	}
+	if (!valid_prefix(p) || strlen(p) >= outlen)
+		return false;
+	memcpy(out, p, strlen(p) + 1);
+	return true;
+}
+
+natsStatus vox_nats_new_inbox(char *out, size_t outlen, const char *prefix)
+{
+	natsInbox *ib = NULL;
+	/* libnats makes "_INBOX.<nuid>"; keep the unique token */
+	natsStatus s = natsInbox_Create(&ib);
+	if (s != NATS_OK)
+		return s;
+	const char *dot = strchr((const char *)ib, '.');
+	int n = snprintf(out, outlen, "%s.%s", prefix,
+			 dot ? dot + 1 : (const char *)ib);
+	natsInbox_Destroy(ib);
+	return n > 0 && (size_t)n < outlen ? NATS_OK : NATS_INVALID_ARG;
+}
+
 vox_status vox_nats_connect(natsConnection **out, const vox_nats_opts *o,
 			    char *err, size_t errlen)
 {
@@ -101,7 +154,15 @@ vox_status vox_nats_connect(natsConnection **out, const vox_nats_opts *o,
 	natsConnection *nc = NULL;
 	natsStatus s;
 	vox_status rc = VOX_E_CONFIG;
+	char inbox[128];
 
+	if (!vox_nats_inbox_prefix(inbox, sizeof(inbox), o->user,
+				   o->inbox_prefix)) {
+		snprintf(err, errlen,
+			 "nats options: no valid inbox prefix for user '%s'"
+			 " (set VOX_NATS_INBOX_PREFIX)", o->user ? o->user : "");
+		return VOX_E_CONFIG;
+	}
 	s = natsOptions_Create(&opts);
 	if (s == NATS_OK)
 		s = natsOptions_SetServers(opts, NULL, 0);
@@ -123,6 +184,10 @@ vox_status vox_nats_connect(natsConnection **out, const vox_nats_opts *o,
 		s = natsOptions_SetReconnectBufSize(opts, 64 * 1024 * 1024);
 	if (s == NATS_OK)
 		s = natsOptions_SetTimeout(opts, o->timeout_ms > 0 ? o->timeout_ms : 2000);
+	/* replies and JetStream deliveries under this user's own prefix: the
+	 * server lets nobody else subscribe there */
+	if (s == NATS_OK)
+		s = natsOptions_SetCustomInboxPrefix(opts, inbox);
 	if (s == NATS_OK && o->send_asap)
 		s = natsOptions_SetSendAsap(opts, true);
 	if (s == NATS_OK && o->user && *o->user)

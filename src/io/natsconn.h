@@ -19,6 +19,9 @@ typedef struct vox_nats_opts {
 	const char *tls_ca;   /* optional CA bundle; enables TLS */
 	const char *tls_cert; /* optional client certificate */
 	const char *tls_key;
+	/* the inbox prefix for replies and JetStream deliveries; NULL or ""
+	 * derives it from user (vox_nats_inbox_prefix) */
+	const char *inbox_prefix;
 	bool send_asap;       /* flush every publish at once (request-reply) */
 	int64_t timeout_ms;   /* connect timeout */
 } vox_nats_opts;
@@ -39,6 +42,27 @@ vox_status vox_nats_connect(natsConnection **out, const vox_nats_opts *o,
  * than 32 URLs.
  */
 natsStatus vox_nats_set_urls(natsOptions *opts, const char *list);
+
+/*
+ * The inbox prefix of a client, so that the server can let each user
+ * subscribe to its own replies and JetStream deliveries only
+ * (deploy/nats/accounts.conf allows user U "_INBOX_U.>"):
+ *   explicit, when not NULL or "" (VOX_NATS_INBOX_PREFIX: a credentials
+ *     file names no user), else
+ *   "_INBOX_<user>" when user is not NULL or "", else
+ *   "_INBOX", libnats's default (a server without users).
+ * Returns false, out unchanged, when the prefix cannot be one: empty
+ * tokens, wildcards or blanks, a trailing '.', longer than 127 bytes, or
+ * a derived one from a user name with a '.' (user "a" could then read
+ * user "a.b"'s inbox "_INBOX_a.b.>").
+ */
+bool vox_nats_inbox_prefix(char *out, size_t outlen, const char *user,
+			   const char *explicit_prefix) VOX_MUST_CHECK;
+
+/* A new inbox subject under prefix: "<prefix>.<unique token>", for
+ * replies collected by hand (several answers to one request). */
+natsStatus vox_nats_new_inbox(char *out, size_t outlen, const char *prefix)
+	VOX_MUST_CHECK;
 
 /* Map a libnats status to a vox status (timeouts and I/O are transient). */
 vox_status vox_nats_status(natsStatus s);

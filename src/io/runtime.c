@@ -200,64 +200,6 @@ void vox_item_defer(vox_item *it, vox_status st, const char *fmt, ...)
 
 /* ---- streams and consumers -------------------------------------------- */
 
-static vox_status put_stream(jsCtx *js, jsStreamConfig *cfg, char *err,
-			     size_t errlen)
-{
-	jsStreamInfo *si = NULL;
-	jsErrCode jerr = 0;
-	natsStatus s = js_AddStream(&si, js, cfg, NULL, &jerr);
-	if (s != NATS_OK && jerr == JSStreamNameExistErr) {
-		/* exists, maybe with other settings: bring it to ours */
-		jerr = 0;
-		s = js_UpdateStream(&si, js, cfg, NULL, &jerr);
-	}
-	jsStreamInfo_Destroy(si);
-	if (s != NATS_OK) {
-		snprintf(err, errlen, "stream %s: %s (%d)", cfg->Name,
-			 nats_GetLastError(NULL), (int)jerr);
-		vox_status st = vox_nats_status(s);
-		return st == VOX_E_INTERNAL ? VOX_E_CONFIG : st;
-	}
-	return VOX_OK;
-}
-
-vox_status vox_streams_ensure(jsCtx *js, const vox_runtime_config *c,
-			      char *err, size_t errlen)
-{
-	static const char *events[] = {"call.*.*", "payment.*.*", "lead.*.*"};
-	static const char *alerts[] = {"alert.>"};
-	static const char *dlq[] = {"dlq.>"};
-	const struct {
-		const char *name;
-		const char **subjects;
-		int n;
-		int64_t age_h;
-	} streams[] = {
-		{VOX_STREAM_EVENTS, events, 3, c->max_age_h},
-		{VOX_STREAM_ALERTS, alerts, 1, c->max_age_h},
-		{VOX_STREAM_DLQ, dlq, 1, c->dlq_max_age_h},
-	};
-	for (size_t i = 0; i < VOX_NELEM(streams); i++) {
-		jsStreamConfig cfg;
-		jsStreamConfig_Init(&cfg);
-		cfg.Name = streams[i].name;
-		cfg.Subjects = streams[i].subjects;
-		cfg.SubjectsLen = streams[i].n;
-		cfg.Storage = js_FileStorage;
-		cfg.Retention = js_LimitsPolicy;
-		cfg.Replicas = c->replicas;
-		cfg.MaxAge = streams[i].age_h * 3600LL * 1000000000LL;
-		cfg.MaxBytes = c->max_bytes_mb < 0 ? -1 : c->max_bytes_mb * 1024 * 1024;
-		cfg.MaxMsgSize = VOX_MAX_MESSAGE;
-		cfg.Duplicates = c->dup_window_s * 1000000000LL;
-		cfg.Discard = js_DiscardOld;
-		vox_status st = put_stream(js, &cfg, err, errlen);
-		if (st != VOX_OK)
-			return st;
-	}
-	return VOX_OK;
-}
-
 static vox_status subscribe(vox_runtime *rt, input_rt *in, char *err,
 			    size_t errlen);
 

@@ -124,11 +124,6 @@ typedef struct vox_runtime vox_runtime;
 vox_status vox_runtime_config_check(const vox_runtime_config *cfg,
 				    vox_buf *errors) VOX_MUST_CHECK;
 
-/* Stream set-up: create or update EVENTS, ALERTS and DLQ. Idempotent and
- * safe when several processes do it at once. */
-vox_status vox_streams_ensure(jsCtx *js, const vox_runtime_config *cfg,
-			      char *err, size_t errlen) VOX_MUST_CHECK;
-
 /*
  * Create the runtime of an actor: ensures its consumers and subscribes.
  * nc is borrowed. actor names the actor in logs and dead letters.

@@ -817,14 +817,20 @@ int voxctl_cmd_demo(int argc, char **argv)
 	code = voxctl_pg_connect(&d->db);
 	if (code != EXIT_OK)
 		goto out;
-	{
+	/* the streams are the operator's (make run applies them): the demo
+	 * checks them and changes nothing, so it cannot alter the settings
+	 * of a deployment it is pointed at */
+	static const char *const needed[] = {VOX_STREAM_EVENTS, VOX_STREAM_ALERTS,
+					     VOX_STREAM_DLQ};
+	for (size_t i = 0; i < VOX_NELEM(needed); i++) {
 		jsStreamInfo *si = NULL;
 		jsErrCode jerr = 0;
-		natsStatus s = js_GetStreamInfo(&si, d->js, VOX_STREAM_EVENTS, NULL, &jerr);
+		natsStatus s = js_GetStreamInfo(&si, d->js, needed[i], NULL, &jerr);
 		jsStreamInfo_Destroy(si);
 		if (s == NATS_NOT_FOUND || jerr == JSStreamNotFoundErr) {
-			voxctl_err("demo: no %s stream on the server: the actors create"
-				   " it when they start (make run)", VOX_STREAM_EVENTS);
+			voxctl_err("demo: no %s stream on the server: create the"
+				   " streams with `voxctl streams apply` (make run"
+				   " does)", needed[i]);
 			code = EXIT_SERVER;
 			goto out;
 		}

@@ -197,8 +197,8 @@ static int publish_all(pub_list *l)
 			rc = EXIT_USAGE;
 		} else {
 			voxctl_err("%s: JetStream did not store it (%s): no stream"
-				   " captures the subject or JetStream is down; the"
-				   " actors (e.g. vox-calls) create the streams at start",
+				   " captures the subject or JetStream is down;"
+				   " `voxctl streams apply` creates the streams",
 				   it->subject, vox_status_str(st));
 			rc = EXIT_UNREACHABLE;
 		}

@@ -39,7 +39,7 @@ static int collect(const char *verb, const char *name, long long wait_ms,
 {
 	natsConnection *nc = NULL;
 	natsSubscription *sub = NULL;
-	natsInbox *inbox = NULL;
+	char inbox[160];
 	char subject[160];
 	reply *r = NULL;
 	size_t n = 0;
@@ -50,7 +50,9 @@ static int collect(const char *verb, const char *name, long long wait_ms,
 		snprintf(subject, sizeof(subject), "$SRV.%s.%s", verb, name);
 	else
 		snprintf(subject, sizeof(subject), "$SRV.%s", verb);
-	natsStatus s = natsInbox_Create(&inbox);
+	/* under this user's prefix: the only inbox the server lets it read */
+	natsStatus s = voxctl_new_inbox(inbox, sizeof(inbox)) ? NATS_OK
+							      : NATS_INVALID_ARG;
 	if (s == NATS_OK)
 		s = natsConnection_SubscribeSync(&sub, nc, inbox);
 	if (s == NATS_OK)
@@ -107,7 +109,6 @@ static int collect(const char *verb, const char *name, long long wait_ms,
 		qsort(r, n, sizeof(*r), cmp_reply);
 out:
 	natsSubscription_Destroy(sub);
-	natsInbox_Destroy(inbox);
 	natsConnection_Destroy(nc);
 	*out = r;
 	*nout = n;

@@ -38,11 +38,15 @@ static const char *env_or_null(const char *name)
 	return v && *v ? v : NULL;
 }
 
-int voxctl_connect(natsConnection **nc)
+static const char *server_url(void)
 {
-	char err[256] = "";
+	return voxctl_server ? voxctl_server : "nats://127.0.0.1:4222";
+}
+
+vox_status voxctl_connect_status(natsConnection **nc, char *err, size_t errlen)
+{
 	vox_nats_opts o = {
-		.url = voxctl_server ? voxctl_server : "nats://127.0.0.1:4222",
+		.url = server_url(),
 		.name = "voxctl",
 		.user = env_or_null("VOX_NATS_USER"),
 		.password = env_or_null("VOX_NATS_PASSWORD"),
@@ -50,16 +54,32 @@ int voxctl_connect(natsConnection **nc)
 		.tls_ca = env_or_null("VOX_NATS_TLS_CA"),
 		.tls_cert = env_or_null("VOX_NATS_TLS_CERT"),
 		.tls_key = env_or_null("VOX_NATS_TLS_KEY"),
+		.inbox_prefix = env_or_null("VOX_NATS_INBOX_PREFIX"),
 		.send_asap = true,
 		.timeout_ms = 2000,
 	};
-	vox_status st = vox_nats_connect(nc, &o, err, sizeof(err));
+	return vox_nats_connect(nc, &o, err, errlen);
+}
+
+int voxctl_connect(natsConnection **nc)
+{
+	char err[256] = "";
+	vox_status st = voxctl_connect_status(nc, err, sizeof(err));
 	if (st == VOX_OK)
 		return EXIT_OK;
 	voxctl_err("cannot reach NATS at %s: %s (set --server or VOX_NATS_URL)",
-		   o.url, err);
+		   server_url(), err);
 	return st == VOX_E_CONFIG || st == VOX_E_INVALID ? EXIT_USAGE
 							 : EXIT_UNREACHABLE;
+}
+
+bool voxctl_new_inbox(char *out, size_t outlen)
+{
+	char prefix[128];
+	return vox_nats_inbox_prefix(prefix, sizeof(prefix),
+				     env_or_null("VOX_NATS_USER"),
+				     env_or_null("VOX_NATS_INBOX_PREFIX")) &&
+	       vox_nats_new_inbox(out, outlen, prefix) == NATS_OK;
 }
 
 int voxctl_jetstream(natsConnection **nc, jsCtx **js)

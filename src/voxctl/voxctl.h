@@ -51,10 +51,18 @@ bool voxctl_int_opt(const char *cmd, const char *opt, const char *v,
 
 /* ---- NATS ---------------------------------------------------------------- */
 
-/* Connect to voxctl_server (with VOX_NATS_USER/PASSWORD/CREDS and TLS like
- * the actors). EXIT_OK, or EXIT_UNREACHABLE / EXIT_USAGE with the error
- * printed. */
+/* Connect to voxctl_server (with VOX_NATS_USER/PASSWORD/CREDS, TLS and
+ * the inbox prefix like the actors). EXIT_OK, or EXIT_UNREACHABLE /
+ * EXIT_USAGE with the error printed. */
 int voxctl_connect(natsConnection **nc);
+
+/* The same, quietly: the status, and the error in err. */
+vox_status voxctl_connect_status(natsConnection **nc, char *err,
+				 size_t errlen) VOX_MUST_CHECK;
+
+/* A new inbox subject under this user's inbox prefix (the only one the
+ * server lets it read), for replies collected by hand. */
+bool voxctl_new_inbox(char *out, size_t outlen) VOX_MUST_CHECK;
 
 /* voxctl_connect plus a JetStream context. */
 int voxctl_jetstream(natsConnection **nc, jsCtx **js);
@@ -132,5 +140,6 @@ int voxctl_cmd_services(int argc, char **argv);    /* cmd_services.c */
 int voxctl_cmd_credentials(int argc, char **argv); /* cmd_credentials.c */
 int voxctl_cmd_org(int argc, char **argv);         /* cmd_org.c */
 int voxctl_cmd_demo(int argc, char **argv);        /* cmd_demo.c */
+int voxctl_cmd_streams(int argc, char **argv);     /* cmd_streams.c */
 
 #endif

@@ -4,6 +4,7 @@
 #include "harness.h"
 
 #include "io/migrate.h"
+#include "io/streams.h"
 
 #include <setjmp.h>
 #include <cmocka.h>
@@ -219,7 +220,60 @@ static void nats_spawn(th_nats *n)
 	assert_true(th_port_open(n->port));
 }
 
-void th_nats_start(th_nats *n)
+typedef struct env_overlay {
+	char *const *env;
+} env_overlay;
+
+/* K=V from the overlay first, then the process environment. */
+static const char *overlay_get(const char *name, void *ctx)
+{
+	char *const *env = ((const env_overlay *)ctx)->env;
+	size_t len = strlen(name);
+	for (size_t i = 0; env && env[i]; i++)
+		if (strncmp(env[i], name, len) == 0 && env[i][len] == '=')
+			return env[i] + len + 1;
+	return getenv(name);
+}
+
+static void ignore_applied(const char *stream, vox_stream_action action,
+			   const vox_stream_diff *d, size_t n, void *ctx)
+{
+	VOX_UNUSED(stream);
+	VOX_UNUSED(action);
+	VOX_UNUSED(d);
+	VOX_UNUSED(n);
+	VOX_UNUSED(ctx);
+}
+
+void th_streams_apply(const char *url, char *const stream_env[])
+{
+	vox_runtime_config c;
+	vox_buf errors;
+	char err[512] = "";
+	memset(&c, 0, sizeof(c));
+	vox_buf_init(&errors);
+	env_overlay o = {stream_env};
+	vox_status st = vox_streams_config_parse(&c, overlay_get, &o, &errors);
+	if (st != VOX_OK)
+		fail_msg("harness: stream settings: %s", errors.data);
+	vox_buf_release(&errors);
+	natsConnection *nc = NULL;
+	jsCtx *js = NULL;
+	th_js_connect(url, NULL, &nc, &js);
+	for (int i = 0; i < 100; i++) {
+		st = vox_streams_apply(js, &c, false, ignore_applied, NULL, err,
+				       sizeof(err));
+		if (!vox_status_is_transient(st))
+			break;
+		th_sleep_ms(100);
+	}
+	jsCtx_Destroy(js);
+	natsConnection_Destroy(nc);
+	if (st != VOX_OK)
+		fail_msg("harness: streams apply: %s", err);
+}
+
+static void nats_new(th_nats *n)
 {
 	static int counter;
 	memset(n, 0, sizeof(*n));
@@ -229,6 +283,24 @@ void th_nats_start(th_nats *n)
 	n->port = th_free_port();
 	snprintf(n->url, sizeof(n->url), "nats://127.0.0.1:%d", n->port);
 	nats_spawn(n);
+}
+
+void th_nats_start_with(th_nats *n, char *const stream_env[])
+{
+	nats_new(n);
+	n->streams = true;
+	n->stream_env = stream_env;
+	th_streams_apply(n->url, stream_env);
+}
+
+void th_nats_start(th_nats *n)
+{
+	th_nats_start_with(n, NULL);
+}
+
+void th_nats_start_empty(th_nats *n)
+{
+	nats_new(n);
 }
 
 void th_nats_stop(th_nats *n)
@@ -242,6 +314,10 @@ void th_nats_restart(th_nats *n)
 {
 	th_nats_stop(n);
 	nats_spawn(n);
+	/* the store keeps them; applying again is what an operator's boot
+	 * unit does, and a no-op here */
+	if (n->streams)
+		th_streams_apply(n->url, n->stream_env);
 }
 
 static void run_shell(const char *cmd)
@@ -392,6 +468,15 @@ int th_count_in_log(const char *path, const char *needle)
 		if (strstr(line, needle))
 			n++;
 	fclose(fp);
+	return n;
+}
+
+int th_count_str(const char *s, const char *needle)
+{
+	int n = 0;
+	size_t len = strlen(needle);
+	for (const char *p = s; len && (p = strstr(p, needle)) != NULL; p += len)
+		n++;
 	return n;
 }
 

@@ -64,13 +64,28 @@ typedef struct th_nats {
 	pid_t pid;
 	char dir[512];
 	char url[64];
+	bool streams;                /* apply the streams after each start */
+	char *const *stream_env;     /* with these settings (borrowed) */
 } th_nats;
 
 /* Start a nats-server with JetStream on a free loopback port, its store
- * under VOX_TEST_TMP. Restarting keeps port and store. */
+ * under VOX_TEST_TMP, and apply the streams EVENTS, ALERTS and DLQ as an
+ * operator does (`voxctl streams apply`), with the default settings or
+ * those of stream_env ("VOX_STREAM_REPLICAS=..." strings, NULL-ended;
+ * it must outlive n). The actors only check the streams. Restarting
+ * keeps port and store, and applies again with the same settings. */
 void th_nats_start(th_nats *n);
+void th_nats_start_with(th_nats *n, char *const stream_env[]);
+/* The same without any stream, for the tests of what happens then. */
+void th_nats_start_empty(th_nats *n);
 void th_nats_restart(th_nats *n);
 void th_nats_stop(th_nats *n);
+
+/* Apply the streams on the server at url (no credentials) with the
+ * settings of stream_env (may be NULL) over the test's environment;
+ * retries for up to 10 s while JetStream is not ready; fails the test
+ * otherwise. */
+void th_streams_apply(const char *url, char *const stream_env[]);
 
 /* Stop (fast) and start again the shared PostgreSQL cluster. */
 void th_pg_stop(void);
@@ -113,6 +128,9 @@ void th_js_connect(const char *url, jsOptions *jo, natsConnection **nc,
 
 /* Lines of the file at path that contain needle (0 if it is missing). */
 int th_count_in_log(const char *path, const char *needle);
+
+/* Occurrences of needle in s (not overlapping). */
+int th_count_str(const char *s, const char *needle);
 
 /* Print the last max bytes of the file at path on stderr (a log, when a
  * test fails: the run's directory is removed afterwards). */

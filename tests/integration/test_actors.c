@@ -201,6 +201,15 @@ static void test_help_lists_the_environment(void **state)
 	assert_non_null(strstr(out, "exit=0"));
 }
 
+/* The streams are the operator's: apply them on the shared server, as
+ * `voxctl streams apply` does (an actor only checks them). */
+static int setup(void **state)
+{
+	(void)state;
+	th_streams_apply(th_env("VOX_NATS_URL"), NULL);
+	return 0;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -210,5 +219,5 @@ int main(void)
 		cmocka_unit_test(test_bad_config_exits_2_naming_each_variable),
 		cmocka_unit_test(test_help_lists_the_environment),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests(tests, setup, NULL);
 }

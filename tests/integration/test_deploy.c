@@ -84,7 +84,8 @@ static int setup(void **state)
 	" VOX_NATS_ADMIN_PASSWORD=a VOX_NATS_CALLS_PASSWORD=a" \
 	" VOX_NATS_BILLING_PASSWORD=a VOX_NATS_LEADS_PASSWORD=a" \
 	" VOX_NATS_VAULT_PASSWORD=a VOX_NATS_QUERY_PASSWORD=a" \
-	" VOX_NATS_BRIDGE_PASSWORD=a VOX_NATS_ALERTS_PASSWORD=a" \
+	" VOX_NATS_TELEPHONY_PASSWORD=a VOX_NATS_PAYMENTS_PASSWORD=a" \
+	" VOX_NATS_SCORER_PASSWORD=a VOX_NATS_ALERTS_PASSWORD=a" \
 	" VOX_NATS_INTERNAL_PASSWORD=a"
 
 static void test_nats_configs_load(void **state)
@@ -155,7 +156,7 @@ static void test_systemd_units_verify(void **state)
 		     " g=$(echo \"$f\" | sed 's/@\\./@1./');"
 		     " sed 's#/usr/bin/\\(vox[a-z-]*\\)#%s/\\1#' \"$f\" > %s/units/\"$g\"; done",
 		     tmpdir, VOX_SOURCE_DIR, VOX_TEST_BIN_DIR, tmpdir), 0, "copy units");
-	expect_rc(sh("cd %s/units && ls | wc -l | grep -qx 9", tmpdir), 0, "nine units");
+	expect_rc(sh("cd %s/units && ls | wc -l | grep -qx 10", tmpdir), 0, "ten units");
 	/* systemd-analyze exits 0 on warnings too: any output is a failure */
 	expect_rc(sh("cd %s/units && for u in *; do"
 		     " SYSTEMD_LOG_LEVEL=warning systemd-analyze verify --man=no ./$u || exit 1;"

@@ -738,7 +738,10 @@ static void test_deferral_window_survives_an_outage(void **state)
 static void test_outbox_row_stored_once_when_its_mark_fails(void **state)
 {
 	fixture *f = *state;
-	start_actor(f, A_BILLING, "VOX_DUPLICATE_WINDOW_S=1", NULL);
+	char dup[] = "VOX_DUPLICATE_WINDOW_S=1";
+	char *const stream_env[] = {dup, NULL};
+	th_streams_apply(f->nats.url, stream_env);
+	start_actor(f, A_BILLING, dup, NULL);
 	th_pg_okf(f->db, "UPDATE organizations SET wallet_balance_pence = 1050 WHERE id = '%s'",
 		  f->orgs[0]);
 	th_pg_okf(f->db, "UPDATE it_opening SET opening = 1050 WHERE org_id = '%s'", f->orgs[0]);

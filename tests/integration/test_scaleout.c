@@ -1,10 +1,11 @@
 /*
  * Integration: scale-out on a NATS cluster. Starts three nats-server nodes
  * with deploy/nats/cluster.conf (and its accounts.conf) on free loopback
- * ports, each with its own JetStream store under VOX_TEST_TMP; the actors
- * create their streams and consumers with three replicas
- * (VOX_STREAM_REPLICAS=3) and connect with the URLs of all three nodes and
- * their own NATS users. Two instances each of vox-calls, vox-billing and
+ * ports, each with its own JetStream store under VOX_TEST_TMP; the
+ * operator's `voxctl streams apply` makes the streams with three replicas
+ * (VOX_STREAM_REPLICAS=3), which the actors (with the same setting) check
+ * before they create their consumers; they connect with the URLs of all
+ * three nodes and their own NATS users. Two instances each of vox-calls, vox-billing and
  * vox-leads consume a workload of calls, payments and leads in which one
  * event in seven is published twice (a second JetStream message). The
  * workload goes out in three parts:
@@ -70,7 +71,8 @@
 #define WAIT_MS 60000
 
 static const char *users[] = {"admin", "calls", "billing", "leads", "vault",
-			      "query", "bridge", "alerts", "internal"};
+			      "query", "telephony", "payments", "scorer",
+			      "alerts", "internal"};
 
 typedef struct node {
 	int port, cport;
@@ -226,6 +228,24 @@ static void wait_jetstream(fixture *f)
 	assert_int_equal(s, NATS_OK);
 }
 
+/* The operator makes the streams, R3 (`voxctl streams apply` as admin,
+ * with the actors' VOX_STREAM_REPLICAS); the actors only check them. */
+static void streams_apply(fixture *f)
+{
+	char url[600], user[] = "VOX_NATS_USER=admin", pw[128], p[64];
+	char rep[] = "VOX_STREAM_REPLICAS=3";
+	snprintf(url, sizeof(url), "VOX_NATS_URL=%s", f->urls);
+	password(p, sizeof(p), "admin");
+	snprintf(pw, sizeof(pw), "VOX_NATS_PASSWORD=%s", p);
+	char *env[] = {url, user, pw, rep, NULL};
+	const char *argv[] = {"voxctl", "streams", "apply", "--wait", "30", NULL};
+	th_run_result r;
+	th_run("voxctl", argv, env, NULL, 60000, &r);
+	th_run_expect(&r, 0, NULL);
+	assert_int_equal(th_count_str(r.out.data, "\"action\":\"created\""), 3);
+	th_run_release(&r);
+}
+
 /* ---- the actors ----------------------------------------------------------- */
 
 static void actor_start(fixture *f, int a, int k)
@@ -287,6 +307,7 @@ static int setup(void **state)
 		node_spawn(f, i);
 	admin_connect(f);
 	wait_jetstream(f);
+	streams_apply(f);
 	th_pg_migrated_db("scaleout", f->dsn, sizeof(f->dsn));
 	f->db = th_pg_connect(f->dsn);
 	th_pg_ok(f->db, "CREATE TABLE it_opening (org_id uuid PRIMARY KEY, opening bigint NOT NULL)");

@@ -5,10 +5,18 @@
  * starts nats-server with it (random passwords in the server's
  * environment) and proves:
  *   - each denial at the server: a cross-tenant query, a bridge calling
- *     credentials.get or publishing an alert, the alert reader publishing
- *     events or creating consumers, an actor stepping outside its own
- *     subjects, a wrong password; each one is a "Violation" line in the
- *     server's log naming the user and the subject;
+ *     credentials.get, publishing an alert or another bridge's events
+ *     (telephony only call.*.*, payments only payment.*.*, the scorer only
+ *     lead.*.*), the alert reader publishing events or creating consumers,
+ *     an actor stepping outside its own subjects or creating or updating
+ *     a stream, a bridge, the alert reader or a tenant subscribing to
+ *     another user's inbox (its replies and JetStream deliveries), to
+ *     every inbox or to $JS.ACK.>, a wrong password; each one is a
+ *     "Violation" line in the server's log naming the user and the
+ *     subject;
+ *   - that the streams are made by the operator (`voxctl streams apply` as
+ *     admin) and that every client reads its replies under its own inbox
+ *     prefix (_INBOX_<user>), the only one the server lets it read;
  *   - that the five actors, each with its own user, still work: a call
  *     flows to Postgres and the wallet, a hot lead reaches the ALERTS
  *     stream and the alert reader, a malformed event reaches the DLQ,
@@ -34,22 +42,25 @@
 #include <sodium.h>
 
 #include "harness.h"
+#include "io/natsconn.h"
 
 #define ORG_A "a5000000-0000-4000-8000-00000000000a"
 #define ORG_B "b5000000-0000-4000-8000-00000000000b"
 #define CONFIG_SECRET_FMT "{\"account_sid\":\"AC42\",\"auth_token\":\"%s\"}"
 
-enum { U_ADMIN, U_CALLS, U_BILLING, U_LEADS, U_VAULT, U_QUERY, U_BRIDGE,
-       U_ALERTS, U_INTERNAL, U_TENANT_A, U_TENANT_B, NUSERS };
+enum { U_ADMIN, U_CALLS, U_BILLING, U_LEADS, U_VAULT, U_QUERY, U_TELEPHONY,
+       U_PAYMENTS, U_SCORER, U_ALERTS, U_INTERNAL, U_TENANT_A, U_TENANT_B,
+       NUSERS };
 
 static const char *const user_names[NUSERS] = {
-	"admin", "calls", "billing", "leads", "vault", "query", "bridge",
-	"alerts", "internal", "dash-" ORG_A, "dash-" ORG_B};
+	"admin", "calls", "billing", "leads", "vault", "query", "telephony",
+	"payments", "scorer", "alerts", "internal", "dash-" ORG_A, "dash-" ORG_B};
 static const char *const user_envs[NUSERS] = {
 	"VOX_NATS_ADMIN_PASSWORD", "VOX_NATS_CALLS_PASSWORD",
 	"VOX_NATS_BILLING_PASSWORD", "VOX_NATS_LEADS_PASSWORD",
 	"VOX_NATS_VAULT_PASSWORD", "VOX_NATS_QUERY_PASSWORD",
-	"VOX_NATS_BRIDGE_PASSWORD", "VOX_NATS_ALERTS_PASSWORD",
+	"VOX_NATS_TELEPHONY_PASSWORD", "VOX_NATS_PAYMENTS_PASSWORD",
+	"VOX_NATS_SCORER_PASSWORD", "VOX_NATS_ALERTS_PASSWORD",
 	"VOX_NATS_INTERNAL_PASSWORD", "VOX_NATS_TENANT_A_PASSWORD",
 	"VOX_NATS_TENANT_B_PASSWORD"};
 
@@ -115,14 +126,14 @@ static void write_tenants(const fixture *f)
 			"TENANT_%d: {\n"
 			"  users: [{user: \"dash-%s\", password: $%s, permissions: {\n"
 			"    publish: {allow: [\"query.*.%s\", \"billing.authorize.%s\"]}\n"
-			"    subscribe: {allow: [\"_INBOX.>\"]}\n"
+			"    subscribe: {allow: [\"_INBOX_dash-%s.>\"]}\n"
 			"  }}]\n"
 			"  imports: [\n"
 			"    {service: {account: VOX, subject: \"query.*.%s\"}}\n"
 			"    {service: {account: VOX, subject: \"billing.authorize.%s\"}}\n"
 			"  ]\n"
 			"}\n",
-			i + 1, o, user_envs[U_TENANT_A + i], o, o, o, o);
+			i + 1, o, user_envs[U_TENANT_A + i], o, o, o, o, o);
 	}
 	assert_int_equal(fclose(fp), 0);
 }
@@ -230,14 +241,18 @@ static void quiet_errors(natsConnection *nc, natsSubscription *sub,
 }
 
 /* Connect as user with password pw (NULL: no credentials), over TLS
- * trusting ca when it is not NULL. */
+ * trusting ca when it is not NULL, with the inbox prefix every vox client
+ * uses (_INBOX_<user>: the only inbox the server lets the user read). */
 static natsStatus connect_tls(const char *url, const char *user, const char *pw,
 			      const char *ca, const char *cert, const char *key,
 			      natsConnection **nc)
 {
 	natsOptions *o = NULL;
+	char prefix[128];
 	natsStatus s = natsOptions_Create(&o);
 	assert_int_equal(s, NATS_OK);
+	assert_true(vox_nats_inbox_prefix(prefix, sizeof(prefix), user, NULL));
+	assert_int_equal(natsOptions_SetCustomInboxPrefix(o, prefix), NATS_OK);
 	natsOptions_SetURL(o, url);
 	natsOptions_SetTimeout(o, 5000);
 	natsOptions_SetMaxReconnect(o, 0);
@@ -309,6 +324,22 @@ static pid_t spawn_actor(fixture *f, int i, const char *url, const char *ca,
 	return spawn_actor_tls(f, i, url, ca, NULL, NULL, log);
 }
 
+/* `voxctl streams apply` as the operators' user. */
+static void voxctl_streams_apply_as_admin(fixture *f)
+{
+	char e_url[128], e_user[64], e_pw[96];
+	snprintf(e_url, sizeof(e_url), "VOX_NATS_URL=%s", f->srv.url);
+	snprintf(e_user, sizeof(e_user), "VOX_NATS_USER=%s", user_names[U_ADMIN]);
+	snprintf(e_pw, sizeof(e_pw), "VOX_NATS_PASSWORD=%s", f->pw[U_ADMIN]);
+	char *env[] = {e_url, e_user, e_pw, NULL};
+	const char *argv[] = {"voxctl", "streams", "apply", "--wait", "10", NULL};
+	th_run_result r;
+	th_run("voxctl", argv, env, NULL, 20000, &r);
+	th_run_expect(&r, 0, NULL);
+	assert_int_equal(th_count_str(r.out.data, "\"action\":\"created\""), 3);
+	th_run_release(&r);
+}
+
 /* ---- fixture --------------------------------------------------------------- */
 
 static int setup(void **state)
@@ -352,6 +383,8 @@ static int setup(void **state)
 	server_start(f, &f->srv, "plain", NULL, NULL, NULL);
 	f->admin = connect_user(f, U_ADMIN);
 	assert_int_equal(natsConnection_JetStream(&f->js, f->admin, NULL), NATS_OK);
+	/* the operator makes the streams (only admin may); the actors check */
+	voxctl_streams_apply_as_admin(f);
 	for (int i = 0; i < NACTORS; i++) {
 		snprintf(f->logs[i], sizeof(f->logs[i]), "%s/%s.log", f->dir,
 			 actor_defs[i].bin);
@@ -439,13 +472,14 @@ static int64_t map_int(const th_reply *r, const char *k)
 	return v->via.i64;
 }
 
-static void voxctl_publish_as_bridge(fixture *f, const char *subject,
-				     const char *json)
+/* voxctl publish as bridge user u (telephony, payments or scorer). */
+static void voxctl_publish_as(fixture *f, int u, const char *subject,
+			      const char *json)
 {
 	char e_url[128], e_user[64], e_pw[96];
 	snprintf(e_url, sizeof(e_url), "VOX_NATS_URL=%s", f->srv.url);
-	snprintf(e_user, sizeof(e_user), "VOX_NATS_USER=%s", user_names[U_BRIDGE]);
-	snprintf(e_pw, sizeof(e_pw), "VOX_NATS_PASSWORD=%s", f->pw[U_BRIDGE]);
+	snprintf(e_user, sizeof(e_user), "VOX_NATS_USER=%s", user_names[u]);
+	snprintf(e_pw, sizeof(e_pw), "VOX_NATS_PASSWORD=%s", f->pw[u]);
 	char *env[] = {e_url, e_user, e_pw, NULL};
 	const char *argv[] = {"voxctl", "publish", subject, json, NULL};
 	th_run_result r;
@@ -473,7 +507,8 @@ static void test_actors_work(void **state)
 	fixture *f = *state;
 	char subject[160], json[700];
 
-	/* a call: the bridge publishes it with voxctl (the client library) */
+	/* a call: the telephony bridge publishes it with voxctl (the client
+	 * library), under its own user and inbox */
 	snprintf(subject, sizeof(subject), "call.started.%s", ORG_A);
 	snprintf(json, sizeof(json),
 		 "{\"event_id\": \"sec-start-1\", \"org_id\": \"%s\","
@@ -481,14 +516,14 @@ static void test_actors_work(void **state)
 		 " \"direction\": \"inbound\", \"from_number\": \"+447700900123\","
 		 " \"to_number\": \"+442071838750\","
 		 " \"started_at\": \"2026-11-24T10:00:00Z\"}", ORG_A);
-	voxctl_publish_as_bridge(f, subject, json);
+	voxctl_publish_as(f, U_TELEPHONY, subject, json);
 	snprintf(subject, sizeof(subject), "call.ended.%s", ORG_A);
 	snprintf(json, sizeof(json),
 		 "{\"event_id\": \"sec-end-1\", \"org_id\": \"%s\","
 		 " \"call_id\": \"c5000000-0000-4000-8000-000000000001\","
 		 " \"ended_at\": \"2026-11-24T10:02:05Z\", \"duration_seconds\": 125,"
 		 " \"status\": \"completed\"}", ORG_A);
-	voxctl_publish_as_bridge(f, subject, json);
+	voxctl_publish_as(f, U_TELEPHONY, subject, json);
 	char sql[512];
 	snprintf(sql, sizeof(sql),
 		 "SELECT count(*) FROM calls WHERE org_id = '%s' AND status = 'completed'",
@@ -517,7 +552,7 @@ static void test_actors_work(void **state)
 		 " \"phone\": \"+447700900123\","
 		 " \"call_id\": \"c5000000-0000-4000-8000-000000000001\","
 		 " \"lead_score\": 86, \"scored_at\": \"2026-11-24T10:03:20Z\"}", ORG_A);
-	voxctl_publish_as_bridge(f, subject, json);
+	voxctl_publish_as(f, U_SCORER, subject, json);
 	assert_int_equal(wait_stream(f, "ALERTS", alerts0 + 1), alerts0 + 1);
 
 	natsConnection *alerts = connect_user(f, U_ALERTS);
@@ -543,7 +578,7 @@ static void test_actors_work(void **state)
 	natsConnection_Destroy(alerts);
 
 	/* a malformed event: vox-calls dead-letters it */
-	natsConnection *bridge = connect_user(f, U_BRIDGE);
+	natsConnection *bridge = connect_user(f, U_TELEPHONY);
 	jsCtx *bjs = NULL;
 	assert_int_equal(natsConnection_JetStream(&bjs, bridge, NULL), NATS_OK);
 	long long dlq0 = th_stream_count(f->js, "DLQ");
@@ -622,6 +657,17 @@ static void test_actors_work(void **state)
 	}
 	assert_int_equal(pongs, NACTORS);
 	natsSubscription_Destroy(inbox_sub);
+
+	/* all of it under the users' own inbox prefixes: the server refused
+	 * none of the actors', bridges', reader's, tenants' or internal's
+	 * subscriptions or publishes (the denial tests come after this one) */
+	for (int u = U_CALLS; u < NUSERS; u++) {
+		char needle[128];
+		snprintf(needle, sizeof(needle), "Violation - User \"%s\"",
+			 user_names[u]);
+		if (th_count_in_log(f->srv.log, needle) != 0)
+			fail_msg("'%s' in %s", needle, f->srv.log);
+	}
 }
 
 /* ---- the denials, each seen by the server ----------------------------------- */
@@ -649,21 +695,166 @@ static void test_tenant_denials(void **state)
 	natsConnection_Destroy(b);
 }
 
+/* What every bridge may not do, whichever it is. (That a refused request
+ * gets no answer is shown for the first; for the others the refused
+ * publish is enough, and saves the wait for the answer.) */
+static void expect_bridge_denials(fixture *f, int u)
+{
+	natsConnection *nc = connect_user(f, u);
+	static const char *const requests[] = {"credentials.get." ORG_A,
+					       "query.wallet." ORG_A,
+					       "billing.authorize." ORG_A};
+	for (size_t i = 0; i < VOX_NELEM(requests); i++) {
+		if (u == U_TELEPHONY)
+			expect_request_denied(f, nc, u, requests[i]);
+		else
+			expect_publish_denied(f, nc, u, requests[i]);
+	}
+	expect_publish_denied(f, nc, u, "alert.hot_lead." ORG_A);
+	expect_publish_denied(f, nc, u, "dlq.call.started." ORG_A);
+	expect_publish_denied(f, nc, u, "$JS.API.STREAM.DELETE.EVENTS");
+	expect_subscribe_denied(f, nc, u, "call.>");
+	expect_subscribe_denied(f, nc, u, "credentials.*.*");
+	natsConnection_Destroy(nc);
+}
+
 static void test_bridge_denials(void **state)
 {
 	fixture *f = *state;
-	natsConnection *nc = connect_user(f, U_BRIDGE);
 	long long alerts0 = th_stream_count(f->js, "ALERTS");
-	expect_request_denied(f, nc, U_BRIDGE, "credentials.get." ORG_A);
-	expect_request_denied(f, nc, U_BRIDGE, "query.wallet." ORG_A);
-	expect_request_denied(f, nc, U_BRIDGE, "billing.authorize." ORG_A);
-	expect_publish_denied(f, nc, U_BRIDGE, "alert.hot_lead." ORG_A);
-	expect_publish_denied(f, nc, U_BRIDGE, "dlq.call.started." ORG_A);
-	expect_publish_denied(f, nc, U_BRIDGE, "$JS.API.STREAM.DELETE.EVENTS");
-	expect_subscribe_denied(f, nc, U_BRIDGE, "call.>");
-	expect_subscribe_denied(f, nc, U_BRIDGE, "credentials.*.*");
+	long long events0 = th_stream_count(f->js, "EVENTS");
+	for (int u = U_TELEPHONY; u <= U_SCORER; u++)
+		expect_bridge_denials(f, u);
+	/* each bridge publishes only its own kind of event: a telephony
+	 * bridge cannot fake a payment, nor a payments bridge a call */
+	natsConnection *t = connect_user(f, U_TELEPHONY);
+	natsConnection *p = connect_user(f, U_PAYMENTS);
+	natsConnection *sc = connect_user(f, U_SCORER);
+	expect_publish_denied(f, t, U_TELEPHONY, "payment.succeeded." ORG_A);
+	expect_publish_denied(f, t, U_TELEPHONY, "lead.scored." ORG_A);
+	expect_publish_denied(f, p, U_PAYMENTS, "call.ended." ORG_A);
+	expect_publish_denied(f, p, U_PAYMENTS, "lead.scored." ORG_A);
+	expect_publish_denied(f, sc, U_SCORER, "call.started." ORG_A);
+	expect_publish_denied(f, sc, U_SCORER, "payment.refunded." ORG_A);
+	natsConnection_Destroy(t);
+	natsConnection_Destroy(p);
+	natsConnection_Destroy(sc);
 	assert_int_equal(th_stream_count(f->js, "ALERTS"), alerts0);
+	assert_int_equal(th_stream_count(f->js, "EVENTS"), events0);
+
+	/* and its own kind works: a top-up by the payments bridge reaches
+	 * the wallet */
+	char json[400];
+	snprintf(json, sizeof(json),
+		 "{\"event_id\": \"sec-pay-1\", \"org_id\": \"%s\","
+		 " \"stripe_payment_intent_id\": \"pi_sec_1\", \"amount_pence\": 300,"
+		 " \"occurred_at\": \"2026-11-24T10:05:00Z\"}", ORG_B);
+	voxctl_publish_as(f, U_PAYMENTS, "payment.succeeded." ORG_B, json);
+	assert_int_equal(th_wait_int(f->dsn,
+		"SELECT wallet_balance_pence FROM organizations WHERE id = '" ORG_B "'",
+		7300, 20000), 7300);
+}
+
+/* Replies, JetStream deliveries and acks are nobody else's: a bridge, the
+ * alert reader and a tenant may not subscribe to another user's inbox
+ * (where a pull consumer delivers to its fetcher: _INBOX_calls.> carries
+ * vox-calls' events, _INBOX_internal.> the credentials internal asked
+ * for), to every inbox, nor to $JS.ACK.>. */
+static void test_inboxes_are_private(void **state)
+{
+	fixture *f = *state;
+	static const char *const others[] = {
+		"_INBOX.>", "_INBOX_internal.>", "_INBOX_calls.>",
+		"_INBOX_alerts.>", "_INBOX_admin.>", "$JS.ACK.>",
+		"$JS.ACK.EVENTS.vox-calls.>", ">"};
+	const int who[] = {U_TELEPHONY, U_PAYMENTS, U_SCORER, U_ALERTS,
+			   U_TENANT_A};
+	for (size_t i = 0; i < VOX_NELEM(who); i++) {
+		natsConnection *nc = connect_user(f, who[i]);
+		for (size_t k = 0; k < VOX_NELEM(others); k++) {
+			/* its own inbox is not "another's" */
+			if (who[i] == U_ALERTS && strcmp(others[k], "_INBOX_alerts.>") == 0)
+				continue;
+			expect_subscribe_denied(f, nc, who[i], others[k]);
+		}
+		natsConnection_Destroy(nc);
+	}
+	/* a tenant's inbox is its own too */
+	natsConnection *b = connect_user(f, U_TENANT_B);
+	expect_subscribe_denied(f, b, U_TENANT_B, "_INBOX_dash-" ORG_A ".>");
+	natsConnection_Destroy(b);
+
+	/* the prefix is what lets a user read its replies: the same user
+	 * with libnats's default "_INBOX" gets none */
+	natsOptions *o = NULL;
+	natsConnection *nc = NULL;
+	natsMsg *reply = NULL;
+	assert_int_equal(natsOptions_Create(&o), NATS_OK);
+	natsOptions_SetURL(o, f->srv.url);
+	natsOptions_SetMaxReconnect(o, 0);
+	natsOptions_SetErrorHandler(o, quiet_errors, NULL);
+	natsOptions_SetUserInfo(o, user_names[U_INTERNAL], f->pw[U_INTERNAL]);
+	assert_int_equal(natsConnection_Connect(&nc, o), NATS_OK);
+	natsOptions_Destroy(o);
+	assert_int_not_equal(natsConnection_Request(&reply, nc, "query.wallet." ORG_A,
+						    "\x80", 1, 1000), NATS_OK);
+	natsMsg_Destroy(reply);
 	natsConnection_Destroy(nc);
+	char needle[160];
+	snprintf(needle, sizeof(needle),
+		 "Subscription Violation - User \"internal\", Subject \"_INBOX.");
+	assert_true(wait_log(f->srv.log, needle, 10000));
+}
+
+/* The streams are the operator's: no actor user may create, update or
+ * delete one (it may read a stream's configuration, to check it). */
+static void test_actors_cannot_change_streams(void **state)
+{
+	fixture *f = *state;
+	jsStreamInfo *before = NULL;
+	assert_int_equal(js_GetStreamInfo(&before, f->js, "EVENTS", NULL, NULL), NATS_OK);
+	for (int u = U_CALLS; u <= U_QUERY; u++) {
+		natsConnection *nc = connect_user(f, u);
+		jsCtx *js = NULL;
+		jsOptions jo;
+		jsOptions_Init(&jo);
+		jo.Wait = 500;
+		assert_int_equal(natsConnection_JetStream(&js, nc, &jo), NATS_OK);
+		const char *subjects[] = {"call.*.*", "payment.*.*", "lead.*.*"};
+		jsStreamConfig cfg;
+		jsStreamInfo *si = NULL;
+		jsStreamConfig_Init(&cfg);
+		cfg.Name = "EVENTS";
+		cfg.Subjects = subjects;
+		cfg.SubjectsLen = 3;
+		cfg.Storage = js_MemoryStorage;
+		cfg.MaxAge = 1000000000LL;
+		assert_int_not_equal(js_UpdateStream(&si, js, &cfg, NULL, NULL), NATS_OK);
+		jsStreamInfo_Destroy(si);
+		si = NULL;
+		expect_violation(&f->srv, "Publish", user_names[u],
+				 "$JS.API.STREAM.UPDATE.EVENTS");
+		cfg.Name = "SHADOW";
+		cfg.Subjects = subjects + 2;
+		cfg.SubjectsLen = 1;
+		assert_int_not_equal(js_AddStream(&si, js, &cfg, NULL, NULL), NATS_OK);
+		jsStreamInfo_Destroy(si);
+		expect_violation(&f->srv, "Publish", user_names[u],
+				 "$JS.API.STREAM.CREATE.SHADOW");
+		expect_publish_denied(f, nc, u, "$JS.API.STREAM.DELETE.DLQ");
+		expect_publish_denied(f, nc, u, "$JS.API.STREAM.PURGE.EVENTS");
+		jsCtx_Destroy(js);
+		natsConnection_Destroy(nc);
+	}
+	/* nothing changed: the same stream, no new one */
+	jsStreamInfo *after = NULL;
+	assert_int_equal(js_GetStreamInfo(&after, f->js, "EVENTS", NULL, NULL), NATS_OK);
+	assert_int_equal(after->Config->Storage, js_FileStorage);
+	assert_true(after->Config->MaxAge == before->Config->MaxAge);
+	assert_true(after->Created == before->Created);
+	jsStreamInfo_Destroy(after);
+	jsStreamInfo_Destroy(before);
+	assert_int_equal(th_stream_count(f->js, "SHADOW"), -1);
 }
 
 static void test_alerts_denials(void **state)
@@ -722,7 +913,7 @@ static void test_authentication(void **state)
 {
 	fixture *f = *state;
 	natsConnection *nc = NULL;
-	assert_int_not_equal(connect_as(f->srv.url, "bridge", "wrong", NULL, &nc),
+	assert_int_not_equal(connect_as(f->srv.url, "telephony", "wrong", NULL, &nc),
 			     NATS_OK);
 	assert_null(nc);
 	assert_int_not_equal(connect_as(f->srv.url, NULL, NULL, NULL, &nc), NATS_OK);
@@ -870,6 +1061,8 @@ int main(void)
 		cmocka_unit_test(test_actors_work),
 		cmocka_unit_test(test_tenant_denials),
 		cmocka_unit_test(test_bridge_denials),
+		cmocka_unit_test(test_inboxes_are_private),
+		cmocka_unit_test(test_actors_cannot_change_streams),
 		cmocka_unit_test(test_alerts_denials),
 		cmocka_unit_test(test_service_denials),
 		cmocka_unit_test(test_authentication),

@@ -341,12 +341,23 @@ static void test_demo_without_actors_or_servers(void **state)
 	fixture *f = *state;
 	th_run_result r;
 
-	/* a fresh server: no EVENTS stream yet */
+	/* a server without streams: the demo names the command that makes
+	 * them and creates none itself */
+	natsConnection *nc = NULL;
+	jsCtx *js = NULL;
+	th_js_connect(f->nats.url, NULL, &nc, &js);
+	const char *streams[] = {"EVENTS", "ALERTS", "DLQ"};
+	for (size_t i = 0; i < VOX_NELEM(streams); i++)
+		assert_int_equal(js_DeleteStream(js, streams[i], NULL, NULL), NATS_OK);
 	const char *demo[] = {"voxctl", "demo", "--orgs", "1", "--calls", "2",
 			"--no-progress", "--wait-seconds", "2", NULL};
 	voxctl(f, demo, &r);
 	th_run_expect(&r, 1, "EVENTS");
+	assert_non_null(strstr(r.err.data, "voxctl streams apply"));
 	th_run_release(&r);
+	assert_int_equal(th_stream_count(js, "EVENTS"), -1);
+	jsCtx_Destroy(js);
+	natsConnection_Destroy(nc);
 	assert_int_equal(th_pg_int(f->db, "SELECT count(*) FROM organizations"), 0);
 
 	/* bad usage */
