@@ -219,7 +219,9 @@ static int64_t duration_of(int org, int i)
 
 static void phone_of(int round, int org, int i, char out[20])
 {
-	snprintf(out, 20, "+4420%02d%02d%04d", round, org, 1000 + i);
+	/* +4420 RR OO 1III: 14 characters for the small numbers used here */
+	snprintf(out, 20, "+4420%02u%02u%04u", (unsigned)round % 100,
+		 (unsigned)org % 100, (unsigned)(1000 + i) % 10000);
 }
 
 /* One round: per org, calls (started and ended), a top-up, a refund of
