@@ -147,6 +147,30 @@ natsStatus vox_nats_new_inbox(char *out, size_t outlen, const char *prefix)
 	return n > 0 && (size_t)n < outlen ? NATS_OK : NATS_INVALID_ARG;
 }
 
+static const char *env_or_null(const char *name)
+{
+	const char *v = getenv(name);
+	return v && *v ? v : NULL;
+}
+
+void vox_nats_opts_from_env(vox_nats_opts *o, const char *name)
+{
+	const char *url = env_or_null("VOX_NATS_URL");
+	*o = (vox_nats_opts){
+		.url = url ? url : "nats://127.0.0.1:4222",
+		.name = name,
+		.user = env_or_null("VOX_NATS_USER"),
+		.password = env_or_null("VOX_NATS_PASSWORD"),
+		.creds = env_or_null("VOX_NATS_CREDS"),
+		.tls_ca = env_or_null("VOX_NATS_TLS_CA"),
+		.tls_cert = env_or_null("VOX_NATS_TLS_CERT"),
+		.tls_key = env_or_null("VOX_NATS_TLS_KEY"),
+		.inbox_prefix = env_or_null("VOX_NATS_INBOX_PREFIX"),
+		.send_asap = true,
+		.timeout_ms = 5000,
+	};
+}
+
 vox_status vox_nats_connect(natsConnection **out, const vox_nats_opts *o,
 			    char *err, size_t errlen)
 {

@@ -27,6 +27,15 @@ typedef struct vox_nats_opts {
 } vox_nats_opts;
 
 /*
+ * The options of a client that is configured like the actors, from the
+ * VOX_NATS_URL, _USER, _PASSWORD, _CREDS, _TLS_CA, _TLS_CERT, _TLS_KEY and
+ * _INBOX_PREFIX variables (unset or empty: absent; the URL defaults to
+ * nats://127.0.0.1:4222), with SendAsap and a 5 s connect timeout. The
+ * strings are borrowed from the environment.
+ */
+void vox_nats_opts_from_env(vox_nats_opts *o, const char *name);
+
+/*
  * Connect once. On success *out is a connection the caller destroys with
  * natsConnection_Destroy (after draining it). Returns VOX_E_UNAVAILABLE when
  * no server answers, VOX_E_CONFIG for bad options; *err gets a reason.

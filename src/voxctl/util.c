@@ -32,32 +32,19 @@ void voxctl_err(const char *fmt, ...)
 	va_end(ap);
 }
 
-static const char *env_or_null(const char *name)
+/* The VOX_NATS_* settings, --server overriding VOX_NATS_URL. */
+static void connect_opts(vox_nats_opts *o)
 {
-	const char *v = getenv(name);
-	return v && *v ? v : NULL;
-}
-
-static const char *server_url(void)
-{
-	return voxctl_server ? voxctl_server : "nats://127.0.0.1:4222";
+	vox_nats_opts_from_env(o, "voxctl");
+	if (voxctl_server)
+		o->url = voxctl_server;
+	o->timeout_ms = 2000;
 }
 
 vox_status voxctl_connect_status(natsConnection **nc, char *err, size_t errlen)
 {
-	vox_nats_opts o = {
-		.url = server_url(),
-		.name = "voxctl",
-		.user = env_or_null("VOX_NATS_USER"),
-		.password = env_or_null("VOX_NATS_PASSWORD"),
-		.creds = env_or_null("VOX_NATS_CREDS"),
-		.tls_ca = env_or_null("VOX_NATS_TLS_CA"),
-		.tls_cert = env_or_null("VOX_NATS_TLS_CERT"),
-		.tls_key = env_or_null("VOX_NATS_TLS_KEY"),
-		.inbox_prefix = env_or_null("VOX_NATS_INBOX_PREFIX"),
-		.send_asap = true,
-		.timeout_ms = 2000,
-	};
+	vox_nats_opts o;
+	connect_opts(&o);
 	return vox_nats_connect(nc, &o, err, errlen);
 }
 
@@ -67,8 +54,10 @@ int voxctl_connect(natsConnection **nc)
 	vox_status st = voxctl_connect_status(nc, err, sizeof(err));
 	if (st == VOX_OK)
 		return EXIT_OK;
+	vox_nats_opts o;
+	connect_opts(&o);
 	voxctl_err("cannot reach NATS at %s: %s (set --server or VOX_NATS_URL)",
-		   server_url(), err);
+		   o.url, err);
 	return st == VOX_E_CONFIG || st == VOX_E_INVALID ? EXIT_USAGE
 							 : EXIT_UNREACHABLE;
 }
@@ -76,9 +65,10 @@ int voxctl_connect(natsConnection **nc)
 bool voxctl_new_inbox(char *out, size_t outlen)
 {
 	char prefix[128];
-	return vox_nats_inbox_prefix(prefix, sizeof(prefix),
-				     env_or_null("VOX_NATS_USER"),
-				     env_or_null("VOX_NATS_INBOX_PREFIX")) &&
+	vox_nats_opts o;
+	connect_opts(&o);
+	return vox_nats_inbox_prefix(prefix, sizeof(prefix), o.user,
+				     o.inbox_prefix) &&
 	       vox_nats_new_inbox(out, outlen, prefix) == NATS_OK;
 }
 
