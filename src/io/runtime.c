@@ -383,7 +383,8 @@ static natsStatus dead_letter_msg(natsMsg **out, vox_runtime *rt,
 	return NATS_OK;
 }
 
-/* Called by libnats for each dead letter's publish ack. */
+/* Called by libnats for each dead letter's publish ack; the message is
+ * ours to destroy (libnats hands it over to an AckHandler). */
 static void dead_letter_acked(jsCtx *js, natsMsg *m, jsPubAck *pa,
 			      jsPubAckErr *pae, void *closure)
 {
@@ -391,16 +392,17 @@ static void dead_letter_acked(jsCtx *js, natsMsg *m, jsPubAck *pa,
 	const char *seq = NULL;
 	VOX_UNUSED(js);
 	VOX_UNUSED(pae);
-	if (pa == NULL || natsMsgHeader_Get(m, VOX_HDR_STREAM_SEQ, &seq) != NATS_OK)
-		return;
-	pthread_mutex_lock(&in->dlq_lock);
-	if (in->ndlq_stored == in->capdlq_stored) {
-		in->capdlq_stored = in->capdlq_stored ? in->capdlq_stored * 2 : 64;
-		in->dlq_stored = vox_realloc(in->dlq_stored,
-					     in->capdlq_stored * sizeof(uint64_t));
+	if (pa != NULL && natsMsgHeader_Get(m, VOX_HDR_STREAM_SEQ, &seq) == NATS_OK) {
+		pthread_mutex_lock(&in->dlq_lock);
+		if (in->ndlq_stored == in->capdlq_stored) {
+			in->capdlq_stored = in->capdlq_stored ? in->capdlq_stored * 2 : 64;
+			in->dlq_stored = vox_realloc(in->dlq_stored,
+						     in->capdlq_stored * sizeof(uint64_t));
+		}
+		in->dlq_stored[in->ndlq_stored++] = strtoull(seq, NULL, 10);
+		pthread_mutex_unlock(&in->dlq_lock);
 	}
-	in->dlq_stored[in->ndlq_stored++] = strtoull(seq, NULL, 10);
-	pthread_mutex_unlock(&in->dlq_lock);
+	natsMsg_Destroy(m);
 }
 
 static bool dead_letter_stored(input_rt *in, uint64_t seq)
