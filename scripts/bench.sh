@@ -13,16 +13,27 @@
 #       a responder without a database, on the same servers. 10 s per run;
 #       --quick: 3 s and only 2/2.
 #
-#   bench.sh all [--quick]
-#       the standard suite of issue #10 on one set of private servers:
-#       query (echo baseline, 2000/s and saturation with 2/2), e2e-calls
-#       (N call.started + N call.ended over 1000 orgs, through vox-calls and
-#       vox-billing), hot-org (the same for one org), e2e-calls at 5000
-#       events/s offered (2500 calls/s: publish-to-commit latency), limit (2N events
-#       through a trivial consumer), baseline-seed (N calls through the
-#       replaced per-event design, 8 connections), and the peak RSS
-#       (VmHWM) of each actor at the end of its runs. N = 20000, --quick:
-#       4000 (and 3 s query runs): under two minutes. Writes
+#   bench.sh all [--quick] [--preload]
+#       the standard suite on one set of private servers, every pipeline
+#       scenario on a fresh database (the migrations applied) and empty
+#       streams, so that none is favoured by the order:
+#         query       echo baseline, query.wallet at 2000/s and saturation;
+#         e2e-calls   N calls (N call.started + N call.ended) over 1000
+#                     orgs through vox-calls and vox-billing, to the last
+#                     commit; hot-org the same for one org;
+#         e2e-latency the latency curve: publish-to-commit p50/p99 at
+#                     1000, 2500, 5000 and 7500 events/s offered (8 s of
+#                     calls each, 3 s with --quick);
+#         limit       vox's own consume loop with a trivial handler, fed
+#                     the same calls: concurrent, publish-only and
+#                     consume-only (the two sides' ceilings);
+#         baseline-seed  the replaced design through JetStream: one event
+#                     per transaction, 8 workers;
+#       and the peak RSS (VmHWM) of each actor at the end of its runs.
+#       N = 20000 calls, --quick: 4000. --preload adds e2e-calls on tables
+#       already holding 1M and 10M calls: they are built once, in a
+#       PostgreSQL cluster kept under build/bench/preload (the first
+#       10M build takes a while; later runs reuse it). Writes
 #       build/bench/report.json, report.md and report.png (gnuplot) from
 #       the lines of this run (scripts/bench_report.py). A scenario that
 #       fails is recorded as {"scenario":...,"error":...} and reported as
@@ -40,7 +51,7 @@ bin=$top/build/bin
 outdir=$top/build/bench
 
 die() { echo "bench: $*" >&2; exit 1; }
-usage() { echo "usage: scripts/bench.sh query|all [--quick]" >&2; exit 2; }
+usage() { echo "usage: scripts/bench.sh query|all [--quick] [--preload]" >&2; exit 2; }
 
 mode=${1:-}
 case $mode in
@@ -49,9 +60,11 @@ case $mode in
 esac
 shift
 quick=0
+preload=0
 for a in "$@"; do
   case $a in
     --quick) quick=1 ;;
+    --preload) [ "$mode" = all ] || usage; preload=1 ;;
     *) usage ;;
   esac
 done
@@ -100,6 +113,9 @@ cleanup() {
     done
   fi
   "$top/scripts/servers.sh" stop "$tmp" >/dev/null 2>&1 || true
+  if [ -n "${ppg_started:-}" ]; then
+    "$top/scripts/servers.sh" stop "$top/build/bench/preload" pg >/dev/null 2>&1 || true
+  fi
   rm -rf "$tmp"
   exit "$rc"
 }
@@ -242,15 +258,28 @@ run 2 2 --rate 0 --seconds "$secs"
 memory "$qpid" vox-query "query saturation"
 stop_query
 
-# vox-calls and vox-billing, fresh for each pipeline run, ready once both
-# answer $SRV.PING (they checked the streams and made their consumers by
-# then).
+# A fresh database with the migrations, and empty streams: every pipeline
+# scenario starts from the same state, whatever ran before it. Sets $dsn.
+ndb=0
+fresh() { # label
+  ndb=$((ndb + 1))
+  local db="bench_${1//-/_}_$ndb"
+  PGPASSFILE=$VOX_PG_PASSFILE "$VOX_PG_BIN/createdb" -h 127.0.0.1 -p "$VOX_PG_PORT" \
+    -U vox "$db" >&2
+  dsn="${VOX_PG_DSN% dbname=*} dbname=$db"
+  VOX_PG_DSN=$dsn "$bin/voxctl" migrate >/dev/null
+  "$bin/vox-bench" reset-streams >&2
+}
+
+# vox-calls and vox-billing on $dsn, fresh for each pipeline run, ready
+# once both answer $SRV.PING (they checked the streams and made their
+# consumers by then).
 start_actors() {
   local end a
   stop_actors
-  VOX_LOG_LEVEL=warn "$bin/vox-calls" >>"$tmp/vox-calls.log" 2>&1 &
+  VOX_PG_DSN=$dsn VOX_LOG_LEVEL=warn "$bin/vox-calls" >>"$tmp/vox-calls.log" 2>&1 &
   cpid=$!
-  VOX_LOG_LEVEL=warn "$bin/vox-billing" >>"$tmp/vox-billing.log" 2>&1 &
+  VOX_PG_DSN=$dsn VOX_LOG_LEVEL=warn "$bin/vox-billing" >>"$tmp/vox-billing.log" 2>&1 &
   bpid=$!
   end=$((SECONDS + 20))
   for a in vox-calls vox-billing; do
@@ -262,28 +291,70 @@ start_actors() {
   done
 }
 
-pipeline() { # scenario vox-bench-e2e-args...
+# An e2e run on $dsn (fresh unless the caller set it up).
+e2e_run() { # name vox-bench-e2e-args...
   local name=$1
   shift
   start_actors
   echo "bench: vox-bench e2e-calls $* ($name)" >&2
-  try "$name" "$bin/vox-bench" e2e-calls --url "$VOX_NATS_URL" --dsn "$VOX_PG_DSN" "$@"
+  try "$name" "$bin/vox-bench" e2e-calls --url "$VOX_NATS_URL" --dsn "$dsn" \
+    --name "$name" "$@"
   memory "$cpid" vox-calls "$name"
   memory "$bpid" vox-billing "$name"
   stop_actors
 }
 
+pipeline() { # name vox-bench-e2e-args...
+  fresh "$1"
+  e2e_run "$@"
+}
+
 pipeline e2e-calls --orgs 1000 --events "$events"
 pipeline hot-org --orgs 1 --events "$events"
-pipeline e2e-latency --orgs 1000 --events "$events" --rate 2500
+# the latency curve: events/s offered (half as many calls/s), a fixed time
+lat_secs=8
+[ "$quick" -eq 1 ] && lat_secs=3
+for eps in 1000 2500 5000 7500; do
+  cps=$((eps / 2))
+  pipeline e2e-latency --orgs 1000 --events $((cps * lat_secs)) --rate "$cps"
+done
 
-# Without the actors: the machine's ceiling, then the replaced design.
-echo "bench: vox-bench limit --events $((events * 2))" >&2
-try limit "$bin/vox-bench" limit --url "$VOX_NATS_URL" --dsn "$VOX_PG_DSN" \
-  --events $((events * 2))
+# Without the actors: vox's own loop with a trivial handler (the fair
+# ceiling), then the replaced design, on the same calls.
+fresh limit
+echo "bench: vox-bench limit --events $events" >&2
+try limit "$bin/vox-bench" limit --url "$VOX_NATS_URL" --dsn "$dsn" --events "$events"
+fresh baseline-seed
 echo "bench: vox-bench baseline-seed --orgs 1000 --events $events --conns 8" >&2
-try baseline-seed "$bin/vox-bench" baseline-seed --dsn "$VOX_PG_DSN" --orgs 1000 \
-  --events "$events" --conns 8
+try baseline-seed "$bin/vox-bench" baseline-seed --url "$VOX_NATS_URL" --dsn "$dsn" \
+  --orgs 1000 --events "$events" --conns 8
+
+# e2e-calls on tables that already hold 1M and 10M calls: a cluster of its
+# own under build/bench/preload, built once and kept (fsync as the rest).
+if [ "$preload" -eq 1 ]; then
+  pdir=$top/build/bench/preload
+  mkdir -p "$pdir"
+  chmod 755 "$top/build" "$top/build/bench" "$pdir"
+  VOX_PG_FSYNC=$VOX_BENCH_FSYNC VOX_PG_PORT= "$top/scripts/servers.sh" start "$pdir" pg >&2
+  ppg_started=1
+  # shellcheck disable=SC1091
+  pdsn_base=$(. "$pdir/env"; echo "${VOX_PG_DSN% dbname=*}")
+  for size in 1000000 10000000; do
+    db=preload_$size
+    # shellcheck disable=SC1091
+    (. "$pdir/env"
+     PGPASSFILE=$VOX_PG_PASSFILE "$VOX_PG_BIN/psql" -qAt "$VOX_PG_ADMIN_DSN" \
+       -c "SELECT 1 FROM pg_database WHERE datname = '$db'" | grep -q 1 ||
+       PGPASSFILE=$VOX_PG_PASSFILE "$VOX_PG_BIN/createdb" -h 127.0.0.1 \
+         -p "$VOX_PG_PORT" -U vox "$db" >&2)
+    dsn="$pdsn_base dbname=$db"
+    VOX_PG_DSN=$dsn "$bin/voxctl" migrate >/dev/null
+    echo "bench: vox-bench preload --events $size (built once, kept in $pdir)" >&2
+    try "preload-$size" "$bin/vox-bench" preload --dsn "$dsn" --events "$size"
+    "$bin/vox-bench" reset-streams >&2
+    e2e_run "e2e-preload-$size" --orgs 1000 --events "$events"
+  done
+fi
 
 mkdir -p "$outdir"
 rq=()

@@ -5,9 +5,10 @@
 
 LINES.jsonl holds every JSON line the run printed (one object per line).
 Writes OUTDIR/report.json (the lines, the ratios and the targets),
-OUTDIR/report.md (the figures, each target of issue #10 with PASS or MISS,
-the ratios) and OUTDIR/report.png (gnuplot: throughput per scenario and
-query latency percentiles; skipped, and said so, without gnuplot).
+OUTDIR/report.md (the figures, each target with PASS or MISS, the ratios)
+and OUTDIR/report.png (gnuplot: throughput per scenario, the e2e latency
+curve and query latency percentiles; skipped, and said so, without
+gnuplot).
 
 Every ratio is made of figures from the same run: absolute figures drift on
 shared machines, ratios much less. Standard library only.
@@ -80,13 +81,18 @@ def fmt(v, digits=1):
 
 def classify(rows):
     s = {}
-    s["e2e"] = pick(rows, lambda r: r.get("scenario") == "e2e-calls"
-                    and not num(r, "offered_rps"))
-    s["latency"] = pick(rows, lambda r: r.get("scenario") == "e2e-calls"
-                        and (num(r, "offered_rps") or 0) > 0)
-    s["hot"] = pick(rows, lambda r: r.get("scenario") == "hot-org")
-    s["limit"] = pick(rows, lambda r: r.get("scenario") == "limit")
-    s["baseline"] = pick(rows, lambda r: r.get("scenario") == "baseline-seed")
+    by = lambda name: pick(rows, lambda r: r.get("scenario") == name)
+    s["e2e"] = by("e2e-calls")
+    s["hot"] = by("hot-org")
+    s["curve"] = sorted((r for r in rows if r.get("scenario") == "e2e-latency"),
+                        key=lambda r: num(r, "offered_events_per_s") or 0)
+    s["latency"] = pick(s["curve"], lambda r: num(r, "offered_events_per_s") == 5000)
+    s["limit"] = by("limit")
+    s["limit_pub"] = by("limit-publish")
+    s["limit_cons"] = by("limit-consume")
+    s["baseline"] = by("baseline-seed")
+    s["pre1m"] = by("e2e-preload-1000000")
+    s["pre10m"] = by("e2e-preload-10000000")
     s["echo"] = pick(rows, lambda r: r.get("scenario") == "query"
                      and r.get("target") == "echo")
     s["q_fixed"] = pick(rows, lambda r: r.get("scenario") == "query"
@@ -100,38 +106,27 @@ def classify(rows):
     return s
 
 
-def calls_per_s(row, per_call_key):
-    """Calls fully processed per second: e2e counts two events per call
-    (call.started + call.ended), the baseline one per call."""
-    v = num(row, per_call_key)
-    if v is not None:
-        return v
-    if row is None:
-        return None
-    if per_call_key == "call_ended_per_s":
-        ev = num(row, "events_per_s")
-        return ev / 2 if ev is not None else None
-    return num(row, "events_per_s")
+def eps(row):
+    return num(row, "events_per_s") if ok(row) else None
 
 
 def build(rows, quick):
     s = classify(rows)
-    e2e, hot, lim, base = s["e2e"], s["hot"], s["limit"], s["baseline"]
-    e2e_eps = num(e2e, "events_per_s") if ok(e2e) else None
-    hot_eps = num(hot, "events_per_s") if ok(hot) else None
-    lim_eps = num(lim, "events_per_s") if ok(lim) else None
-    e2e_cps = calls_per_s(e2e, "call_ended_per_s") if ok(e2e) else None
-    base_cps = calls_per_s(base, "calls_per_s") if ok(base) else None
-    base_eps = num(base, "events_per_s") if ok(base) else None
-
+    e2e_eps, hot_eps = eps(s["e2e"]), eps(s["hot"])
+    lim_eps = eps(s["limit"])
+    e2e_cps = num(s["e2e"], "call_ended_per_s") if ok(s["e2e"]) else None
+    base_cps = num(s["baseline"], "calls_per_s") if ok(s["baseline"]) else None
     ratios = {
-        # per call: call.ended fully processed by both actors vs calls
-        # deducted by the per-event design (the like-for-like unit)
-        "e2e_calls_over_baseline_seed": ratio(e2e_cps, base_cps),
-        # per event as printed (e2e counts call.started too): for reference
-        "e2e_calls_over_baseline_seed_per_event": ratio(e2e_eps, base_eps),
-        "hot_org_over_e2e_calls": ratio(hot_eps, e2e_eps),
+        # both sides count events: call.started + call.ended, committed
         "e2e_calls_over_limit": ratio(e2e_eps, lim_eps),
+        # per call: calls fully processed by both actors vs calls fully
+        # processed (both events, one transaction each) by the old design
+        "e2e_calls_over_baseline_seed": ratio(e2e_cps, base_cps),
+        "hot_org_over_e2e_calls": ratio(hot_eps, e2e_eps),
+        "preload_10m_over_e2e_calls": ratio(eps(s["pre10m"]), e2e_eps),
+        "preload_1m_over_e2e_calls": ratio(eps(s["pre1m"]), e2e_eps),
+        "limit_publish_over_limit": ratio(eps(s["limit_pub"]), lim_eps),
+        "limit_consume_over_limit": ratio(eps(s["limit_cons"]), lim_eps),
     }
     lat = s["latency"] if ok(s["latency"]) else None
     qf = s["q_fixed"] if ok(s["q_fixed"]) else None
@@ -155,30 +150,34 @@ def build(rows, quick):
             verdict = "NOT MEASURED"
         elif cmp == ">=":
             verdict = "PASS" if measured >= limit else "MISS"
+        elif cmp == "<=":
+            verdict = "PASS" if measured <= limit else "MISS"
         else:
             verdict = "PASS" if measured < limit else "MISS"
         return {"target": name, "measured": measured, "unit": unit,
                 "cmp": cmp, "limit": limit, "verdict": verdict, "note": note}
 
     targets = [
-        target("e2e-calls events/s fully processed", e2e_eps, "events/s",
-               ">=", 20000, "call.started + call.ended, committed by both "
-               "vox-calls and vox-billing (checked with SQL)"),
-        target("e2e-calls / baseline-seed", ratios["e2e_calls_over_baseline_seed"],
-               "x", ">=", 8, "per call: call.ended/s vs baseline calls/s"),
         target("e2e-calls / limit", ratios["e2e_calls_over_limit"], "x", ">=",
-               0.5, "events/s vs events/s"),
-        target("hot-org / e2e-calls", ratios["hot_org_over_e2e_calls"], "x",
-               ">=", 0.7, "events/s vs events/s"),
+               0.7, f"e2e {fmt(e2e_eps)} events/s vs vox's loop with a trivial"
+               f" handler {fmt(lim_eps)} events/s"),
+        target("e2e-calls / baseline-seed, per call",
+               ratios["e2e_calls_over_baseline_seed"], "x", ">=", 5,
+               f"e2e {fmt(e2e_cps)} calls/s vs the replaced design through"
+               f" JetStream {fmt(base_cps)} calls/s"),
         target("p99 publish-to-commit at 5,000 events/s offered",
-               num(lat, "p99_ms"), "ms", "<", 50,
-               (f"{fmt(num(lat, 'offered_rps'), 0)} call.ended/s offered"
-                + (f" ({fmt(num(lat, 'offered_events_per_s'), 0)} events/s with"
-                   " their call.started)"
-                   if num(lat, "offered_events_per_s") else "")
-                + f", {fmt(num(lat, 'samples'), 0)} samples") if lat else ""),
-        target("query.wallet p99 at 2,000/s", q_p99_ms, "ms", "<", 2,
-               f"echo baseline p99 {fmt(echo_p99_ms, 3)} ms" if echo else ""),
+               num(lat, "p99_ms"), "ms", "<=", 50,
+               f"p50 {fmt(num(lat, 'p50_ms'), 2)} ms, "
+               f"{fmt(num(lat, 'samples'), 0)} samples" if lat else ""),
+        target("hot-org / e2e-calls", ratios["hot_org_over_e2e_calls"], "x",
+               ">=", 0.9, "events/s vs events/s"),
+        target("e2e with 10M calls preloaded / e2e on empty tables",
+               ratios["preload_10m_over_e2e_calls"], "x", ">=", 0.8,
+               "events/s vs events/s" if s["pre10m"] else
+               "not run: BENCH_ARGS=--preload make bench"),
+        target("query.wallet p99 / echo p99 at 2,000/s",
+               ratios["query_p99_over_echo_p99"], "x", "<=", 2,
+               f"query p99 {fmt(q_p99_ms, 3)} ms, echo p99 {fmt(echo_p99_ms, 3)} ms"),
         target("every actor's peak RSS", worst, "MB", "<", 32,
                f"largest: {worst_actor}" if worst_actor else ""),
     ]
@@ -202,13 +201,16 @@ def gnuplot(outdir, s):
     if not gp:
         return None, "gnuplot is not installed (scripts/deps.sh installs gnuplot-nox): no chart"
     bars = []
-    for label, key, field in (("e2e-calls", "e2e", "events_per_s"),
-                              ("hot-org", "hot", "events_per_s"),
-                              ("limit", "limit", "events_per_s"),
-                              ("baseline-seed", "baseline", "events_per_s")):
-        row = s[key]
-        v = num(row, field) if ok(row) else None
-        bars.append((label, v if v is not None else 0))
+    for label, key in (("e2e-calls", "e2e"), ("hot-org", "hot"),
+                       ("e2e 1M preloaded", "pre1m"), ("e2e 10M preloaded", "pre10m"),
+                       ("limit", "limit"), ("limit publish-only", "limit_pub"),
+                       ("limit consume-only", "limit_cons"),
+                       ("baseline-seed", "baseline")):
+        v = eps(s[key])
+        if v is not None:
+            bars.append((label, v))
+    curve = [(num(r, "offered_events_per_s"), num(r, "p50_ms"), num(r, "p99_ms"),
+              num(r, "events_per_s")) for r in s["curve"] if ok(r)]
     lats = []
     for label, key in (("echo 2000/s", "echo"), ("wallet 2000/s", "q_fixed"),
                        ("wallet saturation", "q_sat")):
@@ -216,30 +218,46 @@ def gnuplot(outdir, s):
         vals = [num(row, k) for k in ("p50_us", "p99_us", "p999_us")]
         lats.append((label, [v / 1000 if v is not None else 0 for v in vals]))
     thr = os.path.join(outdir, "throughput.dat")
+    cur = os.path.join(outdir, "curve.dat")
     lat = os.path.join(outdir, "latency.dat")
     with open(thr, "w", encoding="utf-8") as f:
-        for label, v in bars:
+        for label, v in bars or [("none", 0)]:
             f.write(f'"{label}" {v:.1f}\n')
+    with open(cur, "w", encoding="utf-8") as f:
+        for x, p50, p99, got in curve or [(0, 0, 0, 0)]:
+            f.write(f"{x or 0:.0f} {p50 or 0:.3f} {p99 or 0:.3f} {got or 0:.1f}\n")
     with open(lat, "w", encoding="utf-8") as f:
         for label, vals in lats:
             f.write(f'"{label}" {vals[0]:.4f} {vals[1]:.4f} {vals[2]:.4f}\n')
     png = os.path.join(outdir, "report.png")
     script = f"""
-set terminal png size 1200,500 noenhanced
+set terminal png size 1600,500 noenhanced
 set output '{png}'
-set multiplot layout 1,2 title 'vox-bench (one run; absolute figures drift, ratios less)'
+set multiplot layout 1,3 title 'vox-bench (one run; absolute figures drift, ratios less)'
+set grid ytics
+set yrange [0:*]
 set style data histograms
 set style fill solid 0.8 border -1
 set boxwidth 0.8
-set grid ytics
-set yrange [0:*]
-set xtics rotate by -20
-set title 'throughput (events/s; baseline-seed: calls/s)'
+set xtics rotate by -25
+set title 'throughput (events/s, to the last commit)'
 unset key
 plot '{thr}' using 2:xtic(1) lc rgb '#3b6ea8'
-set title 'query latency (ms)'
-set style histogram clustered gap 1
+set style data linespoints
+set xtics norotate
+set xrange [0:*]
+set xlabel 'events/s offered'
+set ylabel 'ms'
+set title 'e2e publish-to-commit latency'
 set key top left
+plot '{cur}' using 1:2 title 'p50' lw 2 lc rgb '#6aa84f', \\
+     '' using 1:3 title 'p99' lw 2 lc rgb '#e69138'
+unset xlabel
+unset ylabel
+set autoscale x
+set style data histograms
+set style histogram clustered gap 1
+set title 'query latency (ms)'
 plot '{lat}' using 2:xtic(1) title 'p50' lc rgb '#6aa84f', \\
      '' using 3 title 'p99' lc rgb '#e69138', \\
      '' using 4 title 'p99.9' lc rgb '#cc0000'
@@ -251,7 +269,7 @@ unset multiplot
     except (OSError, subprocess.SubprocessError) as e:
         return None, f"gnuplot failed ({e}): no chart"
     finally:
-        for p in (thr, lat):
+        for p in (thr, cur, lat):
             try:
                 os.unlink(p)
             except OSError:
@@ -271,15 +289,16 @@ def markdown(s, ratios, targets, peak, quick, png, png_note, bad, when):
     L.append("Every figure below comes from this one run, on private servers "
              "(nats-server with JetStream, PostgreSQL with fsync "
              f"{os.environ.get('VOX_BENCH_FSYNC', 'on')}) on the "
-             "same machine as the load. Absolute figures drift on shared "
+             "same machine as the load; every pipeline scenario on a fresh "
+             "database and empty streams. Absolute figures drift on shared "
              "machines: the ratios are the headline.")
     if quick:
         L.append("")
         L.append("**Quick run** (4,000 calls per pipeline scenario, 3 s query "
-                 "runs): a check that the suite works, not the standard "
-                 "figures.")
+                 "and latency runs): a check that the suite works, not the "
+                 "standard figures.")
     L.append("")
-    L.append("## Targets (issue #10)")
+    L.append("## Targets")
     L.append("")
     rows = []
     for t in targets:
@@ -290,8 +309,7 @@ def markdown(s, ratios, targets, peak, quick, png, png_note, bad, when):
         elif t["measured"] is not None:
             m += "x"
         lim = f"{t['cmp']} {t['limit']:g}{'x' if unit == 'x' else ' ' + unit}"
-        verdict = f"**{t['verdict']}**"
-        rows.append((t["target"], lim, m, verdict, t["note"]))
+        rows.append((t["target"], lim, m, f"**{t['verdict']}**", t["note"]))
     L.append(table(("target", "wanted", "measured", "verdict", "how"), rows))
     missed = [t["target"] for t in targets if t["verdict"] != "PASS"]
     L.append("")
@@ -302,58 +320,62 @@ def markdown(s, ratios, targets, peak, quick, png, png_note, bad, when):
     L.append("")
     L.append("## Ratios (same run)")
     L.append("")
-    L.append(table(("ratio", "value", "unit"), [
-        ("e2e-calls / baseline-seed", fmt(ratios["e2e_calls_over_baseline_seed"], 2),
-         "call.ended fully processed per s / baseline calls per s"),
-        ("e2e-calls / baseline-seed, per event as printed",
-         fmt(ratios["e2e_calls_over_baseline_seed_per_event"], 2),
-         "e2e events/s (started + ended) / baseline calls/s: twice the above, for reference"),
-        ("hot-org / e2e-calls", fmt(ratios["hot_org_over_e2e_calls"], 2), "events/s"),
-        ("e2e-calls / limit", fmt(ratios["e2e_calls_over_limit"], 2), "events/s"),
-        ("query.wallet p99 / echo p99 at 2,000/s",
-         fmt(ratios["query_p99_over_echo_p99"], 2),
-         "vox-query's round trip over the bare NATS round trip"),
-    ]))
+    L.append(table(("ratio", "value"), [
+        (k.replace("_", " "), fmt(v, 2)) for k, v in ratios.items()]))
     L.append("")
     L.append("## Pipeline")
     L.append("")
     prow = []
     for label, key in (("e2e-calls (1,000 orgs)", "e2e"), ("hot-org (1 org)", "hot"),
-                       ("e2e-calls at 5,000 events/s offered", "latency"),
-                       ("limit (trivial consumer)", "limit"),
-                       ("baseline-seed (8 conns)", "baseline")):
+                       ("e2e-calls, 1M calls preloaded", "pre1m"),
+                       ("e2e-calls, 10M calls preloaded", "pre10m"),
+                       ("limit: vox's loop, trivial handler, concurrent", "limit"),
+                       ("limit: publisher alone", "limit_pub"),
+                       ("limit: loop alone, on a pre-published stream", "limit_cons"),
+                       ("baseline-seed (8 workers, one event per transaction)",
+                        "baseline")):
         r = s[key]
         if r is None:
-            prow.append((label, "not run", "", "", "", "", ""))
+            prow.append((label, "not run", "", "", ""))
             continue
         if "error" in r:
-            prow.append((label, f"failed: {r['error']}", "", "", "", "", ""))
+            prow.append((label, f"failed: {r['error']}", "", "", ""))
             continue
-        if key == "baseline":
-            per_call = calls_per_s(r, "calls_per_s")
-        elif key == "limit":
-            per_call = None
-        else:
-            per_call = calls_per_s(r, "call_ended_per_s")
+        per_call = num(r, "call_ended_per_s", "calls_per_s")
         prow.append((label, fmt(num(r, "events"), 0), fmt(num(r, "seconds"), 2),
                      fmt(num(r, "events_per_s")),
-                     fmt(per_call) if per_call is not None else "",
-                     fmt(num(r, "p50_ms"), 2) if num(r, "p50_ms") is not None else "",
-                     fmt(num(r, "p99_ms"), 2) if num(r, "p99_ms") is not None else ""))
-    L.append(table(("scenario", "events", "seconds", "events/s", "calls/s",
-                    "p50 ms", "p99 ms"), prow))
+                     fmt(per_call) if per_call is not None else ""))
+    L.append(table(("scenario", "events", "seconds", "events/s", "calls/s"), prow))
     L.append("")
-    L.append("e2e events are call.started + call.ended (two per call), counted "
-             "when both actors have committed them, checked with SQL; latency "
-             "is publish to commit of a sample of call.ended. baseline-seed "
-             "events are calls (one transaction each).")
+    L.append("Events are call.started + call.ended (two per call). e2e counts "
+             "them once both vox-calls and vox-billing committed them, checked "
+             "with SQL, to the last commit. limit feeds the same calls to vox's "
+             "own consume loop with a handler that writes one narrow row per "
+             "event. baseline-seed takes them one at a time from JetStream, one "
+             "transaction each, as the replaced system did.")
+    L.append("")
+    L.append("## Latency curve (e2e-calls, paced)")
+    L.append("")
+    crow = []
+    for r in s["curve"]:
+        if not ok(r):
+            crow.append(("failed", "", "", "", ""))
+            continue
+        crow.append((fmt(num(r, "offered_events_per_s"), 0), fmt(eps(r)),
+                     fmt(num(r, "p50_ms"), 2), fmt(num(r, "p99_ms"), 2),
+                     fmt(num(r, "max_ms"), 2)))
+    L.append(table(("offered events/s", "achieved events/s", "p50 ms", "p99 ms",
+                    "max ms"), crow))
+    L.append("")
+    L.append("Latency: publish (its due time) to the commit-side time of a "
+             "sample of call.ended.")
     L.append("")
     L.append("## query.wallet")
     L.append("")
     qrow = []
     for label, key in (("echo baseline, 2,000/s", "echo"),
-                       ("query.wallet 2,000/s (2 conns / 2 workers)", "q_fixed"),
-                       ("query.wallet saturation (2/2)", "q_sat")):
+                       ("query.wallet 2,000/s", "q_fixed"),
+                       ("query.wallet saturation", "q_sat")):
         r = s[key]
         if not ok(r):
             qrow.append((label, "not measured", "", "", "", "", ""))
@@ -387,13 +409,12 @@ def markdown(s, ratios, targets, peak, quick, png, png_note, bad, when):
         L.append("")
     L.append("## Chart")
     L.append("")
-    if png:
-        L.append("![throughput and latency](report.png)")
-    else:
-        L.append(png_note)
+    L.append("![throughput, latency curve, query latency](report.png)" if png
+             else png_note)
     L.append("")
-    L.append("Rerun: `make bench` (standard) or `scripts/bench.sh all --quick` "
-             "after `make build`. Raw lines: report.json.")
+    L.append("Rerun: `make bench` (standard), `BENCH_ARGS=--quick make bench`, "
+             "`BENCH_ARGS=--preload make bench` (adds the 1M and 10M preloads). "
+             "Raw lines: report.json.")
     L.append("")
     return "\n".join(L)
 

@@ -89,9 +89,12 @@ start_pg() {
     [ -n "$port" ] || port=$(pick_port)
     port_free "$port" || die "port $port is in use (set VOX_PG_PORT)"
     echo "$port" > "$dir/pg/port"
+    local opts="-p $port -c listen_addresses=127.0.0.1 -k $dir/pg/run -c max_connections=200"
+    opts="$opts -c fsync=${VOX_PG_FSYNC:-on}"
+    # extensions to preload (e.g. pg_stat_statements for scripts/bench-profile.sh)
+    [ -z "${VOX_PG_PRELOAD:-}" ] || opts="$opts -c shared_preload_libraries=$VOX_PG_PRELOAD"
     as_pg setsid -w "$pgbin/pg_ctl" -D "$data" -l "$dir/pg/postgres.log" -w -t 60 \
-      -o "-p $port -c listen_addresses=127.0.0.1 -k $dir/pg/run -c max_connections=200 -c fsync=${VOX_PG_FSYNC:-on}" \
-      start >/dev/null || die "postgres did not start (see $dir/pg/postgres.log)"
+      -o "$opts" start >/dev/null || die "postgres did not start (see $dir/pg/postgres.log)"
   fi
   local dsn="host=127.0.0.1 port=$port user=vox passfile=$dir/pg/pgpass"
   PGPASSFILE=$dir/pg/pgpass "$pgbin/psql" -qAt "$dsn dbname=postgres" \
@@ -102,7 +105,7 @@ start_pg() {
     echo "export VOX_PG_DSN='$dsn dbname=vox'"
     echo "export VOX_PG_QUERY_DSN='host=127.0.0.1 port=$port user=vox_query passfile=$dir/pg/pgpass dbname=vox'"
     echo "export VOX_PG_ADMIN_DSN='$dsn dbname=postgres'"
-    echo "export VOX_PG_BIN=$pgbin VOX_PG_DATA=$data VOX_PG_PORT=$port"
+    echo "export VOX_PG_BIN=$pgbin VOX_PG_DATA=$data VOX_PG_PORT=$port VOX_PG_PASSFILE=$dir/pg/pgpass"
   } >> "$dir/env"
 }
 
