@@ -540,14 +540,12 @@ static void test_replayed_call_ended_is_charged_once(void **state)
 	assert_int_equal(th_pg_intf(f->db, "SELECT count(*) FROM call_charges"), 1);
 	assert_int_equal(th_pg_intf(f->db, "SELECT amount_pence FROM credit_transactions"
 				     " WHERE call_id = '" CALL_1 "'"), -140);
-	assert_int_equal(th_pg_intf(f->db, "SELECT count(*) FROM processed_webhook_events"
-				     " WHERE event_id = 'vox-billing:call.ended:vapi-end-1'"), 1);
+	/* the charge's own row is its record: no per-event one */
+	assert_int_equal(th_pg_intf(f->db, "SELECT count(*) FROM processed_webhook_events"), 0);
 	/* duplicates are acknowledged, not dead-lettered */
 	assert_int_equal(th_stream_count(f->js, "DLQ"), 0);
 	/* defect: a deferrable unique constraint made every ON CONFLICT
-	 * insert fail. The third copy, alone in its batch, took the ON
-	 * CONFLICT path of processed_webhook_events; and no key of the
-	 * billing tables is deferrable. */
+	 * insert fail. No key of the billing tables is deferrable. */
 	assert_int_equal(th_pg_intf(f->db, "SELECT count(*) FROM pg_constraint WHERE conrelid IN"
 		" ('credit_transactions'::regclass, 'processed_webhook_events'::regclass,"
 		" 'call_charges'::regclass, 'organizations'::regclass, 'vox_outbox'::regclass)"
@@ -610,9 +608,12 @@ static void test_payment_and_call_sharing_an_event_id_are_both_applied(void **st
 	wait_balance(f, ORG_A, 4000 - 70);
 	wait_drained(f);
 	assert_int_equal(th_pg_intf(f->db, "SELECT count(*) FROM credit_transactions"), 2);
+	/* the payment webhook is recorded as processed (the seed's meaning);
+	 * the call's record is its charge */
 	assert_int_equal(th_pg_intf(f->db, "SELECT count(*) FROM processed_webhook_events"
-		" WHERE event_id IN ('vox-billing:payment.succeeded:evt-shared-1',"
-		" 'vox-billing:call.ended:evt-shared-1')"), 2);
+		" WHERE event_id = 'vox-billing:payment.succeeded:evt-shared-1'"), 1);
+	assert_int_equal(th_pg_intf(f->db, "SELECT count(*) FROM call_charges"
+		" WHERE event_id = 'evt-shared-1'"), 1);
 	assert_int_equal(th_stream_count(f->js, "DLQ"), 0);
 	check_invariants(f);
 }
@@ -1157,8 +1158,9 @@ static void test_two_instances_with_duplicates_exact_balances(void **state)
 	assert_int_equal(th_pg_intf(f->db, "SELECT count(*) FROM credit_transactions"),
 			 charged_calls + R_TOPUPS + R_REFUNDS);
 	assert_int_equal(th_pg_intf(f->db, "SELECT count(*) FROM call_charges"), R_CALLS);
+	/* one processed row per payment webhook, none per call */
 	assert_int_equal(th_pg_intf(f->db, "SELECT count(*) FROM processed_webhook_events"),
-			 total);
+			 R_TOPUPS + R_REFUNDS);
 	assert_int_equal(th_pg_intf(f->db, "SELECT COALESCE(sum(unbilled_pence), 0)"
 				     " FROM organizations"), 0);
 	assert_int_equal(th_stream_count(f->js, "DLQ"), 0);
@@ -1228,8 +1230,7 @@ static void test_retention_cleanup_keeps_idempotency(void **state)
 	th_sleep_ms(2500);
 	assert_int_equal(th_pg_intf(f->db, "SELECT count(*) FROM processed_webhook_events"
 				     " WHERE event_id IN ('it-recent',"
-				     " 'vox-billing:call.ended:ret-call',"
-				     " 'vox-billing:payment.succeeded:ret-topup')"), 3);
+				     " 'vox-billing:payment.succeeded:ret-topup')"), 2);
 	assert_true(th_count_in_log(f->logs[0], "webhook events cleaned") >= 2);
 
 	/* permanent idempotency does not depend on that table */

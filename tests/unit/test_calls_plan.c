@@ -297,18 +297,6 @@ static void test_sorted_skips_and_conflicts(void **state)
 	vox_calls_plan_release(&p);
 }
 
-static void test_event_key_includes_kind(void **state)
-{
-	(void)state;
-	vox_buf b;
-	vox_buf_init(&b);
-	vox_calls_event_key(&b, VOX_CALL_ENDED, (vox_str){"evt-1xyz", 5});
-	assert_string_equal(b.data, "vox-calls:call.ended:evt-1");
-	vox_buf_reset(&b);
-	vox_calls_event_key(&b, VOX_CALL_STARTED, S("evt-1"));
-	assert_string_equal(b.data, "vox-calls:call.started:evt-1");
-	vox_buf_release(&b);
-}
 
 int main(void)
 {
@@ -321,7 +309,6 @@ int main(void)
 		cmocka_unit_test(test_repeated_started_fills_only_absent),
 		cmocka_unit_test(test_contact_is_the_other_party),
 		cmocka_unit_test(test_sorted_skips_and_conflicts),
-		cmocka_unit_test(test_event_key_includes_kind),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -394,13 +394,18 @@ static vox_status write_wallets(PGconn *c, const batch_read *b)
 	return st;
 }
 
-/* One idempotency row per event, keyed by actor and event type (the
- * replaced system keyed by event id alone and skipped end-of-call events
- * whose start had been recorded). */
+/* processed_webhook_events keeps the seed's meaning: a payment webhook
+ * processed (its 24 h retention is vox_billing_tick's), one row per
+ * payment event keyed by actor and event type (the replaced system keyed
+ * by event id alone and skipped end-of-call events whose start had been
+ * recorded). The permanent idempotency is the payment intent's and the
+ * refund id's unique keys; a call's is its call_charges row, so call
+ * events write none: nothing would read it. */
 static vox_status write_processed(PGconn *c, const vox_item *items, size_t n,
 				  const vox_billing_plan *p)
 {
 	vox_pg_array ids, types, orgs, data;
+	size_t count = 0;
 	vox_pg_array_init(&ids);
 	vox_pg_array_init(&types);
 	vox_pg_array_init(&orgs);
@@ -408,6 +413,9 @@ static vox_status write_processed(PGconn *c, const vox_item *items, size_t n,
 	for (size_t i = 0; i < n; i++) {
 		if (p->outcomes[i] != VOX_BILL_APPLIED && p->outcomes[i] != VOX_BILL_DUPLICATE)
 			continue;
+		if (items[i].ev.kind == VOX_CALL_ENDED)
+			continue; /* a call's charge is its own record */
+		count++;
 		char key[200], json[64];
 		const char *kind = vox_event_kind_name(items[i].ev.kind);
 		vox_str eid = vox_event_msg_id(&items[i].ev);
@@ -421,7 +429,7 @@ static vox_status write_processed(PGconn *c, const vox_item *items, size_t n,
 	}
 	const char *params[4] = {vox_pg_array_text(&ids), vox_pg_array_text(&types),
 				 vox_pg_array_text(&orgs), vox_pg_array_text(&data)};
-	vox_status st = exec(c,
+	vox_status st = count == 0 ? VOX_OK : exec(c,
 		"INSERT INTO processed_webhook_events (event_id, event_type, org_id, event_data)"
 		" SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[], $4::jsonb[])"
 		" ON CONFLICT (event_id) DO NOTHING",

@@ -151,16 +151,6 @@ static const char sql_touch[] =
 	"  updated_at = now()"
 	" FROM l WHERE k.id = l.id";
 
-static const char sql_processed[] =
-	"INSERT INTO processed_webhook_events"
-	"  (event_id, event_type, org_id, event_data)"
-	" SELECT DISTINCT ON (i.key) i.key, i.kind, i.org_id,"
-	"  jsonb_build_object('seq', i.seq)"
-	" FROM unnest($1::text[], $2::text[], $3::uuid[], $4::bigint[])"
-	"  AS i(key, kind, org_id, seq)"
-	" ORDER BY i.key, i.seq"
-	" ON CONFLICT (event_id) DO NOTHING";
-
 static const struct {
 	const char *name;
 	const char *sql;
@@ -170,7 +160,6 @@ static const struct {
 	{"vox_calls_upsert", sql_calls},
 	{"vox_calls_owners", sql_owners},
 	{"vox_calls_touch", sql_touch},
-	{"vox_calls_processed", sql_processed},
 };
 
 /* ---- parameters --------------------------------------------------------- */
@@ -446,47 +435,6 @@ out:
 	return st;
 }
 
-/* Step 6: one idempotency record per applied event. */
-static vox_status record_events(PGconn *pg, const vox_item *items, size_t n)
-{
-	args a = {0};
-	vox_status st = VOX_OK;
-	vox_buf *keys = vox_calloc(n, sizeof(*keys));
-	char (*seqs)[24] = vox_malloc(n * sizeof(*seqs));
-	vox_str *cols[4];
-	size_t used = 0;
-	for (int c = 0; c < 4; c++)
-		cols[c] = vox_malloc(n * sizeof(vox_str));
-	for (size_t i = 0; i < n; i++) {
-		const vox_event *ev = &items[i].ev;
-		if (items[i].result != VOX_OK)
-			continue;
-		vox_buf_init(&keys[used]);
-		vox_calls_event_key(&keys[used], ev->kind, vox_event_msg_id(ev));
-		snprintf(seqs[used], sizeof(seqs[used]), "%" PRIu64,
-			 items[i].stream_seq);
-		cols[0][used] = (vox_str){keys[used].data, keys[used].len};
-		cols[1][used] = cstr(vox_event_kind_name(ev->kind));
-		cols[2][used] = uuid_str(vox_event_org(ev));
-		cols[3][used] = cstr(seqs[used]);
-		used++;
-	}
-	if (used == 0)
-		goto out;
-	for (int c = 0; c < 4; c++)
-		args_add(&a, cols[c], used);
-	st = args_exec(pg, "vox_calls_processed", &a, NULL);
-out:
-	args_release(&a);
-	for (size_t i = 0; i < used; i++)
-		vox_buf_release(&keys[i]);
-	for (int c = 0; c < 4; c++)
-		free(cols[c]);
-	free(keys);
-	free(seqs);
-	return st;
-}
-
 /* ---- the handler ---------------------------------------------------------- */
 
 vox_status vox_calls_prepare(void *ctx, PGconn *c)
@@ -540,8 +488,7 @@ vox_status vox_calls_apply(void *ctx, vox_tx *tx, vox_item *items, size_t n)
 	st = create_contacts(pg, &plan);
 	if (st == VOX_OK)
 		st = write_calls(pg, &plan);
-	if (st == VOX_OK)
-		st = record_events(pg, items, n);
+
 	if (st == VOX_OK)
 		vox_debug("msg=\"batch applied\" events=%zu calls=%zu refused=%zu",
 			  n, plan.n, refused);

@@ -170,11 +170,3 @@ const vox_calls_rec *vox_calls_plan_find(const vox_calls_plan *p,
 	return found;
 }
 
-void vox_calls_event_key(vox_buf *out, vox_event_kind kind, vox_str event_id)
-{
-	const char *name = vox_event_kind_name(kind);
-	vox_buf_puts(out, "vox-calls:");
-	vox_buf_puts(out, name ? name : "unknown");
-	vox_buf_putc(out, ':');
-	vox_buf_append(out, event_id.ptr, event_id.len);
-}

@@ -74,9 +74,4 @@ void vox_calls_plan_release(vox_calls_plan *p);
 const vox_calls_rec *vox_calls_plan_find(const vox_calls_plan *p,
 					 const char *call_id);
 
-/* "vox-calls:<kind>:<event_id>": the idempotency key of an event in
- * processed_webhook_events, appended to out. The kind is part of the key so
- * that a call.started and a call.ended sharing an event_id are both kept. */
-void vox_calls_event_key(vox_buf *out, vox_event_kind kind, vox_str event_id);
-
 #endif

@@ -380,44 +380,6 @@ out:
 	return st;
 }
 
-static vox_status record_processed(PGconn *c, const vox_item *items, size_t n)
-{
-	vox_pg_array keys, orgs, data;
-	vox_status st = VOX_OK;
-	size_t count = 0;
-	vox_pg_array_init(&keys);
-	vox_pg_array_init(&orgs);
-	vox_pg_array_init(&data);
-	for (size_t i = 0; i < n; i++) {
-		if (items[i].result != VOX_OK)
-			continue;
-		const vox_lead_scored *e = &items[i].ev.u.lead_scored;
-		char key[200], json[64];
-		int k = snprintf(key, sizeof(key), "vox-leads:lead.scored:%.*s",
-				 (int)e->event_id.len, e->event_id.ptr);
-		vox_pg_array_str(&keys, key, (size_t)k);
-		vox_pg_array_str(&orgs, e->org_id.s, 36);
-		k = snprintf(json, sizeof(json), "{\"seq\":%" PRIu64 "}", items[i].stream_seq);
-		vox_pg_array_str(&data, json, (size_t)k);
-		count++;
-	}
-	if (count) {
-		const char *p[3] = {vox_pg_array_text(&keys), vox_pg_array_text(&orgs),
-				    vox_pg_array_text(&data)};
-		PGresult *r = run(c,
-			"INSERT INTO processed_webhook_events (event_id, event_type, org_id, event_data)"
-			" SELECT k, 'lead.scored', o, d"
-			" FROM unnest($1::text[], $2::uuid[], $3::jsonb[]) AS t(k, o, d)"
-			" ON CONFLICT (event_id) DO NOTHING",
-			3, p, &st);
-		PQclear(r);
-	}
-	vox_pg_array_release(&keys);
-	vox_pg_array_release(&orgs);
-	vox_pg_array_release(&data);
-	return st;
-}
-
 vox_status vox_leads_apply(void *ctx, vox_tx *tx, vox_item *items, size_t n)
 {
 	vox_leads_ctx *lc = ctx;
@@ -433,8 +395,6 @@ vox_status vox_leads_apply(void *ctx, vox_tx *tx, vox_item *items, size_t n)
 		st = update_scores(c, items, n, res);
 	if (st == VOX_OK)
 		st = insert_alerts(tx, items, n, res);
-	if (st == VOX_OK)
-		st = record_processed(c, items, n);
 	PQclear(keep);
 	free(res);
 	return st;
