@@ -25,10 +25,13 @@
 #define RC(f) offsetof(vox_runtime_config, f)
 
 const vox_cfg_var vox_runtime_vars[] = {
-	{"VOX_BATCH", VOX_CFG_INT, "256", 1, 4096, NULL, RC(batch),
-	 "messages fetched and committed together"},
+	{"VOX_BATCH", VOX_CFG_INT, "1024", 1, 4096, NULL, RC(batch),
+	 "most messages committed in one transaction (a batch holds what has"
+	 " arrived, up to this)"},
+	{"VOX_BATCH_KB", VOX_CFG_INT, "8192", 64, 1048576, NULL, RC(batch_kb),
+	 "most message bytes in one transaction, in KiB"},
 	{"VOX_FETCH_WAIT_MS", VOX_CFG_INT, "500", 10, 30000, NULL,
-	 RC(fetch_wait_ms), "how long a fetch waits for messages"},
+	 RC(fetch_wait_ms), "how long an idle fetch waits for the first message"},
 	{"VOX_ACK_WAIT_S", VOX_CFG_INT, "30", 1, 3600, NULL, RC(ack_wait_s),
 	 "consumer AckWait: redelivery after this without an ack"},
 	{"VOX_MAX_ACK_PENDING", VOX_CFG_INT, "4096", 1, 1000000, NULL,
@@ -66,10 +69,14 @@ const size_t vox_runtime_nvars = VOX_NELEM(vox_runtime_vars);
 
 /* ---- batches and the queue between fetcher and writer ----------------- */
 
+/* What the fetcher gathered for one transaction: the fetches since the
+ * writer took the last batch, up to VOX_BATCH messages and VOX_BATCH_KB. */
 typedef struct batch {
-	natsMsgList list; /* owns the messages */
+	natsMsgList *lists; /* own the messages */
+	size_t nlists, caplists;
 	vox_item *items;
-	size_t n;
+	size_t n, cap;
+	size_t bytes;
 	int64_t progress_ms; /* fetched, or last reported in progress */
 } batch;
 
@@ -114,9 +121,6 @@ typedef struct input_rt {
 	pthread_mutex_t dlq_lock;
 	uint64_t *dlq_stored;
 	size_t ndlq_stored, capdlq_stored;
-	int64_t next_heal_ms;
-	int64_t next_purge_ms;
-	bool heals; /* this input's writer runs the outbox healer */
 } input_rt;
 
 struct vox_runtime {
@@ -132,6 +136,12 @@ struct vox_runtime {
 	bool started;
 	pthread_t ticker; /* progress of long batches */
 	bool ticking;
+	/* housekeeping (outbox healing and purge, the handler's tick) on a
+	 * thread and a connection of its own, off the writers' path */
+	pthread_t keeper;
+	bool keeping;
+	atomic_bool writers_done;
+	PGconn *keeper_pg;
 	/* outbox rows JetStream stored whose mark failed: marked again
 	 * before anything is healed, and never published twice meanwhile */
 	pthread_mutex_t outbox_lock;
@@ -171,7 +181,9 @@ static void batch_free(batch *b)
 {
 	if (!b)
 		return;
-	natsMsgList_Destroy(&b->list);
+	for (size_t i = 0; i < b->nlists; i++)
+		natsMsgList_Destroy(&b->lists[i]);
+	free(b->lists);
 	free(b->items);
 	free(b);
 }
@@ -620,19 +632,19 @@ static void keep_unmarked(vox_runtime *rt, const int64_t *ids, size_t n)
 }
 
 /* Mark rows JetStream stored; a failed mark is kept for a retry. */
-static void mark_or_keep(vox_runtime *rt, input_rt *in, const int64_t *ids,
+static void mark_or_keep(vox_runtime *rt, PGconn *pg, const int64_t *ids,
 			 size_t n)
 {
 	if (n == 0)
 		return;
-	if (!in->pg || mark_published(in->pg, ids, n) != VOX_OK) {
+	if (!pg || mark_published(pg, ids, n) != VOX_OK) {
 		vox_warn("msg=\"outbox mark failed, will mark again\" rows=%zu", n);
 		keep_unmarked(rt, ids, n);
 	}
 }
 
 /* Retry the marks that failed earlier. */
-static void mark_again(vox_runtime *rt, input_rt *in)
+static void mark_again(vox_runtime *rt, PGconn *pg)
 {
 	pthread_mutex_lock(&rt->outbox_lock);
 	size_t n = rt->nunmarked;
@@ -642,7 +654,7 @@ static void mark_again(vox_runtime *rt, input_rt *in)
 	rt->nunmarked = 0;
 	pthread_mutex_unlock(&rt->outbox_lock);
 	if (n) {
-		mark_or_keep(rt, in, ids, n);
+		mark_or_keep(rt, pg, ids, n);
 		free(ids);
 	}
 }
@@ -657,7 +669,7 @@ static void flush_outbox(vox_runtime *rt, input_rt *in, vox_tx *tx)
 	size_t ok = publish_rows(rt, tx->rows, tx->nrows, acked);
 	if (ok == tx->nrows)
 		fault(rt, "after-publish");
-	mark_or_keep(rt, in, acked, ok);
+	mark_or_keep(rt, in->pg, acked, ok);
 	free(acked);
 }
 
@@ -673,7 +685,7 @@ static uint64_t be64(const char *p)
 /* Publish unpublished rows older than age_ms (left by a crash or a NATS
  * outage), several instances at once thanks to SKIP LOCKED. Rows whose
  * publish was stored but whose mark is pending are left alone. */
-static void heal_outbox(vox_runtime *rt, input_rt *in, int64_t age_ms)
+static void heal_outbox(vox_runtime *rt, PGconn *pg, int64_t age_ms)
 {
 	char msg[256], age[32];
 	PGresult *r = NULL;
@@ -682,22 +694,22 @@ static void heal_outbox(vox_runtime *rt, input_rt *in, int64_t age_ms)
 	size_t n = 0;
 	vox_buf skip;
 	vox_buf_init(&skip);
-	mark_again(rt, in);
-	if (!in->pg || vox_pg_exec(in->pg, "BEGIN", msg, sizeof(msg)) != VOX_OK)
+	mark_again(rt, pg);
+	if (!pg || vox_pg_exec(pg, "BEGIN", msg, sizeof(msg)) != VOX_OK)
 		goto done;
 	pthread_mutex_lock(&rt->outbox_lock);
 	ids_literal(&skip, rt->unmarked, rt->nunmarked);
 	pthread_mutex_unlock(&rt->outbox_lock);
 	snprintf(age, sizeof(age), "%" PRId64 " milliseconds", age_ms);
 	const char *params[2] = {age, skip.data};
-	r = PQexecParams(in->pg,
+	r = PQexecParams(pg,
 			 "SELECT id, msg_id, subject, payload FROM vox_outbox"
 			 " WHERE published_at IS NULL"
 			 " AND created_at < now() - $1::interval"
 			 " AND id <> ALL($2::bigint[])"
 			 " ORDER BY id LIMIT 256 FOR UPDATE SKIP LOCKED",
 			 2, NULL, params, NULL, NULL, 1);
-	if (vox_pg_status(in->pg, r) != VOX_OK)
+	if (vox_pg_status(pg, r) != VOX_OK)
 		goto out;
 	n = (size_t)PQntuples(r);
 	if (n == 0)
@@ -715,7 +727,7 @@ static void heal_outbox(vox_runtime *rt, input_rt *in, int64_t age_ms)
 		memcpy(rows[i].payload, PQgetvalue(r, (int)i, 3), rows[i].len);
 	}
 	size_t ok = publish_rows(rt, rows, n, acked);
-	if (ok > 0 && mark_published(in->pg, acked, ok) == VOX_OK)
+	if (ok > 0 && mark_published(pg, acked, ok) == VOX_OK)
 		vox_info("msg=\"outbox healed\" published=%zu", ok);
 	else if (ok > 0)
 		keep_unmarked(rt, acked, ok);
@@ -728,23 +740,23 @@ out:
 	}
 	free(rows);
 	free(acked);
-	if (vox_pg_exec(in->pg, "COMMIT", msg, sizeof(msg)) != VOX_OK)
+	if (vox_pg_exec(pg, "COMMIT", msg, sizeof(msg)) != VOX_OK)
 		vox_debug("msg=\"outbox heal not committed\" error=\"%s\"", msg);
 done:
 	vox_buf_release(&skip);
 }
 
-static void purge_outbox(vox_runtime *rt, input_rt *in)
+static void purge_outbox(vox_runtime *rt, PGconn *pg)
 {
 	char keep[32];
 	snprintf(keep, sizeof(keep), "%" PRId64 " hours", rt->cfg.outbox_keep_h);
 	const char *params[1] = {keep};
-	PGresult *r = PQexecParams(in->pg,
+	PGresult *r = PQexecParams(pg,
 				   "DELETE FROM vox_outbox WHERE published_at < now() - $1::interval",
 				   1, NULL, params, NULL, NULL, 0);
 	PQclear(r);
 	/* deferral counts of messages long gone (a purged stream) */
-	r = PQexec(in->pg, "DELETE FROM vox_deferrals WHERE updated_at < now() - interval '30 days'");
+	r = PQexec(pg, "DELETE FROM vox_deferrals WHERE updated_at < now() - interval '30 days'");
 	PQclear(r);
 }
 
@@ -1217,6 +1229,107 @@ static void resubscribe(vox_runtime *rt, input_rt *in)
 	}
 }
 
+/* Room in the batch being gathered (messages, bytes), waiting while it is
+ * full and the writer busy; 0 when stopping. */
+static size_t wait_room(vox_runtime *rt, input_rt *in, size_t *bytes)
+{
+	size_t max_bytes = (size_t)rt->cfg.batch_kb * 1024, room = 0;
+	pthread_mutex_lock(&in->lock);
+	while (!atomic_load(&rt->stop)) {
+		size_t n = in->queued ? in->queued->n : 0;
+		size_t by = in->queued ? in->queued->bytes : 0;
+		if (n < (size_t)rt->cfg.batch && by < max_bytes) {
+			room = (size_t)rt->cfg.batch - n;
+			*bytes = max_bytes - by;
+			break;
+		}
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 1;
+		pthread_cond_timedwait(&in->cond, &in->lock, &ts);
+	}
+	pthread_mutex_unlock(&in->lock);
+	return room;
+}
+
+static natsStatus fetch(natsMsgList *list, input_rt *in, size_t count,
+			size_t bytes, bool no_wait, int64_t wait_ms)
+{
+	jsFetchRequest req;
+	jsFetchRequest_Init(&req);
+	req.Batch = (int)count;
+	/* a message of the largest size always fits */
+	req.MaxBytes = (int64_t)(bytes > 2 * VOX_MAX_MESSAGE ? bytes : 2 * VOX_MAX_MESSAGE);
+	req.NoWait = no_wait;
+	if (!no_wait)
+		req.Expires = wait_ms * 1000000;
+	natsStatus s = natsSubscription_FetchRequest(list, in->sub, &req);
+	if (s == NATS_NOT_FOUND || s == NATS_TIMEOUT || (s == NATS_OK && list->Count == 0)) {
+		natsMsgList_Destroy(list);
+		memset(list, 0, sizeof(*list));
+		return NATS_TIMEOUT;
+	}
+	return s;
+}
+
+/*
+ * Fetch what has arrived, up to room: at once when something is there (no
+ * wait for a full batch); when nothing is, wait up to VOX_FETCH_WAIT_MS
+ * for the first message, then take what came with it. got[] receives up
+ * to two lists; NATS_TIMEOUT when nothing came.
+ */
+static natsStatus fetch_arrived(vox_runtime *rt, input_rt *in, size_t room,
+				size_t bytes, natsMsgList got[2], size_t *ngot)
+{
+	*ngot = 0;
+	natsStatus s = fetch(&got[0], in, room, bytes, true, 0);
+	if (s == NATS_TIMEOUT)
+		s = fetch(&got[0], in, 1, bytes, false, rt->cfg.fetch_wait_ms);
+	if (s != NATS_OK)
+		return s;
+	*ngot = 1;
+	size_t n = (size_t)got[0].Count;
+	if (n < room && fetch(&got[1], in, room - n, bytes, true, 0) == NATS_OK)
+		*ngot = 2;
+	return NATS_OK;
+}
+
+/* Add the decoded messages of list to the batch being gathered. */
+static void gather(vox_runtime *rt, input_rt *in, natsMsgList *list)
+{
+	size_t n = (size_t)list->Count, bytes = 0;
+	vox_item *items = vox_calloc(n, sizeof(*items));
+	for (size_t i = 0; i < n; i++) {
+		decode_item(rt, list->Msgs[i], &items[i]);
+		bytes += (size_t)natsMsg_GetDataLength(list->Msgs[i]);
+	}
+	atomic_fetch_add(&rt->received, n);
+	pthread_mutex_lock(&in->lock);
+	batch *b = in->queued;
+	if (b == NULL) {
+		b = vox_calloc(1, sizeof(*b));
+		b->progress_ms = now_ms();
+		in->queued = b;
+		atomic_fetch_add(&rt->batches, 1);
+	}
+	if (b->nlists == b->caplists) {
+		b->caplists = b->caplists ? b->caplists * 2 : 4;
+		b->lists = vox_realloc(b->lists, b->caplists * sizeof(*b->lists));
+	}
+	b->lists[b->nlists++] = *list;
+	if (b->n + n > b->cap) {
+		b->cap = b->n + n > 2 * b->cap ? b->n + n : 2 * b->cap;
+		b->items = vox_realloc(b->items, b->cap * sizeof(*b->items));
+	}
+	memcpy(b->items + b->n, items, n * sizeof(*items));
+	b->n += n;
+	b->bytes += bytes;
+	pthread_cond_broadcast(&in->cond);
+	pthread_mutex_unlock(&in->lock);
+	memset(list, 0, sizeof(*list)); /* the batch owns it now */
+	free(items);
+}
+
 static void *fetcher_main(void *arg)
 {
 	input_rt *in = arg;
@@ -1225,16 +1338,17 @@ static void *fetcher_main(void *arg)
 	bool down_logged = false;
 
 	while (!atomic_load(&rt->stop)) {
-		natsMsgList list = {0};
-		jsErrCode jerr = 0;
-		natsStatus s = natsSubscription_Fetch(&list, in->sub, (int)rt->cfg.batch,
-						      rt->cfg.fetch_wait_ms, &jerr);
-		if (s == NATS_TIMEOUT || (s == NATS_OK && list.Count == 0)) {
-			natsMsgList_Destroy(&list);
+		size_t bytes = 0;
+		size_t room = wait_room(rt, in, &bytes);
+		if (room == 0)
+			break;
+		natsMsgList got[2];
+		size_t ngot = 0;
+		memset(got, 0, sizeof(got));
+		natsStatus s = fetch_arrived(rt, in, room, bytes, got, &ngot);
+		if (s == NATS_TIMEOUT)
 			continue;
-		}
 		if (s != NATS_OK) {
-			natsMsgList_Destroy(&list);
 			if (!down_logged) {
 				vox_warn("msg=\"fetch failed, retrying\" input=%s error=\"%s\"",
 					 in->def.durable, natsStatus_GetText(s));
@@ -1249,23 +1363,8 @@ static void *fetcher_main(void *arg)
 			vox_info("msg=\"fetching again\" input=%s", in->def.durable);
 		down_logged = false;
 		backoff = 100;
-
-		batch *b = vox_calloc(1, sizeof(*b));
-		b->progress_ms = now_ms();
-		b->list = list;
-		b->n = (size_t)list.Count;
-		b->items = vox_calloc(b->n, sizeof(*b->items));
-		for (size_t i = 0; i < b->n; i++)
-			decode_item(rt, list.Msgs[i], &b->items[i]);
-		atomic_fetch_add(&rt->received, b->n);
-		atomic_fetch_add(&rt->batches, 1);
-
-		pthread_mutex_lock(&in->lock);
-		while (in->queued != NULL)
-			pthread_cond_wait(&in->cond, &in->lock);
-		in->queued = b;
-		pthread_cond_broadcast(&in->cond);
-		pthread_mutex_unlock(&in->lock);
+		for (size_t i = 0; i < ngot; i++)
+			gather(rt, in, &got[i]);
 	}
 	pthread_mutex_lock(&in->lock);
 	in->fetcher_done = true;
@@ -1274,26 +1373,46 @@ static void *fetcher_main(void *arg)
 	return NULL;
 }
 
-static void housekeeping(vox_runtime *rt, input_rt *in)
+/* The keeper's own connection (no statements to prepare). */
+static bool keeper_ready(vox_runtime *rt)
 {
-	vox_pg_error fail;
-	int64_t now = now_ms();
-	if (now < in->next_heal_ms)
-		return;
-	in->next_heal_ms = now + rt->cfg.outbox_interval_ms;
-	if (!pg_ready(rt, in, &fail))
-		return;
-	if (!in->heals) {
-		mark_again(rt, in);
-		return;
+	char err[256];
+	if (rt->keeper_pg && PQstatus(rt->keeper_pg) == CONNECTION_OK)
+		return true;
+	PQfinish(rt->keeper_pg);
+	rt->keeper_pg = NULL;
+	return vox_pg_connect(&rt->keeper_pg, rt->pg_dsn, err, sizeof(err)) == VOX_OK;
+}
+
+/*
+ * Housekeeping, every VOX_OUTBOX_INTERVAL_MS on a thread and connection of
+ * its own, so that no writer waits for it: the marks that failed, the
+ * outbox rows left unpublished (by a crash, a NATS outage or another
+ * instance), the handler's tick (retention), the purge of old rows. Once
+ * the writers are done, one last pass publishes every row left.
+ */
+static void *keeper_main(void *arg)
+{
+	vox_runtime *rt = arg;
+	int64_t next_purge = 0;
+	for (;;) {
+		bool last = atomic_load(&rt->writers_done);
+		if (keeper_ready(rt)) {
+			heal_outbox(rt, rt->keeper_pg, last ? 0 : rt->cfg.outbox_age_ms);
+			if (!last && rt->handler.tick)
+				rt->handler.tick(rt->handler.ctx, rt->keeper_pg);
+			if (!last && now_ms() >= next_purge) {
+				purge_outbox(rt, rt->keeper_pg);
+				next_purge = now_ms() + 60000;
+			}
+		}
+		if (last)
+			break;
+		for (int64_t t = 0; t < rt->cfg.outbox_interval_ms &&
+				    !atomic_load(&rt->writers_done); t += 20)
+			sleep_ms(20);
 	}
-	heal_outbox(rt, in, rt->cfg.outbox_age_ms);
-	if (rt->handler.tick)
-		rt->handler.tick(rt->handler.ctx, in->pg);
-	if (now >= in->next_purge_ms) {
-		purge_outbox(rt, in);
-		in->next_purge_ms = now + 60000;
-	}
+	return NULL;
 }
 
 static void *writer_main(void *arg)
@@ -1312,6 +1431,7 @@ static void *writer_main(void *arg)
 			}
 			pthread_cond_timedwait(&in->cond, &in->lock, &ts);
 		}
+		/* all that has been gathered goes into one transaction */
 		batch *b = in->queued;
 		in->queued = NULL;
 		in->inhand = b;
@@ -1330,14 +1450,6 @@ static void *writer_main(void *arg)
 		}
 		if (done)
 			break;
-		housekeeping(rt, in);
-	}
-	/* publish anything left unpublished by this process's commits */
-	if (in->pg && PQstatus(in->pg) == CONNECTION_OK) {
-		if (in->heals)
-			heal_outbox(rt, in, 0);
-		else
-			mark_again(rt, in);
 	}
 	return NULL;
 }
@@ -1394,7 +1506,6 @@ vox_status vox_runtime_new(vox_runtime **out, natsConnection *nc,
 		input_rt *in = &rt->inputs[i];
 		in->rt = rt;
 		in->def = inputs[i];
-		in->heals = i == 0;
 		pthread_mutex_init(&in->lock, NULL);
 		pthread_cond_init(&in->cond, NULL);
 		pthread_mutex_init(&in->dlq_lock, NULL);
@@ -1436,6 +1547,9 @@ vox_status vox_runtime_start(vox_runtime *rt)
 	if (pthread_create(&rt->ticker, NULL, ticker_main, rt) != 0)
 		return VOX_E_INTERNAL;
 	rt->ticking = true;
+	if (pthread_create(&rt->keeper, NULL, keeper_main, rt) != 0)
+		return VOX_E_INTERNAL;
+	rt->keeping = true;
 	rt->started = true;
 	return VOX_OK;
 }
@@ -1450,6 +1564,11 @@ void vox_runtime_stop(vox_runtime *rt)
 		pthread_join(in->fetcher, NULL);
 		pthread_join(in->writer, NULL);
 		in->threads = false;
+	}
+	atomic_store(&rt->writers_done, true);
+	if (rt->keeping) {
+		pthread_join(rt->keeper, NULL);
+		rt->keeping = false;
 	}
 	if (rt->ticking) {
 		pthread_join(rt->ticker, NULL);
@@ -1482,6 +1601,7 @@ void vox_runtime_free(vox_runtime *rt)
 		pthread_cond_destroy(&in->cond);
 	}
 	free(rt->inputs);
+	PQfinish(rt->keeper_pg);
 	free(rt->unmarked);
 	pthread_mutex_destroy(&rt->outbox_lock);
 	jsCtx_Destroy(rt->js);

@@ -93,8 +93,9 @@ typedef struct vox_input {
 
 /* Runtime settings, parsed from VOX_* variables (vox_runtime_vars). */
 typedef struct vox_runtime_config {
-	int64_t batch;             /* messages per fetch */
-	int64_t fetch_wait_ms;     /* how long a fetch waits for messages */
+	int64_t batch;             /* most messages in one transaction */
+	int64_t batch_kb;          /* most message bytes in one, in KiB */
+	int64_t fetch_wait_ms;     /* how long an idle fetch waits */
 	int64_t ack_wait_s;        /* consumer AckWait */
 	int64_t max_ack_pending;   /* consumer MaxAckPending */
 	int64_t max_deliver;       /* consumer MaxDeliver: -1 (unlimited) only */
