@@ -30,7 +30,7 @@ const vox_cfg_var vox_runtime_vars[] = {
 	 " arrived, up to this)"},
 	{"VOX_BATCH_KB", VOX_CFG_INT, "8192", 64, 1048576, NULL, RC(batch_kb),
 	 "most message bytes in one transaction, in KiB"},
-	{"VOX_FETCH_WAIT_MS", VOX_CFG_INT, "500", 10, 30000, NULL,
+	{"VOX_FETCH_WAIT_MS", VOX_CFG_INT, "500", 50, 30000, NULL,
 	 RC(fetch_wait_ms), "how long an idle fetch waits for the first message"},
 	{"VOX_ACK_WAIT_S", VOX_CFG_INT, "30", 1, 3600, NULL, RC(ack_wait_s),
 	 "consumer AckWait: redelivery after this without an ack"},
@@ -1261,8 +1261,7 @@ static natsStatus fetch(natsMsgList *list, input_rt *in, size_t count,
 	/* a message of the largest size always fits */
 	req.MaxBytes = (int64_t)(bytes > 2 * VOX_MAX_MESSAGE ? bytes : 2 * VOX_MAX_MESSAGE);
 	req.NoWait = no_wait;
-	if (!no_wait)
-		req.Expires = wait_ms * 1000000;
+	req.Expires = wait_ms * 1000000;
 	natsStatus s = natsSubscription_FetchRequest(list, in->sub, &req);
 	if (s == NATS_NOT_FOUND || s == NATS_TIMEOUT || (s == NATS_OK && list->Count == 0)) {
 		natsMsgList_Destroy(list);
@@ -1275,23 +1274,25 @@ static natsStatus fetch(natsMsgList *list, input_rt *in, size_t count,
 /*
  * Fetch what has arrived, up to room: at once when something is there (no
  * wait for a full batch); when nothing is, wait up to VOX_FETCH_WAIT_MS
- * for the first message, then take what came with it. got[] receives up
- * to two lists; NATS_TIMEOUT when nothing came.
+ * for the first message (the next call takes what came after it).
+ * NATS_TIMEOUT when nothing came.
+ *
+ * A no_wait pull still needs an expiry: libnats waits for the server's
+ * answer only until it, and an answer that comes later (the 404 "no
+ * messages") stays queued on the subscription, where 3.4.1 takes it for
+ * the answer to the next pull (which then returns at once: a busy loop)
+ * and a drain waits for it forever. libnats asks the server for 10 ms less
+ * than the expiry it is given (from 20 ms up), so the answer comes in time.
  */
+#define FETCH_TAKE_MS 20
+
 static natsStatus fetch_arrived(vox_runtime *rt, input_rt *in, size_t room,
-				size_t bytes, natsMsgList got[2], size_t *ngot)
+				size_t bytes, natsMsgList *got)
 {
-	*ngot = 0;
-	natsStatus s = fetch(&got[0], in, room, bytes, true, 0);
+	natsStatus s = fetch(got, in, room, bytes, true, FETCH_TAKE_MS);
 	if (s == NATS_TIMEOUT)
-		s = fetch(&got[0], in, 1, bytes, false, rt->cfg.fetch_wait_ms);
-	if (s != NATS_OK)
-		return s;
-	*ngot = 1;
-	size_t n = (size_t)got[0].Count;
-	if (n < room && fetch(&got[1], in, room - n, bytes, true, 0) == NATS_OK)
-		*ngot = 2;
-	return NATS_OK;
+		s = fetch(got, in, 1, bytes, false, rt->cfg.fetch_wait_ms);
+	return s;
 }
 
 /* Add the decoded messages of list to the batch being gathered. */
@@ -1342,10 +1343,9 @@ static void *fetcher_main(void *arg)
 		size_t room = wait_room(rt, in, &bytes);
 		if (room == 0)
 			break;
-		natsMsgList got[2];
-		size_t ngot = 0;
-		memset(got, 0, sizeof(got));
-		natsStatus s = fetch_arrived(rt, in, room, bytes, got, &ngot);
+		natsMsgList got;
+		memset(&got, 0, sizeof(got));
+		natsStatus s = fetch_arrived(rt, in, room, bytes, &got);
 		if (s == NATS_TIMEOUT)
 			continue;
 		if (s != NATS_OK) {
@@ -1363,8 +1363,7 @@ static void *fetcher_main(void *arg)
 			vox_info("msg=\"fetching again\" input=%s", in->def.durable);
 		down_logged = false;
 		backoff = 100;
-		for (size_t i = 0; i < ngot; i++)
-			gather(rt, in, &got[i]);
+		gather(rt, in, &got);
 	}
 	pthread_mutex_lock(&in->lock);
 	in->fetcher_done = true;
