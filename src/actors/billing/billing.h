@@ -26,6 +26,9 @@ typedef struct vox_billing_ctx {
 	int64_t next_cleanup;   /* unix time of the next retention run */
 } vox_billing_ctx;
 
+/* Prepare the batch path's statements on a new connection. */
+vox_status vox_billing_prepare(void *ctx, PGconn *c);
+
 /* The runtime handler: apply a batch of call.ended / payment.* events. */
 vox_status vox_billing_apply(void *ctx, vox_tx *tx, vox_item *items, size_t n);
 

@@ -54,7 +54,7 @@ int main(int argc, char **argv)
 			       " the ledger and wallet alerts",
 		.inputs = inputs,
 		.ninputs = VOX_NELEM(inputs),
-		.handler = {NULL, vox_billing_apply, vox_billing_tick, &billing},
+		.handler = {vox_billing_prepare, vox_billing_apply, vox_billing_tick, &billing},
 		.vars = billing_vars,
 		.nvars = VOX_NELEM(billing_vars),
 		.cfg = &billing.cfg,

@@ -18,6 +18,88 @@
 
 #define BILLING_CLEANUP_LOCK "7366923002"
 
+/* ---- statements ----------------------------------------------------------- */
+
+/* Every statement of the batch path, prepared once per connection
+ * (vox_billing_prepare): a batch parses and plans nothing. */
+enum {
+	S_LOCK_ORGS,
+	S_READ_CHARGES,
+	S_READ_TOPUPS,
+	S_READ_REFUNDS,
+	S_LEDGER,
+	S_CHARGES,
+	S_WALLETS,
+	S_PROCESSED,
+	S_COUNT
+};
+
+static const struct {
+	const char *name;
+	const char *sql;
+} statements[S_COUNT] = {
+	/* sorted: no deadlock between instances */
+	[S_LOCK_ORGS] = {"vox_billing_lock_orgs",
+		"SELECT id, wallet_balance_pence, debt_limit_pence, unbilled_pence,"
+		" low_balance_pence, low_balance_alerted, debt_limit_alerted"
+		" FROM organizations WHERE id = ANY($1::uuid[])"
+		" ORDER BY id FOR NO KEY UPDATE"},
+	[S_READ_CHARGES] = {"vox_billing_read_charges",
+		"SELECT call_id, org_id, duration_seconds FROM call_charges"
+		" WHERE call_id = ANY($1::uuid[])"},
+	[S_READ_TOPUPS] = {"vox_billing_read_topups",
+		"SELECT t.stripe_payment_intent_id, t.org_id, t.amount_pence,"
+		" COALESCE((SELECT -sum(f.amount_pence) FROM credit_transactions f"
+		"  WHERE f.type = 'refund'"
+		"  AND f.stripe_payment_intent_id = t.stripe_payment_intent_id), 0)"
+		" FROM credit_transactions t WHERE t.type = 'topup'"
+		" AND t.stripe_payment_intent_id = ANY($1::text[])"},
+	[S_READ_REFUNDS] = {"vox_billing_read_refunds",
+		"SELECT stripe_refund_id, stripe_payment_intent_id, -amount_pence"
+		" FROM credit_transactions WHERE type = 'refund'"
+		" AND stripe_refund_id = ANY($1::text[])"},
+	/* ORDER BY ord: seq (the chain order) follows the plan's order */
+	[S_LEDGER] = {"vox_billing_ledger",
+		"INSERT INTO credit_transactions (org_id, amount_pence, type,"
+		" balance_before_pence, balance_after_pence, shortfall_pence,"
+		" event_id, description, call_id, stripe_payment_intent_id,"
+		" stripe_refund_id, created_at)"
+		" SELECT o, amt, typ, bef, aft, sf, eid, dsc, cid, pi, re, clock_timestamp()"
+		" FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::bigint[],"
+		"  $5::bigint[], $6::bigint[], $7::text[], $8::text[], $9::uuid[],"
+		"  $10::text[], $11::text[], $12::int[])"
+		"  AS t(o, amt, typ, bef, aft, sf, eid, dsc, cid, pi, re, ord)"
+		" ORDER BY ord"},
+	[S_CHARGES] = {"vox_billing_charges",
+		"INSERT INTO call_charges (call_id, org_id, duration_seconds,"
+		" rate_per_minute, charge_pence, deducted_pence, shortfall_pence, event_id)"
+		" SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::int[],"
+		"  $5::bigint[], $6::bigint[], $7::bigint[], $8::text[])"},
+	[S_WALLETS] = {"vox_billing_wallets",
+		"UPDATE organizations o SET wallet_balance_pence = t.b,"
+		" unbilled_pence = t.u, low_balance_alerted = t.la,"
+		" debt_limit_alerted = t.da, updated_at = now()"
+		" FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::bool[], $5::bool[])"
+		"  AS t(id, b, u, la, da) WHERE o.id = t.id"},
+	[S_PROCESSED] = {"vox_billing_processed",
+		"INSERT INTO processed_webhook_events (event_id, event_type, org_id, event_data)"
+		" SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[], $4::jsonb[])"
+		" ON CONFLICT (event_id) DO NOTHING"},
+};
+
+vox_status vox_billing_prepare(void *ctx, PGconn *c)
+{
+	VOX_UNUSED(ctx);
+	for (size_t i = 0; i < S_COUNT; i++) {
+		PGresult *r = PQprepare(c, statements[i].name, statements[i].sql, 0, NULL);
+		vox_status st = vox_pg_status(c, r);
+		PQclear(r);
+		if (st != VOX_OK)
+			return st;
+	}
+	return VOX_OK;
+}
+
 /* ---- reading ------------------------------------------------------------ */
 
 /* Parse "t"/"f". */
@@ -41,10 +123,10 @@ static vox_str pg_str(const PGresult *r, int row, int col)
 	return (vox_str){PQgetvalue(r, row, col), (size_t)PQgetlength(r, row, col)};
 }
 
-static PGresult *query(PGconn *c, const char *sql, int n, const char *const *params,
+static PGresult *query(PGconn *c, int stmt, int n, const char *const *params,
 		       vox_status *st)
 {
-	PGresult *r = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
+	PGresult *r = PQexecPrepared(c, statements[stmt].name, n, params, NULL, NULL, 0);
 	*st = vox_pg_status(c, r);
 	if (*st != VOX_OK) {
 		PQclear(r);
@@ -163,12 +245,7 @@ static vox_status read_batch(PGconn *c, const vox_item *items, size_t n,
 		}
 	}
 	const char *p_orgs[1] = {vox_pg_array_text(&orgs)};
-	r = query(c,
-		  "SELECT id, wallet_balance_pence, debt_limit_pence, unbilled_pence,"
-		  " low_balance_pence, low_balance_alerted, debt_limit_alerted"
-		  " FROM organizations WHERE id = ANY($1::uuid[])"
-		  " ORDER BY id FOR NO KEY UPDATE",
-		  1, p_orgs, &st);
+	r = query(c, S_LOCK_ORGS, 1, p_orgs, &st);
 	if (!r)
 		goto out;
 	b->results[0] = r;
@@ -185,15 +262,13 @@ static vox_status read_batch(PGconn *c, const vox_item *items, size_t n,
 		w->debt_alerted = pg_bool(r, (int)i, 6);
 	}
 
+	/* no statement for an empty array */
 	const char *p_calls[1] = {vox_pg_array_text(&calls)};
-	r = query(c,
-		  "SELECT call_id, org_id, duration_seconds FROM call_charges"
-		  " WHERE call_id = ANY($1::uuid[])",
-		  1, p_calls, &st);
-	if (!r)
+	r = calls.n ? query(c, S_READ_CHARGES, 1, p_calls, &st) : NULL;
+	if (st != VOX_OK)
 		goto out;
 	b->results[1] = r;
-	b->ncalls = (size_t)PQntuples(r);
+	b->ncalls = r ? (size_t)PQntuples(r) : 0;
 	b->calls = vox_calloc(b->ncalls ? b->ncalls : 1, sizeof(*b->calls));
 	for (size_t i = 0; i < b->ncalls; i++) {
 		pg_uuid(r, (int)i, 0, &b->calls[i].call_id);
@@ -202,18 +277,11 @@ static vox_status read_batch(PGconn *c, const vox_item *items, size_t n,
 	}
 
 	const char *p_pis[1] = {vox_pg_array_text(&pis)};
-	r = query(c,
-		  "SELECT t.stripe_payment_intent_id, t.org_id, t.amount_pence,"
-		  " COALESCE((SELECT -sum(f.amount_pence) FROM credit_transactions f"
-		  "  WHERE f.type = 'refund'"
-		  "  AND f.stripe_payment_intent_id = t.stripe_payment_intent_id), 0)"
-		  " FROM credit_transactions t WHERE t.type = 'topup'"
-		  " AND t.stripe_payment_intent_id = ANY($1::text[])",
-		  1, p_pis, &st);
-	if (!r)
+	r = pis.n ? query(c, S_READ_TOPUPS, 1, p_pis, &st) : NULL;
+	if (st != VOX_OK)
 		goto out;
 	b->results[2] = r;
-	b->ntopups = (size_t)PQntuples(r);
+	b->ntopups = r ? (size_t)PQntuples(r) : 0;
 	b->topups = vox_calloc(b->ntopups ? b->ntopups : 1, sizeof(*b->topups));
 	for (size_t i = 0; i < b->ntopups; i++) {
 		b->topups[i].payment_intent = pg_str(r, (int)i, 0);
@@ -223,15 +291,11 @@ static vox_status read_batch(PGconn *c, const vox_item *items, size_t n,
 	}
 
 	const char *p_refunds[1] = {vox_pg_array_text(&refunds)};
-	r = query(c,
-		  "SELECT stripe_refund_id, stripe_payment_intent_id, -amount_pence"
-		  " FROM credit_transactions WHERE type = 'refund'"
-		  " AND stripe_refund_id = ANY($1::text[])",
-		  1, p_refunds, &st);
-	if (!r)
+	r = refunds.n ? query(c, S_READ_REFUNDS, 1, p_refunds, &st) : NULL;
+	if (st != VOX_OK)
 		goto out;
 	b->results[3] = r;
-	b->nrefunds = (size_t)PQntuples(r);
+	b->nrefunds = r ? (size_t)PQntuples(r) : 0;
 	b->refunds = vox_calloc(b->nrefunds ? b->nrefunds : 1, sizeof(*b->refunds));
 	for (size_t i = 0; i < b->nrefunds; i++) {
 		b->refunds[i].refund_id = pg_str(r, (int)i, 0);
@@ -252,9 +316,9 @@ out:
  * intent) after read_batch looked them up. VOX_E_RETRY makes the runtime
  * run the batch again at once; the read then sees that row and the
  * planner answers duplicate, conflict or another org's. */
-static vox_status exec(PGconn *c, const char *sql, int n, const char *const *params)
+static vox_status exec(PGconn *c, int stmt, int n, const char *const *params)
 {
-	PGresult *r = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
+	PGresult *r = PQexecPrepared(c, statements[stmt].name, n, params, NULL, NULL, 0);
 	vox_status st = vox_pg_status(c, r);
 	const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
 	if (st != VOX_OK && state && strcmp(state, "23505") == 0)
@@ -313,19 +377,7 @@ static vox_status write_ledger(PGconn *c, const vox_billing_plan *p,
 	const char *params[12];
 	for (size_t i = 0; i < VOX_NELEM(a); i++)
 		params[i] = vox_pg_array_text(&a[i]);
-	/* ORDER BY ord: seq (the chain order) follows the plan's order */
-	vox_status st = exec(c,
-		"INSERT INTO credit_transactions (org_id, amount_pence, type,"
-		" balance_before_pence, balance_after_pence, shortfall_pence,"
-		" event_id, description, call_id, stripe_payment_intent_id,"
-		" stripe_refund_id, created_at)"
-		" SELECT o, amt, typ, bef, aft, sf, eid, dsc, cid, pi, re, clock_timestamp()"
-		" FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::bigint[],"
-		"  $5::bigint[], $6::bigint[], $7::text[], $8::text[], $9::uuid[],"
-		"  $10::text[], $11::text[], $12::int[])"
-		"  AS t(o, amt, typ, bef, aft, sf, eid, dsc, cid, pi, re, ord)"
-		" ORDER BY ord",
-		12, params);
+	vox_status st = exec(c, S_LEDGER, 12, params);
 	for (size_t i = 0; i < VOX_NELEM(a); i++)
 		vox_pg_array_release(&a[i]);
 	return st;
@@ -353,12 +405,7 @@ static vox_status write_charges(PGconn *c, const vox_billing_plan *p,
 	const char *params[8];
 	for (size_t i = 0; i < VOX_NELEM(a); i++)
 		params[i] = vox_pg_array_text(&a[i]);
-	vox_status st = exec(c,
-		"INSERT INTO call_charges (call_id, org_id, duration_seconds,"
-		" rate_per_minute, charge_pence, deducted_pence, shortfall_pence, event_id)"
-		" SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::int[],"
-		"  $5::bigint[], $6::bigint[], $7::bigint[], $8::text[])",
-		8, params);
+	vox_status st = exec(c, S_CHARGES, 8, params);
 	for (size_t i = 0; i < VOX_NELEM(a); i++)
 		vox_pg_array_release(&a[i]);
 	return st;
@@ -367,12 +414,14 @@ static vox_status write_charges(PGconn *c, const vox_billing_plan *p,
 static vox_status write_wallets(PGconn *c, const batch_read *b)
 {
 	vox_pg_array a[5];
+	size_t changed = 0;
 	for (size_t i = 0; i < VOX_NELEM(a); i++)
 		vox_pg_array_init(&a[i]);
 	for (size_t i = 0; i < b->nwallets; i++) {
 		const vox_wallet *w = &b->wallets[i];
 		if (!w->changed)
 			continue;
+		changed++;
 		vox_pg_array_str(&a[0], w->org_id.s, 36);
 		vox_pg_array_int(&a[1], w->balance);
 		vox_pg_array_int(&a[2], w->unbilled);
@@ -382,13 +431,7 @@ static vox_status write_wallets(PGconn *c, const batch_read *b)
 	const char *params[5];
 	for (size_t i = 0; i < VOX_NELEM(a); i++)
 		params[i] = vox_pg_array_text(&a[i]);
-	vox_status st = exec(c,
-		"UPDATE organizations o SET wallet_balance_pence = t.b,"
-		" unbilled_pence = t.u, low_balance_alerted = t.la,"
-		" debt_limit_alerted = t.da, updated_at = now()"
-		" FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::bool[], $5::bool[])"
-		"  AS t(id, b, u, la, da) WHERE o.id = t.id",
-		5, params);
+	vox_status st = changed == 0 ? VOX_OK : exec(c, S_WALLETS, 5, params);
 	for (size_t i = 0; i < VOX_NELEM(a); i++)
 		vox_pg_array_release(&a[i]);
 	return st;
@@ -429,11 +472,7 @@ static vox_status write_processed(PGconn *c, const vox_item *items, size_t n,
 	}
 	const char *params[4] = {vox_pg_array_text(&ids), vox_pg_array_text(&types),
 				 vox_pg_array_text(&orgs), vox_pg_array_text(&data)};
-	vox_status st = count == 0 ? VOX_OK : exec(c,
-		"INSERT INTO processed_webhook_events (event_id, event_type, org_id, event_data)"
-		" SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[], $4::jsonb[])"
-		" ON CONFLICT (event_id) DO NOTHING",
-		4, params);
+	vox_status st = count == 0 ? VOX_OK : exec(c, S_PROCESSED, 4, params);
 	vox_pg_array_release(&ids);
 	vox_pg_array_release(&types);
 	vox_pg_array_release(&orgs);

@@ -1,6 +1,6 @@
 /*
  * handler.c - how vox-calls writes a batch. Every batch costs the same
- * six statements at most, whatever its size, each fed whole columns as
+ * five statements at most, whatever its size, each fed whole columns as
  * text-format array parameters and unnested on the server:
  *
  *   1. check     which events name an unknown org, or a call that is
@@ -16,7 +16,9 @@
  *                row the upsert left alone; then the batch is run again
  *                and step 1 refuses the event
  *   5. touch     contacts.last_contacted_at = GREATEST(it, ended_at)
- *   6. processed one processed_webhook_events row per applied event
+ *
+ * No processed_webhook_events row is written: the merge on calls.id
+ * makes a repeat a no-op, and nothing would read the row.
  *
  * Rows are written in a fixed order (calls by id, contacts by org and
  * phone, keys by text) so that two instances never deadlock each other.

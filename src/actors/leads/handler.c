@@ -16,7 +16,10 @@
  *                outbox, with the row id as alert_id and Nats-Msg-Id;
  *                a stored phone or name that the alert's field would
  *                refuse is left out of the row and the alert
- *   6. processed one processed_webhook_events row per applied event
+ *
+ * No processed_webhook_events row is written: a repeated score changes
+ * nothing (newest wins) and an alert is unique by its key; nothing would
+ * read the row.
  */
 #include "core/common.h"
 
