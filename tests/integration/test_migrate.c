@@ -42,8 +42,7 @@ static const char *seed_checks[] = {
 };
 
 static const char *seed_indexes[] = {
-	"idx_credit_txn_created_at", "idx_credit_txn_type",
-	"idx_credit_txn_stripe_pi", "idx_webhook_events_event_type",
+	"idx_credit_txn_created_at", "idx_credit_txn_stripe_pi", "idx_webhook_events_event_type",
 	"idx_webhook_events_org_id", "idx_webhook_events_created_at",
 	"idx_contacts_phone", "idx_calls_created_at", "idx_calls_contact_id",
 };
@@ -55,10 +54,105 @@ static const struct {
 } write_path_drops[] = {
 	{"idx_webhook_events_event_id", "processed_webhook_events_event_id_key"},
 	{"idx_calls_org_id", "idx_calls_org_created_id"},
-	{"idx_credit_txn_org_id", "idx_credit_txn_org_seq"},
+	{"idx_credit_txn_org_id", "credit_transactions_org_seq_key"},
 	{"idx_calls_status", NULL},
 	{"idx_calls_call_direction", NULL},
+	/* 0009 */
+	{"idx_credit_txn_type", "idx_credit_txn_org_type_seq"},
+	{"idx_credit_txn_org_seq", "credit_transactions_org_seq_key"},
+	{"credit_transactions_seq_key", "credit_transactions_org_seq_key"},
+	{"idx_contacts_org_id", "contacts_org_id_phone_key"},
 };
+
+static int apply_all(const char *dsn);
+
+#define ORG_1 "00000000-0000-4000-8000-0000000000a1"
+#define ORG_2 "00000000-0000-4000-8000-0000000000a2"
+#define ORG_NONE "00000000-0000-4000-8000-0000000000ff"
+
+static void expect_state(PGconn *c, const char *sql, const char *state)
+{
+	PGresult *r = PQexec(c, sql);
+	if (PQresultStatus(r) != PGRES_FATAL_ERROR)
+		fprintf(stderr, "expected %s from: %s\n", state, sql);
+	assert_int_equal(PQresultStatus(r), PGRES_FATAL_ERROR);
+	assert_string_equal(PQresultErrorField(r, PG_DIAG_SQLSTATE), state);
+	PQclear(r);
+}
+
+/* 0009: the write path's tables check their org once per statement (no
+ * per-row foreign key), yet no row can name a missing org, and deleting
+ * an org still deletes its calls, ledger and charges. */
+static void test_org_references_checked_per_statement(void **state)
+{
+	(void)state;
+	char dsn[512];
+	th_pg_create_db("mig_orgref", dsn, sizeof(dsn));
+	assert_int_equal(apply_all(dsn), (int)vox_migrations_count);
+	PGconn *c = th_pg_connect(dsn);
+	assert_int_equal(th_pg_int(c,
+		"SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND"
+		" confrelid = 'organizations'::regclass AND conrelid::regclass::text"
+		" IN ('calls', 'credit_transactions', 'call_charges')"), 0);
+	th_pg_ok(c, "INSERT INTO organizations (id, name, email) VALUES"
+		    " ('" ORG_1 "', 'a', 'a@x'), ('" ORG_2 "', 'b', 'b@x')");
+
+	/* one statement naming a missing org among good ones: refused whole */
+	expect_state(c, "INSERT INTO calls (org_id, status) VALUES"
+		     " ('" ORG_1 "', 'pending'), ('" ORG_NONE "', 'pending')", "23503");
+	expect_state(c, "INSERT INTO credit_transactions (org_id, amount_pence,"
+		     " type) VALUES ('" ORG_NONE "', 5, 'topup')", "23503");
+	expect_state(c, "INSERT INTO call_charges (call_id, org_id,"
+		     " duration_seconds, rate_per_minute, charge_pence,"
+		     " deducted_pence, shortfall_pence, event_id) VALUES"
+		     " (gen_random_uuid(), '" ORG_NONE "', 60, 10, 10, 10, 0, 'e')",
+		     "23503");
+	assert_int_equal(th_pg_int(c, "SELECT count(*) FROM calls"), 0);
+	th_pg_ok(c, "INSERT INTO calls (org_id, status) VALUES"
+		    " ('" ORG_1 "', 'pending'), ('" ORG_2 "', 'pending')");
+	/* moving a row to a missing org is refused too */
+	expect_state(c, "UPDATE calls SET org_id = '" ORG_NONE "'", "23503");
+
+	for (int i = 0; i < 2; i++) {
+		const char *org = i ? ORG_2 : ORG_1;
+		char sql[512];
+		snprintf(sql, sizeof(sql), "INSERT INTO credit_transactions (org_id,"
+			 " amount_pence, type) VALUES ('%s', 5, 'topup'), ('%s', 7, 'topup')",
+			 org, org);
+		th_pg_ok(c, sql);
+		snprintf(sql, sizeof(sql), "INSERT INTO call_charges (call_id, org_id,"
+			 " duration_seconds, rate_per_minute, charge_pence,"
+			 " deducted_pence, shortfall_pence, event_id) VALUES"
+			 " (gen_random_uuid(), '%s', 60, 10, 10, 10, 0, 'e')", org);
+		th_pg_ok(c, sql);
+	}
+	/* the cascade the foreign keys did */
+	th_pg_ok(c, "DELETE FROM organizations WHERE id = '" ORG_1 "'");
+	assert_int_equal(th_pg_int(c, "SELECT count(*) FROM calls"
+		" WHERE org_id = '" ORG_1 "'"), 0);
+	assert_int_equal(th_pg_int(c, "SELECT count(*) FROM credit_transactions"
+		" WHERE org_id = '" ORG_1 "'"), 0);
+	assert_int_equal(th_pg_int(c, "SELECT count(*) FROM call_charges"
+		" WHERE org_id = '" ORG_1 "'"), 0);
+	assert_int_equal(th_pg_int(c, "SELECT count(*) FROM calls"), 1);
+	assert_int_equal(th_pg_int(c, "SELECT count(*) FROM credit_transactions"), 2);
+	assert_int_equal(th_pg_int(c, "SELECT count(*) FROM call_charges"), 1);
+
+	/* append-only tables: time-ordered ids (UUID version 7) in insert order */
+	th_pg_ok(c, "INSERT INTO credit_transactions (org_id, amount_pence, type)"
+		    " SELECT '" ORG_2 "', 1, 'topup' FROM generate_series(1, 50)");
+	assert_int_equal(th_pg_int(c, "SELECT count(*) FROM credit_transactions"
+		" WHERE substr(id::text, 15, 1) <> '7'"), 0);
+	assert_int_equal(th_pg_int(c,
+		"SELECT count(*) FROM (SELECT id, lag(id) OVER (ORDER BY seq) AS prev"
+		" FROM credit_transactions) t WHERE prev IS NOT NULL"
+		" AND left(id::text, 13) < left(prev::text, 13)"), 0);
+	/* created_at of append-only tables: BRIN */
+	assert_int_equal(th_pg_int(c, "SELECT count(*) FROM pg_class i"
+		" JOIN pg_am a ON a.oid = i.relam WHERE a.amname = 'brin' AND"
+		" i.relname IN ('idx_calls_created_at', 'idx_credit_txn_created_at')"), 2);
+	PQfinish(c);
+}
 
 static int apply_all(const char *dsn)
 {
@@ -508,6 +602,7 @@ int main(void)
 		cmocka_unit_test(test_status_lists_every_migration),
 		cmocka_unit_test(test_voxctl_reports_unreachable),
 		cmocka_unit_test(test_money_columns_become_bigint_in_place),
+		cmocka_unit_test(test_org_references_checked_per_statement),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
