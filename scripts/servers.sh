@@ -91,6 +91,12 @@ start_pg() {
     echo "$port" > "$dir/pg/port"
     local opts="-p $port -c listen_addresses=127.0.0.1 -k $dir/pg/run -c max_connections=200"
     opts="$opts -c fsync=${VOX_PG_FSYNC:-on}"
+    # the WAL and checkpoint lines of deploy/postgres/vox.conf, scaled to a
+    # scratch server: checkpoints by time, not forced by a burst of batches
+    # (durability as there: fsync and synchronous_commit on)
+    opts="$opts -c wal_compression=lz4 -c max_wal_size=2GB -c min_wal_size=256MB"
+    opts="$opts -c checkpoint_timeout=15min -c checkpoint_completion_target=0.9"
+    opts="$opts -c shared_buffers=256MB"
     # extensions to preload (e.g. pg_stat_statements for scripts/bench-profile.sh)
     [ -z "${VOX_PG_PRELOAD:-}" ] || opts="$opts -c shared_preload_libraries=$VOX_PG_PRELOAD"
     as_pg setsid -w "$pgbin/pg_ctl" -D "$data" -l "$dir/pg/postgres.log" -w -t 60 \
