@@ -107,6 +107,7 @@ typedef struct input_rt {
 	batch *queued; /* at most one batch waits */
 	bool writer_busy; /* the writer holds a batch */
 	bool fetcher_done;
+	uint64_t pending; /* the consumer's pending count at the last fetch */
 	PGconn *pg;
 	int64_t backoff_ms;     /* the writer's pause after a wait */
 	uint64_t commits;       /* transactions this input committed */
@@ -1179,8 +1180,11 @@ out:
 
 /* Decode one fetched message into an item; a refusal is recorded on the
  * item (the writer dead-letters it). */
-static void decode_item(vox_runtime *rt, natsMsg *m, vox_item *it)
+/* Decode m into it; returns the consumer's count of messages pending
+ * behind m when JetStream delivered it. */
+static uint64_t decode_item(vox_runtime *rt, natsMsg *m, vox_item *it)
 {
+	uint64_t pending = 0;
 	jsMsgMetaData *meta = NULL;
 	vox_decode_error err;
 	memset(it, 0, sizeof(*it));
@@ -1188,7 +1192,8 @@ static void decode_item(vox_runtime *rt, natsMsg *m, vox_item *it)
 	if (natsMsg_GetMetaData(&meta, m) == NATS_OK) {
 		it->stream_seq = meta->Sequence.Stream;
 		it->delivered = meta->NumDelivered;
-		atomic_store(&rt->lag, meta->NumPending);
+		pending = meta->NumPending;
+		atomic_store(&rt->lag, pending);
 		jsMsgMetaData_Destroy(meta);
 	}
 	if (it->delivered > 1)
@@ -1200,6 +1205,7 @@ static void decode_item(vox_runtime *rt, natsMsg *m, vox_item *it)
 		it->code = err.code;
 		snprintf(it->reason, sizeof(it->reason), "%s", err.message);
 	}
+	return pending;
 }
 
 /*
@@ -1253,14 +1259,13 @@ static size_t wait_room(vox_runtime *rt, input_rt *in, size_t *bytes)
 }
 
 static natsStatus fetch(natsMsgList *list, input_rt *in, size_t count,
-			size_t bytes, bool no_wait, int64_t wait_ms)
+			size_t bytes, int64_t wait_ms)
 {
 	jsFetchRequest req;
 	jsFetchRequest_Init(&req);
 	req.Batch = (int)count;
 	/* a message of the largest size always fits */
 	req.MaxBytes = (int64_t)(bytes > 2 * VOX_MAX_MESSAGE ? bytes : 2 * VOX_MAX_MESSAGE);
-	req.NoWait = no_wait;
 	req.Expires = wait_ms * 1000000;
 	natsStatus s = natsSubscription_FetchRequest(list, in->sub, &req);
 	if (s == NATS_NOT_FOUND || s == NATS_TIMEOUT || (s == NATS_OK && list->Count == 0)) {
@@ -1272,26 +1277,34 @@ static natsStatus fetch(natsMsgList *list, input_rt *in, size_t count,
 }
 
 /*
- * Fetch what has arrived, up to room: at once when something is there (no
- * wait for a full batch); when nothing is, wait up to VOX_FETCH_WAIT_MS
- * for the first message (the next call takes what came after it).
- * NATS_TIMEOUT when nothing came.
+ * Fetch what has arrived, up to room, without waiting for a batch to fill.
+ * JetStream tells, with each message, how many are pending behind it: the
+ * next pull asks for that many (the server has them, so it answers at
+ * once), and only when none were pending does it wait, up to
+ * VOX_FETCH_WAIT_MS, for the first new one. When instances share the
+ * consumer the others may take some of those; the pull then ends after
+ * FETCH_FILL_MS with what it got. NATS_TIMEOUT when nothing came.
  *
- * A no_wait pull still needs an expiry: libnats waits for the server's
- * answer only until it, and an answer that comes later (the 404 "no
- * messages") stays queued on the subscription, where 3.4.1 takes it for
- * the answer to the next pull (which then returns at once: a busy loop)
- * and a drain waits for it forever. libnats asks the server for 10 ms less
- * than the expiry it is given (from 20 ms up), so the answer comes in time.
+ * Every pull has an expiry well past the server's answer (libnats asks
+ * the server for 10 ms less than the expiry it is given): a pull that
+ * stops waiting before the server is done leaves the rest of its answer
+ * queued on the subscription, where libnats 3.4.1 counts it into the next
+ * pull (overrunning that pull's array) and a drain waits for it. So no
+ * no_wait pulls: 3.4.1 gives those no time to be answered at all.
  */
-#define FETCH_TAKE_MS 20
+#define FETCH_FILL_MS 50
 
 static natsStatus fetch_arrived(vox_runtime *rt, input_rt *in, size_t room,
 				size_t bytes, natsMsgList *got)
 {
-	natsStatus s = fetch(got, in, room, bytes, true, FETCH_TAKE_MS);
-	if (s == NATS_TIMEOUT)
-		s = fetch(got, in, 1, bytes, false, rt->cfg.fetch_wait_ms);
+	size_t want = in->pending < room ? (size_t)in->pending : room;
+	natsStatus s;
+	if (want > 0)
+		s = fetch(got, in, want, bytes, FETCH_FILL_MS);
+	else
+		s = fetch(got, in, 1, bytes, rt->cfg.fetch_wait_ms);
+	if (s != NATS_OK)
+		in->pending = 0;
 	return s;
 }
 
@@ -1301,7 +1314,7 @@ static void gather(vox_runtime *rt, input_rt *in, natsMsgList *list)
 	size_t n = (size_t)list->Count, bytes = 0;
 	vox_item *items = vox_calloc(n, sizeof(*items));
 	for (size_t i = 0; i < n; i++) {
-		decode_item(rt, list->Msgs[i], &items[i]);
+		in->pending = decode_item(rt, list->Msgs[i], &items[i]);
 		bytes += (size_t)natsMsg_GetDataLength(list->Msgs[i]);
 	}
 	atomic_fetch_add(&rt->received, n);
