@@ -37,10 +37,74 @@ typedef struct resolved {
 	bool org_ok;
 } resolved;
 
-static PGresult *run(PGconn *c, const char *sql, int n, const char *const *p,
+/* Every statement of a batch, prepared once per connection
+ * (vox_leads_prepare): a batch parses and plans nothing. */
+enum { S_THRESHOLDS, S_CONTACTS, S_RESOLVE, S_SCORES, S_ALERTS, S_COUNT };
+
+static const struct {
+	const char *name;
+	const char *sql;
+} statements[S_COUNT] = {
+	[S_THRESHOLDS] = {"vox_leads_thresholds",
+		"SELECT o.id, COALESCE(CASE WHEN f.value #>> '{}' ~ '^[0-9]{1,3}$'"
+		" THEN (f.value #>> '{}')::int END, $2::int)"
+		" FROM organizations o LEFT JOIN org_feature_flags f"
+		" ON f.org_id = o.id AND f.flag_name = 'hot_lead_threshold' AND f.enabled"
+		" WHERE o.id = ANY($1::uuid[])"},
+	[S_CONTACTS] = {"vox_leads_contacts",
+		"INSERT INTO contacts (org_id, phone, first_name)"
+		" SELECT DISTINCT ON (o, ph) o, ph, nm"
+		" FROM unnest($1::uuid[], $2::text[], $3::text[]) AS t(o, ph, nm)"
+		" ORDER BY o, ph"
+		" ON CONFLICT (org_id, phone) DO NOTHING"},
+	[S_RESOLVE] = {"vox_leads_resolve",
+		"SELECT t.ord, k.id, k.phone, k.first_name"
+		" FROM unnest($1::uuid[], $2::uuid[], $3::text[]) WITH ORDINALITY"
+		"  AS t(o, cid, ph, ord)"
+		" LEFT JOIN LATERAL (SELECT id, phone, first_name FROM contacts c"
+		"  WHERE c.org_id = t.o AND (c.id = t.cid OR c.phone = t.ph)"
+		"  ORDER BY (c.id = t.cid) IS TRUE DESC LIMIT 1) k ON true"
+		" ORDER BY t.ord"},
+	[S_SCORES] = {"vox_leads_scores",
+		"UPDATE contacts c SET lead_score = t.s, lead_status = t.st,"
+		" lead_scored_at = t.at, updated_at = now()"
+		" FROM unnest($1::uuid[], $2::int[], $3::text[], $4::timestamptz[])"
+		"  AS t(id, s, st, at)"
+		" WHERE c.id = t.id"
+		" AND (c.lead_scored_at IS NULL OR c.lead_scored_at <= t.at)"},
+	[S_ALERTS] = {"vox_leads_alerts",
+		"INSERT INTO hot_lead_alerts (org_id, contact_id, call_id, lead_name,"
+		" lead_phone, lead_score, urgency_level, service_interest, summary,"
+		" created_at)"
+		" SELECT o, ct, cl, nm, ph, sc, ur, si, su, at"
+		" FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[],"
+		"  $5::text[], $6::int[], $7::text[], $8::text[], $9::text[],"
+		"  $10::timestamptz[]) WITH ORDINALITY"
+		"  AS t(o, ct, cl, nm, ph, sc, ur, si, su, at, ord)"
+		/* one lock order for every instance; among duplicates the
+		 * first in stream order is the one inserted */
+		" ORDER BY o, ct, cl, ord"
+		" ON CONFLICT ON CONSTRAINT hot_lead_alerts_org_contact_call_key DO NOTHING"
+		" RETURNING id, contact_id, COALESCE(call_id::text, '')"},
+};
+
+vox_status vox_leads_prepare(void *ctx, PGconn *c)
+{
+	VOX_UNUSED(ctx);
+	for (size_t i = 0; i < S_COUNT; i++) {
+		PGresult *r = PQprepare(c, statements[i].name, statements[i].sql, 0, NULL);
+		vox_status st = vox_pg_status(c, r);
+		PQclear(r);
+		if (st != VOX_OK)
+			return st;
+	}
+	return VOX_OK;
+}
+
+static PGresult *run(PGconn *c, int stmt, int n, const char *const *p,
 		     vox_status *st)
 {
-	PGresult *r = PQexecParams(c, sql, n, NULL, p, NULL, NULL, 0);
+	PGresult *r = PQexecPrepared(c, statements[stmt].name, n, p, NULL, NULL, 0);
 	*st = vox_pg_status(c, r);
 	if (*st != VOX_OK) {
 		PQclear(r);
@@ -65,13 +129,7 @@ static vox_status orgs_and_thresholds(PGconn *c, vox_item *items, size_t n,
 		vox_pg_array_str(&orgs, items[i].ev.u.lead_scored.org_id.s, 36);
 	snprintf(defbuf, sizeof(defbuf), "%" PRId64, def);
 	const char *p[2] = {vox_pg_array_text(&orgs), defbuf};
-	PGresult *r = run(c,
-		"SELECT o.id, COALESCE(CASE WHEN f.value #>> '{}' ~ '^[0-9]{1,3}$'"
-		" THEN (f.value #>> '{}')::int END, $2::int)"
-		" FROM organizations o LEFT JOIN org_feature_flags f"
-		" ON f.org_id = o.id AND f.flag_name = 'hot_lead_threshold' AND f.enabled"
-		" WHERE o.id = ANY($1::uuid[])",
-		2, p, &st);
+	PGresult *r = run(c, S_THRESHOLDS, 2, p, &st);
 	vox_pg_array_release(&orgs);
 	if (!r)
 		return st;
@@ -115,13 +173,7 @@ static vox_status create_contacts(PGconn *c, const vox_item *items, size_t n)
 	if (count) {
 		const char *p[3] = {vox_pg_array_text(&orgs), vox_pg_array_text(&phones),
 				    vox_pg_array_text(&names)};
-		PGresult *r = run(c,
-			"INSERT INTO contacts (org_id, phone, first_name)"
-			" SELECT DISTINCT ON (o, ph) o, ph, nm"
-			" FROM unnest($1::uuid[], $2::text[], $3::text[]) AS t(o, ph, nm)"
-			" ORDER BY o, ph"
-			" ON CONFLICT (org_id, phone) DO NOTHING",
-			3, p, &st);
+		PGresult *r = run(c, S_CONTACTS, 3, p, &st);
 		PQclear(r);
 	}
 	vox_pg_array_release(&orgs);
@@ -153,15 +205,7 @@ static vox_status resolve_contacts(PGconn *c, vox_item *items, size_t n,
 	}
 	const char *p[3] = {vox_pg_array_text(&orgs), vox_pg_array_text(&ids),
 			    vox_pg_array_text(&phones)};
-	PGresult *r = run(c,
-		"SELECT t.ord, k.id, k.phone, k.first_name"
-		" FROM unnest($1::uuid[], $2::uuid[], $3::text[]) WITH ORDINALITY"
-		"  AS t(o, cid, ph, ord)"
-		" LEFT JOIN LATERAL (SELECT id, phone, first_name FROM contacts c"
-		"  WHERE c.org_id = t.o AND (c.id = t.cid OR c.phone = t.ph)"
-		"  ORDER BY (c.id = t.cid) IS TRUE DESC LIMIT 1) k ON true"
-		" ORDER BY t.ord",
-		3, p, &st);
+	PGresult *r = run(c, S_RESOLVE, 3, p, &st);
 	vox_pg_array_release(&orgs);
 	vox_pg_array_release(&ids);
 	vox_pg_array_release(&phones);
@@ -227,14 +271,7 @@ static vox_status update_scores(PGconn *c, const vox_item *items, size_t n,
 	if (count) {
 		const char *p[4] = {vox_pg_array_text(&ids), vox_pg_array_text(&scores),
 				    vox_pg_array_text(&statuses), vox_pg_array_text(&ats)};
-		PGresult *r = run(c,
-			"UPDATE contacts c SET lead_score = t.s, lead_status = t.st,"
-			" lead_scored_at = t.at, updated_at = now()"
-			" FROM unnest($1::uuid[], $2::int[], $3::text[], $4::timestamptz[])"
-			"  AS t(id, s, st, at)"
-			" WHERE c.id = t.id"
-			" AND (c.lead_scored_at IS NULL OR c.lead_scored_at <= t.at)",
-			4, p, &st);
+		PGresult *r = run(c, S_SCORES, 4, p, &st);
 		PQclear(r);
 	}
 	vox_pg_array_release(&ids);
@@ -336,21 +373,7 @@ static vox_status insert_alerts(vox_tx *tx, const vox_item *items, size_t n,
 		p[i] = vox_pg_array_text(&a[i]);
 	/* DO NOTHING also absorbs duplicates inside the batch; RETURNING
 	 * gives only the rows this transaction created */
-	PGresult *r = run(c,
-		"INSERT INTO hot_lead_alerts (org_id, contact_id, call_id, lead_name,"
-		" lead_phone, lead_score, urgency_level, service_interest, summary,"
-		" created_at)"
-		" SELECT o, ct, cl, nm, ph, sc, ur, si, su, at"
-		" FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[],"
-		"  $5::text[], $6::int[], $7::text[], $8::text[], $9::text[],"
-		"  $10::timestamptz[]) WITH ORDINALITY"
-		"  AS t(o, ct, cl, nm, ph, sc, ur, si, su, at, ord)"
-		/* one lock order for every instance; among duplicates the
-		 * first in stream order is the one inserted */
-		" ORDER BY o, ct, cl, ord"
-		" ON CONFLICT ON CONSTRAINT hot_lead_alerts_org_contact_call_key DO NOTHING"
-		" RETURNING id, contact_id, COALESCE(call_id::text, '')",
-		10, p, &st);
+	PGresult *r = run(c, S_ALERTS, 10, p, &st);
 	if (!r)
 		goto out;
 	for (int k = 0; k < PQntuples(r) && st == VOX_OK; k++) {

@@ -28,7 +28,7 @@ int main(int argc, char **argv)
 		.description = "Lead scores and hot-lead alerts",
 		.inputs = inputs,
 		.ninputs = VOX_NELEM(inputs),
-		.handler = {NULL, vox_leads_apply, NULL, &leads},
+		.handler = {vox_leads_prepare, vox_leads_apply, NULL, &leads},
 		.vars = leads_vars,
 		.nvars = VOX_NELEM(leads_vars),
 		.cfg = &leads.cfg,
