@@ -332,14 +332,13 @@ static int run_baseline(const bench_opts *o)
 	s.o = o;
 	bench_run_init(&run);
 
-	PGconn *db = bench_pg_open(o->dsn);
-	if (!db) {
-		code = 3;
+	PGconn *db = NULL;
+	int oc = bench_open_with_orgs(o, &run, &db, &orgs);
+	if (oc != 0) {
+		code = oc;
 		goto out;
 	}
-	orgs = bench_org_array(&run, o->orgs);
-	if (!bench_create_orgs(db, &run, orgs) ||
-	    !bench_pg_run(db, SQL_DEDUCT_FN, "create bench_deduct_call_credits"))
+	if (!bench_pg_run(db, SQL_DEDUCT_FN, "create bench_deduct_call_credits"))
 		goto out;
 	int rc = bench_pub_open(&pub, o->url, o->pending, "vox-bench-seed-pub");
 	if (rc != 0) {

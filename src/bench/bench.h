@@ -110,8 +110,17 @@ bool bench_pg_run(PGconn *c, const char *sql, const char *what);
 /* End the transaction r's statement ran in: COMMIT when it succeeded, else
  * ROLLBACK. Clears r. */
 bool bench_pg_end_tx(PGconn *c, PGresult *r, const char *what);
+/* A realistic call transcript (~500 bytes), shared by every scenario. */
+extern const char bench_transcript[];
+/* The ids of kind tag [from, to) of a run, every step-th, as a uuid[]
+ * literal; caller frees. */
+char *bench_uuid_array(const bench_run *r, unsigned tag, long from, long to, long step);
 /* The org ids of a run as a uuid[] literal; caller frees. */
 char *bench_org_array(const bench_run *r, long orgs);
+/* Open o->dsn and create the run's orgs (*orgs: their uuid[]): 0, or the
+ * exit code (3 when the database cannot be reached). */
+int bench_open_with_orgs(const bench_opts *o, const bench_run *r, PGconn **db,
+			 char **orgs);
 /* orgs organizations with a large opening balance (and its ledger row,
  * as `voxctl org create` writes it), in one transaction. */
 bool bench_create_orgs(PGconn *c, const bench_run *r, const char *arr);

@@ -12,15 +12,6 @@
 
 static void sample(vox_event *ev, vox_event_kind kind)
 {
-	static const char transcript[] =
-		"Agent: Good morning, Riverside Dental, how can I help?\n"
-		"Caller: Hi, I'd like to book a check-up for next week, ideally"
-		" Tuesday afternoon. I'm a new patient.\n"
-		"Agent: Of course. Can I take your name and date of birth?\n"
-		"Caller: It's Priya Shah, 14th of March 1988.\n"
-		"Agent: Thank you. We have 2:30pm or 4:15pm on Tuesday.\n"
-		"Caller: 2:30 works. Also, do you do whitening?\n"
-		"Agent: We do; the dentist can discuss options at your visit.\n";
 	vox_time t = {1795000000, 123000000, true};
 	memset(ev, 0, sizeof(*ev));
 	ev->kind = kind;
@@ -50,7 +41,7 @@ static void sample(vox_event *ev, vox_event_kind kind)
 		e->from_number = STR("+447700900123");
 		e->to_number = STR("+442071838750");
 		e->started_at = (vox_time){1794999813, 0, true};
-		e->transcript = (vox_str){transcript, sizeof(transcript) - 1};
+		e->transcript = (vox_str){bench_transcript, strlen(bench_transcript)};
 		e->summary = STR("New patient booked a check-up Tuesday 2:30pm;"
 				 " asked about whitening.");
 		e->recording_url = STR("https://recordings.example/7f3a9c1e2b4d.wav");

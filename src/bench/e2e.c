@@ -67,21 +67,6 @@ static const char SQL_LAST_COMMIT[] =
 	" LEFT JOIN credit_transactions t ON t.call_id = c.id AND t.type = 'deduction'"
 	" WHERE c.org_id = ANY($1::uuid[])";
 
-/* The ids of calls [from, to) of the run, every step-th, as a uuid[]. */
-static char *call_array(const bench_run *run, long from, long to, long step)
-{
-	vox_pg_array a;
-	char id[37];
-	vox_pg_array_init(&a);
-	for (long i = from; i < to; i += step) {
-		bench_uuid(id, run, BENCH_TAG_CALL, i);
-		vox_pg_array_str(&a, id, 36);
-	}
-	const char *t = vox_pg_array_text(&a);
-	char *out = vox_strndup(t, strlen(t));
-	vox_pg_array_release(&a);
-	return out;
-}
 
 /* Wait until both actors committed every call of the run; false after
  * P_WAIT_NS. */
@@ -89,7 +74,7 @@ static bool wait_done(PGconn *db, const bench_run *run, const char *orgs,
 		      long n, int64_t t0)
 {
 	long ntail = n < P_TAIL ? n : P_TAIL;
-	char *tail = call_array(run, n - ntail, n, 1);
+	char *tail = bench_uuid_array(run, BENCH_TAG_CALL, n - ntail, n, 1);
 	const char *pt[1] = {tail};
 	const char *po[1] = {orgs};
 	bool tail_done = false, done = false;
@@ -137,14 +122,12 @@ static int run_e2e(const bench_opts *o)
 	memset(&pub, 0, sizeof(pub));
 	bench_run_init(&run);
 
-	PGconn *db = bench_pg_open(o->dsn);
-	if (!db) {
-		code = 3;
+	PGconn *db = NULL;
+	int oc = bench_open_with_orgs(o, &run, &db, &orgs);
+	if (oc != 0) {
+		code = oc;
 		goto out;
 	}
-	orgs = bench_org_array(&run, o->orgs);
-	if (!bench_create_orgs(db, &run, orgs))
-		goto out;
 	int rc = bench_pub_open(&pub, o->url, o->pending, "vox-bench-e2e");
 	if (rc != 0) {
 		code = rc;
@@ -168,7 +151,7 @@ static int run_e2e(const bench_opts *o)
 	int64_t t_poll = bench_now_ns();
 
 	/* latency of the sampled call.ended events */
-	sampled = call_array(&run, 0, n, o->sample);
+	sampled = bench_uuid_array(&run, BENCH_TAG_CALL, 0, n, o->sample);
 	const char *p2[1] = {sampled};
 	r = PQexecParams(db, SQL_COMMITS, 1, NULL, p2, NULL, NULL, 0);
 	if (!bench_pg_ok(db, r, "commit times"))

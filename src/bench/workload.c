@@ -43,7 +43,7 @@ int bench_call_duration(long i)
 	return (int)((h >> 8) % 901u);
 }
 
-static const char transcript[] =
+const char bench_transcript[] =
 	"Agent: Good morning, Riverside Dental, how can I help?\n"
 	"Caller: Hi, I'd like to book a check-up for next week, ideally"
 	" Tuesday afternoon. I'm a new patient.\n"
@@ -95,7 +95,7 @@ void bench_build_ended(vox_event *ev, const bench_call *c, long i, int64_t now_s
 	e->direction = VOX_DIR_INBOUND;
 	e->from_number = LIT("+447700900123");
 	e->to_number = LIT("+442071838750");
-	e->transcript = LIT(transcript);
+	e->transcript = (vox_str){bench_transcript, sizeof(bench_transcript) - 1};
 	e->summary = LIT("New patient booked a check-up Tuesday 2:30pm;"
 			 " asked about whitening.");
 	e->recording_url = LIT("https://recordings.example/7f3a9c1e2b4d.wav");
@@ -156,19 +156,35 @@ long long bench_pg_int(PGconn *c, const char *sql, int n, const char *const *par
 	return v;
 }
 
-char *bench_org_array(const bench_run *r, long orgs)
+char *bench_uuid_array(const bench_run *r, unsigned tag, long from, long to, long step)
 {
 	vox_pg_array a;
 	char id[37];
 	vox_pg_array_init(&a);
-	for (long i = 0; i < orgs; i++) {
-		bench_uuid(id, r, BENCH_TAG_ORG, i);
+	for (long i = from; i < to; i += step) {
+		bench_uuid(id, r, tag, i);
 		vox_pg_array_str(&a, id, 36);
 	}
 	const char *t = vox_pg_array_text(&a);
 	char *out = vox_strndup(t, strlen(t));
 	vox_pg_array_release(&a);
 	return out;
+}
+
+char *bench_org_array(const bench_run *r, long orgs)
+{
+	return bench_uuid_array(r, BENCH_TAG_ORG, 0, orgs, 1);
+}
+
+int bench_open_with_orgs(const bench_opts *o, const bench_run *r, PGconn **db,
+			 char **orgs)
+{
+	*orgs = NULL;
+	*db = bench_pg_open(o->dsn);
+	if (!*db)
+		return 3;
+	*orgs = bench_org_array(r, o->orgs);
+	return bench_create_orgs(*db, r, *orgs) ? 0 : 1;
 }
 
 bool bench_create_orgs(PGconn *c, const bench_run *r, const char *arr)

@@ -26,6 +26,18 @@ vox_status vox_pg_connect(PGconn **out, const char *dsn, char *err,
 	return VOX_OK;
 }
 
+vox_status vox_pg_prepare_all(PGconn *c, const vox_pg_stmt *stmts, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		PGresult *r = PQprepare(c, stmts[i].name, stmts[i].sql, 0, NULL);
+		vox_status st = vox_pg_status(c, r);
+		PQclear(r);
+		if (st != VOX_OK)
+			return st;
+	}
+	return VOX_OK;
+}
+
 vox_status vox_pg_status(const PGconn *c, const PGresult *r)
 {
 	if (r == NULL)

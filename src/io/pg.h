@@ -27,6 +27,15 @@ vox_status vox_pg_connect(PGconn **out, const char *dsn, char *err,
  * by this status. */
 vox_status vox_pg_status(const PGconn *c, const PGresult *r);
 
+/* A named statement, prepared once per connection. */
+typedef struct vox_pg_stmt {
+	const char *name;
+	const char *sql;
+} vox_pg_stmt;
+
+/* Prepare n statements on c; the status of the first that fails. */
+vox_status vox_pg_prepare_all(PGconn *c, const vox_pg_stmt *stmts, size_t n);
+
 /*
  * The first error a connection met: its status (vox_pg_status), the
  * SQLSTATE the server sent ("" when none, as when the connection broke)

@@ -34,10 +34,7 @@ enum {
 	S_COUNT
 };
 
-static const struct {
-	const char *name;
-	const char *sql;
-} statements[S_COUNT] = {
+static const vox_pg_stmt statements[S_COUNT] = {
 	/* sorted: no deadlock between instances */
 	[S_LOCK_ORGS] = {"vox_billing_lock_orgs",
 		"SELECT id, wallet_balance_pence, debt_limit_pence, unbilled_pence,"
@@ -90,14 +87,7 @@ static const struct {
 vox_status vox_billing_prepare(void *ctx, PGconn *c)
 {
 	VOX_UNUSED(ctx);
-	for (size_t i = 0; i < S_COUNT; i++) {
-		PGresult *r = PQprepare(c, statements[i].name, statements[i].sql, 0, NULL);
-		vox_status st = vox_pg_status(c, r);
-		PQclear(r);
-		if (st != VOX_OK)
-			return st;
-	}
-	return VOX_OK;
+	return vox_pg_prepare_all(c, statements, S_COUNT);
 }
 
 /* ---- reading ------------------------------------------------------------ */

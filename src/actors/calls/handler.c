@@ -153,10 +153,7 @@ static const char sql_touch[] =
 	"  updated_at = now()"
 	" FROM l WHERE k.id = l.id";
 
-static const struct {
-	const char *name;
-	const char *sql;
-} statements[] = {
+static const vox_pg_stmt statements[] = {
 	{"vox_calls_check", sql_check},
 	{"vox_calls_contacts", sql_contacts},
 	{"vox_calls_upsert", sql_calls},
@@ -441,16 +438,8 @@ out:
 
 vox_status vox_calls_prepare(void *ctx, PGconn *c)
 {
-	vox_status st = VOX_OK;
 	VOX_UNUSED(ctx);
-	for (size_t i = 0; i < VOX_NELEM(statements) && st == VOX_OK; i++) {
-		PGresult *r = PQprepare(c, statements[i].name, statements[i].sql,
-					0, NULL);
-		if (vox_pg_status(c, r) != VOX_OK)
-			st = VOX_E_UNAVAILABLE;
-		PQclear(r);
-	}
-	return st;
+	return vox_pg_prepare_all(c, statements, VOX_NELEM(statements));
 }
 
 vox_status vox_calls_apply(void *ctx, vox_tx *tx, vox_item *items, size_t n)

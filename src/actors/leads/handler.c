@@ -41,10 +41,7 @@ typedef struct resolved {
  * (vox_leads_prepare): a batch parses and plans nothing. */
 enum { S_THRESHOLDS, S_CONTACTS, S_RESOLVE, S_SCORES, S_ALERTS, S_COUNT };
 
-static const struct {
-	const char *name;
-	const char *sql;
-} statements[S_COUNT] = {
+static const vox_pg_stmt statements[S_COUNT] = {
 	[S_THRESHOLDS] = {"vox_leads_thresholds",
 		"SELECT o.id, COALESCE(CASE WHEN f.value #>> '{}' ~ '^[0-9]{1,3}$'"
 		" THEN (f.value #>> '{}')::int END, $2::int)"
@@ -91,14 +88,7 @@ static const struct {
 vox_status vox_leads_prepare(void *ctx, PGconn *c)
 {
 	VOX_UNUSED(ctx);
-	for (size_t i = 0; i < S_COUNT; i++) {
-		PGresult *r = PQprepare(c, statements[i].name, statements[i].sql, 0, NULL);
-		vox_status st = vox_pg_status(c, r);
-		PQclear(r);
-		if (st != VOX_OK)
-			return st;
-	}
-	return VOX_OK;
+	return vox_pg_prepare_all(c, statements, S_COUNT);
 }
 
 static PGresult *run(PGconn *c, int stmt, int n, const char *const *p,
