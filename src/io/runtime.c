@@ -752,12 +752,19 @@ static void purge_outbox(vox_runtime *rt, PGconn *pg)
 	char keep[32];
 	snprintf(keep, sizeof(keep), "%" PRId64 " hours", rt->cfg.outbox_keep_h);
 	const char *params[1] = {keep};
-	PGresult *r = PQexecParams(pg,
-				   "DELETE FROM vox_outbox WHERE published_at < now() - $1::interval",
-				   1, NULL, params, NULL, NULL, 0);
-	PQclear(r);
+	/* in chunks: no long transaction and no long lock on a large table */
+	for (int round = 0; round < 100; round++) {
+		PGresult *r = PQexecParams(pg,
+			"DELETE FROM vox_outbox WHERE id IN (SELECT id FROM vox_outbox"
+			" WHERE published_at < now() - $1::interval LIMIT 5000)",
+			1, NULL, params, NULL, NULL, 0);
+		bool more = vox_pg_status(pg, r) == VOX_OK && strtoll(PQcmdTuples(r), NULL, 10) == 5000;
+		PQclear(r);
+		if (!more)
+			break;
+	}
 	/* deferral counts of messages long gone (a purged stream) */
-	r = PQexec(pg, "DELETE FROM vox_deferrals WHERE updated_at < now() - interval '30 days'");
+	PGresult *r = PQexec(pg, "DELETE FROM vox_deferrals WHERE updated_at < now() - interval '30 days'");
 	PQclear(r);
 }
 
@@ -1179,9 +1186,8 @@ out:
 /* ---- threads ----------------------------------------------------------- */
 
 /* Decode one fetched message into an item; a refusal is recorded on the
- * item (the writer dead-letters it). */
-/* Decode m into it; returns the consumer's count of messages pending
- * behind m when JetStream delivered it. */
+ * item (the writer dead-letters it). Returns the consumer's count of
+ * messages pending behind m when JetStream delivered it. */
 static uint64_t decode_item(vox_runtime *rt, natsMsg *m, vox_item *it)
 {
 	uint64_t pending = 0;

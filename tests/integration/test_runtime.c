@@ -238,6 +238,28 @@ static void test_backlogs_taken_whole(void **state)
 	f->actors[0] = 0;
 }
 
+/* Published outbox rows past VOX_OUTBOX_KEEP_H go, in chunks, more than
+ * one chunk of them; recent and unpublished ones stay. */
+static void test_old_outbox_rows_purged_in_chunks(void **state)
+{
+	fixture *f = *state;
+	PGconn *c = th_pg_connect(f->dsn);
+	th_pg_ok(c, "INSERT INTO vox_outbox (msg_id, subject, payload, actor,"
+		    " created_at, published_at) SELECT 'old-' || i, 'alert.x', '\\x00',"
+		    " 'vox-test-actor', now() - interval '3 hours',"
+		    " now() - interval '2 hours' FROM generate_series(1, 12000) i");
+	th_pg_ok(c, "INSERT INTO vox_outbox (msg_id, subject, payload, actor,"
+		    " published_at) SELECT 'new-' || i, 'alert.x', '\\x00',"
+		    " 'vox-test-actor', now() FROM generate_series(1, 10) i");
+	PQfinish(c);
+	start_actor(f, 0, "VOX_OUTBOX_KEEP_H=1", NULL);
+	wait_actor_ready(f);
+	assert_int_equal(th_wait_int(f->dsn, "SELECT count(*) FROM vox_outbox"
+				     " WHERE msg_id LIKE 'old-%'", 0, 30000), 0);
+	assert_int_equal(th_wait_int(f->dsn, "SELECT count(*) FROM vox_outbox"
+				     " WHERE msg_id LIKE 'new-%'", 10, 1000), 10);
+}
+
 static void test_postgres_outage(void **state)
 {
 	fixture *f = *state;
@@ -519,6 +541,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_ten_thousand_events_exactly_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_backlogs_taken_whole, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_old_outbox_rows_purged_in_chunks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_poison_messages_are_dead_lettered, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_an_alert_never_blocks_its_effect, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_after_commit_publishes_once, setup, teardown),
