@@ -135,14 +135,18 @@ static void to_js(jsStreamConfig *cfg, const char *subjects[MAX_SUBJECTS],
 
 /* A failed JetStream API call as a vox status, with err filled. The
  * cluster's "temporarily unavailable" (no meta leader yet, during a start
- * or a failover) passes like a timeout. */
+ * or a failover) and "no suitable peers for placement" (a forming cluster
+ * whose leader does not know all its peers yet) pass like a timeout: a
+ * fault of the world, waited for with --wait. A single server asked for
+ * replicas answers another code, which stays an error. */
 static vox_status js_fail(natsStatus s, jsErrCode jerr, const char *stream,
 			  const char *what, char *err, size_t errlen)
 {
 	const char *text = nats_GetLastError(NULL);
 	snprintf(err, errlen, "stream %s: %s: %s (%d)", stream, what,
 		 text && *text ? text : natsStatus_GetText(s), (int)jerr);
-	if (jerr == JSClusterNotAvailErr || jerr == JSClusterNotLeaderErr)
+	if (jerr == JSClusterNotAvailErr || jerr == JSClusterNotLeaderErr ||
+	    jerr == JSClusterNoPeersErr)
 		return VOX_E_UNAVAILABLE;
 	vox_status st = vox_nats_status(s);
 	return st == VOX_E_INTERNAL ? VOX_E_CONFIG : st;
