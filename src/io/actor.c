@@ -26,6 +26,7 @@ struct vox_actor {
 	natsConnection *nc_srv; /* services and endpoints, SendAsap */
 	vox_service *svc;
 	vox_runtime *rt;
+	char inbox[128];    /* the connections' inbox prefix */
 	atomic_bool set_up; /* setup succeeded: the actor's metadata may run */
 };
 
@@ -273,6 +274,11 @@ static vox_status parse_config(vox_actor *a)
 		: VOX_OK;
 	if (st2 == VOX_OK)
 		st2 = vox_runtime_config_check(&a->rcfg, &errors);
+	/* a prefix that cannot be one is refused when connecting */
+	if (st == VOX_OK && vox_nats_inbox_prefix(a->inbox, sizeof(a->inbox),
+						  a->cfg.nats_user,
+						  a->cfg.nats_inbox_prefix))
+		a->rcfg.inbox_prefix = a->inbox;
 	if (st2 == VOX_OK)
 		st2 = st3;
 	if (st != VOX_OK || st2 != VOX_OK)

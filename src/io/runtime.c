@@ -11,9 +11,11 @@
 
 #include "core/buf.h"
 #include "core/dispose.h"
+#include "core/jsack.h"
 #include "io/log.h"
 #include "io/natsconn.h"
 #include "io/pg.h"
+#include "io/pull.h"
 #include "vox/client.h"
 #include "vox/subjects.h"
 
@@ -99,7 +101,7 @@ struct vox_tx {
 typedef struct input_rt {
 	vox_runtime *rt;
 	vox_input def;
-	natsSubscription *sub;
+	vox_pull *pull;
 	pthread_t fetcher, writer;
 	bool threads;
 	pthread_mutex_t lock;
@@ -254,17 +256,11 @@ static vox_status ensure_consumer(vox_runtime *rt, input_rt *in, char *err,
 static vox_status subscribe(vox_runtime *rt, input_rt *in, char *err,
 			    size_t errlen)
 {
-	jsErrCode jerr = 0;
-	natsStatus s;
-	jsSubOptions so;
-	jsSubOptions_Init(&so);
-	so.Stream = VOX_STREAM_EVENTS;
-	so.Consumer = in->def.durable;
-	s = js_PullSubscribe(&in->sub, rt->js, in->def.filter, in->def.durable,
-			     NULL, &so, &jerr);
+	natsStatus s = vox_pull_open(&in->pull, rt->nc, rt->cfg.inbox_prefix,
+				     VOX_STREAM_EVENTS, in->def.durable);
 	if (s != NATS_OK) {
-		snprintf(err, errlen, "subscribe %s: %s (%d)", in->def.durable,
-			 nats_GetLastError(NULL), (int)jerr);
+		snprintf(err, errlen, "subscribe %s: %s", in->def.durable,
+			 natsStatus_GetText(s));
 		return vox_nats_status(s);
 	}
 	return VOX_OK;
@@ -290,16 +286,16 @@ static void settle_msg(input_rt *in, vox_item *it, how h, int64_t delay_ms)
 	pthread_mutex_lock(&in->lock);
 	switch (h) {
 	case HOW_ACK:
-		if (natsMsg_Ack(it->msg, NULL) == NATS_OK)
+		if (vox_pull_settle(rt->nc, it->msg, VOX_ACK, 0) == NATS_OK)
 			atomic_fetch_add(&rt->acked, 1);
 		/* a lost ack means a redelivery, which idempotency absorbs */
 		break;
 	case HOW_NAK:
-		natsMsg_NakWithDelay(it->msg, delay_ms, NULL);
+		(void)vox_pull_settle(rt->nc, it->msg, VOX_NAK, delay_ms);
 		atomic_fetch_add(&rt->naked, 1);
 		break;
 	case HOW_TERM:
-		natsMsg_Term(it->msg, NULL);
+		(void)vox_pull_settle(rt->nc, it->msg, VOX_TERM, 0);
 		break;
 	}
 	it->settled = true;
@@ -327,7 +323,8 @@ static void report_progress(const vox_runtime *rt, batch *b, int64_t now)
 		return;
 	for (size_t i = 0; i < b->n; i++)
 		if (!b->items[i].settled)
-			natsMsg_InProgress(b->items[i].msg, NULL);
+			(void)vox_pull_settle(rt->nc, b->items[i].msg,
+					      VOX_PROGRESS, 0);
 	b->progress_ms = now;
 }
 
@@ -1191,16 +1188,15 @@ out:
 static uint64_t decode_item(vox_runtime *rt, natsMsg *m, vox_item *it)
 {
 	uint64_t pending = 0;
-	jsMsgMetaData *meta = NULL;
+	vox_js_ack meta;
 	vox_decode_error err;
 	memset(it, 0, sizeof(*it));
 	it->msg = m;
-	if (natsMsg_GetMetaData(&meta, m) == NATS_OK) {
-		it->stream_seq = meta->Sequence.Stream;
-		it->delivered = meta->NumDelivered;
-		pending = meta->NumPending;
+	if (vox_js_ack_parse(&meta, natsMsg_GetReply(m))) {
+		it->stream_seq = meta.stream_seq;
+		it->delivered = meta.delivered;
+		pending = meta.pending;
 		atomic_store(&rt->lag, pending);
-		jsMsgMetaData_Destroy(meta);
 	}
 	if (it->delivered > 1)
 		atomic_fetch_add(&rt->redelivered, 1);
@@ -1215,11 +1211,9 @@ static uint64_t decode_item(vox_runtime *rt, natsMsg *m, vox_item *it)
 }
 
 /*
- * After a failed fetch (NATS went away), pull on a fresh subscription.
- * libnats 3.4.1 can count messages of an interrupted pull request into the
- * next fetch on the same subscription and overrun its array; a new inbox
- * never sees them (the server redelivers them after AckWait). The old
- * subscription goes only once the writer holds none of its messages.
+ * After a failed fetch (NATS went away, the consumer did not answer),
+ * pull on a fresh inbox; closing the old one gives back what it still
+ * had queued. It goes only once the writer holds none of its messages.
  */
 static void resubscribe(vox_runtime *rt, input_rt *in)
 {
@@ -1228,17 +1222,14 @@ static void resubscribe(vox_runtime *rt, input_rt *in)
 	while (in->queued != NULL || in->writer_busy)
 		pthread_cond_wait(&in->cond, &in->lock);
 	pthread_mutex_unlock(&in->lock);
-	natsSubscription *old = in->sub;
-	in->sub = NULL;
+	vox_pull *old = in->pull;
+	in->pull = NULL;
 	while (!atomic_load(&rt->stop)) {
 		if (subscribe(rt, in, err, sizeof(err)) == VOX_OK)
 			break;
 		nap(rt, 500);
 	}
-	if (old) {
-		natsSubscription_Unsubscribe(old);
-		natsSubscription_Destroy(old);
-	}
+	vox_pull_close(old);
 }
 
 /* Room in the batch being gathered (messages, bytes), waiting while it is
@@ -1267,13 +1258,9 @@ static size_t wait_room(vox_runtime *rt, input_rt *in, size_t *bytes)
 static natsStatus fetch(natsMsgList *list, input_rt *in, size_t count,
 			size_t bytes, int64_t wait_ms)
 {
-	jsFetchRequest req;
-	jsFetchRequest_Init(&req);
-	req.Batch = (int)count;
 	/* a message of the largest size always fits */
-	req.MaxBytes = (int64_t)(bytes > 2 * VOX_MAX_MESSAGE ? bytes : 2 * VOX_MAX_MESSAGE);
-	req.Expires = wait_ms * 1000000;
-	natsStatus s = natsSubscription_FetchRequest(list, in->sub, &req);
+	size_t max_bytes = bytes > 2 * VOX_MAX_MESSAGE ? bytes : 2 * VOX_MAX_MESSAGE;
+	natsStatus s = vox_pull_fetch(in->pull, list, count, max_bytes, wait_ms);
 	if (s == NATS_NOT_FOUND || s == NATS_TIMEOUT || (s == NATS_OK && list->Count == 0)) {
 		natsMsgList_Destroy(list);
 		memset(list, 0, sizeof(*list));
@@ -1290,13 +1277,8 @@ static natsStatus fetch(natsMsgList *list, input_rt *in, size_t count,
  * VOX_FETCH_WAIT_MS, for the first new one. When instances share the
  * consumer the others may take some of those; the pull then ends after
  * FETCH_FILL_MS with what it got. NATS_TIMEOUT when nothing came.
- *
- * Every pull has an expiry well past the server's answer (libnats asks
- * the server for 10 ms less than the expiry it is given): a pull that
- * stops waiting before the server is done leaves the rest of its answer
- * queued on the subscription, where libnats 3.4.1 counts it into the next
- * pull (overrunning that pull's array) and a drain waits for it. So no
- * no_wait pulls: 3.4.1 gives those no time to be answered at all.
+ * Whatever a pull's answer still had on the way when it ended is taken
+ * by the next one (src/io/pull.c).
  */
 #define FETCH_FILL_MS 50
 
@@ -1603,12 +1585,7 @@ void vox_runtime_free(vox_runtime *rt)
 	vox_runtime_stop(rt);
 	for (size_t i = 0; i < rt->ninputs; i++) {
 		input_rt *in = &rt->inputs[i];
-		if (in->sub) {
-			/* drain before destroy: a 3.4.1 race otherwise */
-			if (natsSubscription_Drain(in->sub) == NATS_OK)
-				natsSubscription_WaitForDrainCompletion(in->sub, 5000);
-			natsSubscription_Destroy(in->sub);
-		}
+		vox_pull_close(in->pull);
 		batch_free(in->queued);
 		if (in->pg)
 			PQfinish(in->pg);

@@ -111,6 +111,9 @@ typedef struct vox_runtime_config {
 	int64_t outbox_age_ms;     /* unpublished rows older than this are healed */
 	int64_t outbox_keep_h;     /* published rows are purged after this */
 	const char *fault;         /* test fault injection, "" in production */
+	/* deliveries arrive under this inbox prefix (the connection's, see
+	 * vox_nats_inbox_prefix); not a variable: NULL or "" is "_INBOX" */
+	const char *inbox_prefix;
 } vox_runtime_config;
 
 extern const vox_cfg_var vox_runtime_vars[];
