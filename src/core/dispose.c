@@ -192,6 +192,18 @@ bool vox_progress_due(int64_t now_ms, int64_t last_ms, int64_t ack_wait_ms)
 	return now_ms - last_ms >= ack_wait_ms / 3;
 }
 
+#define REPLAN_FIRST 64u
+#define REPLAN_EVERY (1u << 20)
+
+bool vox_replan_due(uint64_t commits)
+{
+	if (commits < REPLAN_FIRST)
+		return false;
+	if (commits >= REPLAN_EVERY)
+		return commits % REPLAN_EVERY == 0;
+	return (commits & (commits - 1)) == 0;
+}
+
 /* ---- suspects ----------------------------------------------------------- */
 
 static const size_t no_slot = (size_t)-1;

@@ -28,20 +28,9 @@ vox_status vox_pg_connect(PGconn **out, const char *dsn, char *err,
 
 vox_status vox_pg_prepare_all(PGconn *c, const vox_pg_stmt *stmts, size_t n)
 {
-	/* Each execution is planned for its own arrays. A cached generic
-	 * plan guesses their size and is made at the sixth execution from
-	 * the tables as they were then; on a first start (empty tables)
-	 * that is sequential scans, kept while the tables grow: measured
-	 * (scripts/bench-profile.sh) 3.5x the buffers per batch and 5x the
-	 * time for the contact touch and the owner check. */
-	PGresult *r = PQexec(c, "SET plan_cache_mode = force_custom_plan");
-	vox_status st = vox_pg_status(c, r);
-	PQclear(r);
-	if (st != VOX_OK)
-		return st;
 	for (size_t i = 0; i < n; i++) {
-		r = PQprepare(c, stmts[i].name, stmts[i].sql, 0, NULL);
-		st = vox_pg_status(c, r);
+		PGresult *r = PQprepare(c, stmts[i].name, stmts[i].sql, 0, NULL);
+		vox_status st = vox_pg_status(c, r);
 		PQclear(r);
 		if (st != VOX_OK)
 			return st;

@@ -33,10 +33,8 @@ typedef struct vox_pg_stmt {
 	const char *sql;
 } vox_pg_stmt;
 
-/* Prepare n statements on c, each to be planned for the parameters of
- * every execution (plan_cache_mode = force_custom_plan: the statements
- * of a batch take arrays of 1 to VOX_BATCH values); the status of the
- * first that fails. */
+/* Prepare n statements on c; the status of the first that fails. The
+ * runtime prepares them again as the tables grow (vox_replan_due). */
 vox_status vox_pg_prepare_all(PGconn *c, const vox_pg_stmt *stmts, size_t n);
 
 /*

@@ -113,6 +113,7 @@ typedef struct input_rt {
 	PGconn *pg;
 	int64_t backoff_ms;     /* the writer's pause after a wait */
 	uint64_t commits;       /* transactions this input committed */
+	bool replan;            /* prepare the statements again (growth) */
 	vox_suspects suspects;  /* data failures still without evidence */
 	vox_breaker breaker;
 	vox_fault_log flog;
@@ -772,6 +773,20 @@ static bool pg_ready(vox_runtime *rt, input_rt *in, vox_pg_error *fail)
 {
 	char err[sizeof(fail->message) - 16];
 	memset(fail, 0, sizeof(*fail));
+	if (in->pg && PQstatus(in->pg) == CONNECTION_OK && in->replan &&
+	    rt->handler.prepare) {
+		/* new plans for tables that have grown (vox_replan_due); a
+		 * failure drops the connection, and the next one prepares */
+		in->replan = false;
+		PGresult *r = PQexec(in->pg, "DEALLOCATE ALL");
+		vox_status st = vox_pg_status(in->pg, r);
+		PQclear(r);
+		if (st != VOX_OK ||
+		    rt->handler.prepare(rt->handler.ctx, in->pg) != VOX_OK) {
+			PQfinish(in->pg);
+			in->pg = NULL;
+		}
+	}
 	if (in->pg && PQstatus(in->pg) == CONNECTION_OK)
 		return true;
 	if (in->pg) {
@@ -950,6 +965,8 @@ static void committed(vox_runtime *rt, input_rt *in, bool applied)
 	if (!applied)
 		return;
 	in->commits++;
+	if (vox_replan_due(in->commits))
+		in->replan = true;
 	vox_breaker_commit(&in->breaker);
 	in->backoff_ms = 0;
 	if (vox_fault_log_commit(&in->flog))

@@ -455,9 +455,31 @@ static void test_a_lone_poison_needs_another_commit(void **state)
 	assert_int_equal(out[0], VOX_ACT_DEAD_LETTER);
 }
 
+/* New plans as the commits double from 64, then every 2^20; never in
+ * between, so a steady load prepares again about once a day. */
+static void test_replan_as_commits_double(void **state)
+{
+	(void)state;
+	int due = 0;
+	for (uint64_t c = 0; c <= 5000; c++)
+		if (vox_replan_due(c)) {
+			due++;
+			assert_true(c >= 64 && (c & (c - 1)) == 0);
+		}
+	assert_int_equal(due, 7); /* 64 .. 4096 */
+	assert_false(vox_replan_due(63));
+	assert_true(vox_replan_due(1u << 19));
+	assert_true(vox_replan_due(1u << 20));
+	assert_false(vox_replan_due((1u << 20) + (1u << 19)));
+	assert_false(vox_replan_due(1u << 21 | 1));
+	assert_true(vox_replan_due(3u << 20));
+	assert_true(vox_replan_due(1ull << 40));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_replan_as_commits_double),
 		cmocka_unit_test(test_sqlstates_that_retry_at_once),
 		cmocka_unit_test(test_data_errors_are_classes_22_and_23),
 		cmocka_unit_test(test_faults_of_the_world_wait),
