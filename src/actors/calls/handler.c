@@ -57,11 +57,11 @@ static const char sql_contacts[] =
 	"  i.org_id, i.phone, COALESCE(i.name, ''), ''"
 	" FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::uuid[])"
 	"  AS i(org_id, phone, name, contact_id, call_id)"
-	/* a valid given contact, or one already linked, is used instead */
-	" WHERE NOT EXISTS (SELECT 1 FROM contacts k"
-	"   WHERE k.id = i.contact_id AND k.org_id = i.org_id)"
-	"  AND NOT EXISTS (SELECT 1 FROM calls c"
-	"   WHERE c.id = i.call_id AND c.contact_id IS NOT NULL)"
+	/* a valid given contact, or one already linked, is used instead;
+	 * both are read by primary key alone (see KEYED_ONLY) */
+	" WHERE (SELECT k.org_id FROM contacts k WHERE k.id = i.contact_id)"
+	"   IS DISTINCT FROM i.org_id"
+	"  AND (SELECT c.contact_id FROM calls c WHERE c.id = i.call_id) IS NULL"
 	" ORDER BY i.org_id, i.phone, i.name IS NULL"
 	" ON CONFLICT (org_id, phone) DO NOTHING";
 
@@ -72,8 +72,8 @@ static const char sql_calls[] =
 	"  sentiment_label, sentiment_score, sentiment_summary,"
 	"  sentiment_urgency, ended_at, created_at, updated_at)"
 	" SELECT i.id, i.org_id,"
-	"  COALESCE((SELECT k.id FROM contacts k"
-	"     WHERE k.id = i.contact_id AND k.org_id = i.org_id),"
+	"  COALESCE((SELECT CASE WHEN k.org_id = i.org_id THEN k.id END"
+	"     FROM contacts k WHERE k.id = i.contact_id),"
 	"   (SELECT k.id FROM contacts k"
 	"     WHERE k.org_id = i.org_id AND k.phone = i.phone)),"
 	"  i.direction, i.from_number, i.to_number, i.phone, i.vapi_call_id,"
@@ -140,11 +140,20 @@ static const char sql_owners[] =
 	"SELECT 1 FROM unnest($1::uuid[], $2::uuid[]) AS i(id, org_id)"
 	" JOIN calls c ON c.id = i.id WHERE c.org_id <> i.org_id LIMIT 1";
 
+/* KEYED_ONLY: rows named by the batch are found by primary key, and only
+ * then filtered. Written as "c.id = ANY($1) AND c.contact_id IS NOT
+ * NULL", the planner may scan idx_calls_contact_id for every call with a
+ * contact when its statistics say there are almost none (measured: 5 s
+ * per batch on 1M preloaded calls without contacts, after 20,000 with);
+ * "k.id = $x AND k.org_id = $y" may scan an org's contacts by
+ * contacts_org_id_phone_key. Here OFFSET 0 keeps the filter out of the
+ * keyed scan, elsewhere the filter is on the keyed row's value. */
 static const char sql_touch[] =
-	"WITH t AS (SELECT c.contact_id AS id, max(c.ended_at) AS at"
-	"  FROM calls c WHERE c.id = ANY($1::uuid[])"
-	"  AND c.contact_id IS NOT NULL AND c.ended_at IS NOT NULL"
-	"  GROUP BY c.contact_id),"
+	"WITH b AS (SELECT c.contact_id, c.ended_at FROM calls c"
+	"  WHERE c.id = ANY($1::uuid[]) OFFSET 0),"
+	" t AS (SELECT b.contact_id AS id, max(b.ended_at) AS at FROM b"
+	"  WHERE b.contact_id IS NOT NULL AND b.ended_at IS NOT NULL"
+	"  GROUP BY b.contact_id),"
 	" l AS (SELECT k.id, t.at FROM contacts k JOIN t ON t.id = k.id"
 	"  WHERE k.last_contacted_at IS NULL OR k.last_contacted_at < t.at"
 	"  ORDER BY k.id FOR NO KEY UPDATE OF k)"
