@@ -12,6 +12,8 @@
 #include <time.h>
 
 #include "core/codec.h"
+#include "core/jsack.h"
+#include "io/pull.h"
 #include "vox/subjects.h"
 #include "voxctl/stream.h"
 
@@ -218,23 +220,35 @@ int voxctl_cmd_tail(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 
-	jsSubOptions so;
-	jsSubOptions_Init(&so);
-	so.Stream = stream;
-	so.Config.DeliverPolicy = since_start ? js_DeliverAll : js_DeliverNew;
-	so.Config.AckPolicy = js_AckExplicit;
-	so.Config.InactiveThreshold = 30LL * 1000000000LL;
-	so.Config.Description = "voxctl tail";
-	natsSubscription *sub = NULL;
+	/* an ephemeral consumer, pulled with vox's own requests (as the
+	 * actors do: libnats 3.4.1's fetch can overrun its array) */
+	jsConsumerConfig cc;
+	jsConsumerConfig_Init(&cc);
+	cc.DeliverPolicy = since_start ? js_DeliverAll : js_DeliverNew;
+	cc.AckPolicy = js_AckExplicit;
+	cc.InactiveThreshold = 30LL * 1000000000LL;
+	cc.Description = "voxctl tail";
+	cc.FilterSubject = strcmp(filter, ">") == 0 ? NULL : filter;
+	jsConsumerInfo *ci = NULL;
+	vox_pull *pull = NULL;
+	char prefix[128];
+	char name[128] = "";
 	jsErrCode jerr = 0;
-	natsStatus s = js_PullSubscribe(&sub, js, filter, NULL, NULL, &so, &jerr);
+	natsStatus s = js_AddConsumer(&ci, js, stream, &cc, NULL, &jerr);
+	if (s == NATS_OK && ci && ci->Name)
+		snprintf(name, sizeof(name), "%s", ci->Name);
+	jsConsumerInfo_Destroy(ci);
+	if (s == NATS_OK && !voxctl_inbox_prefix(prefix, sizeof(prefix)))
+		s = NATS_INVALID_ARG;
+	if (s == NATS_OK)
+		s = vox_pull_open(&pull, nc, prefix, stream, name);
 	if (s != NATS_OK) {
 		if (jerr == JSStreamNotFoundErr)
 			voxctl_err("tail: stream %s does not exist: the actors (e.g."
 				   " vox-calls) create it at start", stream);
 		else
 			voxctl_err("tail: cannot follow %s on %s: %s", filter, stream,
-				   nats_GetLastError(NULL));
+				   jerr ? nats_GetLastError(NULL) : natsStatus_GetText(s));
 		rc = EXIT_UNREACHABLE;
 		goto out;
 	}
@@ -249,7 +263,7 @@ int voxctl_cmd_tail(int argc, char **argv)
 		int batch = FETCH_BATCH;
 		if (count && count - got < batch)
 			batch = (int)(count - got);
-		s = natsSubscription_Fetch(&list, sub, batch, FETCH_WAIT_MS, &jerr);
+		s = vox_pull_fetch(pull, &list, (size_t)batch, 0, FETCH_WAIT_MS);
 		if (s == NATS_TIMEOUT)
 			continue;
 		if (s == NATS_CONNECTION_CLOSED || s == NATS_INVALID_SUBSCRIPTION) {
@@ -267,15 +281,14 @@ int voxctl_cmd_tail(int argc, char **argv)
 		}
 		for (int i = 0; i < list.Count; i++) {
 			natsMsg *m = list.Msgs[i];
-			jsMsgMetaData *meta = NULL;
+			vox_js_ack meta;
 			uint64_t seq = 0;
 			int64_t ts = 0;
-			if (natsMsg_GetMetaData(&meta, m) == NATS_OK) {
-				seq = meta->Sequence.Stream;
-				ts = meta->Timestamp;
-				jsMsgMetaData_Destroy(meta);
+			if (vox_js_ack_parse(&meta, natsMsg_GetReply(m))) {
+				seq = meta.stream_seq;
+				ts = meta.timestamp_ns;
 			}
-			natsStatus as = natsMsg_Ack(m, NULL);
+			natsStatus as = vox_pull_settle(nc, m, VOX_ACK, 0);
 			VOX_UNUSED(as);
 			if ((count && got >= count) ||
 			    (client_filter && !org_matches(natsMsg_GetSubject(m), org.s)))
@@ -290,8 +303,10 @@ int voxctl_cmd_tail(int argc, char **argv)
 		natsMsgList_Destroy(&list);
 	}
 	vox_buf_release(&line);
-	natsSubscription_Unsubscribe(sub);
-	natsSubscription_Destroy(sub);
+	vox_pull_close(pull);
+	/* gone at once rather than after its InactiveThreshold */
+	natsStatus ds = js_DeleteConsumer(js, stream, name, NULL, NULL);
+	VOX_UNUSED(ds);
 out:
 	jsCtx_Destroy(js);
 	natsConnection_Destroy(nc);

@@ -62,13 +62,17 @@ int voxctl_connect(natsConnection **nc)
 							 : EXIT_UNREACHABLE;
 }
 
+bool voxctl_inbox_prefix(char *out, size_t outlen)
+{
+	vox_nats_opts o;
+	connect_opts(&o);
+	return vox_nats_inbox_prefix(out, outlen, o.user, o.inbox_prefix);
+}
+
 bool voxctl_new_inbox(char *out, size_t outlen)
 {
 	char prefix[128];
-	vox_nats_opts o;
-	connect_opts(&o);
-	return vox_nats_inbox_prefix(prefix, sizeof(prefix), o.user,
-				     o.inbox_prefix) &&
+	return voxctl_inbox_prefix(prefix, sizeof(prefix)) &&
 	       vox_nats_new_inbox(out, outlen, prefix) == NATS_OK;
 }
 

@@ -60,8 +60,11 @@ int voxctl_connect(natsConnection **nc);
 vox_status voxctl_connect_status(natsConnection **nc, char *err,
 				 size_t errlen) VOX_MUST_CHECK;
 
-/* A new inbox subject under this user's inbox prefix (the only one the
- * server lets it read), for replies collected by hand. */
+/* This user's inbox prefix (the only one the server lets it read). */
+bool voxctl_inbox_prefix(char *out, size_t outlen) VOX_MUST_CHECK;
+
+/* A new inbox subject under this user's inbox prefix, for replies
+ * collected by hand. */
 bool voxctl_new_inbox(char *out, size_t outlen) VOX_MUST_CHECK;
 
 /* voxctl_connect plus a JetStream context. */
