@@ -192,16 +192,21 @@ bool vox_progress_due(int64_t now_ms, int64_t last_ms, int64_t ack_wait_ms)
 	return now_ms - last_ms >= ack_wait_ms / 3;
 }
 
-#define REPLAN_FIRST 64u
-#define REPLAN_EVERY (1u << 20)
+#define REPLAN_FIRST 512u
+#define REPLAN_EVERY (1u << 24)
 
-bool vox_replan_due(uint64_t commits)
+bool vox_replan_due(uint64_t before, uint64_t after)
 {
-	if (commits < REPLAN_FIRST)
+	if (after <= before || after < REPLAN_FIRST)
 		return false;
-	if (commits >= REPLAN_EVERY)
-		return commits % REPLAN_EVERY == 0;
-	return (commits & (commits - 1)) == 0;
+	if (after > REPLAN_EVERY)
+		return before / REPLAN_EVERY != after / REPLAN_EVERY;
+	/* a power of two in (before, after]: after's highest bit is above
+	 * before's, or after is the power itself */
+	uint64_t p = REPLAN_FIRST;
+	while (p * 2 <= after)
+		p *= 2;
+	return p > before;
 }
 
 /* ---- suspects ----------------------------------------------------------- */

@@ -119,15 +119,16 @@ int64_t vox_backoff_next(int64_t prev_ms, int64_t max_ms);
 bool vox_progress_due(int64_t now_ms, int64_t last_ms, int64_t ack_wait_ms);
 
 /*
- * Prepare the statements again (so that PostgreSQL plans them again) after
- * this many commits of a writer: 64, 128, 256 ... 2^20, then every 2^20.
- * A prepared statement's generic plan is made once, at its sixth
+ * Whether to prepare the statements again (so that PostgreSQL plans them
+ * again) after a commit took a writer's count of applied messages from
+ * before to after: when it passes 512, 1,024, 2,048 ... 2^24, then every
+ * 2^24. A prepared statement's generic plan is made once, at its sixth
  * execution, from the tables as they were then; on a first start (empty
  * tables) it is sequential scans, kept while the tables grow. Planning
- * again as the commits double keeps the plan made for tables at least
- * half their size.
+ * again as the rows written double keeps the plan made for tables at
+ * least half the size of what this writer added.
  */
-bool vox_replan_due(uint64_t commits);
+bool vox_replan_due(uint64_t before, uint64_t after);
 
 /* ---- evidence that a data error is the message's own -------------------- */
 

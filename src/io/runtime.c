@@ -113,6 +113,7 @@ typedef struct input_rt {
 	PGconn *pg;
 	int64_t backoff_ms;     /* the writer's pause after a wait */
 	uint64_t commits;       /* transactions this input committed */
+	uint64_t applied;       /* messages those transactions applied */
 	bool replan;            /* prepare the statements again (growth) */
 	vox_suspects suspects;  /* data failures still without evidence */
 	vox_breaker breaker;
@@ -950,23 +951,24 @@ static uint64_t pack_sqlstate(const char *s)
 /* Whether a committed transaction applied anything: only that is evidence
  * that the database takes messages (one that only deferred or refused
  * items is not). */
-static bool applied_any(vox_item **items, size_t n)
+static size_t applied_count(vox_item **items, size_t n)
 {
+	size_t k = 0;
 	for (size_t i = 0; i < n; i++)
-		if (items[i]->result == VOX_OK)
-			return true;
-	return false;
+		k += items[i]->result == VOX_OK;
+	return k;
 }
 
 /* A transaction committed on this input. */
-static void committed(vox_runtime *rt, input_rt *in, bool applied)
+static void committed(vox_runtime *rt, input_rt *in, size_t applied)
 {
 	atomic_fetch_add(&rt->committed, 1);
-	if (!applied)
+	if (applied == 0)
 		return;
 	in->commits++;
-	if (vox_replan_due(in->commits))
+	if (vox_replan_due(in->applied, in->applied + applied))
 		in->replan = true;
+	in->applied += applied;
 	vox_breaker_commit(&in->breaker);
 	in->backoff_ms = 0;
 	if (vox_fault_log_commit(&in->flog))
@@ -1092,7 +1094,7 @@ static void isolate(vox_runtime *rt, input_rt *in, vox_item **items, size_t n,
 		vox_step step = run_one(rt, in, items[i], &tx, &fail);
 		if (step == VOX_STEP_SETTLE) {
 			bool applied = items[i]->result == VOX_OK;
-			committed(rt, in, applied);
+			committed(rt, in, applied ? 1 : 0);
 			round_commits += applied;
 			settle(rt, in, &items[i], 1, &tx);
 		} else if (step == VOX_STEP_ISOLATE) {
@@ -1177,7 +1179,7 @@ static void process(vox_runtime *rt, input_rt *in, batch *b)
 				       vox_breaker_may_isolate(&in->breaker, now_ms())};
 		switch (vox_dispose_batch(&o)) {
 		case VOX_STEP_SETTLE:
-			committed(rt, in, applied_any(valid, nvalid));
+			committed(rt, in, applied_count(valid, nvalid));
 			settle(rt, in, valid, nvalid, &tx);
 			goto out;
 		case VOX_STEP_RERUN:

@@ -455,31 +455,41 @@ static void test_a_lone_poison_needs_another_commit(void **state)
 	assert_int_equal(out[0], VOX_ACT_DEAD_LETTER);
 }
 
-/* New plans as the commits double from 64, then every 2^20; never in
- * between, so a steady load prepares again about once a day. */
-static void test_replan_as_commits_double(void **state)
+/* New plans as the applied messages double from 512, then every 2^24:
+ * once per doubling whatever the batch sizes, never in between. */
+static void test_replan_as_rows_double(void **state)
 {
 	(void)state;
+	/* batches of 1: due exactly at the powers of two from 512 */
 	int due = 0;
-	for (uint64_t c = 0; c <= 5000; c++)
-		if (vox_replan_due(c)) {
+	for (uint64_t c = 0; c < 5000; c++)
+		if (vox_replan_due(c, c + 1)) {
 			due++;
-			assert_true(c >= 64 && (c & (c - 1)) == 0);
+			assert_true(c + 1 >= 512 && ((c + 1) & c) == 0);
 		}
-	assert_int_equal(due, 7); /* 64 .. 4096 */
-	assert_false(vox_replan_due(63));
-	assert_true(vox_replan_due(1u << 19));
-	assert_true(vox_replan_due(1u << 20));
-	assert_false(vox_replan_due((1u << 20) + (1u << 19)));
-	assert_false(vox_replan_due(1u << 21 | 1));
-	assert_true(vox_replan_due(3u << 20));
-	assert_true(vox_replan_due(1ull << 40));
+	assert_int_equal(due, 4); /* 512, 1024, 2048, 4096 */
+	/* batches of 500: once per doubling, at the batch that passes it */
+	due = 0;
+	for (uint64_t c = 0; c < 100000; c += 500)
+		due += vox_replan_due(c, c + 500);
+	assert_int_equal(due, 8); /* 512 .. 65536 */
+	assert_false(vox_replan_due(0, 511));
+	assert_true(vox_replan_due(0, 512));
+	assert_true(vox_replan_due(511, 1000));
+	assert_false(vox_replan_due(512, 1023));
+	assert_true(vox_replan_due(1000, 1024));
+	assert_false(vox_replan_due(1024, 1024));
+	assert_false(vox_replan_due(2000, 1000));
+	assert_true(vox_replan_due((1u << 24) - 1, 1u << 24));
+	assert_false(vox_replan_due(1u << 24, (1u << 24) + 5000));
+	assert_true(vox_replan_due((2ull << 24) - 10, (2ull << 24) + 10));
+	assert_false(vox_replan_due((2ull << 24) + 10, (3ull << 24) - 1));
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_replan_as_commits_double),
+		cmocka_unit_test(test_replan_as_rows_double),
 		cmocka_unit_test(test_sqlstates_that_retry_at_once),
 		cmocka_unit_test(test_data_errors_are_classes_22_and_23),
 		cmocka_unit_test(test_faults_of_the_world_wait),
