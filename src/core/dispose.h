@@ -122,9 +122,10 @@ bool vox_progress_due(int64_t now_ms, int64_t last_ms, int64_t ack_wait_ms);
  * Whether to prepare the statements again (so that PostgreSQL plans them
  * again) after a commit took a writer's count of applied messages from
  * before to after: when it passes 512, 1,024, 2,048 ... 2^24, then every
- * 2^24. A prepared statement's generic plan is made once, at its sixth
- * execution, from the tables as they were then; on a first start (empty
- * tables) it is sequential scans, kept while the tables grow. Planning
+ * 2^24. A prepared statement's generic plan is made once, at its first
+ * execution (force_generic_plan, src/io/pg.c), from the tables as they
+ * were then; on a first start (empty tables) it is sequential scans,
+ * kept while the tables grow. Planning
  * again as the rows written double keeps the plan made for tables at
  * least half the size of what this writer added.
  */

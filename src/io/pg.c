@@ -28,9 +28,17 @@ vox_status vox_pg_connect(PGconn **out, const char *dsn, char *err,
 
 vox_status vox_pg_prepare_all(PGconn *c, const vox_pg_stmt *stmts, size_t n)
 {
+	/* one plan per statement, made at its first execution: the runtime
+	 * prepares again as the tables grow (vox_replan_due), and each new
+	 * plan costs one planning, not the five custom plans of "auto" */
+	PGresult *r = PQexec(c, "SET plan_cache_mode = force_generic_plan");
+	vox_status st = vox_pg_status(c, r);
+	PQclear(r);
+	if (st != VOX_OK)
+		return st;
 	for (size_t i = 0; i < n; i++) {
-		PGresult *r = PQprepare(c, stmts[i].name, stmts[i].sql, 0, NULL);
-		vox_status st = vox_pg_status(c, r);
+		r = PQprepare(c, stmts[i].name, stmts[i].sql, 0, NULL);
+		st = vox_pg_status(c, r);
 		PQclear(r);
 		if (st != VOX_OK)
 			return st;

@@ -33,8 +33,10 @@ typedef struct vox_pg_stmt {
 	const char *sql;
 } vox_pg_stmt;
 
-/* Prepare n statements on c; the status of the first that fails. The
- * runtime prepares them again as the tables grow (vox_replan_due). */
+/* Prepare n statements on c, one generic plan each (plan_cache_mode =
+ * force_generic_plan for the session); the status of the first that
+ * fails. The runtime prepares them again as the tables grow
+ * (vox_replan_due). */
 vox_status vox_pg_prepare_all(PGconn *c, const vox_pg_stmt *stmts, size_t n);
 
 /*
