@@ -58,9 +58,16 @@ static const vox_pg_stmt statements[S_COUNT] = {
 		"SELECT t.ord, k.id, k.phone, k.first_name"
 		" FROM unnest($1::uuid[], $2::uuid[], $3::text[]) WITH ORDINALITY"
 		"  AS t(o, cid, ph, ord)"
-		" LEFT JOIN LATERAL (SELECT id, phone, first_name FROM contacts c"
-		"  WHERE c.org_id = t.o AND (c.id = t.cid OR c.phone = t.ph)"
-		"  ORDER BY (c.id = t.cid) IS TRUE DESC LIMIT 1) k ON true"
+		/* by id (the org checked on the row found: OFFSET 0 keeps the
+		 * planner from scanning the org's contacts for it), else by
+		 * (org, phone); each by its own unique index */
+		" LEFT JOIN LATERAL (SELECT u.id, u.phone, u.first_name FROM ("
+		"  (SELECT 0 AS pri, c.id, c.phone, c.first_name, c.org_id"
+		"    FROM contacts c WHERE c.id = t.cid OFFSET 0)"
+		"  UNION ALL"
+		"  (SELECT 1, c.id, c.phone, c.first_name, c.org_id"
+		"    FROM contacts c WHERE c.org_id = t.o AND c.phone = t.ph)) u"
+		"  WHERE u.org_id = t.o ORDER BY u.pri LIMIT 1) k ON true"
 		" ORDER BY t.ord"},
 	[S_SCORES] = {"vox_leads_scores",
 		"UPDATE contacts c SET lead_score = t.s, lead_status = t.st,"
