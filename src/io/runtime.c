@@ -1627,12 +1627,23 @@ void vox_runtime_free(vox_runtime *rt)
 vox_status vox_runtime_config_check(const vox_runtime_config *cfg,
 				    vox_buf *errors)
 {
-	if (cfg->max_deliver == -1)
-		return VOX_OK;
-	vox_buf_printf(errors, "VOX_MAX_DELIVER: must be -1 (unlimited): with %"
-		       PRId64 " JetStream would drop a message after its last"
-		       " delivery without a dead letter\n", cfg->max_deliver);
-	return VOX_E_CONFIG;
+	vox_status st = VOX_OK;
+	if (cfg->max_deliver != -1) {
+		vox_buf_printf(errors, "VOX_MAX_DELIVER: must be -1 (unlimited):"
+			       " with %" PRId64 " JetStream would drop a message"
+			       " after its last delivery without a dead letter\n",
+			       cfg->max_deliver);
+		st = VOX_E_CONFIG;
+	}
+	/* the batch in the transaction and the one gathered meanwhile */
+	if (cfg->max_ack_pending < 2 * cfg->batch) {
+		vox_buf_printf(errors, "VOX_MAX_ACK_PENDING: %" PRId64 " is below"
+			       " 2 x VOX_BATCH (%" PRId64 "): JetStream would stop"
+			       " delivering while a batch is written\n",
+			       cfg->max_ack_pending, 2 * cfg->batch);
+		st = VOX_E_CONFIG;
+	}
+	return st;
 }
 
 void vox_runtime_stats(vox_runtime *rt, vox_buf *m)

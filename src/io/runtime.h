@@ -123,8 +123,9 @@ typedef struct vox_runtime vox_runtime;
 
 /* Checks that a table's ranges cannot express: a finite VOX_MAX_DELIVER
  * would let JetStream drop a message after its last delivery without a
- * dead letter, so it is refused. Appends one line per problem to errors;
- * VOX_E_CONFIG if there was one. */
+ * dead letter, and a VOX_MAX_ACK_PENDING below 2 x VOX_BATCH would stall
+ * deliveries while a batch is written; both are refused. Appends one
+ * line per problem to errors; VOX_E_CONFIG if there was one. */
 vox_status vox_runtime_config_check(const vox_runtime_config *cfg,
 				    vox_buf *errors) VOX_MUST_CHECK;
 

@@ -792,6 +792,34 @@ static void test_finite_max_deliver_is_refused(void **state)
 	th_run_release(&r);
 }
 
+/* MaxAckPending below two batches would stall JetStream's deliveries
+ * while the writer works: refused at start too; exactly two is fine. */
+static void test_max_ack_pending_below_two_batches_is_refused(void **state)
+{
+	fixture *f = *state;
+	char e_url[160], e_dsn[800], e_batch[] = "VOX_BATCH=600",
+	     e_map[] = "VOX_MAX_ACK_PENDING=1199";
+	snprintf(e_url, sizeof(e_url), "VOX_NATS_URL=%s", f->nats.url);
+	snprintf(e_dsn, sizeof(e_dsn), "VOX_PG_DSN=%s", f->actor_dsn);
+	char *const env[] = {e_url, e_dsn, e_batch, e_map, NULL};
+	th_run_result r;
+	const char *argv[] = {"vox-calls", NULL};
+	th_run("vox-calls", argv, env, NULL, 20000, &r);
+	th_run_expect(&r, 2, "VOX_MAX_ACK_PENDING: 1199 is below 2 x VOX_BATCH (1200)");
+	th_run_release(&r);
+	/* 1200 passes the check: the actor starts (and is stopped) */
+	char e_ok[] = "VOX_MAX_ACK_PENDING=1200";
+	char *const env_ok[] = {e_url, e_dsn, e_batch, e_ok, NULL};
+	char log[512];
+	snprintf(log, sizeof(log), "%s/faults-map-%ld.log", th_env("VOX_TEST_TMP"),
+		 (long)getpid());
+	pid_t pid = th_spawn("vox-calls", env_ok, log);
+	th_wait_started(&pid, "vox-calls", log, 100);
+	assert_true(th_alive(pid));
+	assert_true(th_stop(pid, SIGTERM, 10000) == 0);
+	assert_int_equal(th_count_in_log(log, "VOX_MAX_ACK_PENDING"), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -806,6 +834,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_deferral_window_survives_an_outage, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_outbox_row_stored_once_when_its_mark_fails, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_finite_max_deliver_is_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_max_ack_pending_below_two_batches_is_refused,
+						setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
