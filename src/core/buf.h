@@ -33,6 +33,10 @@ void vox_buf_json_str(vox_buf *b, const char *s, size_t n);
  * above U+10FFFF). */
 size_t vox_utf8_len(const unsigned char *s, size_t n);
 
+/* The n bytes at s as a decimal number: 1 to 20 ASCII digits, no sign or
+ * blank, at most UINT64_MAX. False (and *out untouched) otherwise. */
+bool vox_parse_decimal(const char *s, size_t n, uint64_t *out) VOX_MUST_CHECK;
+
 /* Lowercase hex of n bytes. */
 void vox_buf_hex(vox_buf *b, const void *p, size_t n);
 

@@ -10,6 +10,7 @@
  */
 #include "vox/event.h"
 
+#include "core/buf.h"
 #include "core/codec.h"
 #include "core/common.h"
 #include "core/mp.h"
@@ -893,15 +894,13 @@ static int64_t days_from_civil(int64_t y, int64_t m, int64_t d)
 	return era * 146097 + doe - 719468;
 }
 
-/* n decimal digits at s into *v. */
+/* n (1 to 9) decimal digits at s into *v. */
 static bool digits(const char *s, size_t n, int64_t *v)
 {
-	*v = 0;
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return false;
-		*v = *v * 10 + (s[i] - '0');
-	}
+	uint64_t u = 0;
+	if (!vox_parse_decimal(s, n, &u))
+		return false;
+	*v = (int64_t)u;
 	return true;
 }
 

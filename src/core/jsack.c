@@ -3,27 +3,10 @@
  */
 #include "core/common.h"
 
+#include "core/buf.h"
 #include "core/jsack.h"
 
 #define MAX_TOKENS 16
-
-/* A decimal number of the whole token, at most UINT64_MAX. */
-static bool number(const char *s, size_t n, uint64_t *out)
-{
-	uint64_t v = 0;
-	if (n == 0 || n > 20)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return false;
-		uint64_t d = (uint64_t)(s[i] - '0');
-		if (v > (UINT64_MAX - d) / 10)
-			return false;
-		v = v * 10 + d;
-	}
-	*out = v;
-	return true;
-}
 
 bool vox_js_ack_parse(vox_js_ack *out, const char *reply)
 {
@@ -53,7 +36,7 @@ bool vox_js_ack_parse(vox_js_ack *out, const char *reply)
 		return false;
 	uint64_t f[5], ts;
 	for (size_t i = 0; i < 5; i++)
-		if (!number(tok[at + i], len[at + i], &f[i]))
+		if (!vox_parse_decimal(tok[at + i], len[at + i], &f[i]))
 			return false;
 	ts = f[3];
 	if (ts > (uint64_t)INT64_MAX)

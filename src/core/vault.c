@@ -1,6 +1,7 @@
 /*
  * vault.c - the credential envelope and key ring (see vault.h).
  */
+#include "core/buf.h"
 #include "core/vault.h"
 
 #include <sodium.h>
@@ -82,14 +83,7 @@ bool vox_keyring_has(const vox_keyring *kr, uint32_t version)
 static bool parse_version(const char *s, size_t n, uint32_t *out)
 {
 	uint64_t v = 0;
-	if (n == 0 || n > 10)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return false;
-		v = v * 10 + (uint64_t)(s[i] - '0');
-	}
-	if (v == 0 || v > INT32_MAX)
+	if (!vox_parse_decimal(s, n, &v) || v == 0 || v > INT32_MAX)
 		return false;
 	*out = (uint32_t)v;
 	return true;

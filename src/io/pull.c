@@ -40,9 +40,7 @@ natsStatus vox_pull_open(vox_pull **out, natsConnection *nc,
 			 const char *durable)
 {
 	*out = NULL;
-	vox_pull *p = calloc(1, sizeof(*p));
-	if (p == NULL)
-		return NATS_NO_MEMORY;
+	vox_pull *p = vox_calloc(1, sizeof(*p));
 	p->nc = nc;
 	char wild[176];
 	natsStatus s = vox_nats_new_inbox(p->inbox, sizeof(p->inbox),
@@ -72,14 +70,18 @@ const char *vox_pull_inbox(const vox_pull *p)
 	return p->inbox;
 }
 
-/* What a status message says: its code (100, 404, 408, 409...), 0 for a
- * delivery. */
+/* A JetStream delivery: it has an ack subject. */
+static bool delivery(natsMsg *m)
+{
+	const char *reply = natsMsg_GetReply(m);
+	return reply && strncmp(reply, "$JS.ACK.", 8) == 0;
+}
+
+/* The code of a status message (100, 404, 408, 409...); 0 for anything
+ * else. */
 static int status_of(natsMsg *m)
 {
 	const char *v = NULL;
-	const char *reply = natsMsg_GetReply(m);
-	if (reply && *reply)
-		return 0;
 	if (natsMsgHeader_Get(m, "Status", &v) != NATS_OK || v == NULL)
 		return 0;
 	return (int)strtol(v, NULL, 10);
@@ -105,27 +107,23 @@ static bool full(const taking *t)
 	return t->n == t->max || t->bytes >= t->max_bytes;
 }
 
-/* Keep a delivery; drop anything else. Returns the status code of a
- * status message (0 for a delivery). */
+/* Keep a delivery, drop anything else. Returns the code of a status
+ * message, 0 for a delivery or a stray message. */
 static int take(taking *t, natsMsg *m)
 {
-	int code = status_of(m);
-	const char *reply = natsMsg_GetReply(m);
-	if (code == 0 && reply && strncmp(reply, "$JS.ACK.", 8) == 0) {
+	if (delivery(m)) {
 		t->msgs[t->n++] = m;
 		t->bytes += (size_t)natsMsg_GetDataLength(m);
 		return 0;
 	}
+	int code = status_of(m);
 	natsMsg_Destroy(m);
-	return code ? code : 100; /* a stray message: nothing to end */
+	return code;
 }
 
+/* The messages taken become the list (t->n > 0). */
 static void give(taking *t, natsMsgList *list)
 {
-	if (t->n == 0) {
-		free(t->msgs);
-		return;
-	}
 	list->Msgs = t->msgs;
 	list->Count = (int)t->n;
 }
@@ -138,11 +136,9 @@ natsStatus vox_pull_fetch(vox_pull *p, natsMsgList *list, size_t max,
 		return NATS_INVALID_ARG;
 	if (wait_ms < 1)
 		wait_ms = 1;
-	taking t = {.msgs = calloc(max, sizeof(natsMsg *)), .max = max,
+	taking t = {.msgs = vox_calloc(max, sizeof(natsMsg *)), .max = max,
 		    .max_bytes = max_bytes ? max_bytes : SIZE_MAX};
-	if (t.msgs == NULL)
-		return NATS_NO_MEMORY;
-	natsStatus s = NATS_OK;
+	natsStatus s;
 	natsMsg *m = NULL;
 
 	/* 1. what earlier pulls left queued: ours already, no request */
@@ -196,7 +192,7 @@ void vox_pull_close(vox_pull *p)
 		natsMsg *m = NULL;
 		if (natsSubscription_Drain(p->sub) == NATS_OK) {
 			while (natsSubscription_NextMsg(&m, p->sub, 50) == NATS_OK) {
-				if (status_of(m) == 0)
+				if (delivery(m))
 					(void)vox_pull_settle(p->nc, m, VOX_NAK, 0);
 				natsMsg_Destroy(m);
 			}
@@ -210,10 +206,9 @@ void vox_pull_close(vox_pull *p)
 natsStatus vox_pull_settle(natsConnection *nc, natsMsg *m, vox_ack_kind k,
 			   int64_t delay_ms)
 {
-	const char *reply = natsMsg_GetReply(m);
 	char body[64];
 	const char *b;
-	if (reply == NULL || strncmp(reply, "$JS.ACK.", 8) != 0)
+	if (!delivery(m))
 		return NATS_ERR;
 	switch (k) {
 	case VOX_ACK:
@@ -235,5 +230,5 @@ natsStatus vox_pull_settle(natsConnection *nc, natsMsg *m, vox_ack_kind k,
 		b = "+WPI";
 		break;
 	}
-	return natsConnection_PublishString(nc, reply, b);
+	return natsConnection_PublishString(nc, natsMsg_GetReply(m), b);
 }

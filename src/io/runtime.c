@@ -1279,13 +1279,7 @@ static natsStatus fetch(natsMsgList *list, input_rt *in, size_t count,
 {
 	/* a message of the largest size always fits */
 	size_t max_bytes = bytes > 2 * VOX_MAX_MESSAGE ? bytes : 2 * VOX_MAX_MESSAGE;
-	natsStatus s = vox_pull_fetch(in->pull, list, count, max_bytes, wait_ms);
-	if (s == NATS_NOT_FOUND || s == NATS_TIMEOUT || (s == NATS_OK && list->Count == 0)) {
-		natsMsgList_Destroy(list);
-		memset(list, 0, sizeof(*list));
-		return NATS_TIMEOUT;
-	}
-	return s;
+	return vox_pull_fetch(in->pull, list, count, max_bytes, wait_ms);
 }
 
 /*

@@ -52,9 +52,33 @@ static void test_growth_and_printf(void **state)
 	assert_null(b.data);
 }
 
+/* vox_parse_decimal: digits only, 1 to 20 of them, up to UINT64_MAX; a
+ * refusal leaves the output alone. */
+static void test_parse_decimal(void **state)
+{
+	(void)state;
+	uint64_t v = 7;
+	assert_true(vox_parse_decimal("0", 1, &v));
+	assert_true(v == 0);
+	assert_true(vox_parse_decimal("0042", 4, &v));
+	assert_true(v == 42);
+	assert_true(vox_parse_decimal("18446744073709551615", 20, &v));
+	assert_true(v == UINT64_MAX);
+	assert_true(vox_parse_decimal("123x", 3, &v)); /* only n bytes read */
+	assert_true(v == 123);
+	static const char *const bad[] = {"", "18446744073709551616", "-1", "+1",
+					  " 1", "1 ", "1a", "000000000000000000001"};
+	for (size_t i = 0; i < VOX_NELEM(bad); i++) {
+		v = 99;
+		assert_false(vox_parse_decimal(bad[i], strlen(bad[i]), &v));
+		assert_true(v == 99);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_parse_decimal),
 		cmocka_unit_test(test_json_escapes),
 		cmocka_unit_test(test_json_replaces_invalid_utf8),
 		cmocka_unit_test(test_growth_and_printf),
