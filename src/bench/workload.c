@@ -158,17 +158,19 @@ long long bench_pg_int(PGconn *c, const char *sql, int n, const char *const *par
 
 char *bench_uuid_array(const bench_run *r, unsigned tag, long from, long to, long step)
 {
-	vox_pg_array a;
+	/* a text literal: a UUID needs no quoting */
+	vox_buf a;
 	char id[37];
-	vox_pg_array_init(&a);
+	vox_buf_init(&a);
+	vox_buf_putc(&a, '{');
 	for (long i = from; i < to; i += step) {
 		bench_uuid(id, r, tag, i);
-		vox_pg_array_str(&a, id, 36);
+		if (i > from)
+			vox_buf_putc(&a, ',');
+		vox_buf_append(&a, id, 36);
 	}
-	const char *t = vox_pg_array_text(&a);
-	char *out = vox_strndup(t, strlen(t));
-	vox_pg_array_release(&a);
-	return out;
+	vox_buf_putc(&a, '}');
+	return a.data; /* the caller frees it */
 }
 
 char *bench_org_array(const bench_run *r, long orgs)

@@ -158,83 +158,253 @@ vox_status vox_pg_exec(PGconn *c, const char *sql, char *err, size_t errlen)
 	return st;
 }
 
-void vox_pg_array_init(vox_pg_array *a)
+/* ---- binary arrays --------------------------------------------------------- */
+
+static void put_be32(vox_buf *b, uint32_t v)
+{
+	unsigned char x[4] = {(unsigned char)(v >> 24), (unsigned char)(v >> 16),
+			      (unsigned char)(v >> 8), (unsigned char)v};
+	vox_buf_append(b, x, 4);
+}
+
+static void put_be64(vox_buf *b, uint64_t v)
+{
+	put_be32(b, (uint32_t)(v >> 32));
+	put_be32(b, (uint32_t)v);
+}
+
+static void set_be32(char *at, uint32_t v)
+{
+	at[0] = (char)(v >> 24);
+	at[1] = (char)(v >> 16);
+	at[2] = (char)(v >> 8);
+	at[3] = (char)v;
+}
+
+static void wrong_type(const vox_pg_array *a, const char *what)
+{
+	fprintf(stderr, "level=fatal msg=\"%s into an array of type %d\"\n",
+		what, (int)a->type);
+	abort();
+}
+
+void vox_pg_array_init(vox_pg_array *a, vox_pg_type type)
 {
 	vox_buf_init(&a->b);
-	vox_buf_putc(&a->b, '{');
+	vox_buf_reserve(&a->b, VOX_PG_ARRAY_HEADER + 64);
+	a->b.len = VOX_PG_ARRAY_HEADER; /* written by vox_pg_array_bytes */
+	a->type = type;
 	a->n = 0;
-}
-
-static void array_sep(vox_pg_array *a)
-{
-	if (a->n++)
-		vox_buf_putc(&a->b, ',');
-}
-
-/* One double-quoted element: inside the quotes only '"' and '\' are
- * special, so any bytes are safe. */
-static void quote_into(vox_buf *out, const char *s, size_t len)
-{
-	size_t run = 0;
-	vox_buf_reserve(out, len + 2);
-	vox_buf_putc(out, '"');
-	for (size_t j = 0; j < len; j++) {
-		if (s[j] != '"' && s[j] != '\\')
-			continue;
-		vox_buf_append(out, s + run, j - run);
-		vox_buf_putc(out, '\\');
-		run = j;
-	}
-	vox_buf_append(out, s + run, len - run);
-	vox_buf_putc(out, '"');
-}
-
-void vox_pg_array_str(vox_pg_array *a, const char *s, size_t len)
-{
-	array_sep(a);
-	quote_into(&a->b, s, len);
-}
-
-void vox_pg_text_array(vox_buf *out, const vox_str *vals, size_t n)
-{
-	vox_buf_putc(out, '{');
-	for (size_t i = 0; i < n; i++) {
-		if (i > 0)
-			vox_buf_putc(out, ',');
-		if (vals[i].ptr == NULL)
-			vox_buf_puts(out, "NULL");
-		else
-			quote_into(out, vals[i].ptr, vals[i].len);
-	}
-	vox_buf_putc(out, '}');
-}
-
-void vox_pg_array_null(vox_pg_array *a)
-{
-	array_sep(a);
-	vox_buf_puts(&a->b, "NULL");
-}
-
-void vox_pg_array_int(vox_pg_array *a, int64_t v)
-{
-	array_sep(a);
-	vox_buf_printf(&a->b, "%" PRId64, v);
-}
-
-void vox_pg_array_bool(vox_pg_array *a, bool v)
-{
-	array_sep(a);
-	vox_buf_putc(&a->b, v ? 't' : 'f');
-}
-
-const char *vox_pg_array_text(vox_pg_array *a)
-{
-	vox_buf_putc(&a->b, '}');
-	a->b.len--; /* keep appendable: the brace is re-added on demand */
-	return a->b.data;
+	a->nulls = false;
 }
 
 void vox_pg_array_release(vox_pg_array *a)
 {
 	vox_buf_release(&a->b);
+}
+
+/* An element: its length, then len bytes. */
+static void element(vox_pg_array *a, const void *p, size_t len)
+{
+	if (len > INT32_MAX)
+		wrong_type(a, "an element over 2 GB");
+	put_be32(&a->b, (uint32_t)len);
+	vox_buf_append(&a->b, p, len);
+	a->n++;
+}
+
+void vox_pg_array_null(vox_pg_array *a)
+{
+	put_be32(&a->b, UINT32_MAX); /* length -1 */
+	a->n++;
+	a->nulls = true;
+}
+
+void vox_pg_array_str(vox_pg_array *a, const char *s, size_t len)
+{
+	if (a->type == VOX_PG_JSONB) {
+		/* jsonb's binary form: version 1, then the JSON text */
+		put_be32(&a->b, (uint32_t)len + 1);
+		vox_buf_putc(&a->b, 1);
+		vox_buf_append(&a->b, s, len);
+		a->n++;
+		return;
+	}
+	if (a->type != VOX_PG_TEXT)
+		wrong_type(a, "a string");
+	element(a, s, len);
+}
+
+void vox_pg_array_view(vox_pg_array *a, vox_str s)
+{
+	if (s.ptr == NULL)
+		vox_pg_array_null(a);
+	else
+		vox_pg_array_str(a, s.ptr, s.len);
+}
+
+static int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	return (c | 0x20) - 'a' + 10;
+}
+
+void vox_pg_array_uuid(vox_pg_array *a, const vox_uuid *u)
+{
+	if (a->type != VOX_PG_UUID)
+		wrong_type(a, "a uuid");
+	if (u->s[0] == '\0') {
+		vox_pg_array_null(a);
+		return;
+	}
+	/* u is canonical (vox_uuid_parse): 32 hex digits and four hyphens */
+	unsigned char raw[16];
+	size_t k = 0;
+	for (size_t i = 0; i < 36 && k < 16; i++) {
+		if (u->s[i] == '-')
+			continue;
+		raw[k++] = (unsigned char)(hex_digit(u->s[i]) << 4 |
+					   hex_digit(u->s[i + 1]));
+		i++;
+	}
+	element(a, raw, sizeof(raw));
+}
+
+void vox_pg_array_int(vox_pg_array *a, int64_t v)
+{
+	if (a->type == VOX_PG_INT8) {
+		put_be32(&a->b, 8);
+		put_be64(&a->b, (uint64_t)v);
+	} else if (a->type == VOX_PG_INT4 && v >= INT32_MIN && v <= INT32_MAX) {
+		put_be32(&a->b, 4);
+		put_be32(&a->b, (uint32_t)(int32_t)v);
+	} else {
+		wrong_type(a, "an integer (or one outside int4)");
+	}
+	a->n++;
+}
+
+void vox_pg_array_bool(vox_pg_array *a, bool v)
+{
+	if (a->type != VOX_PG_BOOL)
+		wrong_type(a, "a bool");
+	char c = v ? 1 : 0;
+	element(a, &c, 1);
+}
+
+/* Seconds from the Unix epoch to PostgreSQL's, 2000-01-01. */
+#define PG_EPOCH_OFFSET INT64_C(946684800)
+
+void vox_pg_array_time(vox_pg_array *a, const vox_time *t)
+{
+	if (a->type != VOX_PG_TIMESTAMPTZ)
+		wrong_type(a, "a time");
+	if (!t->set) {
+		vox_pg_array_null(a);
+		return;
+	}
+	int64_t us = t->nsec / 1000, rest = t->nsec % 1000;
+	if (rest > 500 || (rest == 500 && (us & 1)))
+		us++;
+	us += (t->sec - PG_EPOCH_OFFSET) * INT64_C(1000000);
+	put_be32(&a->b, 8);
+	put_be64(&a->b, (uint64_t)us);
+	a->n++;
+}
+
+const char *vox_pg_array_bytes(vox_pg_array *a, int *len)
+{
+	char *h = a->b.data;
+	if (a->n == 0) {
+		/* no dimensions: ndim 0, no nulls, the element type */
+		set_be32(h + 8, 0);
+		set_be32(h + 12, 0);
+		set_be32(h + 16, (uint32_t)a->type);
+		*len = 12;
+		return h + 8;
+	}
+	if (a->b.len > INT32_MAX || a->n > INT32_MAX)
+		wrong_type(a, "more than 2 GB");
+	set_be32(h, 1);
+	set_be32(h + 4, a->nulls ? 1 : 0);
+	set_be32(h + 8, (uint32_t)a->type);
+	set_be32(h + 12, (uint32_t)a->n);
+	set_be32(h + 16, 1);
+	*len = (int)a->b.len;
+	return h;
+}
+
+/* ---- parameter sets -------------------------------------------------------- */
+
+void vox_pg_params_init(vox_pg_params *p)
+{
+	memset(p, 0, sizeof(*p));
+}
+
+void vox_pg_params_release(vox_pg_params *p)
+{
+	for (int i = 0; i < p->n; i++)
+		if (p->fmt[i] == 1)
+			vox_pg_array_release(&p->col[i]);
+	p->n = 0;
+}
+
+static int next_param(vox_pg_params *p)
+{
+	if (p->n >= VOX_PG_MAX_PARAMS) {
+		fprintf(stderr, "level=fatal msg=\"more than %d parameters\"\n",
+			VOX_PG_MAX_PARAMS);
+		abort();
+	}
+	return p->n++;
+}
+
+vox_pg_array *vox_pg_params_array(vox_pg_params *p, vox_pg_type type)
+{
+	int i = next_param(p);
+	p->fmt[i] = 1;
+	vox_pg_array_init(&p->col[i], type);
+	return &p->col[i];
+}
+
+void vox_pg_params_text(vox_pg_params *p, const char *s)
+{
+	int i = next_param(p);
+	p->fmt[i] = 0;
+	p->val[i] = s;
+}
+
+static void params_ready(vox_pg_params *p)
+{
+	for (int i = 0; i < p->n; i++)
+		if (p->fmt[i] == 1)
+			p->val[i] = vox_pg_array_bytes(&p->col[i], &p->len[i]);
+}
+
+static vox_status keep_result(PGconn *c, PGresult *r, PGresult **res)
+{
+	vox_status st = vox_pg_status(c, r);
+	if (st == VOX_OK && res) {
+		*res = r;
+		r = NULL;
+	}
+	PQclear(r);
+	return st;
+}
+
+vox_status vox_pg_run(PGconn *c, const char *stmt, vox_pg_params *p,
+		      PGresult **res)
+{
+	params_ready(p);
+	return keep_result(c, PQexecPrepared(c, stmt, p->n, p->val, p->len,
+					     p->fmt, 0), res);
+}
+
+vox_status vox_pg_run_sql(PGconn *c, const char *sql, vox_pg_params *p,
+			  PGresult **res)
+{
+	params_ready(p);
+	return keep_result(c, PQexecParams(c, sql, p->n, NULL, p->val, p->len,
+					   p->fmt, 0), res);
 }

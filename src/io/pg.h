@@ -68,26 +68,81 @@ vox_status vox_pg_exec(PGconn *c, const char *sql, char *err,
 		       size_t errlen) VOX_MUST_CHECK;
 
 /*
- * Text-format array literals for set-based statements: one parameter
- * carries a whole column ("{\"a\",NULL,\"b\"}") to unnest($1::text[]).
- * Every element is quoted and escaped, so any bytes are safe.
+ * Set-based statements take a whole column as one array parameter
+ * (unnest($1::uuid[], $2::text[], ...)), sent in PostgreSQL's binary array
+ * format: no quoting, no array_in parse on the server, and any bytes are
+ * safe in a text element. The element type is the array's, fixed at init,
+ * and must be the one the statement casts to ($n::uuid[] -> VOX_PG_UUID).
  */
+typedef enum vox_pg_type {
+	VOX_PG_BOOL = 16,
+	VOX_PG_INT8 = 20,
+	VOX_PG_INT4 = 23,
+	VOX_PG_TEXT = 25,
+	VOX_PG_TIMESTAMPTZ = 1184,
+	VOX_PG_UUID = 2950,
+	VOX_PG_JSONB = 3802,
+} vox_pg_type;
+
 typedef struct vox_pg_array {
-	vox_buf b;
+	vox_buf b; /* VOX_PG_ARRAY_HEADER bytes, then the elements */
+	vox_pg_type type;
 	size_t n;
+	bool nulls;
 } vox_pg_array;
 
-void vox_pg_array_init(vox_pg_array *a);
-void vox_pg_array_str(vox_pg_array *a, const char *s, size_t len);
+/* ndim, flags, element type, length and lower bound of the one dimension */
+#define VOX_PG_ARRAY_HEADER 20
+
+void vox_pg_array_init(vox_pg_array *a, vox_pg_type type);
+void vox_pg_array_release(vox_pg_array *a);
 void vox_pg_array_null(vox_pg_array *a);
+/* TEXT or JSONB: len bytes, any bytes; PostgreSQL checks the encoding. */
+void vox_pg_array_str(vox_pg_array *a, const char *s, size_t len);
+/* TEXT or JSONB: a view; one with a NULL ptr is a NULL element. */
+void vox_pg_array_view(vox_pg_array *a, vox_str s);
+/* UUID: an empty vox_uuid (s[0] == 0) is a NULL element. */
+void vox_pg_array_uuid(vox_pg_array *a, const vox_uuid *u);
+/* INT4 or INT8; a value outside INT4's range aborts (callers pass
+ * decoded, bounded values: that is a bug, not input). */
 void vox_pg_array_int(vox_pg_array *a, int64_t v);
 void vox_pg_array_bool(vox_pg_array *a, bool v);
-/* The literal, valid until the next append or release. */
-const char *vox_pg_array_text(vox_pg_array *a);
-void vox_pg_array_release(vox_pg_array *a);
+/* TIMESTAMPTZ, in microseconds as PostgreSQL keeps them (nanoseconds
+ * rounded half to even, as its text input does); unset is NULL. */
+void vox_pg_array_time(vox_pg_array *a, const vox_time *t);
+/* The parameter's bytes (header completed), valid until the next append
+ * or release. */
+const char *vox_pg_array_bytes(vox_pg_array *a, int *len);
 
-/* Append the literal of n string views to out in one go; a view with a
- * NULL ptr becomes an unquoted NULL element. */
-void vox_pg_text_array(vox_buf *out, const vox_str *vals, size_t n);
+/*
+ * The parameters of one statement: array columns (binary) and text
+ * scalars, in order. Columns are owned and released with the set; text
+ * values are the caller's and must outlive the run.
+ */
+#define VOX_PG_MAX_PARAMS 24
+
+typedef struct vox_pg_params {
+	vox_pg_array col[VOX_PG_MAX_PARAMS];
+	const char *val[VOX_PG_MAX_PARAMS];
+	int len[VOX_PG_MAX_PARAMS];
+	int fmt[VOX_PG_MAX_PARAMS];
+	int n;
+} vox_pg_params;
+
+void vox_pg_params_init(vox_pg_params *p);
+void vox_pg_params_release(vox_pg_params *p);
+/* The next parameter, an array of type; the pointer stays valid until
+ * release. More than VOX_PG_MAX_PARAMS aborts. */
+vox_pg_array *vox_pg_params_array(vox_pg_params *p, vox_pg_type type);
+/* The next parameter, a text value (NULL: SQL NULL). */
+void vox_pg_params_text(vox_pg_params *p, const char *s);
+
+/* Run the prepared statement stmt (or, with vox_pg_run_sql, the SQL
+ * text) with p; results in text format. On VOX_OK *res (if not NULL)
+ * receives the result, the caller's to PQclear. */
+vox_status vox_pg_run(PGconn *c, const char *stmt, vox_pg_params *p,
+		      PGresult **res) VOX_MUST_CHECK;
+vox_status vox_pg_run_sql(PGconn *c, const char *sql, vox_pg_params *p,
+			  PGresult **res) VOX_MUST_CHECK;
 
 #endif

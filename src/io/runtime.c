@@ -823,36 +823,34 @@ static bool pg_ready(vox_runtime *rt, input_rt *in, vox_pg_error *fail)
 static vox_status count_deferrals(vox_runtime *rt, input_rt *in, vox_item *arr,
 				  size_t n)
 {
-	vox_pg_array seqs, ids, done;
+	vox_pg_params put, drop;
 	vox_status st = VOX_OK;
-	size_t ndefer = 0;
 	PGresult *r = NULL;
-	vox_pg_array_init(&seqs);
-	vox_pg_array_init(&ids);
-	vox_pg_array_init(&done);
+	vox_pg_params_init(&put);
+	vox_pg_params_init(&drop);
+	vox_pg_params_text(&put, in->def.durable);
+	vox_pg_array *seqs = vox_pg_params_array(&put, VOX_PG_INT8);
+	vox_pg_array *ids = vox_pg_params_array(&put, VOX_PG_TEXT);
+	vox_pg_params_text(&drop, in->def.durable);
+	vox_pg_array *done = vox_pg_params_array(&drop, VOX_PG_INT8);
 	for (size_t i = 0; i < n; i++) {
 		if (arr[i].result != VOX_OK && arr[i].defer) {
+			vox_pg_array_int(seqs, (int64_t)arr[i].stream_seq);
 			vox_str id = vox_event_msg_id(&arr[i].ev);
-			vox_pg_array_int(&seqs, (int64_t)arr[i].stream_seq);
-			vox_pg_array_str(&ids, id.ptr, id.len);
-			ndefer++;
+			vox_pg_array_str(ids, id.ptr ? id.ptr : "", id.len);
 		} else if (arr[i].delivered > 1) {
-			vox_pg_array_int(&done, (int64_t)arr[i].stream_seq);
+			vox_pg_array_int(done, (int64_t)arr[i].stream_seq);
 		}
 	}
-	if (ndefer) {
-		const char *p[3] = {in->def.durable, vox_pg_array_text(&seqs),
-				    vox_pg_array_text(&ids)};
-		r = PQexecParams(in->pg,
+	if (seqs->n) {
+		st = vox_pg_run_sql(in->pg,
 			"INSERT INTO vox_deferrals AS d (consumer, stream_seq, msg_id)"
 			" SELECT $1, s, m FROM unnest($2::bigint[], $3::text[]) AS t(s, m)"
 			" ON CONFLICT (consumer, stream_seq) DO UPDATE SET"
 			"  deferrals = CASE WHEN d.msg_id = EXCLUDED.msg_id"
 			"   THEN d.deferrals + 1 ELSE 1 END,"
 			"  msg_id = EXCLUDED.msg_id, updated_at = now()"
-			" RETURNING stream_seq, deferrals",
-			3, NULL, p, NULL, NULL, 0);
-		st = vox_pg_status(in->pg, r);
+			" RETURNING stream_seq, deferrals", &put, &r);
 		for (int row = 0; st == VOX_OK && row < PQntuples(r); row++) {
 			uint64_t seq = strtoull(PQgetvalue(r, row, 0), NULL, 10);
 			int64_t count = strtoll(PQgetvalue(r, row, 1), NULL, 10);
@@ -861,23 +859,18 @@ static vox_status count_deferrals(vox_runtime *rt, input_rt *in, vox_item *arr,
 					continue;
 				arr[i].deferrals = count;
 				if (count >= rt->cfg.defer_deliveries)
-					vox_pg_array_int(&done, (int64_t)seq);
+					vox_pg_array_int(done, (int64_t)seq);
 			}
 		}
 		PQclear(r);
 	}
-	if (st == VOX_OK && done.n) {
-		const char *p[2] = {in->def.durable, vox_pg_array_text(&done)};
-		r = PQexecParams(in->pg,
-				 "DELETE FROM vox_deferrals WHERE consumer = $1"
-				 " AND stream_seq = ANY($2::bigint[])",
-				 2, NULL, p, NULL, NULL, 0);
-		st = vox_pg_status(in->pg, r);
-		PQclear(r);
-	}
-	vox_pg_array_release(&seqs);
-	vox_pg_array_release(&ids);
-	vox_pg_array_release(&done);
+	if (st == VOX_OK && done->n)
+		st = vox_pg_run_sql(in->pg,
+				    "DELETE FROM vox_deferrals WHERE consumer = $1"
+				    " AND stream_seq = ANY($2::bigint[])",
+				    &drop, NULL);
+	vox_pg_params_release(&put);
+	vox_pg_params_release(&drop);
 	return st;
 }
 

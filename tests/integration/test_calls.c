@@ -673,22 +673,32 @@ static void test_unknown_org_and_foreign_call_dead_lettered(void **state)
 	free(after);
 }
 
-/* The literal builder against the real parser: every value comes back. */
-static void test_array_literal_round_trip(void **state)
+/* Every binary array type against the server's own receive functions:
+ * each value comes back as it was, NULLs as NULL. */
+static PGresult *round_trip(fixture *f, const char *sql, vox_pg_params *p)
+{
+	PGresult *r = NULL;
+	vox_status st = vox_pg_run_sql(f->pg, sql, p, &r);
+	if (st != VOX_OK)
+		fail_msg("%s: %s", sql, PQerrorMessage(f->pg));
+	vox_pg_params_release(p);
+	return r;
+}
+
+static void test_binary_arrays_round_trip(void **state)
 {
 	fixture *f = *state;
+	vox_pg_params p;
 	vox_str vals[] = {
 		S(tricky), S(""), {NULL, 0}, S("NULL"), S("\\"), S("\""),
 		S("}{,"), S("  spaced  "), S("\xe2\x82\xac\xf0\x9f\x93\x9e"),
 	};
-	vox_buf lit;
-	vox_buf_init(&lit);
-	vox_pg_text_array(&lit, vals, VOX_NELEM(vals));
-	const char *params[1] = {lit.data};
-	PGresult *r = PQexecParams(f->pg,
-		"SELECT x FROM unnest($1::text[]) WITH ORDINALITY AS t(x, i) ORDER BY i",
-		1, NULL, params, NULL, NULL, 0);
-	assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+	vox_pg_params_init(&p);
+	vox_pg_array *a = vox_pg_params_array(&p, VOX_PG_TEXT);
+	for (size_t i = 0; i < VOX_NELEM(vals); i++)
+		vox_pg_array_view(a, vals[i]);
+	PGresult *r = round_trip(f,
+		"SELECT x FROM unnest($1::text[]) WITH ORDINALITY AS t(x, i) ORDER BY i", &p);
 	assert_int_equal(PQntuples(r), VOX_NELEM(vals));
 	for (int i = 0; i < PQntuples(r); i++) {
 		if (vals[i].ptr == NULL) {
@@ -700,7 +710,68 @@ static void test_array_literal_round_trip(void **state)
 		assert_memory_equal(PQgetvalue(r, i, 0), vals[i].ptr, vals[i].len);
 	}
 	PQclear(r);
-	vox_buf_release(&lit);
+
+	/* one row of every other type, and a NULL of each */
+	vox_uuid u = {"0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"}, none = {""};
+	vox_time t = {1796256000, 123456500, true}, unset = {0};
+	vox_pg_params_init(&p);
+	vox_pg_array *uu = vox_pg_params_array(&p, VOX_PG_UUID);
+	vox_pg_array *i4 = vox_pg_params_array(&p, VOX_PG_INT4);
+	vox_pg_array *i8 = vox_pg_params_array(&p, VOX_PG_INT8);
+	vox_pg_array *bo = vox_pg_params_array(&p, VOX_PG_BOOL);
+	vox_pg_array *ts = vox_pg_params_array(&p, VOX_PG_TIMESTAMPTZ);
+	vox_pg_array *js = vox_pg_params_array(&p, VOX_PG_JSONB);
+	vox_pg_array_uuid(uu, &u);
+	vox_pg_array_int(i4, INT32_MIN);
+	vox_pg_array_int(i8, INT64_MAX);
+	vox_pg_array_bool(bo, true);
+	vox_pg_array_time(ts, &t);
+	vox_pg_array_str(js, "{\"seq\":5}", 9);
+	vox_pg_array_uuid(uu, &none);
+	vox_pg_array_int(i4, INT32_MAX);
+	vox_pg_array_int(i8, -1);
+	vox_pg_array_bool(bo, false);
+	vox_pg_array_time(ts, &unset);
+	vox_pg_array_null(js);
+	r = round_trip(f,
+		"SELECT u::text, i4, i8, b,"
+		" to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US'),"
+		" j->>'seq'"
+		" FROM unnest($1::uuid[], $2::int[], $3::bigint[], $4::bool[],"
+		"  $5::timestamptz[], $6::jsonb[]) WITH ORDINALITY"
+		"  AS t(u, i4, i8, b, ts, j, o) ORDER BY o", &p);
+	assert_int_equal(PQntuples(r), 2);
+	assert_string_equal(PQgetvalue(r, 0, 0), u.s);
+	assert_string_equal(PQgetvalue(r, 0, 1), "-2147483648");
+	assert_string_equal(PQgetvalue(r, 0, 2), "9223372036854775807");
+	assert_string_equal(PQgetvalue(r, 0, 3), "t");
+	/* .1234565: half a microsecond, to even */
+	assert_string_equal(PQgetvalue(r, 0, 4), "2026-12-03T00:00:00.123456");
+	assert_string_equal(PQgetvalue(r, 0, 5), "5");
+	assert_true(PQgetisnull(r, 1, 0));
+	assert_string_equal(PQgetvalue(r, 1, 1), "2147483647");
+	assert_string_equal(PQgetvalue(r, 1, 2), "-1");
+	assert_string_equal(PQgetvalue(r, 1, 3), "f");
+	assert_true(PQgetisnull(r, 1, 4));
+	assert_true(PQgetisnull(r, 1, 5));
+	PQclear(r);
+
+	/* an empty array is an array of no rows, of its own type */
+	vox_pg_params_init(&p);
+	vox_pg_params_array(&p, VOX_PG_UUID);
+	vox_pg_params_text(&p, "x");
+	r = round_trip(f, "SELECT count(*), $2 FROM unnest($1::uuid[])", &p);
+	assert_string_equal(PQgetvalue(r, 0, 0), "0");
+	assert_string_equal(PQgetvalue(r, 0, 1), "x");
+	PQclear(r);
+
+	/* an array of the wrong element type is refused by the server, not
+	 * read as another type */
+	vox_pg_params_init(&p);
+	vox_pg_array_int(vox_pg_params_array(&p, VOX_PG_INT8), 1);
+	assert_int_equal(vox_pg_run_sql(f->pg, "SELECT unnest($1::int[])", &p, NULL),
+			 VOX_E_INTERNAL);
+	vox_pg_params_release(&p);
 }
 
 /* Two orgs' events for one new call_id, committed at the same time by two
@@ -799,7 +870,7 @@ static void test_call_id_raced_by_two_orgs_is_refused_for_the_second(void **stat
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_array_literal_round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_binary_arrays_round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_started_then_ended, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ended_before_started, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_repeats_change_nothing, setup, teardown),

@@ -113,15 +113,13 @@ static vox_str pg_str(const PGresult *r, int row, int col)
 	return (vox_str){PQgetvalue(r, row, col), (size_t)PQgetlength(r, row, col)};
 }
 
-static PGresult *query(PGconn *c, int stmt, int n, const char *const *params,
-		       vox_status *st)
+/* Run a read of the batch's keys; NULL (and *st VOX_OK) when the key
+ * column is empty: no statement for an empty array. */
+static PGresult *query(PGconn *c, int stmt, vox_pg_params *p, vox_status *st)
 {
-	PGresult *r = PQexecPrepared(c, statements[stmt].name, n, params, NULL, NULL, 0);
-	*st = vox_pg_status(c, r);
-	if (*st != VOX_OK) {
-		PQclear(r);
-		return NULL;
-	}
+	PGresult *r = NULL;
+	*st = p->col[0].n ? vox_pg_run(c, statements[stmt].name, p, &r) : VOX_OK;
+	vox_pg_params_release(p);
 	return r;
 }
 
@@ -212,30 +210,35 @@ static void read_release(batch_read *b)
 static vox_status read_batch(PGconn *c, const vox_item *items, size_t n,
 			     batch_read *b)
 {
-	vox_pg_array orgs, calls, pis, refunds;
+	/* one parameter set per read: a key column each */
+	vox_pg_params q[4];
+	vox_pg_array *keys[4];
+	static const vox_pg_type types[4] = {VOX_PG_UUID, VOX_PG_UUID,
+					     VOX_PG_TEXT, VOX_PG_TEXT};
 	vox_status st = VOX_OK;
 	PGresult *r;
-	vox_pg_array_init(&orgs);
-	vox_pg_array_init(&calls);
-	vox_pg_array_init(&pis);
-	vox_pg_array_init(&refunds);
+	for (size_t i = 0; i < 4; i++) {
+		vox_pg_params_init(&q[i]);
+		keys[i] = vox_pg_params_array(&q[i], types[i]);
+	}
+	vox_pg_array *orgs = keys[0], *calls = keys[1], *pis = keys[2],
+		     *refunds = keys[3];
 	for (size_t i = 0; i < n; i++) {
 		const vox_event *ev = &items[i].ev;
-		vox_pg_array_str(&orgs, item_org(&items[i])->s, 36);
+		vox_pg_array_uuid(orgs, item_org(&items[i]));
 		if (ev->kind == VOX_CALL_ENDED) {
-			vox_pg_array_str(&calls, ev->u.call_ended.call_id.s, 36);
+			vox_pg_array_uuid(calls, &ev->u.call_ended.call_id);
 		} else if (ev->kind == VOX_PAYMENT_SUCCEEDED) {
 			vox_str pi = ev->u.payment_succeeded.stripe_payment_intent_id;
-			vox_pg_array_str(&pis, pi.ptr, pi.len);
+			vox_pg_array_str(pis, pi.ptr, pi.len);
 		} else if (ev->kind == VOX_PAYMENT_REFUNDED) {
 			vox_str pi = ev->u.payment_refunded.stripe_payment_intent_id;
 			vox_str re = ev->u.payment_refunded.stripe_refund_id;
-			vox_pg_array_str(&pis, pi.ptr, pi.len);
-			vox_pg_array_str(&refunds, re.ptr, re.len);
+			vox_pg_array_str(pis, pi.ptr, pi.len);
+			vox_pg_array_str(refunds, re.ptr, re.len);
 		}
 	}
-	const char *p_orgs[1] = {vox_pg_array_text(&orgs)};
-	r = query(c, S_LOCK_ORGS, 1, p_orgs, &st);
+	r = query(c, S_LOCK_ORGS, &q[0], &st);
 	if (!r)
 		goto out;
 	b->results[0] = r;
@@ -252,9 +255,7 @@ static vox_status read_batch(PGconn *c, const vox_item *items, size_t n,
 		w->debt_alerted = pg_bool(r, (int)i, 6);
 	}
 
-	/* no statement for an empty array */
-	const char *p_calls[1] = {vox_pg_array_text(&calls)};
-	r = calls.n ? query(c, S_READ_CHARGES, 1, p_calls, &st) : NULL;
+	r = query(c, S_READ_CHARGES, &q[1], &st);
 	if (st != VOX_OK)
 		goto out;
 	b->results[1] = r;
@@ -266,8 +267,7 @@ static vox_status read_batch(PGconn *c, const vox_item *items, size_t n,
 		b->calls[i].duration_seconds = pg_i64(r, (int)i, 2);
 	}
 
-	const char *p_pis[1] = {vox_pg_array_text(&pis)};
-	r = pis.n ? query(c, S_READ_TOPUPS, 1, p_pis, &st) : NULL;
+	r = query(c, S_READ_TOPUPS, &q[2], &st);
 	if (st != VOX_OK)
 		goto out;
 	b->results[2] = r;
@@ -280,8 +280,7 @@ static vox_status read_batch(PGconn *c, const vox_item *items, size_t n,
 		b->topups[i].refunded = pg_i64(r, (int)i, 3);
 	}
 
-	const char *p_refunds[1] = {vox_pg_array_text(&refunds)};
-	r = refunds.n ? query(c, S_READ_REFUNDS, 1, p_refunds, &st) : NULL;
+	r = query(c, S_READ_REFUNDS, &q[3], &st);
 	if (st != VOX_OK)
 		goto out;
 	b->results[3] = r;
@@ -293,10 +292,8 @@ static vox_status read_batch(PGconn *c, const vox_item *items, size_t n,
 		b->refunds[i].amount = pg_i64(r, (int)i, 2);
 	}
 out:
-	vox_pg_array_release(&orgs);
-	vox_pg_array_release(&calls);
-	vox_pg_array_release(&pis);
-	vox_pg_array_release(&refunds);
+	for (size_t i = 0; i < 4; i++)
+		vox_pg_params_release(&q[i]);
 	return st;
 }
 
@@ -306,125 +303,122 @@ out:
  * intent) after read_batch looked them up. VOX_E_RETRY makes the runtime
  * run the batch again at once; the read then sees that row and the
  * planner answers duplicate, conflict or another org's. */
-static vox_status exec(PGconn *c, int stmt, int n, const char *const *params)
+static vox_status exec(PGconn *c, int stmt, vox_pg_params *p)
 {
-	PGresult *r = PQexecPrepared(c, statements[stmt].name, n, params, NULL, NULL, 0);
-	vox_status st = vox_pg_status(c, r);
-	const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
-	if (st != VOX_OK && state && strcmp(state, "23505") == 0)
-		st = VOX_E_RETRY;
-	PQclear(r);
-	return st;
+	vox_status st = vox_pg_run(c, statements[stmt].name, p, NULL);
+	vox_pg_params_release(p);
+	return st == VOX_E_CONFLICT ? VOX_E_RETRY : st; /* 23505 */
+}
+
+/* The columns of one statement, typed as its unnest casts them. */
+static void columns(vox_pg_params *p, vox_pg_array **cols,
+		    const vox_pg_type *types, size_t n)
+{
+	vox_pg_params_init(p);
+	for (size_t i = 0; i < n; i++)
+		cols[i] = vox_pg_params_array(p, types[i]);
 }
 
 static vox_status write_ledger(PGconn *c, const vox_billing_plan *p,
 			       const batch_read *b, const vox_item *items)
 {
-	vox_pg_array a[12];
-	for (size_t i = 0; i < VOX_NELEM(a); i++)
-		vox_pg_array_init(&a[i]);
+	static const vox_pg_type types[] = {
+		VOX_PG_UUID, VOX_PG_INT8, VOX_PG_TEXT, VOX_PG_INT8, VOX_PG_INT8,
+		VOX_PG_INT8, VOX_PG_TEXT, VOX_PG_TEXT, VOX_PG_UUID, VOX_PG_TEXT,
+		VOX_PG_TEXT, VOX_PG_INT4,
+	};
+	vox_pg_params q;
+	vox_pg_array *a[VOX_NELEM(types)];
+	columns(&q, a, types, VOX_NELEM(types));
 	for (size_t i = 0; i < p->nledger; i++) {
 		const vox_ledger_row *row = &p->ledger[i];
 		const vox_event *ev = &items[row->item].ev;
 		char desc[160];
-		vox_pg_array_str(&a[0], b->wallets[row->wallet].org_id.s, 36);
-		vox_pg_array_int(&a[1], row->amount);
+		vox_pg_array_uuid(a[0], &b->wallets[row->wallet].org_id);
+		vox_pg_array_int(a[1], row->amount);
 		const char *type = ledger_type_name(row->type);
-		vox_pg_array_str(&a[2], type, strlen(type));
-		vox_pg_array_int(&a[3], row->before);
-		vox_pg_array_int(&a[4], row->after);
-		vox_pg_array_int(&a[5], row->shortfall);
-		vox_str eid = vox_event_msg_id(ev);
-		vox_pg_array_str(&a[6], eid.ptr, eid.len);
+		vox_pg_array_str(a[2], type, strlen(type));
+		vox_pg_array_int(a[3], row->before);
+		vox_pg_array_int(a[4], row->after);
+		vox_pg_array_int(a[5], row->shortfall);
+		vox_pg_array_view(a[6], vox_event_msg_id(ev));
 		if (ev->kind == VOX_CALL_ENDED) {
 			const vox_call_ended *e = &ev->u.call_ended;
 			snprintf(desc, sizeof(desc), "call of %" PRId64 " s", e->duration_seconds);
-			vox_pg_array_str(&a[7], desc, strlen(desc));
-			vox_pg_array_str(&a[8], e->call_id.s, 36);
-			vox_pg_array_null(&a[9]);
-			vox_pg_array_null(&a[10]);
+			vox_pg_array_str(a[7], desc, strlen(desc));
+			vox_pg_array_uuid(a[8], &e->call_id);
+			vox_pg_array_null(a[9]);
+			vox_pg_array_null(a[10]);
 		} else if (ev->kind == VOX_PAYMENT_SUCCEEDED) {
 			const vox_payment_succeeded *e = &ev->u.payment_succeeded;
 			if (e->description.ptr)
-				vox_pg_array_str(&a[7], e->description.ptr, e->description.len);
+				vox_pg_array_view(a[7], e->description);
 			else
-				vox_pg_array_str(&a[7], "top-up", 6);
-			vox_pg_array_null(&a[8]);
-			vox_pg_array_str(&a[9], e->stripe_payment_intent_id.ptr,
-					 e->stripe_payment_intent_id.len);
-			vox_pg_array_null(&a[10]);
+				vox_pg_array_str(a[7], "top-up", 6);
+			vox_pg_array_null(a[8]);
+			vox_pg_array_view(a[9], e->stripe_payment_intent_id);
+			vox_pg_array_null(a[10]);
 		} else {
 			const vox_payment_refunded *e = &ev->u.payment_refunded;
-			vox_pg_array_str(&a[7], "refund", 6);
-			vox_pg_array_null(&a[8]);
-			vox_pg_array_str(&a[9], e->stripe_payment_intent_id.ptr,
-					 e->stripe_payment_intent_id.len);
-			vox_pg_array_str(&a[10], e->stripe_refund_id.ptr,
-					 e->stripe_refund_id.len);
+			vox_pg_array_str(a[7], "refund", 6);
+			vox_pg_array_null(a[8]);
+			vox_pg_array_view(a[9], e->stripe_payment_intent_id);
+			vox_pg_array_view(a[10], e->stripe_refund_id);
 		}
-		vox_pg_array_int(&a[11], (int64_t)i);
+		vox_pg_array_int(a[11], (int64_t)i);
 	}
-	const char *params[12];
-	for (size_t i = 0; i < VOX_NELEM(a); i++)
-		params[i] = vox_pg_array_text(&a[i]);
-	vox_status st = exec(c, S_LEDGER, 12, params);
-	for (size_t i = 0; i < VOX_NELEM(a); i++)
-		vox_pg_array_release(&a[i]);
-	return st;
+	return exec(c, S_LEDGER, &q);
 }
 
 static vox_status write_charges(PGconn *c, const vox_billing_plan *p,
 				const batch_read *b, const vox_item *items,
 				int64_t rate)
 {
-	vox_pg_array a[8];
-	for (size_t i = 0; i < VOX_NELEM(a); i++)
-		vox_pg_array_init(&a[i]);
+	static const vox_pg_type types[] = {
+		VOX_PG_UUID, VOX_PG_UUID, VOX_PG_INT4, VOX_PG_INT4, VOX_PG_INT8,
+		VOX_PG_INT8, VOX_PG_INT8, VOX_PG_TEXT,
+	};
+	vox_pg_params q;
+	vox_pg_array *a[VOX_NELEM(types)];
+	columns(&q, a, types, VOX_NELEM(types));
 	for (size_t i = 0; i < p->ncharges; i++) {
 		const vox_call_charge *ch = &p->charges[i];
 		const vox_call_ended *e = &items[ch->item].ev.u.call_ended;
-		vox_pg_array_str(&a[0], e->call_id.s, 36);
-		vox_pg_array_str(&a[1], b->wallets[ch->wallet].org_id.s, 36);
-		vox_pg_array_int(&a[2], ch->duration_seconds);
-		vox_pg_array_int(&a[3], rate);
-		vox_pg_array_int(&a[4], ch->charge);
-		vox_pg_array_int(&a[5], ch->deducted);
-		vox_pg_array_int(&a[6], ch->shortfall);
-		vox_pg_array_str(&a[7], e->event_id.ptr, e->event_id.len);
+		vox_pg_array_uuid(a[0], &e->call_id);
+		vox_pg_array_uuid(a[1], &b->wallets[ch->wallet].org_id);
+		vox_pg_array_int(a[2], ch->duration_seconds);
+		vox_pg_array_int(a[3], rate);
+		vox_pg_array_int(a[4], ch->charge);
+		vox_pg_array_int(a[5], ch->deducted);
+		vox_pg_array_int(a[6], ch->shortfall);
+		vox_pg_array_view(a[7], e->event_id);
 	}
-	const char *params[8];
-	for (size_t i = 0; i < VOX_NELEM(a); i++)
-		params[i] = vox_pg_array_text(&a[i]);
-	vox_status st = exec(c, S_CHARGES, 8, params);
-	for (size_t i = 0; i < VOX_NELEM(a); i++)
-		vox_pg_array_release(&a[i]);
-	return st;
+	return exec(c, S_CHARGES, &q);
 }
 
 static vox_status write_wallets(PGconn *c, const batch_read *b)
 {
-	vox_pg_array a[5];
-	size_t changed = 0;
-	for (size_t i = 0; i < VOX_NELEM(a); i++)
-		vox_pg_array_init(&a[i]);
+	static const vox_pg_type types[] = {
+		VOX_PG_UUID, VOX_PG_INT8, VOX_PG_INT8, VOX_PG_BOOL, VOX_PG_BOOL,
+	};
+	vox_pg_params q;
+	vox_pg_array *a[VOX_NELEM(types)];
+	columns(&q, a, types, VOX_NELEM(types));
 	for (size_t i = 0; i < b->nwallets; i++) {
 		const vox_wallet *w = &b->wallets[i];
 		if (!w->changed)
 			continue;
-		changed++;
-		vox_pg_array_str(&a[0], w->org_id.s, 36);
-		vox_pg_array_int(&a[1], w->balance);
-		vox_pg_array_int(&a[2], w->unbilled);
-		vox_pg_array_bool(&a[3], w->low_alerted);
-		vox_pg_array_bool(&a[4], w->debt_alerted);
+		vox_pg_array_uuid(a[0], &w->org_id);
+		vox_pg_array_int(a[1], w->balance);
+		vox_pg_array_int(a[2], w->unbilled);
+		vox_pg_array_bool(a[3], w->low_alerted);
+		vox_pg_array_bool(a[4], w->debt_alerted);
 	}
-	const char *params[5];
-	for (size_t i = 0; i < VOX_NELEM(a); i++)
-		params[i] = vox_pg_array_text(&a[i]);
-	vox_status st = changed == 0 ? VOX_OK : exec(c, S_WALLETS, 5, params);
-	for (size_t i = 0; i < VOX_NELEM(a); i++)
-		vox_pg_array_release(&a[i]);
-	return st;
+	if (a[0]->n == 0) {
+		vox_pg_params_release(&q);
+		return VOX_OK;
+	}
+	return exec(c, S_WALLETS, &q);
 }
 
 /* processed_webhook_events keeps the seed's meaning: a payment webhook
@@ -437,37 +431,33 @@ static vox_status write_wallets(PGconn *c, const batch_read *b)
 static vox_status write_processed(PGconn *c, const vox_item *items, size_t n,
 				  const vox_billing_plan *p)
 {
-	vox_pg_array ids, types, orgs, data;
-	size_t count = 0;
-	vox_pg_array_init(&ids);
-	vox_pg_array_init(&types);
-	vox_pg_array_init(&orgs);
-	vox_pg_array_init(&data);
+	static const vox_pg_type types[] = {
+		VOX_PG_TEXT, VOX_PG_TEXT, VOX_PG_UUID, VOX_PG_JSONB,
+	};
+	vox_pg_params q;
+	vox_pg_array *a[VOX_NELEM(types)];
+	columns(&q, a, types, VOX_NELEM(types));
 	for (size_t i = 0; i < n; i++) {
 		if (p->outcomes[i] != VOX_BILL_APPLIED && p->outcomes[i] != VOX_BILL_DUPLICATE)
 			continue;
 		if (items[i].ev.kind == VOX_CALL_ENDED)
 			continue; /* a call's charge is its own record */
-		count++;
 		char key[200], json[64];
 		const char *kind = vox_event_kind_name(items[i].ev.kind);
 		vox_str eid = vox_event_msg_id(&items[i].ev);
 		int k = snprintf(key, sizeof(key), "vox-billing:%s:%.*s", kind,
 				 (int)eid.len, eid.ptr);
-		vox_pg_array_str(&ids, key, (size_t)k);
-		vox_pg_array_str(&types, kind, strlen(kind));
-		vox_pg_array_str(&orgs, item_org(&items[i])->s, 36);
+		vox_pg_array_str(a[0], key, (size_t)k);
+		vox_pg_array_str(a[1], kind, strlen(kind));
+		vox_pg_array_uuid(a[2], item_org(&items[i]));
 		k = snprintf(json, sizeof(json), "{\"seq\":%" PRIu64 "}", items[i].stream_seq);
-		vox_pg_array_str(&data, json, (size_t)k);
+		vox_pg_array_str(a[3], json, (size_t)k);
 	}
-	const char *params[4] = {vox_pg_array_text(&ids), vox_pg_array_text(&types),
-				 vox_pg_array_text(&orgs), vox_pg_array_text(&data)};
-	vox_status st = count == 0 ? VOX_OK : exec(c, S_PROCESSED, 4, params);
-	vox_pg_array_release(&ids);
-	vox_pg_array_release(&types);
-	vox_pg_array_release(&orgs);
-	vox_pg_array_release(&data);
-	return st;
+	if (a[0]->n == 0) {
+		vox_pg_params_release(&q);
+		return VOX_OK;
+	}
+	return exec(c, S_PROCESSED, &q);
 }
 
 /* The alerts of the plan, through the outbox. Every field comes from the

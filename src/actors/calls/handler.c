@@ -78,13 +78,13 @@ static const char sql_calls[] =
 	"     WHERE k.org_id = i.org_id AND k.phone = i.phone)),"
 	"  i.direction, i.from_number, i.to_number, i.phone, i.vapi_call_id,"
 	"  i.caller_name, i.status, i.duration, i.transcript, i.summary,"
-	"  i.recording_url, i.sentiment_label, i.sentiment_score,"
+	"  i.recording_url, i.sentiment_label, i.sentiment_score::numeric,"
 	"  i.sentiment_summary, i.sentiment_urgency, i.ended_at, i.created_at,"
 	"  now()"
 	" FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[],"
 	"  $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],"
 	"  $11::int[], $12::text[], $13::text[], $14::text[], $15::text[],"
-	"  $16::numeric[], $17::text[], $18::text[], $19::timestamptz[],"
+	"  $16::text[], $17::text[], $18::text[], $19::timestamptz[],"
 	"  $20::timestamptz[])"
 	"  AS i(id, org_id, contact_id, direction, from_number, to_number, phone,"
 	"   vapi_call_id, caller_name, status, duration, transcript, summary,"
@@ -170,58 +170,6 @@ static const vox_pg_stmt statements[] = {
 	{"vox_calls_touch", sql_touch},
 };
 
-/* ---- parameters --------------------------------------------------------- */
-
-#define MAX_ARGS 20
-
-/* The array-literal parameters of one statement. */
-typedef struct args {
-	vox_buf lit[MAX_ARGS];
-	const char *val[MAX_ARGS];
-	int n;
-} args;
-
-static void args_release(args *a)
-{
-	for (int i = 0; i < a->n; i++)
-		vox_buf_release(&a->lit[i]);
-	a->n = 0;
-}
-
-/* Add one column of n values as the next parameter. */
-static void args_add(args *a, const vox_str *vals, size_t n)
-{
-	vox_buf *b = &a->lit[a->n];
-	vox_buf_init(b);
-	vox_pg_text_array(b, vals, n);
-	a->val[a->n] = b->data;
-	a->n++;
-}
-
-/* Run a prepared statement; *res (if not NULL) receives the result. */
-static vox_status args_exec(PGconn *pg, const char *stmt, const args *a,
-			    PGresult **res)
-{
-	PGresult *r = PQexecPrepared(pg, stmt, a->n, a->val, NULL, NULL, 0);
-	vox_status st = vox_pg_status(pg, r);
-	if (st == VOX_OK && res) {
-		*res = r;
-		r = NULL;
-	}
-	PQclear(r);
-	return st;
-}
-
-static vox_str cstr(const char *s)
-{
-	return (vox_str){s, s ? strlen(s) : 0};
-}
-
-static vox_str uuid_str(const vox_uuid *u)
-{
-	return u->s[0] ? (vox_str){u->s, 36} : (vox_str){NULL, 0};
-}
-
 /* ---- columns of a record ------------------------------------------------ */
 
 typedef enum col {
@@ -258,15 +206,13 @@ static const char *name_of(const char *const *names, size_t count, int v)
 	return v >= 0 && (size_t)v < count ? names[v] : NULL;
 }
 
-static vox_str time_str(const vox_time *t, char scratch[64])
+static vox_str cstr(const char *s)
 {
-	if (!t->set)
-		return (vox_str){NULL, 0};
-	vox_time_rfc3339(t, scratch);
-	return cstr(scratch);
+	return (vox_str){s, s ? strlen(s) : 0};
 }
 
-/* The shortest text that reads back as v (numeric keeps what it is given). */
+/* The shortest text that reads back as v (numeric keeps what it is
+ * given; float8's cast to numeric would keep 15 digits). */
 static vox_str score_str(double v, char scratch[64])
 {
 	for (int prec = 15; prec <= 17; prec++) {
@@ -277,15 +223,27 @@ static vox_str score_str(double v, char scratch[64])
 	return cstr(scratch);
 }
 
-/* One value of a record; formatted values live in scratch. */
-static vox_str rec_col(const vox_calls_rec *r, col c, char scratch[64])
+/* The element type of a column, as its statement casts it. */
+static vox_pg_type col_type(col c)
+{
+	switch (c) {
+	case COL_CALL_ID: case COL_ORG_ID: case COL_CONTACT_ID:
+		return VOX_PG_UUID;
+	case COL_DURATION:
+		return VOX_PG_INT4;
+	case COL_ENDED_AT: case COL_CREATED_AT:
+		return VOX_PG_TIMESTAMPTZ;
+	default:
+		return VOX_PG_TEXT; /* sentiment_score too: cast to numeric */
+	}
+}
+
+/* The text value of a text column of a record. */
+static vox_str rec_text(const vox_calls_rec *r, col c, char scratch[64])
 {
 	const vox_call_ended *e = r->ended;
 	vox_str none = {NULL, 0};
 	switch (c) {
-	case COL_CALL_ID: return uuid_str(&r->call_id);
-	case COL_ORG_ID: return uuid_str(&r->org_id);
-	case COL_CONTACT_ID: return uuid_str(&r->contact_id);
 	case COL_DIRECTION:
 		return cstr(name_of(directions, VOX_NELEM(directions),
 				    (int)r->direction));
@@ -298,15 +256,11 @@ static vox_str rec_col(const vox_calls_rec *r, col c, char scratch[64])
 		if (e == NULL)
 			return cstr(statuses[0]);
 		return cstr(statuses[e->status == VOX_CALL_FAILED ? 2 : 1]);
-	case COL_CREATED_AT: return time_str(&r->created_at, scratch);
 	default: break;
 	}
 	if (e == NULL)
 		return none; /* every other column comes from a call.ended */
 	switch (c) {
-	case COL_DURATION:
-		snprintf(scratch, 64, "%" PRId64, e->duration_seconds);
-		return cstr(scratch);
 	case COL_TRANSCRIPT: return e->transcript;
 	case COL_SUMMARY: return e->summary;
 	case COL_RECORDING_URL: return e->recording_url;
@@ -321,24 +275,46 @@ static vox_str rec_col(const vox_calls_rec *r, col c, char scratch[64])
 		if (!e->has_sentiment_score)
 			return none;
 		return score_str(e->sentiment_score, scratch);
-	case COL_ENDED_AT: return time_str(&e->ended_at, scratch);
 	default: return none;
 	}
 }
 
-/* Add the columns cols of the records recs[0..n) as parameters. */
-static void args_add_recs(args *a, const vox_calls_rec *const *recs, size_t n,
-			  const col *cols, size_t ncols)
+/* Append the value of column c of record r to a. */
+static void put_col(vox_pg_array *a, const vox_calls_rec *r, col c)
 {
-	vox_str *vals = vox_malloc((n ? n : 1) * sizeof(*vals));
-	char (*scratch)[64] = vox_malloc((n ? n : 1) * sizeof(*scratch));
-	for (size_t c = 0; c < ncols; c++) {
-		for (size_t i = 0; i < n; i++)
-			vals[i] = rec_col(recs[i], cols[c], scratch[i]);
-		args_add(a, vals, n);
+	char scratch[64];
+	switch (c) {
+	case COL_CALL_ID: vox_pg_array_uuid(a, &r->call_id); return;
+	case COL_ORG_ID: vox_pg_array_uuid(a, &r->org_id); return;
+	case COL_CONTACT_ID: vox_pg_array_uuid(a, &r->contact_id); return;
+	case COL_CREATED_AT: vox_pg_array_time(a, &r->created_at); return;
+	case COL_DURATION:
+		if (r->ended)
+			vox_pg_array_int(a, r->ended->duration_seconds);
+		else
+			vox_pg_array_null(a);
+		return;
+	case COL_ENDED_AT:
+		if (r->ended)
+			vox_pg_array_time(a, &r->ended->ended_at);
+		else
+			vox_pg_array_null(a);
+		return;
+	default:
+		vox_pg_array_view(a, rec_text(r, c, scratch));
+		return;
 	}
-	free(scratch);
-	free(vals);
+}
+
+/* Add the columns cols of the records recs[0..n) as parameters. */
+static void add_recs(vox_pg_params *p, const vox_calls_rec *const *recs,
+		     size_t n, const col *cols, size_t ncols)
+{
+	for (size_t c = 0; c < ncols; c++) {
+		vox_pg_array *a = vox_pg_params_array(p, col_type(cols[c]));
+		for (size_t i = 0; i < n; i++)
+			put_col(a, recs[i], cols[c]);
+	}
 }
 
 /* ---- the steps of a batch ------------------------------------------------ */
@@ -346,19 +322,19 @@ static void args_add_recs(args *a, const vox_calls_rec *const *recs, size_t n,
 /* Step 1: refuse events of unknown orgs, or naming another org's call. */
 static vox_status refuse_strangers(PGconn *pg, vox_item *items, size_t n)
 {
-	args a = {0};
+	vox_pg_params p;
 	PGresult *r = NULL;
-	vox_str *orgs = vox_malloc(n * sizeof(*orgs));
-	vox_str *calls = vox_malloc(n * sizeof(*calls));
+	vox_pg_params_init(&p);
+	vox_pg_array *orgs = vox_pg_params_array(&p, VOX_PG_UUID);
+	vox_pg_array *calls = vox_pg_params_array(&p, VOX_PG_UUID);
 	for (size_t i = 0; i < n; i++) {
-		orgs[i] = uuid_str(vox_event_org(&items[i].ev));
-		calls[i] = uuid_str(items[i].ev.kind == VOX_CALL_STARTED
-					    ? &items[i].ev.u.call_started.call_id
-					    : &items[i].ev.u.call_ended.call_id);
+		const vox_event *ev = &items[i].ev;
+		vox_pg_array_uuid(orgs, vox_event_org(ev));
+		vox_pg_array_uuid(calls, ev->kind == VOX_CALL_STARTED
+						 ? &ev->u.call_started.call_id
+						 : &ev->u.call_ended.call_id);
 	}
-	args_add(&a, orgs, n);
-	args_add(&a, calls, n);
-	vox_status st = args_exec(pg, "vox_calls_check", &a, &r);
+	vox_status st = vox_pg_run(pg, "vox_calls_check", &p, &r);
 	if (st != VOX_OK)
 		goto out;
 	for (int row = 0; row < PQntuples(r); row++) {
@@ -375,28 +351,27 @@ static vox_status refuse_strangers(PGconn *pg, vox_item *items, size_t n)
 	}
 out:
 	PQclear(r);
-	args_release(&a);
-	free(orgs);
-	free(calls);
+	vox_pg_params_release(&p);
 	return st;
 }
 
 /* Step 2: create the contacts of inbound calls that have none. */
 static vox_status create_contacts(PGconn *pg, const vox_calls_plan *plan)
 {
-	args a = {0};
+	vox_pg_params p;
 	vox_status st = VOX_OK;
 	const vox_calls_rec **recs = vox_malloc(plan->n * sizeof(*recs));
 	size_t n = 0;
+	vox_pg_params_init(&p);
 	for (size_t i = 0; i < plan->n; i++)
 		if (plan->recs[i].create_contact)
 			recs[n++] = &plan->recs[i];
 	if (n == 0)
 		goto out;
-	args_add_recs(&a, recs, n, contact_cols, VOX_NELEM(contact_cols));
-	st = args_exec(pg, "vox_calls_contacts", &a, NULL);
+	add_recs(&p, recs, n, contact_cols, VOX_NELEM(contact_cols));
+	st = vox_pg_run(pg, "vox_calls_contacts", &p, NULL);
 out:
-	args_release(&a);
+	vox_pg_params_release(&p);
 	free(recs);
 	return st;
 }
@@ -405,23 +380,24 @@ out:
  * then touch their contacts. */
 static vox_status write_calls(PGconn *pg, const vox_calls_plan *plan)
 {
-	args a = {0};
+	vox_pg_params p;
 	PGresult *owners = NULL;
 	const vox_calls_rec **recs = vox_malloc(plan->n * sizeof(*recs));
 	for (size_t i = 0; i < plan->n; i++)
 		recs[i] = &plan->recs[i];
-	args_add_recs(&a, recs, plan->n, upsert_cols, VOX_NELEM(upsert_cols));
-	vox_status st = args_exec(pg, "vox_calls_upsert", &a, NULL);
+	vox_pg_params_init(&p);
+	add_recs(&p, recs, plan->n, upsert_cols, VOX_NELEM(upsert_cols));
+	vox_status st = vox_pg_run(pg, "vox_calls_upsert", &p, NULL);
 	if (st != VOX_OK)
 		goto out;
-	args_release(&a);
+	vox_pg_params_release(&p);
 	/* Step 1 saw no other org's row for these calls, so one here was
 	 * committed by another instance since, for another org: the same
 	 * call_id from two tenants at once. VOX_E_RETRY rolls back and runs
 	 * the batch again, and step 1 then refuses the event with a 409. */
 	static const col keys[] = {COL_CALL_ID, COL_ORG_ID};
-	args_add_recs(&a, recs, plan->n, keys, VOX_NELEM(keys));
-	st = args_exec(pg, "vox_calls_owners", &a, &owners);
+	add_recs(&p, recs, plan->n, keys, VOX_NELEM(keys));
+	st = vox_pg_run(pg, "vox_calls_owners", &p, &owners);
 	if (st != VOX_OK)
 		goto out;
 	if (PQntuples(owners) > 0) {
@@ -430,15 +406,15 @@ static vox_status write_calls(PGconn *pg, const vox_calls_plan *plan)
 		st = VOX_E_RETRY;
 		goto out;
 	}
-	args_release(&a);
+	vox_pg_params_release(&p);
 	/* every call of the batch: a late call.started may just have linked
 	 * the contact of a call that had already ended */
 	static const col ids[] = {COL_CALL_ID};
-	args_add_recs(&a, recs, plan->n, ids, 1);
-	st = args_exec(pg, "vox_calls_touch", &a, NULL);
+	add_recs(&p, recs, plan->n, ids, 1);
+	st = vox_pg_run(pg, "vox_calls_touch", &p, NULL);
 out:
 	PQclear(owners);
-	args_release(&a);
+	vox_pg_params_release(&p);
 	free(recs);
 	return st;
 }

@@ -1,8 +1,8 @@
 /*
  * plan.c - folds a batch of call events into one record per call (see
- * plan.h for the rules) and builds the text-format array literals the
- * handler passes as statement parameters. Pure: no libpq, no I/O, no
- * globals; everything it returns points into the caller's events.
+ * plan.h for the rules), whose columns the handler sends as binary array
+ * parameters. Pure: no libpq, no I/O, no globals; everything it returns
+ * points into the caller's events.
  */
 #include "core/common.h"
 

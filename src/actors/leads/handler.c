@@ -30,7 +30,7 @@
 #include "io/pg.h"
 
 typedef struct resolved {
-	char contact[37]; /* "" when not found */
+	vox_uuid contact; /* "" when not found */
 	vox_str phone;    /* the contact's phone (into a PGresult) */
 	vox_str name;     /* the contact's first name */
 	int64_t threshold;
@@ -98,36 +98,37 @@ vox_status vox_leads_prepare(void *ctx, PGconn *c)
 	return vox_pg_prepare_all(c, statements, S_COUNT);
 }
 
-static PGresult *run(PGconn *c, int stmt, int n, const char *const *p,
-		     vox_status *st)
+/* Run a statement with q (released here); the result, or NULL and *st. */
+static PGresult *run(PGconn *c, int stmt, vox_pg_params *q, vox_status *st)
 {
-	PGresult *r = PQexecPrepared(c, statements[stmt].name, n, p, NULL, NULL, 0);
-	*st = vox_pg_status(c, r);
-	if (*st != VOX_OK) {
-		PQclear(r);
-		return NULL;
-	}
+	PGresult *r = NULL;
+	*st = vox_pg_run(c, statements[stmt].name, q, &r);
+	vox_pg_params_release(q);
 	return r;
 }
 
-static void ts_text(const vox_time *t, char out[64])
+/* The columns of one statement, typed as its unnest casts them. */
+static void columns(vox_pg_params *q, vox_pg_array **cols,
+		    const vox_pg_type *types, size_t n)
 {
-	vox_time_rfc3339(t, out);
+	vox_pg_params_init(q);
+	for (size_t i = 0; i < n; i++)
+		cols[i] = vox_pg_params_array(q, types[i]);
 }
 
 static vox_status orgs_and_thresholds(PGconn *c, vox_item *items, size_t n,
 				      int64_t def, resolved *res)
 {
-	vox_pg_array orgs;
+	vox_pg_params q;
 	vox_status st;
 	char defbuf[32];
-	vox_pg_array_init(&orgs);
+	vox_pg_params_init(&q);
+	vox_pg_array *orgs = vox_pg_params_array(&q, VOX_PG_UUID);
 	for (size_t i = 0; i < n; i++)
-		vox_pg_array_str(&orgs, items[i].ev.u.lead_scored.org_id.s, 36);
+		vox_pg_array_uuid(orgs, &items[i].ev.u.lead_scored.org_id);
 	snprintf(defbuf, sizeof(defbuf), "%" PRId64, def);
-	const char *p[2] = {vox_pg_array_text(&orgs), defbuf};
-	PGresult *r = run(c, S_THRESHOLDS, 2, p, &st);
-	vox_pg_array_release(&orgs);
+	vox_pg_params_text(&q, defbuf);
+	PGresult *r = run(c, S_THRESHOLDS, &q, &st);
 	if (!r)
 		return st;
 	for (size_t i = 0; i < n; i++) {
@@ -148,34 +149,27 @@ static vox_status orgs_and_thresholds(PGconn *c, vox_item *items, size_t n,
 
 static vox_status create_contacts(PGconn *c, const vox_item *items, size_t n)
 {
-	vox_pg_array orgs, phones, names;
-	vox_status st;
-	size_t count = 0;
-	vox_pg_array_init(&orgs);
-	vox_pg_array_init(&phones);
-	vox_pg_array_init(&names);
+	static const vox_pg_type types[] = {VOX_PG_UUID, VOX_PG_TEXT, VOX_PG_TEXT};
+	vox_pg_params q;
+	vox_pg_array *a[VOX_NELEM(types)];
+	vox_status st = VOX_OK;
+	columns(&q, a, types, VOX_NELEM(types));
 	for (size_t i = 0; i < n; i++) {
 		const vox_lead_scored *e = &items[i].ev.u.lead_scored;
 		if (items[i].result != VOX_OK || e->contact_id.s[0] || !e->phone.ptr)
 			continue;
-		vox_pg_array_str(&orgs, e->org_id.s, 36);
-		vox_pg_array_str(&phones, e->phone.ptr, e->phone.len);
+		vox_pg_array_uuid(a[0], &e->org_id);
+		vox_pg_array_view(a[1], e->phone);
 		if (e->lead_name.ptr)
-			vox_pg_array_str(&names, e->lead_name.ptr, e->lead_name.len);
+			vox_pg_array_view(a[2], e->lead_name);
 		else
-			vox_pg_array_str(&names, "", 0);
-		count++;
+			vox_pg_array_str(a[2], "", 0);
 	}
-	st = VOX_OK;
-	if (count) {
-		const char *p[3] = {vox_pg_array_text(&orgs), vox_pg_array_text(&phones),
-				    vox_pg_array_text(&names)};
-		PGresult *r = run(c, S_CONTACTS, 3, p, &st);
-		PQclear(r);
+	if (a[0]->n == 0) {
+		vox_pg_params_release(&q);
+		return VOX_OK;
 	}
-	vox_pg_array_release(&orgs);
-	vox_pg_array_release(&phones);
-	vox_pg_array_release(&names);
+	PQclear(run(c, S_CONTACTS, &q, &st));
 	return st;
 }
 
@@ -183,29 +177,18 @@ static vox_status create_contacts(PGconn *c, const vox_item *items, size_t n)
 static vox_status resolve_contacts(PGconn *c, vox_item *items, size_t n,
 				   resolved *res, PGresult **keep)
 {
-	vox_pg_array orgs, ids, phones;
+	static const vox_pg_type types[] = {VOX_PG_UUID, VOX_PG_UUID, VOX_PG_TEXT};
+	vox_pg_params q;
+	vox_pg_array *a[VOX_NELEM(types)];
 	vox_status st;
-	vox_pg_array_init(&orgs);
-	vox_pg_array_init(&ids);
-	vox_pg_array_init(&phones);
+	columns(&q, a, types, VOX_NELEM(types));
 	for (size_t i = 0; i < n; i++) {
 		const vox_lead_scored *e = &items[i].ev.u.lead_scored;
-		vox_pg_array_str(&orgs, e->org_id.s, 36);
-		if (e->contact_id.s[0])
-			vox_pg_array_str(&ids, e->contact_id.s, 36);
-		else
-			vox_pg_array_null(&ids);
-		if (e->phone.ptr)
-			vox_pg_array_str(&phones, e->phone.ptr, e->phone.len);
-		else
-			vox_pg_array_null(&phones);
+		vox_pg_array_uuid(a[0], &e->org_id);
+		vox_pg_array_uuid(a[1], &e->contact_id); /* "" is NULL */
+		vox_pg_array_view(a[2], e->phone);
 	}
-	const char *p[3] = {vox_pg_array_text(&orgs), vox_pg_array_text(&ids),
-			    vox_pg_array_text(&phones)};
-	PGresult *r = run(c, S_RESOLVE, 3, p, &st);
-	vox_pg_array_release(&orgs);
-	vox_pg_array_release(&ids);
-	vox_pg_array_release(&phones);
+	PGresult *r = run(c, S_RESOLVE, &q, &st);
 	if (!r)
 		return st;
 	for (int k = 0; k < PQntuples(r) && (size_t)k < n; k++) {
@@ -216,7 +199,7 @@ static vox_status resolve_contacts(PGconn *c, vox_item *items, size_t n,
 						" and no phone to create one");
 			continue;
 		}
-		snprintf(res[k].contact, sizeof(res[k].contact), "%s",
+		snprintf(res[k].contact.s, sizeof(res[k].contact.s), "%s",
 			 PQgetvalue(r, k, 1));
 		res[k].phone = (vox_str){PQgetvalue(r, k, 2),
 					 (size_t)PQgetlength(r, k, 2)};
@@ -232,13 +215,12 @@ static vox_status resolve_contacts(PGconn *c, vox_item *items, size_t n,
 static vox_status update_scores(PGconn *c, const vox_item *items, size_t n,
 				const resolved *res)
 {
-	vox_pg_array ids, scores, statuses, ats;
+	static const vox_pg_type types[] = {VOX_PG_UUID, VOX_PG_INT4, VOX_PG_TEXT,
+					    VOX_PG_TIMESTAMPTZ};
+	vox_pg_params q;
+	vox_pg_array *a[VOX_NELEM(types)];
 	vox_status st = VOX_OK;
-	size_t count = 0;
-	vox_pg_array_init(&ids);
-	vox_pg_array_init(&scores);
-	vox_pg_array_init(&statuses);
-	vox_pg_array_init(&ats);
+	columns(&q, a, types, VOX_NELEM(types));
 	for (size_t i = 0; i < n; i++) {
 		if (items[i].result != VOX_OK)
 			continue;
@@ -246,7 +228,7 @@ static vox_status update_scores(PGconn *c, const vox_item *items, size_t n,
 		bool beaten = false;
 		for (size_t j = 0; j < n && !beaten; j++) {
 			if (j == i || items[j].result != VOX_OK ||
-			    strcmp(res[j].contact, res[i].contact) != 0)
+			    strcmp(res[j].contact.s, res[i].contact.s) != 0)
 				continue;
 			const vox_time *tj = &items[j].ev.u.lead_scored.scored_at;
 			/* j beats i if it is newer, or as new and later */
@@ -255,26 +237,18 @@ static vox_status update_scores(PGconn *c, const vox_item *items, size_t n,
 		}
 		if (beaten)
 			continue;
-		char at[64];
 		const char *status = vox_leads_status_name(
 			vox_leads_status(e->lead_score, e->lead_status));
-		ts_text(&e->scored_at, at);
-		vox_pg_array_str(&ids, res[i].contact, 36);
-		vox_pg_array_int(&scores, e->lead_score);
-		vox_pg_array_str(&statuses, status, strlen(status));
-		vox_pg_array_str(&ats, at, strlen(at));
-		count++;
+		vox_pg_array_uuid(a[0], &res[i].contact);
+		vox_pg_array_int(a[1], e->lead_score);
+		vox_pg_array_str(a[2], status, strlen(status));
+		vox_pg_array_time(a[3], &e->scored_at);
 	}
-	if (count) {
-		const char *p[4] = {vox_pg_array_text(&ids), vox_pg_array_text(&scores),
-				    vox_pg_array_text(&statuses), vox_pg_array_text(&ats)};
-		PGresult *r = run(c, S_SCORES, 4, p, &st);
-		PQclear(r);
+	if (a[0]->n == 0) {
+		vox_pg_params_release(&q);
+		return VOX_OK;
 	}
-	vox_pg_array_release(&ids);
-	vox_pg_array_release(&scores);
-	vox_pg_array_release(&statuses);
-	vox_pg_array_release(&ats);
+	PQclear(run(c, S_SCORES, &q, &st));
 	return st;
 }
 
@@ -309,7 +283,7 @@ static const vox_item *alert_source(const vox_item *items, size_t n,
 	for (size_t i = 0; i < n; i++) {
 		const vox_lead_scored *e = &items[i].ev.u.lead_scored;
 		if (items[i].result == VOX_OK && e->lead_score >= res[i].threshold &&
-		    strcmp(res[i].contact, contact) == 0 &&
+		    strcmp(res[i].contact.s, contact) == 0 &&
 		    strcmp(e->call_id.s, call) == 0)
 			return &items[i];
 	}
@@ -320,59 +294,44 @@ static vox_status insert_alerts(vox_tx *tx, const vox_item *items, size_t n,
 				const resolved *res)
 {
 	PGconn *c = vox_tx_pg(tx);
-	vox_pg_array a[10];
+	static const vox_pg_type types[] = {
+		VOX_PG_UUID, VOX_PG_UUID, VOX_PG_UUID, VOX_PG_TEXT, VOX_PG_TEXT,
+		VOX_PG_INT4, VOX_PG_TEXT, VOX_PG_TEXT, VOX_PG_TEXT,
+		VOX_PG_TIMESTAMPTZ,
+	};
+	vox_pg_params q;
+	vox_pg_array *a[VOX_NELEM(types)];
 	vox_status st = VOX_OK;
-	size_t count = 0;
-	for (size_t i = 0; i < VOX_NELEM(a); i++)
-		vox_pg_array_init(&a[i]);
+	columns(&q, a, types, VOX_NELEM(types));
 	for (size_t i = 0; i < n; i++) {
 		const vox_lead_scored *e = &items[i].ev.u.lead_scored;
 		if (items[i].result != VOX_OK || e->lead_score < res[i].threshold)
 			continue;
-		char at[64];
 		const char *urgency = vox_leads_urgency(e->lead_score) == VOX_URGENCY_HIGH
 			? "high" : "medium";
 		vox_str name, phone;
 		alert_contact_fields(e, &res[i], &name, &phone);
-		ts_text(&e->scored_at, at);
-		vox_pg_array_str(&a[0], e->org_id.s, 36);
-		vox_pg_array_str(&a[1], res[i].contact, 36);
-		if (e->call_id.s[0])
-			vox_pg_array_str(&a[2], e->call_id.s, 36);
-		else
-			vox_pg_array_null(&a[2]);
+		vox_pg_array_uuid(a[0], &e->org_id);
+		vox_pg_array_uuid(a[1], &res[i].contact);
+		vox_pg_array_uuid(a[2], &e->call_id); /* "" is NULL */
 		/* the row holds what the alert carries */
-		if (name.ptr)
-			vox_pg_array_str(&a[3], name.ptr, name.len);
-		else
-			vox_pg_array_null(&a[3]);
-		if (phone.ptr)
-			vox_pg_array_str(&a[4], phone.ptr, phone.len);
-		else
-			vox_pg_array_null(&a[4]);
-		vox_pg_array_int(&a[5], e->lead_score);
-		vox_pg_array_str(&a[6], urgency, strlen(urgency));
-		if (e->service_interest.ptr)
-			vox_pg_array_str(&a[7], e->service_interest.ptr, e->service_interest.len);
-		else
-			vox_pg_array_null(&a[7]);
-		if (e->summary.ptr)
-			vox_pg_array_str(&a[8], e->summary.ptr, e->summary.len);
-		else
-			vox_pg_array_null(&a[8]);
-		vox_pg_array_str(&a[9], at, strlen(at));
-		count++;
+		vox_pg_array_view(a[3], name);
+		vox_pg_array_view(a[4], phone);
+		vox_pg_array_int(a[5], e->lead_score);
+		vox_pg_array_str(a[6], urgency, strlen(urgency));
+		vox_pg_array_view(a[7], e->service_interest);
+		vox_pg_array_view(a[8], e->summary);
+		vox_pg_array_time(a[9], &e->scored_at);
 	}
-	if (count == 0)
-		goto out;
-	const char *p[10];
-	for (size_t i = 0; i < VOX_NELEM(a); i++)
-		p[i] = vox_pg_array_text(&a[i]);
+	if (a[0]->n == 0) {
+		vox_pg_params_release(&q);
+		return VOX_OK;
+	}
 	/* DO NOTHING also absorbs duplicates inside the batch; RETURNING
 	 * gives only the rows this transaction created */
-	PGresult *r = run(c, S_ALERTS, 10, p, &st);
+	PGresult *r = run(c, S_ALERTS, &q, &st);
 	if (!r)
-		goto out;
+		return st;
 	for (int k = 0; k < PQntuples(r) && st == VOX_OK; k++) {
 		const vox_item *src = alert_source(items, n, res, PQgetvalue(r, k, 1),
 						   PQgetvalue(r, k, 2));
@@ -386,7 +345,7 @@ static vox_status insert_alerts(vox_tx *tx, const vox_item *items, size_t n,
 		vox_alert_hot_lead *h = &ev.u.hot_lead;
 		snprintf(h->alert_id.s, sizeof(h->alert_id.s), "%s", PQgetvalue(r, k, 0));
 		h->org_id = e->org_id;
-		memcpy(h->contact_id.s, rs->contact, sizeof(h->contact_id.s));
+		h->contact_id = rs->contact;
 		h->call_id = e->call_id;
 		alert_contact_fields(e, rs, &h->lead_name, &h->lead_phone);
 		h->lead_score = e->lead_score;
@@ -397,9 +356,6 @@ static vox_status insert_alerts(vox_tx *tx, const vox_item *items, size_t n,
 		st = vox_tx_emit(tx, &ev);
 	}
 	PQclear(r);
-out:
-	for (size_t i = 0; i < VOX_NELEM(a); i++)
-		vox_pg_array_release(&a[i]);
 	return st;
 }
 

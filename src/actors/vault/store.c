@@ -1022,7 +1022,7 @@ vox_status vox_vault_rotate(PGconn *c, const vox_keyring *kr, int batch,
 	vox_status st = VOX_OK;
 	char first_bad[200] = "";
 	int done = 0;
-	vox_pg_array_init(&bad);
+	vox_pg_array_init(&bad, VOX_PG_UUID);
 	snprintf(active, sizeof(active), "%" PRIu32, vox_keyring_active(kr));
 	snprintf(limit, sizeof(limit), "%d", batch > 0 ? batch : 100);
 	for (;;) {
@@ -1030,13 +1030,15 @@ vox_status vox_vault_rotate(PGconn *c, const vox_keyring *kr, int batch,
 			snprintf(err, errlen, "begin: %s", PQerrorMessage(c));
 			break;
 		}
-		const char *params[3] = {active, limit, vox_pg_array_text(&bad)};
+		int lengths[3] = {0, 0, 0};
+		const char *params[3] = {active, limit,
+					 vox_pg_array_bytes(&bad, &lengths[2])};
 		PGresult *r = sql_run(c,
 			"SELECT id::text, org_id::text, provider, type, encrypted_config"
 			" FROM org_credentials WHERE key_version <> $1::int"
 			" AND NOT (id = ANY($3::uuid[]))"
 			" ORDER BY id LIMIT $2::int FOR UPDATE SKIP LOCKED",
-			3, params, NULL, 1, &st);
+			3, params, lengths, 1, &st);
 		if (!r) {
 			snprintf(err, errlen, "select: %s", PQerrorMessage(c));
 			rollback(c);
@@ -1049,8 +1051,10 @@ vox_status vox_vault_rotate(PGconn *c, const vox_keyring *kr, int batch,
 			if (rs == VOX_OK) {
 				ok++;
 			} else if (rs == VOX_E_CRYPTO) {
-				vox_pg_array_str(&bad, PQgetvalue(r, i, 0),
-						 (size_t)PQgetlength(r, i, 0));
+				vox_uuid id;
+				if (vox_uuid_parse(PQgetvalue(r, i, 0),
+						   (size_t)PQgetlength(r, i, 0), &id))
+					vox_pg_array_uuid(&bad, &id);
 				if (!first_bad[0])
 					snprintf(first_bad, sizeof(first_bad),
 						 "row %.*s cannot be decrypted: %s",
