@@ -590,27 +590,22 @@ static void fault(vox_runtime *rt, const char *point)
 	}
 }
 
-static void ids_literal(vox_buf *out, const int64_t *ids, size_t n)
+static void ids_array(vox_pg_array *a, const int64_t *ids, size_t n)
 {
-	vox_buf_putc(out, '{');
 	for (size_t i = 0; i < n; i++)
-		vox_buf_printf(out, "%s%" PRId64, i ? "," : "", ids[i]);
-	vox_buf_putc(out, '}');
+		vox_pg_array_int(a, ids[i]);
 }
 
 static vox_status mark_published(PGconn *pg, const int64_t *ids, size_t n)
 {
-	vox_buf lit;
-	vox_buf_init(&lit);
-	ids_literal(&lit, ids, n);
-	const char *params[1] = {lit.data};
-	PGresult *r = PQexecParams(pg,
-				   "UPDATE vox_outbox SET published_at = now()"
-				   " WHERE id = ANY($1::bigint[]) AND published_at IS NULL",
-				   1, NULL, params, NULL, NULL, 0);
-	vox_status st = vox_pg_status(pg, r);
-	PQclear(r);
-	vox_buf_release(&lit);
+	vox_pg_params p;
+	vox_pg_params_init(&p);
+	ids_array(vox_pg_params_array(&p, VOX_PG_INT8), ids, n);
+	vox_status st = vox_pg_run_sql(pg,
+				       "UPDATE vox_outbox SET published_at = now()"
+				       " WHERE id = ANY($1::bigint[]) AND published_at IS NULL",
+				       &p, NULL);
+	vox_pg_params_release(&p);
 	return st;
 }
 
@@ -692,23 +687,24 @@ static void heal_outbox(vox_runtime *rt, PGconn *pg, int64_t age_ms)
 	emitted *rows = NULL;
 	int64_t *acked = NULL;
 	size_t n = 0;
-	vox_buf skip;
-	vox_buf_init(&skip);
+	vox_pg_array skip;
+	vox_pg_array_init(&skip, VOX_PG_INT8);
 	mark_again(rt, pg);
 	if (!pg || vox_pg_exec(pg, "BEGIN", msg, sizeof(msg)) != VOX_OK)
 		goto done;
 	pthread_mutex_lock(&rt->outbox_lock);
-	ids_literal(&skip, rt->unmarked, rt->nunmarked);
+	ids_array(&skip, rt->unmarked, rt->nunmarked);
 	pthread_mutex_unlock(&rt->outbox_lock);
 	snprintf(age, sizeof(age), "%" PRId64 " milliseconds", age_ms);
-	const char *params[2] = {age, skip.data};
+	int lengths[2] = {0, 0}, formats[2] = {0, 1};
+	const char *params[2] = {age, vox_pg_array_bytes(&skip, &lengths[1])};
 	r = PQexecParams(pg,
 			 "SELECT id, msg_id, subject, payload FROM vox_outbox"
 			 " WHERE published_at IS NULL"
 			 " AND created_at < now() - $1::interval"
 			 " AND id <> ALL($2::bigint[])"
 			 " ORDER BY id LIMIT 256 FOR UPDATE SKIP LOCKED",
-			 2, NULL, params, NULL, NULL, 1);
+			 2, NULL, params, lengths, formats, 1);
 	if (vox_pg_status(pg, r) != VOX_OK)
 		goto out;
 	n = (size_t)PQntuples(r);
@@ -743,7 +739,7 @@ out:
 	if (vox_pg_exec(pg, "COMMIT", msg, sizeof(msg)) != VOX_OK)
 		vox_debug("msg=\"outbox heal not committed\" error=\"%s\"", msg);
 done:
-	vox_buf_release(&skip);
+	vox_pg_array_release(&skip);
 }
 
 static void purge_outbox(vox_runtime *rt, PGconn *pg)
