@@ -10,7 +10,7 @@
 
 #include "core/common.h"
 
-#include "actors/query/query.h"
+#include "core/query_request.h"
 #include "core/authorize.h"
 #include "core/codec.h"
 #include "vox/event.h"

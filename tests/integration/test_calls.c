@@ -22,7 +22,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "actors/calls/plan.h"
+#include "core/calls_plan.h"
 #include "harness.h"
 #include "io/migrate.h"
 #include "io/pg.h"

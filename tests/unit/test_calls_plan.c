@@ -1,5 +1,5 @@
 /*
- * Unit tests of vox-calls' pure half (src/actors/calls/plan.c): folding a
+ * Unit tests of vox-calls' pure half (src/core/calls_plan.c): folding a
  * batch of call events into one record per call, and the text-format array
  * literals the handler passes to Postgres. No servers.
  */
@@ -8,7 +8,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include "actors/calls/plan.h"
+#include "core/calls_plan.h"
 
 #define ORG "2b6c1f0e-5d4a-4c3b-9a8f-7e6d5c4b3a21"
 #define OTHER_ORG "9e8d7c6b-5a4f-4e3d-8c2b-1a0f9e8d7c6b"

@@ -1,10 +1,10 @@
-/* The lead rules of vox-leads (actors/leads/rules.c). */
+/* The lead rules of vox-leads (src/core/lead_rules.c). */
 #include "core/common.h"
 
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include "actors/leads/rules.h"
+#include "core/lead_rules.h"
 
 static void test_status_derived_from_score(void **state)
 {

@@ -1,5 +1,5 @@
 /*
- * Unit: vox-query's requests and cursors (src/actors/query/request.c).
+ * Unit: vox-query's requests and cursors (src/core/query_request.c).
  * Cursors round-trip and refuse anything that is not one of theirs;
  * requests decode every key with its limits, ignore what an endpoint does
  * not read, treat nil as absent, and refuse with a message naming the
@@ -12,7 +12,7 @@
 
 #include <msgpack.h>
 
-#include "actors/query/query.h"
+#include "core/query_request.h"
 
 /* ---- cursors ------------------------------------------------------------- */
 

@@ -26,7 +26,7 @@
 #include "core/common.h"
 
 #include "actors/calls/handler.h"
-#include "actors/calls/plan.h"
+#include "core/calls_plan.h"
 #include "core/buf.h"
 #include "core/codec.h"
 #include "io/log.h"

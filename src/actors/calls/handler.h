@@ -1,7 +1,7 @@
 /*
  * handler.h - the vox-calls batch handler the runtime calls: it refuses
  * events of unknown organizations (404) or that name another tenant's call
- * (409), folds the rest with plan.c, and writes calls, contacts and the
+ * (409), folds the rest with core/calls_plan.c, and writes calls, contacts and the
  * idempotency records with a fixed number of set-based statements per
  * batch, whatever its size.
  */

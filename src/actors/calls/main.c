@@ -1,7 +1,7 @@
 /*
  * vox-calls - calls and contacts from call.started and call.ended events.
  * Wiring only: the actor shell (io/actor.c) owns the lifecycle, the
- * runtime the consume loop, handler.c the writes and plan.c the merging.
+ * runtime the consume loop, handler.c the writes and core/calls_plan.c the merging.
  */
 #include "core/common.h"
 

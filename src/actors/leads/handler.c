@@ -24,7 +24,7 @@
 #include "core/common.h"
 
 #include "actors/leads/leads.h"
-#include "actors/leads/rules.h"
+#include "core/lead_rules.h"
 #include "core/codec.h"
 #include "io/log.h"
 #include "io/pg.h"

@@ -1,7 +1,7 @@
 /*
  * vox-leads - lead scores on contacts, and hot-lead alerts emitted once
  * per (org, contact, call) through the outbox.
- * Wiring only: the runtime owns the loop, handler.c the SQL and rules.c
+ * Wiring only: the runtime owns the loop, handler.c the SQL and core/lead_rules.c
  * the lead rules.
  */
 #include "core/common.h"

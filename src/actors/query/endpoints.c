@@ -1,6 +1,6 @@
 /*
  * endpoints.c - the query.* endpoints. Each one reads its org from the
- * subject and its request with request.c, runs its prepared statements
+ * subject and its request with core/query_request.c, runs its prepared statements
  * through qdb.c in one round trip, and packs the rows as msgpack maps keyed
  * by column name. Rows come back in binary format and are packed by column
  * type, so the SELECT lists below are the contract's row shapes.

@@ -1,5 +1,5 @@
 /*
- * plan.h - the pure half of vox-calls: folding a batch of call.started and
+ * calls_plan.h - the pure half of vox-calls: folding a batch of call.started and
  * call.ended events into one merged record per call, with the same merge
  * rules the SQL applies to the stored row, so that the handler writes a
  * whole batch with a fixed number of statements. No libpq, no I/O: the

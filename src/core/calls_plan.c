@@ -1,12 +1,12 @@
 /*
- * plan.c - folds a batch of call events into one record per call (see
- * plan.h for the rules), whose columns the handler sends as binary array
+ * calls_plan.c - folds a batch of call events into one record per call (see
+ * calls_plan.h for the rules), whose columns the handler sends as binary array
  * parameters. Pure: no libpq, no I/O, no globals; everything it returns
  * points into the caller's events.
  */
 #include "core/common.h"
 
-#include "actors/calls/plan.h"
+#include "core/calls_plan.h"
 
 /* One event to fold, remembered by its position in the batch. */
 typedef struct entry {

@@ -1,7 +1,7 @@
 /*
- * rules.c - lead status, urgency and ordering (see rules.h).
+ * lead_rules.c - lead status, urgency and ordering (see lead_rules.h).
  */
-#include "actors/leads/rules.h"
+#include "core/lead_rules.h"
 
 vox_lead_status vox_leads_status(int64_t score, vox_lead_status given)
 {

@@ -1,8 +1,8 @@
 /*
- * request.c - vox-query's requests and cursors. Requests are read with the
+ * query_request.c - vox-query's requests and cursors. Requests are read with the
  * bounded reader (core/mp.h); nothing here allocates or touches a socket.
  */
-#include "actors/query/query.h"
+#include "core/query_request.h"
 
 #include "core/codec.h"
 #include "core/mp.h"

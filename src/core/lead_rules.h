@@ -1,5 +1,5 @@
 /*
- * rules.h - the lead rules of vox-leads as pure functions: the status a
+ * lead_rules.h - the lead rules of vox-leads as pure functions: the status a
  * score implies, the urgency of a hot lead, which of two scores of one
  * contact wins, and the fold of a batch to one winning score per contact.
  */
