@@ -214,6 +214,7 @@ vox_status vox_qreq_parse(vox_qreq *q, unsigned allowed, vox_qcursor_kind kind,
 {
 	vox_mp r;
 	uint32_t n = 0;
+	unsigned seen = 0;
 	memset(q, 0, sizeof(*q));
 	q->limit = VOX_QUERY_DEFAULT_LIMIT;
 	if (len > VOX_QUERY_MAX_REQUEST) {
@@ -232,15 +233,17 @@ vox_status vox_qreq_parse(vox_qreq *q, unsigned allowed, vox_qcursor_kind kind,
 		if (vox_mp_peek(&r) != VOX_MP_STR || vox_mp_str(&r, &k, &kl) != VOX_MP_OK)
 			return refuse(err, errlen, "request: keys must be strings");
 		const qkey *key = find_key(k, kl);
-		if (!key || !(allowed & key->bit) || vox_mp_peek(&r) == VOX_MP_NIL) {
+		bool own = key && (allowed & key->bit);
+		/* as in events: a key of this endpoint given twice is refused,
+		 * even if one of the two is nil; repeated unknown keys are not */
+		if (own && (seen & key->bit))
+			return refuse(err, errlen, "%s: given twice", key->name);
+		if (own)
+			seen |= key->bit;
+		if (!own || vox_mp_peek(&r) == VOX_MP_NIL) {
 			/* unknown to this endpoint, or nil (absent): skip it */
 			if (vox_mp_skip(&r) != VOX_MP_OK)
 				return refuse(err, errlen, "request: not valid msgpack");
-			if (key && (allowed & key->bit)) {
-				q->has &= ~key->bit;
-				if (key->bit == VOX_QK_LIMIT)
-					q->limit = VOX_QUERY_DEFAULT_LIMIT;
-			}
 			continue;
 		}
 		if (vox_mp_peek(&r) == VOX_MP_INVALID)

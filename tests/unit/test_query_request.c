@@ -185,16 +185,49 @@ static void test_nil_is_absent(void **state)
 	vox_qreq q;
 	char err[200];
 	req r;
-	req_init(&r, 3);
+	req_init(&r, 2);
 	req_key(&r, "limit");
-	msgpack_pack_int(&r.pk, 5);
-	req_key(&r, "limit"); /* a later nil takes it back */
 	msgpack_pack_nil(&r.pk);
 	req_key(&r, "status");
 	msgpack_pack_nil(&r.pk);
 	assert_int_equal(parse(&r, ALL_LIST, &q, err, sizeof(err)), VOX_OK);
 	assert_int_equal(q.has, 0);
 	assert_int_equal(q.limit, VOX_QUERY_DEFAULT_LIMIT);
+}
+
+/* The events' rule (subjects/README.md, duplicate_key): a key the
+ * endpoint reads, given twice, is refused even if one of the two is nil;
+ * a repeated key it does not read is ignored. */
+static void test_a_key_given_twice_is_refused(void **state)
+{
+	(void)state;
+	vox_qreq q;
+	char err[200];
+	req r;
+	req_init(&r, 2);
+	req_key(&r, "limit");
+	msgpack_pack_int(&r.pk, 5);
+	req_key(&r, "limit");
+	msgpack_pack_nil(&r.pk);
+	assert_int_equal(parse(&r, ALL_LIST, &q, err, sizeof(err)), VOX_E_INVALID);
+	assert_string_equal(err, "limit: given twice");
+	req_init(&r, 2);
+	req_key(&r, "status");
+	msgpack_pack_nil(&r.pk);
+	req_key(&r, "status");
+	msgpack_pack_str(&r.pk, 9);
+	msgpack_pack_str_body(&r.pk, "completed", 9);
+	assert_int_equal(parse(&r, ALL_LIST, &q, err, sizeof(err)), VOX_E_INVALID);
+	assert_string_equal(err, "status: given twice");
+	req_init(&r, 3);
+	req_key(&r, "x");
+	msgpack_pack_int(&r.pk, 1);
+	req_key(&r, "x");
+	msgpack_pack_int(&r.pk, 2);
+	req_key(&r, "limit");
+	msgpack_pack_int(&r.pk, 7);
+	assert_int_equal(parse(&r, ALL_LIST, &q, err, sizeof(err)), VOX_OK);
+	assert_int_equal(q.limit, 7);
 }
 
 typedef void (*build_fn)(req *r);
@@ -312,6 +345,7 @@ int main(void)
 		cmocka_unit_test(test_empty_and_defaults),
 		cmocka_unit_test(test_every_key),
 		cmocka_unit_test(test_nil_is_absent),
+		cmocka_unit_test(test_a_key_given_twice_is_refused),
 		cmocka_unit_test(test_refusals_name_the_field),
 		cmocka_unit_test(test_not_a_request),
 	};
