@@ -2,8 +2,9 @@
 """Writes the hand-built edge inputs of tests/fuzz/regress/ (the first
 regression vectors, before the fuzzers found anything): deep nesting, huge
 length prefixes, truncated maps, limits plus one. Run from anywhere; it
-rewrites only the files named edge-*. Vectors the fuzzers find are added
-next to them by scripts/fuzz.sh (crash-* files) and kept as they are."""
+rewrites only the files named edge-*, keeping the outcome each name
+states. Vectors the fuzzers find are added next to them by scripts/fuzz.sh
+(crash-* files) and kept as they are."""
 import os
 import struct
 
@@ -49,9 +50,15 @@ def event(pairs, count=None):
 
 
 def write(target, name, data):
+    """Rewrites edge-<name>.<outcome>, keeping the outcome its name states
+    (the replay checks it). A new vector is written without one: name it
+    by hand with the outcome it must have, never the one it happens to
+    get (tests/fuzz/regress/README.md)."""
     d = os.path.join(here, target)
     os.makedirs(d, exist_ok=True)
-    with open(os.path.join(d, "edge-" + name), "wb") as f:
+    base = "edge-" + name
+    named = [f for f in os.listdir(d) if f.rsplit(".", 1)[0] == base]
+    with open(os.path.join(d, named[0] if named else base), "wb") as f:
         f.write(data)
 
 
