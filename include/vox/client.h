@@ -6,7 +6,7 @@
  * JetStream's duplicate window drops a retried publish early.
  *
  * Link: the vox_client library (CMake target vox_client), libnats,
- * msgpack-c and libsodium.
+ * msgpack-c (libvox_client.a carries the codec; nothing of the actors).
  *
  * Each bridge has its own NATS user that may publish only its kind of
  * events (deploy/nats/accounts.conf: telephony call.*.*, payments
