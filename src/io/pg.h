@@ -76,9 +76,13 @@ vox_status vox_pg_exec(PGconn *c, const char *sql, char *err,
  */
 typedef enum vox_pg_type {
 	VOX_PG_BOOL = 16,
+	VOX_PG_NAME = 19, /* read only (vox-query's binary results) */
 	VOX_PG_INT8 = 20,
+	VOX_PG_INT2 = 21, /* read only */
 	VOX_PG_INT4 = 23,
 	VOX_PG_TEXT = 25,
+	VOX_PG_FLOAT8 = 701,   /* read only */
+	VOX_PG_VARCHAR = 1043, /* read only */
 	VOX_PG_TIMESTAMPTZ = 1184,
 	VOX_PG_UUID = 2950,
 	VOX_PG_JSONB = 3802,

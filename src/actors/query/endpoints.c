@@ -11,6 +11,7 @@
 #include "core/buf.h"
 #include "core/codec.h"
 #include "io/log.h"
+#include "io/pg.h"
 
 #include <msgpack.h>
 
@@ -91,22 +92,7 @@ const vox_qstmt vox_query_stmts[] = {
 };
 const size_t vox_query_nstmts = VOX_NELEM(vox_query_stmts);
 
-/* ---- msgpack into a vox_buf ---------------------------------------------- */
-
 /* ---- binary column values ------------------------------------------------ */
-
-enum {
-	OID_BOOL = 16,
-	OID_NAME = 19,
-	OID_INT8 = 20,
-	OID_INT2 = 21,
-	OID_INT4 = 23,
-	OID_TEXT = 25,
-	OID_FLOAT8 = 701,
-	OID_VARCHAR = 1043,
-	OID_TIMESTAMPTZ = 1184,
-	OID_UUID = 2950,
-};
 
 static int64_t be_int(const char *p, int n)
 {
@@ -144,7 +130,7 @@ static int64_t ts_us(const char *p)
 static bool pack_value(msgpack_packer *pk, Oid type, const char *v, int len)
 {
 	switch (type) {
-	case OID_BOOL:
+	case VOX_PG_BOOL:
 		if (len != 1)
 			return false;
 		if (v[0])
@@ -152,16 +138,16 @@ static bool pack_value(msgpack_packer *pk, Oid type, const char *v, int len)
 		else
 			msgpack_pack_false(pk);
 		return true;
-	case OID_INT2:
-	case OID_INT4:
-	case OID_INT8: {
-		int want = type == OID_INT2 ? 2 : type == OID_INT4 ? 4 : 8;
+	case VOX_PG_INT2:
+	case VOX_PG_INT4:
+	case VOX_PG_INT8: {
+		int want = type == VOX_PG_INT2 ? 2 : type == VOX_PG_INT4 ? 4 : 8;
 		if (len != want)
 			return false;
 		msgpack_pack_int64(pk, be_int(v, len));
 		return true;
 	}
-	case OID_FLOAT8: {
+	case VOX_PG_FLOAT8: {
 		if (len != 8)
 			return false;
 		uint64_t bits = (uint64_t)be_int(v, 8);
@@ -170,13 +156,13 @@ static bool pack_value(msgpack_packer *pk, Oid type, const char *v, int len)
 		msgpack_pack_double(pk, d);
 		return true;
 	}
-	case OID_TEXT:
-	case OID_VARCHAR:
-	case OID_NAME:
+	case VOX_PG_TEXT:
+	case VOX_PG_VARCHAR:
+	case VOX_PG_NAME:
 		msgpack_pack_str(pk, (size_t)len);
 		msgpack_pack_str_body(pk, v, (size_t)len);
 		return true;
-	case OID_UUID: {
+	case VOX_PG_UUID: {
 		char s[37];
 		if (len != 16)
 			return false;
@@ -185,7 +171,7 @@ static bool pack_value(msgpack_packer *pk, Oid type, const char *v, int len)
 		msgpack_pack_str_body(pk, s, 36);
 		return true;
 	}
-	case OID_TIMESTAMPTZ: {
+	case VOX_PG_TIMESTAMPTZ: {
 		if (len != 8)
 			return false;
 		int64_t us = ts_us(v);
