@@ -1,6 +1,6 @@
 /*
  * limit.c - the fair ceiling of the write path: vox's own consume loop
- * (src/io/runtime.c, configured from the same VOX_* variables as the
+ * (src/io/runtime*.c, configured from the same VOX_* variables as the
  * actors: batch, fetch-ahead, dispositions, commit before ack) with a
  * trivial handler that writes one narrow row per event, fed the very
  * calls e2e-calls publishes on EVENTS.

@@ -2,7 +2,7 @@
  * dispose.h - the consume loop's decisions, as pure functions: given what
  * happened to a batch and to each of its messages, what the loop does with
  * each one (ack, nak with a delay, dead-letter, run again, isolate, report
- * progress). src/io/runtime.c only carries the decisions out.
+ * progress). src/io/runtime_write.c only carries the decisions out.
  *
  * The rule behind every decision: a dead letter means "this message can
  * never succeed". Only a definite defect of the message earns one (the

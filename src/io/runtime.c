@@ -118,7 +118,7 @@ static void *keeper_main(void *arg)
 
 /* Reports progress of the batches fetched and not yet settled (the one the
  * writer holds and the one queued behind it), every 200 ms. */
-void *vox_rt_ticker_main(void *arg)
+static void *ticker_main(void *arg)
 {
 	vox_runtime *rt = arg;
 	while (!atomic_load(&rt->stop)) {
@@ -208,7 +208,7 @@ vox_status vox_runtime_start(vox_runtime *rt)
 			return VOX_E_INTERNAL;
 		in->threads = true;
 	}
-	if (pthread_create(&rt->ticker, NULL, vox_rt_ticker_main, rt) != 0)
+	if (pthread_create(&rt->ticker, NULL, ticker_main, rt) != 0)
 		return VOX_E_INTERNAL;
 	rt->ticking = true;
 	if (pthread_create(&rt->keeper, NULL, keeper_main, rt) != 0)

@@ -129,7 +129,6 @@ typedef enum how { HOW_ACK, HOW_NAK, HOW_TERM } how;
 /* runtime.c */
 int64_t vox_rt_now_ms(void);
 void vox_rt_nap(vox_runtime *rt, int64_t ms);
-void *vox_rt_ticker_main(void *arg);
 
 /* runtime_consume.c */
 void vox_rt_batch_free(batch *b);

@@ -39,7 +39,7 @@ static vox_dispose_cfg dispose_cfg(const vox_runtime *rt)
 
 /*
  * Every ack, nak and term goes through here, under the input's lock, and
- * marks the item settled: the progress ticker (vox_rt_ticker_main) reports only
+ * marks the item settled: the progress ticker (ticker_main) reports only
  * items still unsettled, and never at the same time as a disposition.
  */
 
