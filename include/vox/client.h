@@ -41,7 +41,7 @@ extern "C" {
  * refused; VOX_E_CONFIG: bad settings. err (errlen bytes) says why.
  */
 vox_status vox_connect_env(natsConnection **out, const char *name, char *err,
-			   size_t errlen);
+			   size_t errlen) VOX_MUST_CHECK;
 
 typedef struct vox_pub_ack {
 	char stream[64];   /* the stream that stored it, e.g. "EVENTS" */
@@ -56,7 +56,7 @@ typedef struct vox_pub_ack {
  * contract; nothing is built then.
  */
 vox_status vox_event_to_msg(natsMsg **out, const vox_event *ev,
-			    vox_decode_error *err);
+			    vox_decode_error *err) VOX_MUST_CHECK;
 
 /*
  * Publish ev and wait for JetStream's acknowledgement (up to timeout_ms).
@@ -66,7 +66,7 @@ vox_status vox_event_to_msg(natsMsg **out, const vox_event *ev,
  * safe (the Nats-Msg-Id makes a repeat a duplicate).
  */
 vox_status vox_publish(jsCtx *js, const vox_event *ev, int64_t timeout_ms,
-		       vox_pub_ack *ack, vox_decode_error *err);
+		       vox_pub_ack *ack, vox_decode_error *err) VOX_MUST_CHECK;
 
 /*
  * Publish without waiting; acknowledgements and failures arrive through
@@ -75,7 +75,7 @@ vox_status vox_publish(jsCtx *js, const vox_event *ev, int64_t timeout_ms,
  * unlimited.
  */
 vox_status vox_publish_async(jsCtx *js, const vox_event *ev,
-			     vox_decode_error *err);
+			     vox_decode_error *err) VOX_MUST_CHECK;
 
 #ifdef __cplusplus
 }

@@ -190,7 +190,7 @@ typedef struct vox_decode_error {
  */
 vox_status vox_event_decode(vox_event *out, vox_event_kind kind,
 			    const void *data, size_t len,
-			    vox_decode_error *err);
+			    vox_decode_error *err) VOX_MUST_CHECK;
 
 /*
  * Decode a message received on subject: the kind comes from the subject's
@@ -200,7 +200,7 @@ vox_status vox_event_decode(vox_event *out, vox_event_kind kind,
  */
 vox_status vox_event_decode_subject(vox_event *out, const char *subject,
 				    const void *data, size_t len,
-				    vox_decode_error *err);
+				    vox_decode_error *err) VOX_MUST_CHECK;
 
 /*
  * Encode ev as MessagePack. On VOX_OK *out is a malloc'd buffer of *len
@@ -209,7 +209,7 @@ vox_status vox_event_decode_subject(vox_event *out, const char *subject,
  * one), so vox never sends what it would refuse.
  */
 vox_status vox_event_encode(const vox_event *ev, unsigned char **out,
-			    size_t *len, vox_decode_error *err);
+			    size_t *len, vox_decode_error *err) VOX_MUST_CHECK;
 
 /* The event as one line of canonical JSON (fields in contract order,
  * timestamps in RFC 3339 with nanoseconds). malloc'd; caller frees. */

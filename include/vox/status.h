@@ -9,6 +9,14 @@
 
 #include <stdbool.h>
 
+/* On a function whose result says whether it worked: ignoring it is a
+ * compile error under -Werror. */
+#if defined(__GNUC__) || defined(__clang__)
+#define VOX_MUST_CHECK __attribute__((warn_unused_result))
+#else
+#define VOX_MUST_CHECK
+#endif
+
 typedef enum vox_status {
 	VOX_OK = 0,
 	/* permanent: the input itself is wrong */

@@ -37,7 +37,7 @@ const char *vox_event_kind_stream(vox_event_kind kind);
 
 /* Look a kind up by its name ("lead.scored"); false if unknown. */
 bool vox_event_kind_from_name(const char *name, size_t len,
-			      vox_event_kind *kind);
+			      vox_event_kind *kind) VOX_MUST_CHECK;
 
 /*
  * Split "<kind name>.<org token>" into the kind and a view of the org
@@ -46,11 +46,11 @@ bool vox_event_kind_from_name(const char *name, size_t len,
  * is empty or has a dot.
  */
 bool vox_subject_parse(const char *subject, vox_event_kind *kind,
-		       const char **org, size_t *orglen);
+		       const char **org, size_t *orglen) VOX_MUST_CHECK;
 
 /* Write "<kind name>.<org>" into buf. Returns false if it does not fit. */
 bool vox_subject_format(char *buf, size_t n, vox_event_kind kind,
-			const char *org);
+			const char *org) VOX_MUST_CHECK;
 
 /* The request-reply subjects ("query.wallet", "credentials.get", ...),
  * each answered as "<name>.<org_id>". NULL-terminated. */

@@ -50,7 +50,7 @@ vox_status vox_nats_connect(natsConnection **out, const vox_nats_opts *o,
  * natsOptions_SetServers. NATS_INVALID_ARG for an empty entry or more
  * than 32 URLs.
  */
-natsStatus vox_nats_set_urls(natsOptions *opts, const char *list);
+natsStatus vox_nats_set_urls(natsOptions *opts, const char *list) VOX_MUST_CHECK;
 
 /*
  * The inbox prefix of a client, so that the server can let each user
@@ -74,6 +74,6 @@ natsStatus vox_nats_new_inbox(char *out, size_t outlen, const char *prefix)
 	VOX_MUST_CHECK;
 
 /* Map a libnats status to a vox status (timeouts and I/O are transient). */
-vox_status vox_nats_status(natsStatus s);
+vox_status vox_nats_status(natsStatus s) VOX_MUST_CHECK;
 
 #endif

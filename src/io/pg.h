@@ -25,7 +25,7 @@ vox_status vox_pg_connect(PGconn **out, const char *dsn, char *err,
  * and resources, VOX_E_CONFLICT for unique violations, VOX_E_INTERNAL
  * otherwise. The consume loop decides by SQLSTATE (core/dispose.h), not
  * by this status. */
-vox_status vox_pg_status(const PGconn *c, const PGresult *r);
+vox_status vox_pg_status(const PGconn *c, const PGresult *r) VOX_MUST_CHECK;
 
 /* A named statement, prepared once per connection. */
 typedef struct vox_pg_stmt {
@@ -37,7 +37,7 @@ typedef struct vox_pg_stmt {
  * force_generic_plan for the session); the status of the first that
  * fails. The runtime prepares them again as the tables grow
  * (vox_replan_due). */
-vox_status vox_pg_prepare_all(PGconn *c, const vox_pg_stmt *stmts, size_t n);
+vox_status vox_pg_prepare_all(PGconn *c, const vox_pg_stmt *stmts, size_t n) VOX_MUST_CHECK;
 
 /*
  * The first error a connection met: its status (vox_pg_status), the

@@ -134,10 +134,10 @@ void vox_rt_nap(vox_runtime *rt, int64_t ms);
 void vox_rt_batch_free(batch *b);
 /* Create the input's durable consumer, or update it to the settings. */
 vox_status vox_rt_ensure_consumer(vox_runtime *rt, input_rt *in, char *err,
-				  size_t errlen);
+				  size_t errlen) VOX_MUST_CHECK;
 /* Open the input's pull (its private inbox). */
 vox_status vox_rt_subscribe(vox_runtime *rt, input_rt *in, char *err,
-			    size_t errlen);
+			    size_t errlen) VOX_MUST_CHECK;
 void *vox_rt_fetcher_main(void *arg);
 
 /* runtime_write.c */

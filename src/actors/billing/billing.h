@@ -27,10 +27,10 @@ typedef struct vox_billing_ctx {
 } vox_billing_ctx;
 
 /* Prepare the batch path's statements on a new connection. */
-vox_status vox_billing_prepare(void *ctx, PGconn *c);
+vox_status vox_billing_prepare(void *ctx, PGconn *c) VOX_MUST_CHECK;
 
 /* The runtime handler: apply a batch of call.ended / payment.* events. */
-vox_status vox_billing_apply(void *ctx, vox_tx *tx, vox_item *items, size_t n);
+vox_status vox_billing_apply(void *ctx, vox_tx *tx, vox_item *items, size_t n) VOX_MUST_CHECK;
 
 /* Retention of processed_webhook_events, one instance at a time. */
 void vox_billing_tick(void *ctx, PGconn *c);

@@ -13,7 +13,7 @@
 /* vox_handler.prepare: prepare the handler's statements on a fresh
  * connection. ctx is unused (NULL). VOX_E_UNAVAILABLE when one fails (the
  * runtime reconnects and tries again). */
-vox_status vox_calls_prepare(void *ctx, PGconn *c);
+vox_status vox_calls_prepare(void *ctx, PGconn *c) VOX_MUST_CHECK;
 
 /*
  * vox_handler.apply: apply items (call.started / call.ended, stream order)
@@ -22,6 +22,6 @@ vox_status vox_calls_prepare(void *ctx, PGconn *c);
  * the statement that failed (the runtime rolls back and retries or
  * isolates).
  */
-vox_status vox_calls_apply(void *ctx, vox_tx *tx, vox_item *items, size_t n);
+vox_status vox_calls_apply(void *ctx, vox_tx *tx, vox_item *items, size_t n) VOX_MUST_CHECK;
 
 #endif

@@ -18,9 +18,9 @@ typedef struct vox_leads_ctx {
 } vox_leads_ctx;
 
 /* Prepare the batch statements on a new connection. */
-vox_status vox_leads_prepare(void *ctx, PGconn *c);
+vox_status vox_leads_prepare(void *ctx, PGconn *c) VOX_MUST_CHECK;
 
 /* The runtime handler: apply a batch of lead.scored events. */
-vox_status vox_leads_apply(void *ctx, vox_tx *tx, vox_item *items, size_t n);
+vox_status vox_leads_apply(void *ctx, vox_tx *tx, vox_item *items, size_t n) VOX_MUST_CHECK;
 
 #endif
