@@ -251,7 +251,7 @@ static void on_endpoint(natsConnection *nc, natsSubscription *sub,
 	int64_t t0 = now_ns();
 	ep->fn(&req, ep->ctx);
 	if (!req.answered)
-		(void)vox_request_error(&req, 500, "handler gave no answer");
+		vox_request_fail(&req, VOX_E_INTERNAL, "handler gave no answer");
 	int64_t dt = now_ns() - t0;
 	pthread_mutex_lock(&ep->svc->lock);
 	ep->num_requests++;
@@ -376,7 +376,15 @@ natsMsg *vox_request_msg(const vox_request *req)
 	return req->msg;
 }
 
-vox_status vox_request_respond(vox_request *req, const void *data, size_t len)
+/* A reply that was not sent: the client times out; say why here. */
+static void unsent(const vox_request *req, natsStatus s)
+{
+	if (s != NATS_OK)
+		vox_warn("msg=\"reply not sent\" subject=%s error=\"%s\"",
+			 natsMsg_GetSubject(req->msg), natsStatus_GetText(s));
+}
+
+void vox_request_respond(vox_request *req, const void *data, size_t len)
 {
 	natsStatus s = NATS_OK;
 	const char *reply = natsMsg_GetReply(req->msg);
@@ -384,10 +392,15 @@ vox_status vox_request_respond(vox_request *req, const void *data, size_t len)
 	if (reply)
 		s = natsConnection_Publish(req->ep->svc->nc, reply,
 					   data, (int)len);
-	return vox_nats_status(s);
+	unsent(req, s);
 }
 
-vox_status vox_request_error(vox_request *req, int code, const char *text)
+void vox_request_fail(vox_request *req, vox_status st, const char *text)
+{
+	vox_request_error(req, vox_status_code(st), text);
+}
+
+void vox_request_error(vox_request *req, int code, const char *text)
 {
 	natsMsg *m = NULL;
 	natsStatus s = NATS_OK;
@@ -398,7 +411,7 @@ vox_status vox_request_error(vox_request *req, int code, const char *text)
 	req->failed = true;
 	snprintf(req->error, sizeof(req->error), "%s", text);
 	if (!reply)
-		return VOX_OK;
+		return;
 	snprintf(codebuf, sizeof(codebuf), "%d", code);
 	s = natsMsg_Create(&m, reply, NULL, NULL, 0);
 	if (s == NATS_OK)
@@ -408,5 +421,5 @@ vox_status vox_request_error(vox_request *req, int code, const char *text)
 	if (s == NATS_OK)
 		s = natsConnection_PublishMsg(req->ep->svc->nc, m);
 	natsMsg_Destroy(m);
-	return vox_nats_status(s);
+	unsent(req, s);
 }

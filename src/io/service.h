@@ -16,7 +16,7 @@ typedef struct vox_service vox_service;
 typedef struct vox_request vox_request;
 
 /* Handles one request. Must answer exactly once with vox_request_respond
- * or vox_request_error; a handler that does neither gets a 500 sent for
+ * or vox_request_fail; a handler that does neither gets a 500 sent for
  * it. Called on a libnats delivery thread: endpoints run concurrently. */
 typedef void (*vox_endpoint_fn)(vox_request *req, void *ctx);
 
@@ -72,12 +72,19 @@ natsMsg *vox_request_msg(const vox_request *req);
  * UUID; org gets it lowercased. False when it is not one. */
 bool vox_request_org(const vox_request *req, char org[37]);
 
-/* Reply with a body (msgpack by convention). */
-vox_status vox_request_respond(vox_request *req, const void *data,
-			       size_t len);
+/* Reply with a body (msgpack by convention). A reply that cannot be sent
+ * is logged; the client's timeout answers for it, and an endpoint could do
+ * no better, so nothing is returned. */
+void vox_request_respond(vox_request *req, const void *data, size_t len);
 
-/* Reply with an empty body and the Nats-Service-Error / -Code headers;
- * counted as an endpoint error with text as last_error. */
-vox_status vox_request_error(vox_request *req, int code, const char *text);
+/* Refuse with the code status.c gives st (400, 404, 409, 413, 500, 503,
+ * ...): an empty body and the Nats-Service-Error / -Code headers, counted
+ * as an endpoint error with text as last_error. The one way endpoints
+ * answer an error. */
+void vox_request_fail(vox_request *req, vox_status st, const char *text);
+
+/* As vox_request_fail with the code itself, for codes kept with a record
+ * (vault's audit log). */
+void vox_request_error(vox_request *req, int code, const char *text);
 
 #endif

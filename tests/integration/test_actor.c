@@ -125,15 +125,13 @@ static void echo(vox_request *req, void *ctx)
 	size_t len;
 	VOX_UNUSED(ctx);
 	const char *data = vox_request_data(req, &len);
-	vox_status st = vox_request_respond(req, data, len);
-	VOX_UNUSED(st);
+	vox_request_respond(req, data, len);
 }
 
 static void refuse(vox_request *req, void *ctx)
 {
 	VOX_UNUSED(ctx);
-	vox_status st = vox_request_error(req, 409, "refused on purpose");
-	VOX_UNUSED(st);
+	vox_request_fail(req, VOX_E_CONFLICT, "refused on purpose");
 }
 
 static vox_status setup(vox_actor *a, void *ctx)

@@ -586,12 +586,6 @@ void vox_billing_tick(void *ctx, PGconn *c)
 
 /* ---- billing.authorize --------------------------------------------------- */
 
-static void reply_error(vox_request *req, int code, const char *text)
-{
-	vox_status st = vox_request_error(req, code, text);
-	VOX_UNUSED(st);
-}
-
 void vox_billing_authorize(vox_request *req, void *ctx)
 {
 	vox_billing_ctx *bc = ctx;
@@ -600,7 +594,7 @@ void vox_billing_authorize(vox_request *req, void *ctx)
 	char orgbuf[37];
 
 	if (!vox_request_org(req, orgbuf)) {
-		reply_error(req, 400, "org_id: the subject's last token must be a UUID");
+		vox_request_fail(req, VOX_E_INVALID, "org_id: the subject's last token must be a UUID");
 		return;
 	}
 	/* the request is checked (strictly, core/authorize.c) and its
@@ -609,7 +603,7 @@ void vox_billing_authorize(vox_request *req, void *ctx)
 	char why[200];
 	vox_status pst = vox_authorize_parse(&areq, data, len, why, sizeof(why));
 	if (pst != VOX_OK) {
-		reply_error(req, pst == VOX_E_TOO_LARGE ? 413 : 400, why);
+		vox_request_fail(req, pst, why); /* 413 or 400 */
 		return;
 	}
 
@@ -620,7 +614,7 @@ void vox_billing_authorize(vox_request *req, void *ctx)
 		bc->pg = NULL;
 		if (vox_pg_connect(&bc->pg, bc->dsn, err, sizeof(err)) != VOX_OK) {
 			pthread_mutex_unlock(&bc->lock);
-			reply_error(req, 503, "database unavailable");
+			vox_request_fail(req, VOX_E_UNAVAILABLE, "database unavailable");
 			return;
 		}
 	}
@@ -639,11 +633,11 @@ void vox_billing_authorize(vox_request *req, void *ctx)
 	PQclear(r);
 	pthread_mutex_unlock(&bc->lock);
 	if (st != VOX_OK) {
-		reply_error(req, 503, "database unavailable");
+		vox_request_fail(req, VOX_E_UNAVAILABLE, "database unavailable");
 		return;
 	}
 	if (!found) {
-		reply_error(req, 404, "org_id: no such organization");
+		vox_request_fail(req, VOX_E_UNKNOWN_ORG, "org_id: no such organization");
 		return;
 	}
 
@@ -669,7 +663,6 @@ void vox_billing_authorize(vox_request *req, void *ctx)
 	msgpack_pack_str(&pk, 15);
 	msgpack_pack_str_body(&pk, "available_pence", 15);
 	msgpack_pack_int64(&pk, available);
-	st = vox_request_respond(req, sb.data, sb.size);
-	VOX_UNUSED(st);
+	vox_request_respond(req, sb.data, sb.size);
 	msgpack_sbuffer_destroy(&sb);
 }

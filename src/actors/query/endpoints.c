@@ -210,16 +210,9 @@ static bool pack_row(msgpack_packer *pk, const PGresult *r, int i)
 
 /* ---- replies ------------------------------------------------------------- */
 
-static void reply_error(vox_request *req, int code, const char *text)
-{
-	vox_status st = vox_request_error(req, code, text);
-	VOX_UNUSED(st);
-}
-
 static void reply_buf(vox_request *req, const vox_buf *b)
 {
-	vox_status st = vox_request_respond(req, b->data, b->len);
-	VOX_UNUSED(st);
+	vox_request_respond(req, b->data, b->len);
 }
 
 /* A failed vox_qdb_run: 503 when trying again may work, 500 otherwise.
@@ -227,13 +220,13 @@ static void reply_buf(vox_request *req, const vox_buf *b)
 static void reply_db_error(vox_request *req, vox_status st, const char *err)
 {
 	if (vox_status_is_transient(st)) {
-		reply_error(req, 503, st == VOX_E_TIMEOUT ? "database busy"
+		vox_request_fail(req, st, st == VOX_E_TIMEOUT ? "database busy"
 							  : "database unavailable");
 		return;
 	}
 	vox_error("msg=\"query failed\" subject=%s status=%s error=\"%s\"",
 		  vox_request_subject(req), vox_status_str(st), err);
-	reply_error(req, 500, st == VOX_E_FORBIDDEN
+	vox_request_fail(req, VOX_E_INTERNAL, st == VOX_E_FORBIDDEN
 				      ? "vox-query's database role is not bound by"
 					" row-level security"
 				      : "internal error");
@@ -247,12 +240,12 @@ static bool begin(vox_request *req, char org[37], vox_qreq *q, unsigned allowed,
 	const char *data = vox_request_data(req, &len);
 	char err[200];
 	if (!vox_request_org(req, org)) {
-		reply_error(req, 400, "org_id: the subject's last token must be a UUID");
+		vox_request_fail(req, VOX_E_INVALID, "org_id: the subject's last token must be a UUID");
 		return false;
 	}
 	vox_status st = vox_qreq_parse(q, allowed, kind, data, len, err, sizeof(err));
 	if (st != VOX_OK) {
-		reply_error(req, st == VOX_E_TOO_LARGE ? 413 : 400, err);
+		vox_request_fail(req, st, err); /* 413 or 400 */
 		return false;
 	}
 	return true;
@@ -314,7 +307,7 @@ static void reply_page(vox_request *req, vox_query_ctx *qc, const PGresult *rows
 		if (!pack_row(&pk, rows, i)) {
 			vox_error("msg=\"row cannot be packed\" subject=%s",
 				  vox_request_subject(req));
-			reply_error(req, 500, "internal error");
+			vox_request_fail(req, VOX_E_INTERNAL, "internal error");
 			goto out;
 		}
 		if (items.len > budget) {
@@ -324,7 +317,7 @@ static void reply_page(vox_request *req, vox_query_ctx *qc, const PGresult *rows
 		sent++;
 	}
 	if (sent == 0 && nrows > 0 && limit > 0) {
-		reply_error(req, 500, "a row is larger than a message can carry");
+		vox_request_fail(req, VOX_E_INTERNAL, "a row is larger than a message can carry");
 		goto out;
 	}
 	if (kind && sent < nrows)
@@ -356,7 +349,7 @@ static void reply_row(vox_request *req, const PGresult *r, const char *text)
 	vox_buf out;
 	msgpack_packer pk;
 	if (PQntuples(r) == 0) {
-		reply_error(req, 404, text);
+		vox_request_fail(req, VOX_E_NOT_FOUND, text);
 		return;
 	}
 	vox_buf_init(&out);
@@ -366,7 +359,7 @@ static void reply_row(vox_request *req, const PGresult *r, const char *text)
 	} else {
 		vox_error("msg=\"row cannot be packed\" subject=%s",
 			  vox_request_subject(req));
-		reply_error(req, 500, "internal error");
+		vox_request_fail(req, VOX_E_INTERNAL, "internal error");
 	}
 	vox_buf_release(&out);
 }
@@ -388,7 +381,7 @@ void vox_query_wallet(vox_request *req, void *ctx)
 	if (!run(req, qc, org, calls, 1, res))
 		return;
 	if (PQntuples(res[0]) != 1) {
-		reply_error(req, 404, NO_ORG);
+		vox_request_fail(req, VOX_E_UNKNOWN_ORG, NO_ORG);
 		clear_all(res, 1);
 		return;
 	}
@@ -436,7 +429,7 @@ static void reply_list(vox_request *req, vox_query_ctx *qc, PGresult **res,
 		       int limit, int kind)
 {
 	if (PQntuples(res[0]) != 1)
-		reply_error(req, 404, NO_ORG);
+		vox_request_fail(req, VOX_E_UNKNOWN_ORG, NO_ORG);
 	else
 		reply_page(req, qc, res[1], limit, kind);
 	clear_all(res, 2);
@@ -542,7 +535,7 @@ void vox_query_hot_leads(vox_request *req, void *ctx)
 static void reply_one(vox_request *req, PGresult **res, const char *missing)
 {
 	if (PQntuples(res[0]) != 1)
-		reply_error(req, 404, NO_ORG);
+		vox_request_fail(req, VOX_E_UNKNOWN_ORG, NO_ORG);
 	else
 		reply_row(req, res[1], missing);
 	clear_all(res, 2);
@@ -557,7 +550,7 @@ void vox_query_call(vox_request *req, void *ctx)
 	if (!begin(req, org, &q, VOX_QK_CALL_ID, VOX_QCURSOR_CALLS))
 		return;
 	if (!(q.has & VOX_QK_CALL_ID)) {
-		reply_error(req, 400, "call_id: required");
+		vox_request_fail(req, VOX_E_INVALID, "call_id: required");
 		return;
 	}
 	const char *org_p[1] = {org};
@@ -577,7 +570,7 @@ void vox_query_contact(vox_request *req, void *ctx)
 		return;
 	bool by_id = q.has & VOX_QK_CONTACT_ID, by_phone = q.has & VOX_QK_PHONE;
 	if (by_id == by_phone) {
-		reply_error(req, 400, by_id ? "contact_id, phone: give one of the two, not both"
+		vox_request_fail(req, VOX_E_INVALID, by_id ? "contact_id, phone: give one of the two, not both"
 					    : "contact_id or phone: required");
 		return;
 	}

@@ -122,20 +122,14 @@ static void rollback(PGconn *c)
 
 /* ---- replies ------------------------------------------------------------- */
 
-static void reply_error(vox_request *req, int code, const char *text)
-{
-	vox_status st = vox_request_error(req, code, text);
-	VOX_UNUSED(st);
-}
-
 /* A failed database step: 503 when the database is unreachable or busy,
  * 500 otherwise. */
 static void reply_db_error(vox_request *req, vox_status st)
 {
 	if (vox_status_is_transient(st))
-		reply_error(req, 503, "database unavailable");
+		vox_request_fail(req, VOX_E_UNAVAILABLE, "database unavailable");
 	else
-		reply_error(req, 500, "database error");
+		vox_request_fail(req, VOX_E_INTERNAL, "database error");
 }
 
 static void pack_cstr(msgpack_packer *pk, const char *s, size_t n)
@@ -147,8 +141,7 @@ static void pack_cstr(msgpack_packer *pk, const char *s, size_t n)
 /* Send sb and wipe it: a reply may carry a secret. */
 static void reply_sbuffer(vox_request *req, msgpack_sbuffer *sb)
 {
-	vox_status st = vox_request_respond(req, sb->data, sb->size);
-	VOX_UNUSED(st);
+	vox_request_respond(req, sb->data, sb->size);
 	if (sb->data)
 		sodium_memzero(sb->data, sb->alloc);
 	msgpack_sbuffer_destroy(sb);
@@ -460,7 +453,7 @@ static void refuse(vox_vault_ctx *vc, vox_vault_conn *conn, vox_request *req,
 	PGconn *c = conn_get(conn, vc->dsn);
 	vox_status st = audit_or_log(c, req, org, q, e);
 	conn_release(conn, c ? st : VOX_OK);
-	reply_error(req, e->code, e->error);
+	vox_request_error(req, e->code, e->error);
 }
 
 /* A request's body may hold a secret in the clear (a put's always,
@@ -491,7 +484,7 @@ static bool begin_request(vox_vault_ctx *vc, vox_vault_conn *conn, vox_request *
 	memset(q, 0, sizeof(*q));
 	vox_buf_init(&q->metadata);
 	if (!vox_request_org(req, org)) {
-		reply_error(req, 400, "org_id: the subject's last token must be a UUID");
+		vox_request_fail(req, VOX_E_INVALID, "org_id: the subject's last token must be a UUID");
 		return false;
 	}
 	if (len > VAULT_MAX_REQUEST) {
@@ -510,7 +503,7 @@ static bool begin_request(vox_vault_ctx *vc, vox_vault_conn *conn, vox_request *
 		audit_entry e = {action, fail.code, fail.text, NULL, 0, -1};
 		refuse(vc, conn, req, org, q, &e);
 	} else {
-		reply_error(req, fail.code, fail.text);
+		vox_request_error(req, fail.code, fail.text);
 	}
 	return false;
 }
@@ -633,7 +626,7 @@ unlock:
 		goto out;
 	}
 	if (e.code != 200) {
-		reply_error(req, e.code, e.error);
+		vox_request_error(req, e.code, e.error);
 		goto out;
 	}
 	msgpack_sbuffer sb;
@@ -781,7 +774,7 @@ unlock:
 	if (st != VOX_OK)
 		reply_db_error(req, st); /* also when only the audit row failed */
 	else if (e.code != 200)
-		reply_error(req, e.code, e.error);
+		vox_request_error(req, e.code, e.error);
 	else
 		reply_sbuffer(req, &sb); /* sends, wipes and frees it */
 	if (sealed && (st != VOX_OK || e.code != 200))
@@ -832,7 +825,7 @@ unlock:
 		return;
 	}
 	if (exists == 0) {
-		reply_error(req, 404, "org_id: no such organization");
+		vox_request_fail(req, VOX_E_UNKNOWN_ORG, "org_id: no such organization");
 		return;
 	}
 	msgpack_sbuffer sb;
@@ -941,7 +934,7 @@ unlock:
 		return;
 	}
 	if (e.code != 200) {
-		reply_error(req, e.code, e.error);
+		vox_request_error(req, e.code, e.error);
 		return;
 	}
 	msgpack_sbuffer sb;
