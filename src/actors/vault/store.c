@@ -12,6 +12,7 @@
 #include "core/buf.h"
 #include "core/config.h"
 #include "core/mp.h"
+#include "core/credentials_request.h"
 #include "io/log.h"
 #include "io/pg.h"
 
@@ -19,10 +20,6 @@
 #include <sodium.h>
 
 #define VAULT_MAX_REQUESTER 200
-/* A request: the largest credential, its keys and its metadata. */
-#define VAULT_MAX_REQUEST (VOX_VAULT_MAX_CONFIG + 32 * 1024)
-/* metadata, as the JSON object stored */
-#define VAULT_MAX_METADATA 4096
 
 /* ---- connections --------------------------------------------------------- */
 
@@ -149,184 +146,11 @@ static void reply_sbuffer(vox_request *req, msgpack_sbuffer *sb)
 
 /* ---- requests ------------------------------------------------------------ */
 
-/* A decoded request: views into the message, valid during the handler. */
-typedef struct cred_req {
-	char provider[32];
-	char type[16];
-	bool has_provider, has_type;
-	bool complete; /* parsed to the end: type is what was asked */
-	const uint8_t *config;
-	uint32_t config_len;
-	bool has_config;
-	const uint8_t *reply_key;
-	bool has_reply_key;
-	vox_buf metadata; /* JSON object, empty when absent */
-} cred_req;
-
 /* Why a request was refused: code and text, or code 0. */
 typedef struct req_fail {
 	int code;
 	const char *text;
 } req_fail;
-
-static bool key_is(const char *k, uint32_t kl, const char *name)
-{
-	return kl == strlen(name) && memcmp(k, name, kl) == 0;
-}
-
-/* Read a string or binary value. */
-static bool read_bytes(vox_mp *r, const uint8_t **p, uint32_t *n)
-{
-	vox_mp_type t = vox_mp_peek(r);
-	if (t == VOX_MP_STR) {
-		const char *s;
-		if (vox_mp_str(r, &s, n) != VOX_MP_OK)
-			return false;
-		*p = (const uint8_t *)s;
-		return true;
-	}
-	if (t == VOX_MP_BIN)
-		return vox_mp_bin(r, p, n) == VOX_MP_OK;
-	return false;
-}
-
-/* UTF-8 text without a NUL byte (what a jsonb string can hold as is). */
-static bool text_ok(const char *s, uint32_t n)
-{
-	for (uint32_t i = 0; i < n;) {
-		if (s[i] == '\0')
-			return false;
-		if ((unsigned char)s[i] < 0x80) {
-			i++;
-			continue;
-		}
-		size_t k = vox_utf8_len((const unsigned char *)s + i, n - i);
-		if (k == 0)
-			return false;
-		i += (uint32_t)k;
-	}
-	return true;
-}
-
-/* metadata: a map of strings to strings, written as a JSON object; text
- * that JSON cannot hold byte for byte is refused, never altered. */
-static bool read_metadata(vox_mp *r, vox_buf *out, req_fail *fail)
-{
-	uint32_t n;
-	*fail = (req_fail){400, "metadata: must be a map of strings"};
-	if (vox_mp_peek(r) == VOX_MP_NIL)
-		return vox_mp_nil(r) == VOX_MP_OK;
-	if (vox_mp_map(r, &n) != VOX_MP_OK)
-		return false;
-	vox_buf_putc(out, '{');
-	for (uint32_t i = 0; i < n; i++) {
-		const char *k, *v;
-		uint32_t kl, vl;
-		if (vox_mp_str(r, &k, &kl) != VOX_MP_OK ||
-		    vox_mp_str(r, &v, &vl) != VOX_MP_OK)
-			return false;
-		if (!text_ok(k, kl) || !text_ok(v, vl)) {
-			*fail = (req_fail){400, "metadata: must be UTF-8 text without NUL bytes"};
-			return false;
-		}
-		if (i)
-			vox_buf_putc(out, ',');
-		vox_buf_json_str(out, k, kl);
-		vox_buf_putc(out, ':');
-		vox_buf_json_str(out, v, vl);
-		if (out->len > VAULT_MAX_METADATA) {
-			*fail = (req_fail){413, "metadata: larger than 4096 bytes"};
-			return false;
-		}
-	}
-	vox_buf_putc(out, '}');
-	return true;
-}
-
-/*
- * Decode a request body: a msgpack map (an empty body counts as {}), the
- * keys this vault knows checked, others skipped (an org_id key included:
- * the org is the subject's). On failure *fail says what to answer.
- */
-static bool parse_request(const void *data, size_t len, cred_req *q,
-			  req_fail *fail)
-{
-	vox_mp r;
-	uint32_t n = 0;
-	memset(q, 0, sizeof(*q));
-	vox_buf_init(&q->metadata);
-	snprintf(q->type, sizeof(q->type), "default");
-	*fail = (req_fail){400, "request must be a msgpack map"};
-	if (len == 0)
-		goto done;
-	vox_mp_init(&r, data, len);
-	if (vox_mp_peek(&r) != VOX_MP_MAP || vox_mp_map(&r, &n) != VOX_MP_OK)
-		return false;
-	for (uint32_t i = 0; i < n; i++) {
-		const char *k;
-		uint32_t kl;
-		if (vox_mp_peek(&r) != VOX_MP_STR || vox_mp_str(&r, &k, &kl) != VOX_MP_OK) {
-			*fail = (req_fail){400, "request keys must be strings"};
-			return false;
-		}
-		if (key_is(k, kl, "provider") || key_is(k, kl, "type")) {
-			bool is_provider = k[0] == 'p';
-			const char *s;
-			uint32_t sl;
-			if (vox_mp_peek(&r) != VOX_MP_STR || vox_mp_str(&r, &s, &sl) != VOX_MP_OK) {
-				*fail = is_provider
-					? (req_fail){400, "provider: must be a string"}
-					: (req_fail){400, "type: must be a string"};
-				return false;
-			}
-			if (is_provider) {
-				if (!vox_vault_provider_ok(s, sl) || sl >= sizeof(q->provider)) {
-					*fail = (req_fail){400, "provider: unknown provider"};
-					return false;
-				}
-				memcpy(q->provider, s, sl);
-				q->provider[sl] = '\0';
-				q->has_provider = true;
-			} else {
-				if (!vox_vault_type_ok(s, sl) || sl >= sizeof(q->type)) {
-					*fail = (req_fail){400, "type: must be default, inbound or outbound"};
-					return false;
-				}
-				memcpy(q->type, s, sl);
-				q->type[sl] = '\0';
-				q->has_type = true;
-			}
-		} else if (key_is(k, kl, "config")) {
-			if (!read_bytes(&r, &q->config, &q->config_len)) {
-				*fail = (req_fail){400, "config: must be bin or str"};
-				return false;
-			}
-			q->has_config = true;
-		} else if (key_is(k, kl, "reply_key")) {
-			const uint8_t *b;
-			uint32_t bl;
-			if (vox_mp_peek(&r) != VOX_MP_BIN || vox_mp_bin(&r, &b, &bl) != VOX_MP_OK ||
-			    bl != crypto_box_PUBLICKEYBYTES) {
-				*fail = (req_fail){400, "reply_key: must be a 32-byte bin"};
-				return false;
-			}
-			q->reply_key = b;
-			q->has_reply_key = true;
-		} else if (key_is(k, kl, "metadata")) {
-			vox_buf_reset(&q->metadata);
-			if (!read_metadata(&r, &q->metadata, fail))
-				return false;
-		} else if (vox_mp_skip(&r) != VOX_MP_OK) {
-			return false;
-		}
-	}
-	if (vox_mp_left(&r) != 0)
-		return false; /* trailing bytes: not one map */
-done:
-	q->complete = true;
-	*fail = (req_fail){0, NULL};
-	return true;
-}
 
 /* ---- the audit trail ----------------------------------------------------- */
 
@@ -371,7 +195,7 @@ static void requester_of(vox_request *req, char *out, size_t outlen)
 
 /* One audit_logs row on c, in the caller's transaction if it has one. */
 static vox_status audit(PGconn *c, vox_request *req, const char *org,
-			const cred_req *q, const audit_entry *e)
+			const vox_cred_req *q, const audit_entry *e)
 {
 	char actor[VAULT_MAX_REQUESTER + 1];
 	vox_buf details;
@@ -421,7 +245,7 @@ static int db_error_code(vox_status st, const char **text)
  * answered with - a success whose row is missing is not carried out
  * (the database error instead), a refusal stays itself. */
 static vox_status audit_or_log(PGconn *c, vox_request *req, const char *org,
-			       const cred_req *q, const audit_entry *e)
+			       const vox_cred_req *q, const audit_entry *e)
 {
 	vox_status st = c ? audit(c, req, org, q, e) : VOX_E_UNAVAILABLE;
 	if (st != VOX_OK) {
@@ -447,7 +271,7 @@ static PGconn *still_up(PGconn *c)
 /* A request refused before its database work: audit it on the
  * endpoint's connection, then answer it with e's code and error. */
 static void refuse(vox_vault_ctx *vc, vox_vault_conn *conn, vox_request *req,
-		   const char *org, const cred_req *q, const audit_entry *e)
+		   const char *org, const vox_cred_req *q, const audit_entry *e)
 {
 	pthread_mutex_lock(&conn->lock);
 	PGconn *c = conn_get(conn, vc->dsn);
@@ -474,7 +298,7 @@ static void wipe_request(vox_request *req)
  * not audited; a refusal of the body is, when action is not NULL.
  */
 static bool begin_request(vox_vault_ctx *vc, vox_vault_conn *conn, vox_request *req,
-			  char org[37], cred_req *q, bool need_provider,
+			  char org[37], vox_cred_req *q, bool need_provider,
 			  const char *action)
 {
 	size_t len;
@@ -487,18 +311,14 @@ static bool begin_request(vox_vault_ctx *vc, vox_vault_conn *conn, vox_request *
 		vox_request_fail(req, VOX_E_INVALID, "org_id: the subject's last token must be a UUID");
 		return false;
 	}
-	if (len > VAULT_MAX_REQUEST) {
-		snprintf(text, sizeof(text), "request of %zu bytes is over the %d byte limit",
-			 len, VAULT_MAX_REQUEST);
-		fail = (req_fail){413, text};
-	} else if (!parse_request(data, len, q, &fail)) {
-		/* fail says why */
-	} else if (need_provider && !q->has_provider) {
-		fail = (req_fail){400, "provider: required"};
-	}
+	vox_status st = vox_cred_req_parse(q, data, len, text, sizeof(text));
+	if (st != VOX_OK)
+		fail = (req_fail){vox_status_code(st), text};
+	else if (need_provider && !q->has_provider)
+		fail = (req_fail){vox_status_code(VOX_E_INVALID), "provider: required"};
 	if (!fail.code)
 		return true;
-	vox_buf_release(&q->metadata);
+	vox_cred_req_release(q);
 	if (action) {
 		audit_entry e = {action, fail.code, fail.text, NULL, 0, -1};
 		refuse(vc, conn, req, org, q, &e);
@@ -533,7 +353,7 @@ static void put_request(vox_vault_ctx *vc, vox_request *req)
 {
 	vox_vault_conn *conn = &vc->conns[VOX_VAULT_EP_PUT];
 	char org[37], id[40] = "", ver[16];
-	cred_req q;
+	vox_cred_req q;
 	uint8_t *blob = NULL;
 	size_t bloblen = 0;
 	uint32_t version = 0;
@@ -643,7 +463,7 @@ unlock:
 		 PRIu32, org, q.provider, q.type, version);
 out:
 	free(blob);
-	vox_buf_release(&q.metadata);
+	vox_cred_req_release(&q);
 }
 
 void vox_vault_put(vox_request *req, void *ctx)
@@ -657,7 +477,7 @@ void vox_vault_put(vox_request *req, void *ctx)
 /* The reply {sealed: crypto_box_seal(plain, reply_key)} into *out (vox
  * never sends a credential in the clear). False, *out untouched, when
  * libsodium refuses the key. */
-static bool seal_reply(msgpack_sbuffer *out, const cred_req *q, const uint8_t *plain,
+static bool seal_reply(msgpack_sbuffer *out, const vox_cred_req *q, const uint8_t *plain,
 		       size_t len)
 {
 	msgpack_packer pk;
@@ -687,7 +507,7 @@ static void get_request(vox_vault_ctx *vc, vox_request *req)
 {
 	vox_vault_conn *conn = &vc->conns[VOX_VAULT_EP_GET];
 	char org[37], id[40] = "", err[160] = "";
-	cred_req q;
+	vox_cred_req q;
 	vox_status st = VOX_OK;
 	uint8_t *plain = NULL;
 	size_t plen = 0;
@@ -702,7 +522,7 @@ static void get_request(vox_vault_ctx *vc, vox_request *req)
 		e.error = "reply_key: required; credentials are only returned sealed"
 			  " to the requester's key";
 		refuse(vc, conn, req, org, &q, &e);
-		vox_buf_release(&q.metadata);
+		vox_cred_req_release(&q);
 		return;
 	}
 	pthread_mutex_lock(&conn->lock);
@@ -779,7 +599,7 @@ unlock:
 		reply_sbuffer(req, &sb); /* sends, wipes and frees it */
 	if (sealed && (st != VOX_OK || e.code != 200))
 		msgpack_sbuffer_destroy(&sb);
-	vox_buf_release(&q.metadata);
+	vox_cred_req_release(&q);
 }
 
 void vox_vault_get(vox_request *req, void *ctx)
@@ -794,7 +614,7 @@ static void list_request(vox_vault_ctx *vc, vox_request *req)
 {
 	vox_vault_conn *conn = &vc->conns[VOX_VAULT_EP_LIST];
 	char org[37];
-	cred_req q;
+	vox_cred_req q;
 	vox_status st = VOX_OK;
 	PGresult *r = NULL;
 	int exists = 0;
@@ -819,7 +639,7 @@ static void list_request(vox_vault_ctx *vc, vox_request *req)
 		1, params, NULL, 0, &st);
 unlock:
 	conn_release(conn, st);
-	vox_buf_release(&q.metadata);
+	vox_cred_req_release(&q);
 	if (st != VOX_OK) {
 		reply_db_error(req, st);
 		return;
@@ -874,7 +694,7 @@ static void delete_request(vox_vault_ctx *vc, vox_request *req)
 {
 	vox_vault_conn *conn = &vc->conns[VOX_VAULT_EP_DELETE];
 	char org[37], id[40] = "";
-	cred_req q;
+	vox_cred_req q;
 	vox_status st = VOX_OK;
 	bool deleted = false;
 	audit_entry e = {"credentials.delete", 0, NULL, NULL, 0, -1};
@@ -928,7 +748,7 @@ failed:
 	(void)audit_or_log(still_up(c), req, org, &q, &e);
 unlock:
 	conn_release(conn, st);
-	vox_buf_release(&q.metadata);
+	vox_cred_req_release(&q);
 	if (st != VOX_OK) {
 		reply_db_error(req, st);
 		return;
