@@ -79,7 +79,26 @@ for vec in subjects/vectors/*.vec; do
     }
   grep -E "stat::number_of_executed_units" build-fuzz/"$kind".log | sed 's/^/  /'
 done
-# vox-query's request decoder, seeded with a few requests by hand
+# request: fuzz request decoder $1 ("query_request") for $seconds, inputs
+# up to $2 bytes, seeded with its regression vectors and whatever its
+# corpus already holds
+request() {
+  local name=$1 corpus=build-fuzz/corpus/$1
+  mkdir -p "$corpus"
+  cp tests/fuzz/regress/"$name"/* "$corpus"/
+  replay build-fuzz/bin/fuzz_"$name" "$name"
+  echo "fuzz: $name for ${seconds}s"
+  build-fuzz/bin/fuzz_"$name" -max_total_time="$seconds" -max_len="$2" -timeout=5 \
+    -artifact_prefix=build-fuzz/crashes/"$name"- -print_final_stats=1 \
+    "$corpus" 2> build-fuzz/"$name".log || {
+      echo "fuzz: $name FAILED, see build-fuzz/$name.log and build-fuzz/crashes/"
+      tail -30 build-fuzz/"$name".log
+      keep "$name"
+      exit 1
+    }
+  grep -E "stat::number_of_executed_units" build-fuzz/"$name".log | sed 's/^/  /'
+}
+# vox-query's, with a few requests written by hand besides
 corpus=build-fuzz/corpus/query_request
 mkdir -p "$corpus"
 printf '\x80' > "$corpus/empty"
@@ -87,30 +106,8 @@ printf '\x81\xa5limit\x0a' > "$corpus/limit"
 printf '\x82\xa6status\xa9completed\xa5since\xcf\x00\x00\x01\x9a\x1b\x2c\x3d\x4e' > "$corpus/calls"
 printf '\x81\xa6before\xb0AQ5AAAAAAAAAAAAq' > "$corpus/cursor"
 printf '\x81\xa5phone\xad+447700900123' > "$corpus/phone"
-replay build-fuzz/bin/fuzz_query_request query_request
-echo "fuzz: query request for ${seconds}s"
-build-fuzz/bin/fuzz_query_request -max_total_time="$seconds" -max_len=4200 -timeout=5 \
-  -artifact_prefix=build-fuzz/crashes/query_request- -print_final_stats=1 \
-  "$corpus" 2> build-fuzz/query_request.log || {
-    echo "fuzz: query request FAILED, see build-fuzz/query_request.log and build-fuzz/crashes/"
-    tail -30 build-fuzz/query_request.log
-    keep query_request
-    exit 1
-  }
-grep -E "stat::number_of_executed_units" build-fuzz/query_request.log | sed 's/^/  /'
-# billing.authorize's request decoder, seeded with its regression vectors
-corpus=build-fuzz/corpus/authorize_request
-mkdir -p "$corpus"
-cp tests/fuzz/regress/authorize_request/* "$corpus"/
-replay build-fuzz/bin/fuzz_authorize_request authorize_request
-echo "fuzz: authorize request for ${seconds}s"
-build-fuzz/bin/fuzz_authorize_request -max_total_time="$seconds" -max_len=4200 -timeout=5 \
-  -artifact_prefix=build-fuzz/crashes/authorize_request- -print_final_stats=1 \
-  "$corpus" 2> build-fuzz/authorize_request.log || {
-    echo "fuzz: authorize request FAILED, see build-fuzz/authorize_request.log and build-fuzz/crashes/"
-    tail -30 build-fuzz/authorize_request.log
-    keep authorize_request
-    exit 1
-  }
-grep -E "stat::number_of_executed_units" build-fuzz/authorize_request.log | sed 's/^/  /'
+request query_request 4200
+# billing.authorize's and credentials.*'s
+request authorize_request 4200
+request credentials_request 8192
 echo "fuzz: all decoders ran clean"

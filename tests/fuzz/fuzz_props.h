@@ -12,6 +12,7 @@
 
 #include "core/query_request.h"
 #include "core/authorize.h"
+#include "core/credentials_request.h"
 #include "core/codec.h"
 #include "vox/event.h"
 
@@ -94,6 +95,39 @@ static inline bool vox_fuzz_authorize_request(const uint8_t *data, size_t size)
 	if (strlen(r.call_id.s) != 36 || !vox_uuid_parse(r.call_id.s, 36, &back))
 		return false;
 	return strcmp(back.s, r.call_id.s) == 0;
+}
+
+/* credentials.*'s request decoder: 413 over the size limit, any refusal
+ * a 400 or 413 that says why; an accepted request holds only valid names
+ * (a provider vox knows, type default/inbound/outbound), a 32-byte
+ * reply_key, a config inside the input, and metadata that is empty or one
+ * JSON object within its limit. */
+static inline bool vox_fuzz_credentials_request(const uint8_t *data, size_t size)
+{
+	vox_cred_req q;
+	char err[200] = "";
+	vox_status st = vox_cred_req_parse(&q, data, size, err, sizeof(err));
+	bool ok = true;
+	if (size > VOX_CRED_MAX_REQUEST && st != VOX_E_TOO_LARGE)
+		ok = false;
+	else if (st != VOX_OK)
+		ok = (st == VOX_E_INVALID || st == VOX_E_TOO_LARGE) && err[0] != '\0';
+	else {
+		if (q.has_provider && !vox_vault_provider_ok(q.provider, strlen(q.provider)))
+			ok = false;
+		if (!vox_vault_type_ok(q.type, strlen(q.type)))
+			ok = false;
+		if (q.has_config && (q.config < data || q.config + q.config_len > data + size))
+			ok = false;
+		if (q.has_reply_key && (q.reply_key < data || q.reply_key + 32 > data + size))
+			ok = false;
+		if (q.metadata.len > 0 &&
+		    (q.metadata.len < 2 || q.metadata.len > VOX_CRED_MAX_METADATA + 1 ||
+		     q.metadata.data[0] != '{' || q.metadata.data[q.metadata.len - 1] != '}'))
+			ok = false;
+	}
+	vox_cred_req_release(&q);
+	return ok;
 }
 
 #endif

@@ -3,8 +3,8 @@
  * replayed through the same decoder entry points and the same properties
  * as the libFuzzer targets (tests/fuzz/fuzz_props.h), so that they run on
  * every `make test` also where clang is missing, plainly and under
- * ASan/UBSan. <target> is an event kind ("call.ended"), "query_request"
- * or "authorize_request". Each event vector is also fed to every other
+ * ASan/UBSan. <target> is an event kind ("call.ended") or a request
+ * decoder ("query_request", "authorize_request", "credentials_request"). Each event vector is also fed to every other
  * event decoder. Each file's name ends in the outcome its own decoder
  * must give, which is checked too: ".ok" (accepted), an event's refusal
  * code (".too_deep", the Vox-Error-Reason it would be dead-lettered
@@ -48,6 +48,10 @@ static void outcome(char *out, size_t len, const char *target,
 	} else if (strcmp(target, "authorize_request") == 0) {
 		vox_authorize_req r;
 		st = vox_authorize_parse(&r, data, size, err, sizeof(err));
+	} else if (strcmp(target, "credentials_request") == 0) {
+		vox_cred_req q;
+		st = vox_cred_req_parse(&q, data, size, err, sizeof(err));
+		vox_cred_req_release(&q);
 	} else {
 		vox_event ev;
 		vox_decode_error de;
@@ -67,10 +71,11 @@ static int replay_dir(const char *dir, const char *target, int *failures)
 	vox_event_kind kind = VOX_CALL_STARTED;
 	bool is_query = strcmp(target, "query_request") == 0;
 	bool is_authorize = strcmp(target, "authorize_request") == 0;
-	if (!is_query && !is_authorize &&
+	bool is_credentials = strcmp(target, "credentials_request") == 0;
+	if (!is_query && !is_authorize && !is_credentials &&
 	    !vox_event_kind_from_name(target, strlen(target), &kind)) {
-		fprintf(stderr, "  %s: not an event kind, query_request nor"
-			" authorize_request\n", target);
+		fprintf(stderr, "  %s: not an event kind nor a request decoder\n",
+			target);
 		(*failures)++;
 		return 0;
 	}
@@ -100,6 +105,8 @@ static int replay_dir(const char *dir, const char *target, int *failures)
 			ok = vox_fuzz_query_request(data, b.len);
 		} else if (is_authorize) {
 			ok = vox_fuzz_authorize_request(data, b.len);
+		} else if (is_credentials) {
+			ok = vox_fuzz_credentials_request(data, b.len);
 		} else {
 			ok = vox_fuzz_event(kind, data, b.len);
 			for (int k = 0; k < VOX_EVENT_KIND_COUNT && ok; k++)
@@ -136,13 +143,12 @@ static void test_every_regression_vector_replays_clean(void **state)
 	DIR *d = opendir(root);
 	assert_non_null(d);
 	int dirs = 0, files = 0, failures = 0;
-	bool seen_query = false, seen_authorize = false;
+	static const char *const requests[] = {"query_request", "authorize_request",
+					       "credentials_request"};
+	bool seen[VOX_NELEM(requests)] = {false};
 	for (struct dirent *e; (e = readdir(d)) != NULL;) {
-		if (e->d_name[0] == '.' || strchr(e->d_name, '.') == NULL) {
-			if (strcmp(e->d_name, "query_request") != 0 &&
-			    strcmp(e->d_name, "authorize_request") != 0)
-				continue;
-		}
+		if (e->d_name[0] == '.')
+			continue;
 		char dir[1300];
 		if ((size_t)snprintf(dir, sizeof(dir), "%s/%s", root, e->d_name) >= sizeof(dir))
 			continue;
@@ -155,19 +161,19 @@ static void test_every_regression_vector_replays_clean(void **state)
 			fprintf(stderr, "  %s: no vectors\n", e->d_name);
 			failures++;
 		}
-		seen_query |= strcmp(e->d_name, "query_request") == 0;
-		seen_authorize |= strcmp(e->d_name, "authorize_request") == 0;
+		for (size_t k = 0; k < VOX_NELEM(requests); k++)
+			seen[k] |= strcmp(e->d_name, requests[k]) == 0;
 		files += n;
 		dirs++;
 	}
 	closedir(d);
 	fprintf(stderr, "  %d vectors in %d targets\n", files, dirs);
 	assert_int_equal(failures, 0);
-	/* every target has its vectors: the 8 event kinds and the two
+	/* every target has its vectors: the 8 event kinds and the three
 	 * request decoders */
-	assert_int_equal(dirs, VOX_EVENT_KIND_COUNT + 2);
-	assert_true(seen_query);
-	assert_true(seen_authorize);
+	assert_int_equal(dirs, VOX_EVENT_KIND_COUNT + (int)VOX_NELEM(requests));
+	for (size_t k = 0; k < VOX_NELEM(requests); k++)
+		assert_true(seen[k]);
 }
 
 /* The accepted side is replayed too: call.started's 32-level nesting in

@@ -136,3 +136,35 @@ write(a, "str32-huge", event([("x", b"\xdb\xff\xff\xff\xff")]))
 write(a, "nest-32", event([("x", b"\x91" * 31 + b"\x90")]))
 write(a, "nest-33", event([("x", b"\x91" * 32 + b"\x91\x00")]))
 write(a, "nest-4000", event([("x", b"\x91" * 4000 + b"\x90")]))
+
+# credentials.*'s request decoder
+c = "credentials_request"
+KEY = b"\xc4\x20" + b"k" * 32
+write(c, "empty", b"")
+write(c, "empty-map", b"\x80")
+write(c, "put", event([("provider", s("twilio")), ("type", s("inbound")),
+                       ("config", b"\xc4\x05" + b"{\"a\"}"),
+                       ("metadata", b"\x81" + s("label") + s("main line"))]))
+write(c, "get", event([("provider", s("vapi")), ("reply_key", KEY)]))
+write(c, "provider-unknown", event([("provider", s("'; DROP TABLE org_credentials; --"))]))
+write(c, "provider-int", event([("provider", b"\x01")]))
+write(c, "provider-twice", event([("provider", s("vapi")), ("provider", s("twilio"))]))
+write(c, "provider-then-nil", event([("provider", s("vapi")), ("provider", b"\xc0")]))
+write(c, "metadata-twice", event([("metadata", b"\x80"), ("metadata", b"\x80")]))
+write(c, "type-bad", event([("type", s("primary"))]))
+write(c, "config-int", event([("config", b"\x05")]))
+write(c, "reply-key-31", event([("reply_key", b"\xc4\x1f" + b"k" * 31)]))
+write(c, "reply-key-str", event([("reply_key", s("k" * 32))]))
+write(c, "metadata-nil", event([("metadata", b"\xc0")]))
+write(c, "metadata-int-value", event([("metadata", b"\x81" + s("a") + b"\x01")]))
+write(c, "metadata-nul", event([("metadata", b"\x81" + s("a") + s(b"x\x00y"))]))
+write(c, "metadata-overlong", event([("metadata", b"\x81" + s("a") + s(b"\xc0\xaf"))]))
+write(c, "metadata-4097", event([("metadata", b"\x81" + s("a") + s("m" * 4100))]))
+write(c, "org-id-ignored", event([("org_id", s(ORG)), ("org_id", s(ORG))]))
+write(c, "array", b"\x91\x01")
+write(c, "trailing", b"\x80\x80")
+write(c, "key-not-str", b"\x81\x01\x02")
+write(c, "map32-huge", b"\xdf\xff\xff\xff\xff")
+write(c, "config-bin32-huge", event([("config", b"\xc6\xff\xff\xff\xff")]))
+write(c, "nest-4000", event([("x", b"\x91" * 4000 + b"\x90")]))
+
