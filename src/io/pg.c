@@ -368,6 +368,14 @@ vox_pg_array *vox_pg_params_array(vox_pg_params *p, vox_pg_type type)
 	return &p->col[i];
 }
 
+void vox_pg_params_columns(vox_pg_params *p, vox_pg_array **cols,
+			   const vox_pg_type *types, size_t n)
+{
+	vox_pg_params_init(p);
+	for (size_t i = 0; i < n; i++)
+		cols[i] = vox_pg_params_array(p, types[i]);
+}
+
 void vox_pg_params_text(vox_pg_params *p, const char *s)
 {
 	int i = next_param(p);

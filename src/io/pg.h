@@ -138,6 +138,10 @@ void vox_pg_params_release(vox_pg_params *p);
 /* The next parameter, an array of type; the pointer stays valid until
  * release. More than VOX_PG_MAX_PARAMS aborts. */
 vox_pg_array *vox_pg_params_array(vox_pg_params *p, vox_pg_type type);
+/* Start p with one array column per types[i], in order; cols[i] is
+ * column i (valid until release). */
+void vox_pg_params_columns(vox_pg_params *p, vox_pg_array **cols,
+			   const vox_pg_type *types, size_t n);
 /* The next parameter, a text value (NULL: SQL NULL). */
 void vox_pg_params_text(vox_pg_params *p, const char *s);
 

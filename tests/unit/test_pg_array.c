@@ -227,6 +227,22 @@ static void test_params_mix_text_and_binary(void **state)
 	assert_int_equal(p.n, 0);
 }
 
+static void test_columns_are_typed_in_order(void **state)
+{
+	(void)state;
+	static const vox_pg_type types[] = {VOX_PG_UUID, VOX_PG_INT4, VOX_PG_TEXT};
+	vox_pg_params p;
+	vox_pg_array *cols[3];
+	vox_pg_params_columns(&p, cols, types, 3);
+	assert_int_equal(p.n, 3);
+	for (int i = 0; i < 3; i++) {
+		assert_ptr_equal(cols[i], &p.col[i]);
+		assert_int_equal(cols[i]->type, types[i]);
+		assert_int_equal(p.fmt[i], 1);
+	}
+	vox_pg_params_release(&p);
+}
+
 /* A value the statement's type cannot hold is a bug in the caller: the
  * process stops rather than send a different value. */
 static void dies(void (*fn)(void))
@@ -276,6 +292,7 @@ int main(void)
 		cmocka_unit_test(test_bool_and_jsonb),
 		cmocka_unit_test(test_time_is_microseconds_since_2000),
 		cmocka_unit_test(test_params_mix_text_and_binary),
+		cmocka_unit_test(test_columns_are_typed_in_order),
 		cmocka_unit_test(test_wrong_values_abort),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -315,15 +315,6 @@ static vox_status exec(PGconn *c, int stmt, vox_pg_params *p)
 	return st == VOX_E_CONFLICT ? VOX_E_RETRY : st; /* 23505 */
 }
 
-/* The columns of one statement, typed as its unnest casts them. */
-static void columns(vox_pg_params *p, vox_pg_array **cols,
-		    const vox_pg_type *types, size_t n)
-{
-	vox_pg_params_init(p);
-	for (size_t i = 0; i < n; i++)
-		cols[i] = vox_pg_params_array(p, types[i]);
-}
-
 static vox_status write_ledger(PGconn *c, const vox_billing_plan *p,
 			       const batch_read *b, const vox_item *items)
 {
@@ -334,7 +325,7 @@ static vox_status write_ledger(PGconn *c, const vox_billing_plan *p,
 	};
 	vox_pg_params q;
 	vox_pg_array *a[VOX_NELEM(types)];
-	columns(&q, a, types, VOX_NELEM(types));
+	vox_pg_params_columns(&q, a, types, VOX_NELEM(types));
 	for (size_t i = 0; i < p->nledger; i++) {
 		const vox_ledger_row *row = &p->ledger[i];
 		const vox_event *ev = &items[row->item].ev;
@@ -385,7 +376,7 @@ static vox_status write_charges(PGconn *c, const vox_billing_plan *p,
 	};
 	vox_pg_params q;
 	vox_pg_array *a[VOX_NELEM(types)];
-	columns(&q, a, types, VOX_NELEM(types));
+	vox_pg_params_columns(&q, a, types, VOX_NELEM(types));
 	for (size_t i = 0; i < p->ncharges; i++) {
 		const vox_call_charge *ch = &p->charges[i];
 		const vox_call_ended *e = &items[ch->item].ev.u.call_ended;
@@ -408,7 +399,7 @@ static vox_status write_wallets(PGconn *c, const batch_read *b)
 	};
 	vox_pg_params q;
 	vox_pg_array *a[VOX_NELEM(types)];
-	columns(&q, a, types, VOX_NELEM(types));
+	vox_pg_params_columns(&q, a, types, VOX_NELEM(types));
 	for (size_t i = 0; i < b->nwallets; i++) {
 		const vox_wallet *w = &b->wallets[i];
 		if (!w->changed)
@@ -441,7 +432,7 @@ static vox_status write_processed(PGconn *c, const vox_item *items, size_t n,
 	};
 	vox_pg_params q;
 	vox_pg_array *a[VOX_NELEM(types)];
-	columns(&q, a, types, VOX_NELEM(types));
+	vox_pg_params_columns(&q, a, types, VOX_NELEM(types));
 	for (size_t i = 0; i < n; i++) {
 		if (p->outcomes[i] != VOX_BILL_APPLIED && p->outcomes[i] != VOX_BILL_DUPLICATE)
 			continue;

@@ -107,14 +107,6 @@ static PGresult *run(PGconn *c, int stmt, vox_pg_params *q, vox_status *st)
 	return r;
 }
 
-/* The columns of one statement, typed as its unnest casts them. */
-static void columns(vox_pg_params *q, vox_pg_array **cols,
-		    const vox_pg_type *types, size_t n)
-{
-	vox_pg_params_init(q);
-	for (size_t i = 0; i < n; i++)
-		cols[i] = vox_pg_params_array(q, types[i]);
-}
 
 static vox_status orgs_and_thresholds(PGconn *c, vox_item *items, size_t n,
 				      int64_t def, resolved *res)
@@ -153,7 +145,7 @@ static vox_status create_contacts(PGconn *c, const vox_item *items, size_t n)
 	vox_pg_params q;
 	vox_pg_array *a[VOX_NELEM(types)];
 	vox_status st = VOX_OK;
-	columns(&q, a, types, VOX_NELEM(types));
+	vox_pg_params_columns(&q, a, types, VOX_NELEM(types));
 	for (size_t i = 0; i < n; i++) {
 		const vox_lead_scored *e = &items[i].ev.u.lead_scored;
 		if (items[i].result != VOX_OK || e->contact_id.s[0] || !e->phone.ptr)
@@ -181,7 +173,7 @@ static vox_status resolve_contacts(PGconn *c, vox_item *items, size_t n,
 	vox_pg_params q;
 	vox_pg_array *a[VOX_NELEM(types)];
 	vox_status st;
-	columns(&q, a, types, VOX_NELEM(types));
+	vox_pg_params_columns(&q, a, types, VOX_NELEM(types));
 	for (size_t i = 0; i < n; i++) {
 		const vox_lead_scored *e = &items[i].ev.u.lead_scored;
 		vox_pg_array_uuid(a[0], &e->org_id);
@@ -220,7 +212,7 @@ static vox_status update_scores(PGconn *c, const vox_item *items, size_t n,
 	vox_pg_params q;
 	vox_pg_array *a[VOX_NELEM(types)];
 	vox_status st = VOX_OK;
-	columns(&q, a, types, VOX_NELEM(types));
+	vox_pg_params_columns(&q, a, types, VOX_NELEM(types));
 	for (size_t i = 0; i < n; i++) {
 		if (items[i].result != VOX_OK)
 			continue;
@@ -302,7 +294,7 @@ static vox_status insert_alerts(vox_tx *tx, const vox_item *items, size_t n,
 	vox_pg_params q;
 	vox_pg_array *a[VOX_NELEM(types)];
 	vox_status st = VOX_OK;
-	columns(&q, a, types, VOX_NELEM(types));
+	vox_pg_params_columns(&q, a, types, VOX_NELEM(types));
 	for (size_t i = 0; i < n; i++) {
 		const vox_lead_scored *e = &items[i].ev.u.lead_scored;
 		if (items[i].result != VOX_OK || e->lead_score < res[i].threshold)
