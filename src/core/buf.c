@@ -166,3 +166,27 @@ bool vox_parse_decimal(const char *s, size_t n, uint64_t *out)
 	*out = v;
 	return true;
 }
+
+int vox_choice_index(const char *const *list, const char *s, size_t n)
+{
+	for (int i = 0; list[i]; i++)
+		if (strlen(list[i]) == n && memcmp(list[i], s, n) == 0)
+			return i;
+	return -1;
+}
+
+void vox_choice_join(char *out, size_t outlen, const char *const *list,
+		     const char *sep)
+{
+	size_t used = 0;
+	if (outlen == 0)
+		return;
+	out[0] = '\0';
+	for (size_t i = 0; list[i] && used < outlen - 1; i++) {
+		int k = snprintf(out + used, outlen - used, "%s%s", i ? sep : "",
+				 list[i]);
+		if (k < 0)
+			break;
+		used += (size_t)k;
+	}
+}

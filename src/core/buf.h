@@ -37,6 +37,15 @@ size_t vox_utf8_len(const unsigned char *s, size_t n);
  * blank, at most UINT64_MAX. False (and *out untouched) otherwise. */
 bool vox_parse_decimal(const char *s, size_t n, uint64_t *out) VOX_MUST_CHECK;
 
+/* The index of the n bytes at s in list (NULL-terminated), or -1: how the
+ * decoders read an enumeration. */
+int vox_choice_index(const char *const *list, const char *s, size_t n);
+
+/* The choices of list joined by sep into out ("low|medium|high"), cut to
+ * fit outlen (always NUL-terminated): the "must be one of" of a refusal. */
+void vox_choice_join(char *out, size_t outlen, const char *const *list,
+		     const char *sep);
+
 /* Lowercase hex of n bytes. */
 void vox_buf_hex(vox_buf *b, const void *p, size_t n);
 

@@ -467,20 +467,14 @@ static vox_status read_field(vox_mp *r, const field *f, char *base,
 	case F_ENUM:
 		if ((st = read_str(r, f, &s, &n, err)) != VOX_OK)
 			return st;
-		for (int i = 0; f->choices[i]; i++) {
-			if (strlen(f->choices[i]) == n &&
-			    memcmp(f->choices[i], s, n) == 0) {
+		{
+			int i = vox_choice_index(f->choices, s, n);
+			if (i >= 0) {
 				*(int *)dst = i + 1;
 				return VOX_OK;
 			}
-		}
-		{
-			char list[96] = "";
-			size_t used = 0;
-			for (int i = 0; f->choices[i]; i++)
-				used += (size_t)snprintf(list + used,
-					sizeof(list) - used, "%s%s", i ? "|" : "",
-					f->choices[i]);
+			char list[96];
+			vox_choice_join(list, sizeof(list), f->choices, "|");
 			return fail(err, VOX_E_INVALID, "bad_enum", f->key,
 				    "must be one of %s", list);
 		}

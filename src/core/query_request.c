@@ -4,6 +4,7 @@
  */
 #include "core/query_request.h"
 
+#include "core/buf.h"
 #include "core/codec.h"
 #include "core/mp.h"
 
@@ -110,22 +111,14 @@ static vox_status read_enum(vox_mp *r, const qkey *key, char *out,
 {
 	const char *s;
 	uint32_t n;
-	if (vox_mp_peek(r) == VOX_MP_STR && vox_mp_str(r, &s, &n) == VOX_MP_OK) {
-		for (size_t i = 0; key->choices[i]; i++) {
-			if (strlen(key->choices[i]) == n &&
-			    memcmp(key->choices[i], s, n) == 0 && n < outlen) {
-				memcpy(out, s, n);
-				out[n] = '\0';
-				return VOX_OK;
-			}
-		}
+	if (vox_mp_peek(r) == VOX_MP_STR && vox_mp_str(r, &s, &n) == VOX_MP_OK &&
+	    vox_choice_index(key->choices, s, n) >= 0 && n < outlen) {
+		memcpy(out, s, n);
+		out[n] = '\0';
+		return VOX_OK;
 	}
-	char list[80] = "";
-	for (size_t i = 0; key->choices[i]; i++) {
-		size_t used = strlen(list);
-		snprintf(list + used, sizeof(list) - used, "%s%s", i ? ", " : "",
-			 key->choices[i]);
-	}
+	char list[80];
+	vox_choice_join(list, sizeof(list), key->choices, ", ");
 	return refuse(err, errlen, "%s: must be one of %s", key->name, list);
 }
 

@@ -26,10 +26,7 @@ static const char *const types[] = {"default", "inbound", "outbound", NULL};
 
 static bool in_list(const char *const *list, const char *s, size_t n)
 {
-	for (size_t i = 0; list[i]; i++)
-		if (strlen(list[i]) == n && memcmp(list[i], s, n) == 0)
-			return true;
-	return false;
+	return vox_choice_index(list, s, n) >= 0;
 }
 
 bool vox_vault_provider_ok(const char *s, size_t n)

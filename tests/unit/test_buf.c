@@ -75,6 +75,34 @@ static void test_parse_decimal(void **state)
 	}
 }
 
+static void test_choices(void **state)
+{
+	(void)state;
+	static const char *const list[] = {"low", "medium", "high", NULL};
+	static const char *const none[] = {NULL};
+	char out[64];
+	assert_int_equal(vox_choice_index(list, "low", 3), 0);
+	assert_int_equal(vox_choice_index(list, "high", 4), 2);
+	assert_int_equal(vox_choice_index(list, "highest", 4), 2); /* n bytes */
+	assert_int_equal(vox_choice_index(list, "hig", 3), -1);
+	assert_int_equal(vox_choice_index(list, "", 0), -1);
+	assert_int_equal(vox_choice_index(none, "low", 3), -1);
+	vox_choice_join(out, sizeof(out), list, "|");
+	assert_string_equal(out, "low|medium|high");
+	vox_choice_join(out, sizeof(out), list, ", ");
+	assert_string_equal(out, "low, medium, high");
+	vox_choice_join(out, sizeof(out), none, "|");
+	assert_string_equal(out, "");
+	/* cut to fit, never past the buffer */
+	char small[9];
+	memset(small, 'x', sizeof(small));
+	vox_choice_join(small, sizeof(small), list, "|");
+	assert_string_equal(small, "low|medi");
+	char tiny[1] = {'x'};
+	vox_choice_join(tiny, sizeof(tiny), list, "|");
+	assert_int_equal(tiny[0], '\0');
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -82,6 +110,7 @@ int main(void)
 		cmocka_unit_test(test_json_escapes),
 		cmocka_unit_test(test_json_replaces_invalid_utf8),
 		cmocka_unit_test(test_growth_and_printf),
+		cmocka_unit_test(test_choices),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
