@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "actors/vault/vault_actor.h"
+#include "io/vault_rotate.h"
 #include "core/vault.h"
 #include "io/keyfile.h"
 #include "io/log.h"

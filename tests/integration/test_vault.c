@@ -25,6 +25,7 @@
 #include <sodium.h>
 
 #include "actors/vault/vault_actor.h"
+#include "io/vault_rotate.h"
 #include "core/json.h"
 #include "harness.h"
 #include "io/migrate.h"

@@ -1,7 +1,7 @@
 /*
  * vault_actor.h - vox-vault's endpoints (credentials.put/get/list/delete)
- * and the key rotation, shared by main.c (wiring), store.c (SQL and the
- * envelope) and voxctl / the tests (vox_vault_rotate).
+ * shared by main.c (wiring) and store.c (SQL and the envelope); the key
+ * rotation is io/vault_rotate.h.
  */
 #ifndef VOX_ACTOR_VAULT_H
 #define VOX_ACTOR_VAULT_H
@@ -54,21 +54,5 @@ void vox_vault_put(vox_request *req, void *ctx);
 void vox_vault_get(vox_request *req, void *ctx);
 void vox_vault_list(vox_request *req, void *ctx);
 void vox_vault_delete(vox_request *req, void *ctx);
-
-/*
- * Re-encrypt every org_credentials row whose key_version is not the
- * ring's active version: batches of `batch` rows (SELECT ... FOR UPDATE
- * SKIP LOCKED), each opened with its old key and sealed with the active
- * one in its own transaction, until none is left. Readers keep working:
- * a row is always whole under one key the ring holds. c is borrowed and
- * must not be inside a transaction. *rotated gets the number of rows
- * re-encrypted (also on failure, for what was committed). A row that
- * cannot be opened is skipped and left as it is; the call then returns
- * VOX_E_CRYPTO with err naming the first such row (its id, never a
- * secret). VOX_E_UNAVAILABLE / VOX_E_INTERNAL on database errors.
- */
-vox_status vox_vault_rotate(PGconn *c, const vox_keyring *kr, int batch,
-			    int *rotated, char *err,
-			    size_t errlen) VOX_MUST_CHECK;
 
 #endif
