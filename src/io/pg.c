@@ -6,6 +6,7 @@
 #include "io/log.h"
 
 #include <libpq-events.h>
+#include <sodium.h>
 
 vox_status vox_pg_connect(PGconn **out, const char *dsn, char *err,
 			  size_t errlen)
@@ -243,13 +244,6 @@ void vox_pg_array_view(vox_pg_array *a, vox_str s)
 		vox_pg_array_str(a, s.ptr, s.len);
 }
 
-static int hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	return (c | 0x20) - 'a' + 10;
-}
-
 void vox_pg_array_uuid(vox_pg_array *a, const vox_uuid *u)
 {
 	if (a->type != VOX_PG_UUID)
@@ -261,13 +255,9 @@ void vox_pg_array_uuid(vox_pg_array *a, const vox_uuid *u)
 	/* u is canonical (vox_uuid_parse): 32 hex digits and four hyphens */
 	unsigned char raw[16];
 	size_t k = 0;
-	for (size_t i = 0; i < 36 && k < 16; i++) {
-		if (u->s[i] == '-')
-			continue;
-		raw[k++] = (unsigned char)(hex_digit(u->s[i]) << 4 |
-					   hex_digit(u->s[i + 1]));
-		i++;
-	}
+	if (sodium_hex2bin(raw, sizeof(raw), u->s, 36, "-", &k, NULL) != 0 ||
+	    k != sizeof(raw))
+		wrong_type(a, "a uuid that is not canonical");
 	element(a, raw, sizeof(raw));
 }
 
@@ -345,8 +335,9 @@ void vox_pg_params_init(vox_pg_params *p)
 void vox_pg_params_release(vox_pg_params *p)
 {
 	for (int i = 0; i < p->n; i++)
-		if (p->fmt[i] == 1)
+		if (p->arrays & (1u << i))
 			vox_pg_array_release(&p->col[i]);
+	p->arrays = 0;
 	p->n = 0;
 }
 
@@ -364,6 +355,7 @@ vox_pg_array *vox_pg_params_array(vox_pg_params *p, vox_pg_type type)
 {
 	int i = next_param(p);
 	p->fmt[i] = 1;
+	p->arrays |= 1u << i;
 	vox_pg_array_init(&p->col[i], type);
 	return &p->col[i];
 }
@@ -380,13 +372,26 @@ void vox_pg_params_text(vox_pg_params *p, const char *s)
 {
 	int i = next_param(p);
 	p->fmt[i] = 0;
+	p->len[i] = 0;
 	p->val[i] = s;
+}
+
+void vox_pg_params_bytes(vox_pg_params *p, const void *data, size_t len)
+{
+	int i = next_param(p);
+	if (len > INT32_MAX) {
+		fprintf(stderr, "level=fatal msg=\"a parameter over 2 GB\"\n");
+		abort();
+	}
+	p->fmt[i] = 1;
+	p->len[i] = (int)len;
+	p->val[i] = data;
 }
 
 static void params_ready(vox_pg_params *p)
 {
 	for (int i = 0; i < p->n; i++)
-		if (p->fmt[i] == 1)
+		if (p->arrays & (1u << i))
 			p->val[i] = vox_pg_array_bytes(&p->col[i], &p->len[i]);
 }
 
@@ -406,7 +411,7 @@ vox_status vox_pg_run(PGconn *c, const char *stmt, vox_pg_params *p,
 {
 	params_ready(p);
 	return keep_result(c, PQexecPrepared(c, stmt, p->n, p->val, p->len,
-					     p->fmt, 0), res);
+					     p->fmt, p->result_format), res);
 }
 
 vox_status vox_pg_run_sql(PGconn *c, const char *sql, vox_pg_params *p,
@@ -414,5 +419,5 @@ vox_status vox_pg_run_sql(PGconn *c, const char *sql, vox_pg_params *p,
 {
 	params_ready(p);
 	return keep_result(c, PQexecParams(c, sql, p->n, NULL, p->val, p->len,
-					   p->fmt, 0), res);
+					   p->fmt, p->result_format), res);
 }

@@ -130,7 +130,9 @@ typedef struct vox_pg_params {
 	const char *val[VOX_PG_MAX_PARAMS];
 	int len[VOX_PG_MAX_PARAMS];
 	int fmt[VOX_PG_MAX_PARAMS];
+	uint32_t arrays; /* bit i: parameter i is col[i] (owned) */
 	int n;
+	int result_format; /* 0 text (the default), 1 binary */
 } vox_pg_params;
 
 void vox_pg_params_init(vox_pg_params *p);
@@ -144,9 +146,11 @@ void vox_pg_params_columns(vox_pg_params *p, vox_pg_array **cols,
 			   const vox_pg_type *types, size_t n);
 /* The next parameter, a text value (NULL: SQL NULL). */
 void vox_pg_params_text(vox_pg_params *p, const char *s);
+/* The next parameter, len bytes in binary format (a bytea); the caller's. */
+void vox_pg_params_bytes(vox_pg_params *p, const void *data, size_t len);
 
 /* Run the prepared statement stmt (or, with vox_pg_run_sql, the SQL
- * text) with p; results in text format. On VOX_OK *res (if not NULL)
+ * text) with p; results in p->result_format. On VOX_OK *res (if not NULL)
  * receives the result, the caller's to PQclear. */
 vox_status vox_pg_run(PGconn *c, const char *stmt, vox_pg_params *p,
 		      PGresult **res) VOX_MUST_CHECK;

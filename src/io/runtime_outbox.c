@@ -213,25 +213,25 @@ void vox_rt_heal_outbox(vox_runtime *rt, PGconn *pg, int64_t age_ms)
 	emitted *rows = NULL;
 	int64_t *acked = NULL;
 	size_t n = 0;
-	vox_pg_array skip;
-	vox_pg_array_init(&skip, VOX_PG_INT8);
+	vox_pg_params q;
+	vox_pg_params_init(&q);
+	q.result_format = 1;
+	vox_pg_params_text(&q, age);
+	vox_pg_array *skip = vox_pg_params_array(&q, VOX_PG_INT8);
 	mark_again(rt, pg);
 	if (!pg || vox_pg_exec(pg, "BEGIN", msg, sizeof(msg)) != VOX_OK)
 		goto done;
 	pthread_mutex_lock(&rt->outbox_lock);
-	ids_array(&skip, rt->unmarked, rt->nunmarked);
+	ids_array(skip, rt->unmarked, rt->nunmarked);
 	pthread_mutex_unlock(&rt->outbox_lock);
 	snprintf(age, sizeof(age), "%" PRId64 " milliseconds", age_ms);
-	int lengths[2] = {0, 0}, formats[2] = {0, 1};
-	const char *params[2] = {age, vox_pg_array_bytes(&skip, &lengths[1])};
-	r = PQexecParams(pg,
-			 "SELECT id, msg_id, subject, payload FROM vox_outbox"
-			 " WHERE published_at IS NULL"
-			 " AND created_at < now() - $1::interval"
-			 " AND id <> ALL($2::bigint[])"
-			 " ORDER BY id LIMIT 256 FOR UPDATE SKIP LOCKED",
-			 2, NULL, params, lengths, formats, 1);
-	if (vox_pg_status(pg, r) != VOX_OK)
+	if (vox_pg_run_sql(pg,
+			   "SELECT id, msg_id, subject, payload FROM vox_outbox"
+			   " WHERE published_at IS NULL"
+			   " AND created_at < now() - $1::interval"
+			   " AND id <> ALL($2::bigint[])"
+			   " ORDER BY id LIMIT 256 FOR UPDATE SKIP LOCKED",
+			   &q, &r) != VOX_OK)
 		goto out;
 	n = (size_t)PQntuples(r);
 	if (n == 0)
@@ -265,7 +265,7 @@ out:
 	if (vox_pg_exec(pg, "COMMIT", msg, sizeof(msg)) != VOX_OK)
 		vox_debug("msg=\"outbox heal not committed\" error=\"%s\"", msg);
 done:
-	vox_pg_array_release(&skip);
+	vox_pg_params_release(&q);
 }
 
 void vox_rt_purge_outbox(vox_runtime *rt, PGconn *pg)

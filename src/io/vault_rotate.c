@@ -43,16 +43,17 @@ static vox_status rotate_row(PGconn *c, const vox_keyring *kr, PGresult *r,
 		goto out;
 	}
 	snprintf(ver, sizeof(ver), "%" PRIu32, version);
-	const char *params[3] = {id, (const char *)blob, ver};
-	const int lengths[3] = {0, (int)bloblen, 0};
+	vox_pg_params p;
+	vox_pg_params_init(&p);
+	vox_pg_params_text(&p, id);
+	vox_pg_params_bytes(&p, blob, bloblen);
+	vox_pg_params_text(&p, ver);
 	/* updated_at is when the secret was put: a rotation keeps it */
-	const int formats[3] = {0, 1, 0};
-	PGresult *u = PQexecParams(c,
-			"UPDATE org_credentials SET encrypted_config = $2::bytea,"
-			" key_version = $3::int WHERE id = $1::uuid",
-			3, NULL, params, lengths, formats, 0);
-	st = vox_pg_status(c, u);
-	PQclear(u);
+	st = vox_pg_run_sql(c,
+			    "UPDATE org_credentials SET encrypted_config = $2::bytea,"
+			    " key_version = $3::int WHERE id = $1::uuid",
+			    &p, NULL);
+	vox_pg_params_release(&p);
 	if (st != VOX_OK)
 		snprintf(err, errlen, "update failed: %s", PQerrorMessage(c));
 out:
@@ -68,11 +69,15 @@ vox_status vox_vault_rotate(PGconn *c, const vox_keyring *kr, int batch,
 			    int *rotated, char *err, size_t errlen)
 {
 	char active[16], limit[16], msg[256];
-	vox_pg_array bad; /* rows that cannot be opened: skipped */
+	vox_pg_params q;
 	vox_status st = VOX_OK;
 	char first_bad[200] = "";
 	int done = 0;
-	vox_pg_array_init(&bad, VOX_PG_UUID);
+	vox_pg_params_init(&q);
+	q.result_format = 1;
+	vox_pg_params_text(&q, active);
+	vox_pg_params_text(&q, limit);
+	vox_pg_array *bad = vox_pg_params_array(&q, VOX_PG_UUID); /* skipped */
 	snprintf(active, sizeof(active), "%" PRIu32, vox_keyring_active(kr));
 	snprintf(limit, sizeof(limit), "%d", batch > 0 ? batch : 100);
 	for (;;) {
@@ -80,17 +85,14 @@ vox_status vox_vault_rotate(PGconn *c, const vox_keyring *kr, int batch,
 			snprintf(err, errlen, "begin: %s", msg);
 			break;
 		}
-		int lengths[3] = {0, 0, 0}, formats[3] = {0, 0, 1};
-		const char *params[3] = {active, limit,
-					 vox_pg_array_bytes(&bad, &lengths[2])};
-		PGresult *r = PQexecParams(c,
+		PGresult *r = NULL;
+		st = vox_pg_run_sql(c,
 			"SELECT id::text, org_id::text, provider, type, encrypted_config"
 			" FROM org_credentials WHERE key_version <> $1::int"
 			" AND NOT (id = ANY($3::uuid[]))"
 			" ORDER BY id LIMIT $2::int FOR UPDATE SKIP LOCKED",
-			3, NULL, params, lengths, formats, 1);
-		if ((st = vox_pg_status(c, r)) != VOX_OK) {
-			PQclear(r);
+			&q, &r);
+		if (st != VOX_OK) {
 			snprintf(err, errlen, "select: %s", PQerrorMessage(c));
 			rollback(c);
 			break;
@@ -105,7 +107,7 @@ vox_status vox_vault_rotate(PGconn *c, const vox_keyring *kr, int batch,
 				vox_uuid id;
 				if (vox_uuid_parse(PQgetvalue(r, i, 0),
 						   (size_t)PQgetlength(r, i, 0), &id))
-					vox_pg_array_uuid(&bad, &id);
+					vox_pg_array_uuid(bad, &id);
 				if (!first_bad[0])
 					snprintf(first_bad, sizeof(first_bad),
 						 "row %.*s cannot be decrypted: %s",
@@ -128,7 +130,7 @@ vox_status vox_vault_rotate(PGconn *c, const vox_keyring *kr, int batch,
 		if (n == 0)
 			break;
 	}
-	vox_pg_array_release(&bad);
+	vox_pg_params_release(&q);
 	*rotated = done;
 	if (st == VOX_OK && first_bad[0]) {
 		snprintf(err, errlen, "%s", first_bad);
