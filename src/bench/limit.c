@@ -41,47 +41,27 @@ static const char SQL_INSERT[] =
 	"INSERT INTO bench_limit (seq) SELECT unnest($1::bigint[])"
 	" ON CONFLICT DO NOTHING";
 
-static void put_be32(vox_buf *b, uint32_t v)
-{
-	unsigned char x[4] = {(unsigned char)(v >> 24), (unsigned char)(v >> 16),
-			      (unsigned char)(v >> 8), (unsigned char)v};
-	vox_buf_append(b, x, 4);
-}
+static const vox_pg_stmt limit_stmts[] = {{"bench_limit_insert", SQL_INSERT}};
 
+/* Prepared as the actors prepare theirs (vox_pg_prepare_all). */
 static vox_status limit_prepare(void *ctx, PGconn *c)
 {
 	VOX_UNUSED(ctx);
-	PGresult *r = PQprepare(c, "bench_limit_insert", SQL_INSERT, 0, NULL);
-	vox_status st = vox_pg_status(c, r);
-	PQclear(r);
-	return st;
+	return vox_pg_prepare_all(c, limit_stmts, VOX_NELEM(limit_stmts));
 }
 
 /* One narrow row per event: its stream sequence, in one binary int8[]
- * parameter. */
+ * parameter built as the actors build theirs. */
 static vox_status limit_apply(void *ctx, vox_tx *tx, vox_item *items, size_t n)
 {
 	VOX_UNUSED(ctx);
-	PGconn *c = vox_tx_pg(tx);
-	vox_buf a;
-	vox_buf_init(&a);
-	put_be32(&a, 1);  /* dimensions */
-	put_be32(&a, 0);  /* no nulls */
-	put_be32(&a, 20); /* int8 */
-	put_be32(&a, (uint32_t)n);
-	put_be32(&a, 1);  /* lower bound */
-	for (size_t i = 0; i < n; i++) {
-		put_be32(&a, 8);
-		put_be32(&a, (uint32_t)(items[i].stream_seq >> 32));
-		put_be32(&a, (uint32_t)items[i].stream_seq);
-	}
-	const char *vals[1] = {(const char *)a.data};
-	int lens[1] = {(int)a.len};
-	int fmts[1] = {1};
-	PGresult *r = PQexecPrepared(c, "bench_limit_insert", 1, vals, lens, fmts, 0);
-	vox_status st = vox_pg_status(c, r);
-	PQclear(r);
-	vox_buf_release(&a);
+	vox_pg_params p;
+	vox_pg_params_init(&p);
+	vox_pg_array *seqs = vox_pg_params_array(&p, VOX_PG_INT8);
+	for (size_t i = 0; i < n; i++)
+		vox_pg_array_int(seqs, (int64_t)items[i].stream_seq);
+	vox_status st = vox_pg_run(vox_tx_pg(tx), "bench_limit_insert", &p, NULL);
+	vox_pg_params_release(&p);
 	return st;
 }
 
