@@ -295,7 +295,8 @@ static void wipe_request(vox_request *req)
  * Common start of every endpoint: the org (from the subject) and the
  * decoded request. False when an error was answered. Without a valid org
  * there is nothing to attribute the request to, so that refusal alone is
- * not audited; a refusal of the body is, when action is not NULL.
+ * not audited; a refusal of the body is, when action is not NULL. *q is
+ * the caller's to release only when true.
  */
 static bool begin_request(vox_vault_ctx *vc, vox_vault_conn *conn, vox_request *req,
 			  char org[37], vox_cred_req *q, bool need_provider,
@@ -305,8 +306,6 @@ static bool begin_request(vox_vault_ctx *vc, vox_vault_conn *conn, vox_request *
 	const char *data = vox_request_data(req, &len);
 	req_fail fail = {0, NULL};
 	char text[96];
-	memset(q, 0, sizeof(*q));
-	vox_buf_init(&q->metadata);
 	if (!vox_request_org(req, org)) {
 		vox_request_fail(req, VOX_E_INVALID, "org_id: the subject's last token must be a UUID");
 		return false;
