@@ -54,6 +54,22 @@ keep() {
   done
 }
 
+# run: fuzz binary $1 (target $2) for $seconds on its corpus, inputs up to
+# $3 bytes; a crash is kept as a regression vector and fails the run
+run() {
+  local bin=$1 name=$2 corpus=build-fuzz/corpus/$2
+  echo "fuzz: $name for ${seconds}s (corpus $(ls "$corpus" | wc -l))"
+  "$bin" -max_total_time="$seconds" -max_len="$3" -timeout=5 \
+    -artifact_prefix=build-fuzz/crashes/"$name"- -print_final_stats=1 \
+    "$corpus" 2> build-fuzz/"$name".log || {
+      echo "fuzz: $name FAILED, see build-fuzz/$name.log and build-fuzz/crashes/"
+      tail -30 build-fuzz/"$name".log
+      keep "$name"
+      exit 1
+    }
+  grep -E "stat::number_of_executed_units" build-fuzz/"$name".log | sed 's/^/  /'
+}
+
 for vec in subjects/vectors/*.vec; do
   kind=$(basename "$vec" .vec)
   target=build-fuzz/bin/fuzz_${kind//./_}
@@ -67,17 +83,7 @@ for vec in subjects/vectors/*.vec; do
     elsif (s/^hex://) { s/\s+//g; $h{$n} .= $_ }
     END { for (keys %h) { open(my $f, ">", "'"$corpus"'/vec$_") or die;
           binmode $f; print $f pack("H*", $h{$_}); close $f } }' "$vec"
-  n=$(ls "$corpus" | wc -l)
-  echo "fuzz: $kind for ${seconds}s (corpus $n)"
-  "$target" -max_total_time="$seconds" -max_len=4096 -timeout=5 \
-    -artifact_prefix=build-fuzz/crashes/"$kind"- -print_final_stats=1 \
-    "$corpus" 2> build-fuzz/"$kind".log || {
-      echo "fuzz: $kind FAILED, see build-fuzz/$kind.log and build-fuzz/crashes/"
-      tail -30 build-fuzz/"$kind".log
-      keep "$kind"
-      exit 1
-    }
-  grep -E "stat::number_of_executed_units" build-fuzz/"$kind".log | sed 's/^/  /'
+  run "$target" "$kind" 4096
 done
 # request: fuzz request decoder $1 ("query_request") for $seconds, inputs
 # up to $2 bytes, seeded with its regression vectors and whatever its
@@ -87,16 +93,7 @@ request() {
   mkdir -p "$corpus"
   cp tests/fuzz/regress/"$name"/* "$corpus"/
   replay build-fuzz/bin/fuzz_"$name" "$name"
-  echo "fuzz: $name for ${seconds}s"
-  build-fuzz/bin/fuzz_"$name" -max_total_time="$seconds" -max_len="$2" -timeout=5 \
-    -artifact_prefix=build-fuzz/crashes/"$name"- -print_final_stats=1 \
-    "$corpus" 2> build-fuzz/"$name".log || {
-      echo "fuzz: $name FAILED, see build-fuzz/$name.log and build-fuzz/crashes/"
-      tail -30 build-fuzz/"$name".log
-      keep "$name"
-      exit 1
-    }
-  grep -E "stat::number_of_executed_units" build-fuzz/"$name".log | sed 's/^/  /'
+  run build-fuzz/bin/fuzz_"$name" "$name" "$2"
 }
 # vox-query's, with a few requests written by hand besides
 corpus=build-fuzz/corpus/query_request

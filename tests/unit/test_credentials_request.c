@@ -10,24 +10,7 @@
 #include <msgpack.h>
 
 #include "core/credentials_request.h"
-
-typedef struct req {
-	msgpack_sbuffer sb;
-	msgpack_packer pk;
-} req;
-
-static void req_init(req *r, uint32_t nkeys)
-{
-	msgpack_sbuffer_init(&r->sb);
-	msgpack_packer_init(&r->pk, &r->sb, msgpack_sbuffer_write);
-	msgpack_pack_map(&r->pk, nkeys);
-}
-
-static void str(req *r, const char *s)
-{
-	msgpack_pack_str(&r->pk, strlen(s));
-	msgpack_pack_str_body(&r->pk, s, strlen(s));
-}
+#include "req_build.h"
 
 static void bin(req *r, const void *p, size_t n)
 {
@@ -52,15 +35,15 @@ static void test_a_put_keeps_every_field(void **state)
 	vox_cred_req q;
 	char err[200];
 	req_init(&r, 6);
-	str(&r, "provider"); str(&r, "twilio");
-	str(&r, "type"); str(&r, "outbound");
-	str(&r, "config"); bin(&r, "{\"sid\":1}", 9);
-	str(&r, "reply_key"); bin(&r, key, sizeof(key));
-	str(&r, "metadata");
+	req_key(&r, "provider"); req_key(&r, "twilio");
+	req_key(&r, "type"); req_key(&r, "outbound");
+	req_key(&r, "config"); bin(&r, "{\"sid\":1}", 9);
+	req_key(&r, "reply_key"); bin(&r, key, sizeof(key));
+	req_key(&r, "metadata");
 	msgpack_pack_map(&r.pk, 2);
-	str(&r, "label"); str(&r, "say \"hi\"");
-	str(&r, "owner"); str(&r, "caf\xc3\xa9");
-	str(&r, "org_id"); str(&r, "not the org: the subject's is");
+	req_key(&r, "label"); req_key(&r, "say \"hi\"");
+	req_key(&r, "owner"); req_key(&r, "caf\xc3\xa9");
+	req_key(&r, "org_id"); req_key(&r, "not the org: the subject's is");
 	assert_int_equal(parse(&r, &q, err, sizeof(err)), VOX_OK);
 	assert_true(q.complete);
 	assert_true(q.has_provider);
@@ -90,8 +73,8 @@ static void test_empty_bodies_take_the_defaults(void **state)
 	vox_cred_req_release(&q);
 	req r;
 	req_init(&r, 2);
-	str(&r, "metadata"); msgpack_pack_nil(&r.pk); /* nil: absent */
-	str(&r, "x"); msgpack_pack_int(&r.pk, 1);
+	req_key(&r, "metadata"); msgpack_pack_nil(&r.pk); /* nil: absent */
+	req_key(&r, "x"); msgpack_pack_int(&r.pk, 1);
 	assert_int_equal(parse(&r, &q, err, sizeof(err)), VOX_OK);
 	assert_int_equal(q.metadata.len, 0);
 	vox_cred_req_release(&q);
@@ -99,20 +82,20 @@ static void test_empty_bodies_take_the_defaults(void **state)
 
 typedef void (*build_fn)(req *r);
 
-static void provider_unknown(req *r) { req_init(r, 1); str(r, "provider"); str(r, "acme"); }
-static void provider_int(req *r) { req_init(r, 1); str(r, "provider"); msgpack_pack_int(&r->pk, 1); }
-static void type_bad(req *r) { req_init(r, 1); str(r, "type"); str(r, "primary"); }
-static void config_int(req *r) { req_init(r, 1); str(r, "config"); msgpack_pack_int(&r->pk, 5); }
-static void key_short(req *r) { req_init(r, 1); str(r, "reply_key"); bin(r, "kkkk", 4); }
-static void key_str(req *r) { req_init(r, 1); str(r, "reply_key"); str(r, "kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk"); }
-static void meta_list(req *r) { req_init(r, 1); str(r, "metadata"); msgpack_pack_array(&r->pk, 0); }
-static void meta_int(req *r) { req_init(r, 1); str(r, "metadata"); msgpack_pack_map(&r->pk, 1); str(r, "a"); msgpack_pack_int(&r->pk, 1); }
+static void provider_unknown(req *r) { req_init(r, 1); req_key(r, "provider"); req_key(r, "acme"); }
+static void provider_int(req *r) { req_init(r, 1); req_key(r, "provider"); msgpack_pack_int(&r->pk, 1); }
+static void type_bad(req *r) { req_init(r, 1); req_key(r, "type"); req_key(r, "primary"); }
+static void config_int(req *r) { req_init(r, 1); req_key(r, "config"); msgpack_pack_int(&r->pk, 5); }
+static void key_short(req *r) { req_init(r, 1); req_key(r, "reply_key"); bin(r, "kkkk", 4); }
+static void key_str(req *r) { req_init(r, 1); req_key(r, "reply_key"); req_key(r, "kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk"); }
+static void meta_list(req *r) { req_init(r, 1); req_key(r, "metadata"); msgpack_pack_array(&r->pk, 0); }
+static void meta_int(req *r) { req_init(r, 1); req_key(r, "metadata"); msgpack_pack_map(&r->pk, 1); req_key(r, "a"); msgpack_pack_int(&r->pk, 1); }
 static void meta_nul(req *r)
 {
 	req_init(r, 1);
-	str(r, "metadata");
+	req_key(r, "metadata");
 	msgpack_pack_map(&r->pk, 1);
-	str(r, "a");
+	req_key(r, "a");
 	msgpack_pack_str(&r->pk, 3);
 	msgpack_pack_str_body(&r->pk, "x\0y", 3);
 }
@@ -122,14 +105,14 @@ static void meta_big(req *r)
 	memset(v, 'm', sizeof(v) - 1);
 	v[sizeof(v) - 1] = '\0';
 	req_init(r, 1);
-	str(r, "metadata");
+	req_key(r, "metadata");
 	msgpack_pack_map(&r->pk, 1);
-	str(r, "a");
-	str(r, v);
+	req_key(r, "a");
+	req_key(r, v);
 }
-static void provider_twice(req *r) { req_init(r, 2); str(r, "provider"); str(r, "vapi"); str(r, "provider"); str(r, "twilio"); }
-static void type_nil_twice(req *r) { req_init(r, 2); str(r, "type"); str(r, "inbound"); str(r, "type"); msgpack_pack_nil(&r->pk); }
-static void meta_twice(req *r) { req_init(r, 2); str(r, "metadata"); msgpack_pack_nil(&r->pk); str(r, "metadata"); msgpack_pack_map(&r->pk, 0); }
+static void provider_twice(req *r) { req_init(r, 2); req_key(r, "provider"); req_key(r, "vapi"); req_key(r, "provider"); req_key(r, "twilio"); }
+static void type_nil_twice(req *r) { req_init(r, 2); req_key(r, "type"); req_key(r, "inbound"); req_key(r, "type"); msgpack_pack_nil(&r->pk); }
+static void meta_twice(req *r) { req_init(r, 2); req_key(r, "metadata"); msgpack_pack_nil(&r->pk); req_key(r, "metadata"); msgpack_pack_map(&r->pk, 0); }
 static void key_int(req *r) { req_init(r, 1); msgpack_pack_int(&r->pk, 1); msgpack_pack_int(&r->pk, 2); }
 static void not_map(req *r) { msgpack_sbuffer_init(&r->sb); msgpack_packer_init(&r->pk, &r->sb, msgpack_sbuffer_write); msgpack_pack_array(&r->pk, 0); }
 static void trailing(req *r) { req_init(r, 0); msgpack_pack_map(&r->pk, 0); }

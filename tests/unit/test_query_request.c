@@ -13,6 +13,7 @@
 #include <msgpack.h>
 
 #include "core/query_request.h"
+#include "req_build.h"
 
 /* ---- cursors ------------------------------------------------------------- */
 
@@ -74,24 +75,6 @@ static void test_cursor_refuses_garbage(void **state)
 }
 
 /* ---- requests ------------------------------------------------------------ */
-
-typedef struct req {
-	msgpack_sbuffer sb;
-	msgpack_packer pk;
-} req;
-
-static void req_init(req *r, uint32_t nkeys)
-{
-	msgpack_sbuffer_init(&r->sb);
-	msgpack_packer_init(&r->pk, &r->sb, msgpack_sbuffer_write);
-	msgpack_pack_map(&r->pk, nkeys);
-}
-
-static void req_key(req *r, const char *k)
-{
-	msgpack_pack_str(&r->pk, strlen(k));
-	msgpack_pack_str_body(&r->pk, k, strlen(k));
-}
 
 static void req_str(req *r, const char *k, const char *v)
 {
