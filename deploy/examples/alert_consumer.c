@@ -102,7 +102,7 @@ int main(int argc, char **argv)
 		for (int i = 0; i < list.Count; i++) {
 			natsMsg *m = list.Msgs[i];
 			vox_event ev;
-			vox_decode_error err;
+			vox_error err;
 			if (vox_event_decode_subject(&ev, natsMsg_GetSubject(m),
 						     natsMsg_GetData(m),
 						     (size_t)natsMsg_GetDataLength(m),

@@ -27,7 +27,7 @@
 static int publish(jsCtx *js, const vox_event *ev)
 {
 	vox_pub_ack ack;
-	vox_decode_error err;
+	vox_error err;
 	vox_status st = vox_publish(js, ev, 5000, &ack, &err);
 	if (st == VOX_E_INVALID) {
 		fprintf(stderr, "bridge: refused: %s\n", err.message);

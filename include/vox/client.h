@@ -56,7 +56,7 @@ typedef struct vox_pub_ack {
  * contract; nothing is built then.
  */
 vox_status vox_event_to_msg(natsMsg **out, const vox_event *ev,
-			    vox_decode_error *err) VOX_MUST_CHECK;
+			    vox_error *err) VOX_MUST_CHECK;
 
 /*
  * Publish ev and wait for JetStream's acknowledgement (up to timeout_ms).
@@ -66,7 +66,7 @@ vox_status vox_event_to_msg(natsMsg **out, const vox_event *ev,
  * safe (the Nats-Msg-Id makes a repeat a duplicate).
  */
 vox_status vox_publish(jsCtx *js, const vox_event *ev, int64_t timeout_ms,
-		       vox_pub_ack *ack, vox_decode_error *err) VOX_MUST_CHECK;
+		       vox_pub_ack *ack, vox_error *err) VOX_MUST_CHECK;
 
 /*
  * Publish without waiting; acknowledgements and failures arrive through
@@ -75,7 +75,7 @@ vox_status vox_publish(jsCtx *js, const vox_event *ev, int64_t timeout_ms,
  * unlimited.
  */
 vox_status vox_publish_async(jsCtx *js, const vox_event *ev,
-			     vox_decode_error *err) VOX_MUST_CHECK;
+			     vox_error *err) VOX_MUST_CHECK;
 
 #ifdef __cplusplus
 }

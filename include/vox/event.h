@@ -171,16 +171,6 @@ typedef struct vox_event {
 	} u;
 } vox_event;
 
-/* Why a message was refused. `code` is a stable identifier (see
- * subjects/README.md: "truncated", "out_of_range", ...); `message` names
- * the field: "duration_seconds: must be 0..86400". */
-typedef struct vox_decode_error {
-	vox_status status; /* VOX_E_DECODE, VOX_E_INVALID, VOX_E_TOO_LARGE,
-			      VOX_E_ORG_MISMATCH */
-	const char *code;  /* static string */
-	char field[48];    /* "" for errors about the whole message */
-	char message[200];
-} vox_decode_error;
 
 /*
  * Decode and validate data (len bytes) as a message of the given kind.
@@ -190,7 +180,7 @@ typedef struct vox_decode_error {
  */
 vox_status vox_event_decode(vox_event *out, vox_event_kind kind,
 			    const void *data, size_t len,
-			    vox_decode_error *err) VOX_MUST_CHECK;
+			    vox_error *err) VOX_MUST_CHECK;
 
 /*
  * Decode a message received on subject: the kind comes from the subject's
@@ -200,7 +190,7 @@ vox_status vox_event_decode(vox_event *out, vox_event_kind kind,
  */
 vox_status vox_event_decode_subject(vox_event *out, const char *subject,
 				    const void *data, size_t len,
-				    vox_decode_error *err) VOX_MUST_CHECK;
+				    vox_error *err) VOX_MUST_CHECK;
 
 /*
  * Encode ev as MessagePack. On VOX_OK *out is a malloc'd buffer of *len
@@ -209,7 +199,7 @@ vox_status vox_event_decode_subject(vox_event *out, const char *subject,
  * one), so vox never sends what it would refuse.
  */
 vox_status vox_event_encode(const vox_event *ev, unsigned char **out,
-			    size_t *len, vox_decode_error *err) VOX_MUST_CHECK;
+			    size_t *len, vox_error *err) VOX_MUST_CHECK;
 
 /* The event as one line of canonical JSON (fields in contract order,
  * timestamps in RFC 3339 with nanoseconds). malloc'd; caller frees. */

@@ -10,11 +10,13 @@
 #include <stdbool.h>
 
 /* On a function whose result says whether it worked: ignoring it is a
- * compile error under -Werror. */
+ * compile error under -Werror. VOX_PRINTF marks a printf-like one. */
 #if defined(__GNUC__) || defined(__clang__)
 #define VOX_MUST_CHECK __attribute__((warn_unused_result))
+#define VOX_PRINTF(f, a) __attribute__((format(printf, f, a)))
 #else
 #define VOX_MUST_CHECK
+#define VOX_PRINTF(f, a)
 #endif
 
 typedef enum vox_status {
@@ -49,5 +51,27 @@ bool vox_status_is_transient(vox_status s);
 /* The ADR-32 error code a request-reply answer carries for this status:
  * 400, 403, 404, 409, 413, 500 or 503. */
 int vox_status_code(vox_status s);
+
+/*
+ * Why an input was refused or an operation failed: the one error of vox.
+ * A decoder fills it, and it travels unchanged to a dead letter's headers
+ * (Vox-Error, Vox-Error-Reason, Vox-Error-Field) and to a service's error
+ * reply (Nats-Service-Error-Code from status, the same Vox-Error-* headers).
+ * `code` is a stable identifier (subjects/README.md: "truncated",
+ * "out_of_range", ...); `message` names the field and says what is wrong:
+ * "duration_seconds: must be 0..86400".
+ */
+typedef struct vox_error {
+	vox_status status;
+	const char *code;  /* static string */
+	char field[48];    /* "" for errors about the whole input */
+	char message[200];
+} vox_error;
+
+/* Fill *err (when not NULL) and return st. The message is the field, a
+ * colon and the formatted text; just the text when field is NULL or "". */
+vox_status vox_error_set(vox_error *err, vox_status st, const char *code,
+			 const char *field, const char *fmt, ...)
+	VOX_PRINTF(5, 6);
 
 #endif

@@ -232,7 +232,7 @@ static void *worker_main(void *arg)
 		}
 		natsMsg *m = list.Msgs[0];
 		vox_event ev;
-		vox_decode_error err;
+		vox_error err;
 		if (vox_event_decode_subject(&ev, natsMsg_GetSubject(m), natsMsg_GetData(m),
 					     (size_t)natsMsg_GetDataLength(m), &err) != VOX_OK ||
 		    !apply_one(w, &ev)) {

@@ -115,7 +115,7 @@ static int run_codec(long iterations)
 {
 	for (int k = 0; k < VOX_EVENT_KIND_COUNT; k++) {
 		vox_event ev, out;
-		vox_decode_error err;
+		vox_error err;
 		unsigned char *buf = NULL;
 		size_t len = 0;
 		sample(&ev, (vox_event_kind)k);

@@ -75,7 +75,7 @@ bool bench_pub_msg(bench_pub *p, natsMsg **m)
 bool bench_pub_event(bench_pub *p, const vox_event *ev)
 {
 	natsMsg *m = NULL;
-	vox_decode_error err;
+	vox_error err;
 	if (vox_event_to_msg(&m, ev, &err) != VOX_OK) {
 		fprintf(stderr, "vox-bench: event refused: %s\n", err.message);
 		return false;

@@ -7,7 +7,7 @@
 #include "io/natsconn.h"
 
 vox_status vox_event_to_msg(natsMsg **out, const vox_event *ev,
-			    vox_decode_error *err)
+			    vox_error *err)
 {
 	unsigned char *body = NULL;
 	size_t len = 0;
@@ -43,7 +43,7 @@ out:
 }
 
 vox_status vox_publish(jsCtx *js, const vox_event *ev, int64_t timeout_ms,
-		       vox_pub_ack *ack, vox_decode_error *err)
+		       vox_pub_ack *ack, vox_error *err)
 {
 	natsMsg *m = NULL;
 	jsPubAck *pa = NULL;
@@ -69,7 +69,7 @@ vox_status vox_publish(jsCtx *js, const vox_event *ev, int64_t timeout_ms,
 }
 
 vox_status vox_publish_async(jsCtx *js, const vox_event *ev,
-			     vox_decode_error *err)
+			     vox_error *err)
 {
 	natsMsg *m = NULL;
 	vox_status st = vox_event_to_msg(&m, ev, err);

@@ -7,6 +7,7 @@
 
 #include "core/buf.h"
 #include "core/mp.h"
+#include "core/schema.h"
 #include "vox/event.h"
 
 #include <msgpack.h>
@@ -16,18 +17,6 @@ void vox_event_json_into(const vox_event *ev, vox_buf *b);
 
 /* "2026-11-24T10:00:00.123000000Z" */
 void vox_time_rfc3339(const vox_time *t, char out[64]);
-
-/* A UUID in the 8-4-4-4-12 form, any case; out gets it lowercased. */
-bool vox_uuid_parse(const char *s, size_t n, vox_uuid *out);
-
-/* "+" then 8..15 digits, the first not 0. */
-bool vox_e164_ok(const char *s, size_t n);
-
-/* Read a timestamp (ext -1 of 4, 8 or 12 bytes, or integer milliseconds)
- * in the contract's range [2000-01-01, 2100-01-01). name is the field the
- * error names. */
-vox_status vox_time_read(vox_mp *r, const char *name, vox_time *out,
-			 vox_decode_error *err) VOX_MUST_CHECK;
 
 /* Parse an RFC 3339 date-time ("2026-11-24T10:00:00.123Z", an offset
  * "+01:00" instead of Z, up to 9 fraction digits). False for anything

@@ -18,7 +18,6 @@
 
 #include "vox/status.h"
 
-#define VOX_PRINTF(f, a) __attribute__((format(printf, f, a)))
 #define VOX_NELEM(a) (sizeof(a) / sizeof((a)[0]))
 #define VOX_UNUSED(x) ((void)(x))
 

@@ -139,7 +139,7 @@ static vox_status read_time_us(vox_mp *r, const char *name, int64_t *us,
 			       char *err, size_t errlen)
 {
 	vox_time t;
-	vox_decode_error de;
+	vox_error de;
 	if (vox_time_read(r, name, &t, &de) != VOX_OK)
 		return refuse(err, errlen, "%s", de.message);
 	*us = t.sec * 1000000 + t.nsec / 1000;

@@ -45,3 +45,23 @@ int vox_status_code(vox_status s)
 		return 500;
 	return status_table[s].code;
 }
+
+vox_status vox_error_set(vox_error *err, vox_status st, const char *code,
+			 const char *field, const char *fmt, ...)
+{
+	if (err == NULL)
+		return st;
+	err->status = st;
+	err->code = code;
+	snprintf(err->field, sizeof(err->field), "%s", field ? field : "");
+	char text[160];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	if (field && *field)
+		snprintf(err->message, sizeof(err->message), "%s: %s", field, text);
+	else
+		snprintf(err->message, sizeof(err->message), "%s", text);
+	return st;
+}

@@ -75,7 +75,7 @@ static uint64_t decode_item(vox_runtime *rt, natsMsg *m, vox_item *it)
 {
 	uint64_t pending = 0;
 	vox_js_ack meta;
-	vox_decode_error err;
+	vox_error err;
 	memset(it, 0, sizeof(*it));
 	it->msg = m;
 	if (vox_js_ack_parse(&meta, natsMsg_GetReply(m))) {

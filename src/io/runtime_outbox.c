@@ -28,7 +28,7 @@ vox_status vox_tx_emit(vox_tx *tx, const vox_event *ev)
 {
 	unsigned char *payload = NULL;
 	size_t len = 0;
-	vox_decode_error err;
+	vox_error err;
 	char subject[256], msgid[160];
 	vox_status st = vox_event_encode(ev, &payload, &len, &err);
 	if (st != VOX_OK ||

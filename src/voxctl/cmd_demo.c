@@ -190,7 +190,7 @@ static void plan_malformed(demo *d, int o, int kind, int64_t t)
 		msgpack_sbuffer_destroy(&sb);
 	} else {
 		vox_event ev;
-		vox_decode_error err;
+		vox_error err;
 		unsigned char *body = NULL;
 		size_t len = 0;
 		memset(&ev, 0, sizeof(ev));
@@ -392,7 +392,7 @@ static int publish_all(demo *d)
 			fix_views(s);
 			for (int n = 0; n < (s->repeat ? 2 : 1); n++) {
 				vox_pub_ack ack;
-				vox_decode_error err;
+				vox_error err;
 				vox_status st = vox_publish(d->js, &s->ev, 5000, &ack, &err);
 				if (st == VOX_E_INVALID) {
 					voxctl_err("demo: the simulated %s was refused: %s"

@@ -212,7 +212,7 @@ static int replay_msg(natsMsg *m, uint64_t dlq_seq, const vox_event *fixed,
 {
 	const char *orig = original_subject(m);
 	vox_event ev;
-	vox_decode_error err;
+	vox_error err;
 	natsMsg *r = NULL;
 	natsStatus s;
 	memset(&err, 0, sizeof(err));

@@ -43,7 +43,7 @@ bool voxctl_event_from_json(const char *what, const char *subject,
 	vox_event_kind kind;
 	const char *org;
 	size_t orglen;
-	vox_decode_error err;
+	vox_error err;
 	char kinds[256];
 
 	if (!vox_subject_parse(subject, &kind, &org, &orglen)) {
@@ -179,7 +179,7 @@ static int publish_all(pub_list *l)
 	for (size_t i = 0; i < l->n && rc == EXIT_OK; i++) {
 		pub_item *it = &l->items[i];
 		vox_event ev;
-		vox_decode_error err;
+		vox_error err;
 		vox_pub_ack ack;
 		memset(&err, 0, sizeof(err));
 		memset(&ack, 0, sizeof(ack));

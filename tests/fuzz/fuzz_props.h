@@ -22,7 +22,7 @@ static inline bool vox_fuzz_event(vox_event_kind kind, const uint8_t *data,
 				  size_t size)
 {
 	vox_event ev, back;
-	vox_decode_error err;
+	vox_error err;
 	if (vox_event_decode(&ev, kind, data, size, &err) != VOX_OK)
 		return err.code != NULL && err.message[0] != '\0';
 	unsigned char *buf = NULL;

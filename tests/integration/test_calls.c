@@ -250,7 +250,7 @@ static vox_event ended(const char *event_id, const char *org, const char *call,
 static void publish(fixture *f, const vox_event *ev)
 {
 	vox_pub_ack ack;
-	vox_decode_error err;
+	vox_error err;
 	vox_status st = vox_publish(f->js, ev, 5000, &ack, &err);
 	if (st != VOX_OK)
 		fprintf(stderr, "publish: %s %s\n", vox_status_str(st), err.message);
@@ -264,7 +264,7 @@ static void publish_as(fixture *f, const vox_event *ev, const char *msgid)
 {
 	natsMsg *m = NULL;
 	jsPubAck *pa = NULL;
-	vox_decode_error err;
+	vox_error err;
 	assert_int_equal(vox_event_to_msg(&m, ev, &err), VOX_OK);
 	assert_int_equal(natsMsgHeader_Set(m, "Nats-Msg-Id", msgid), NATS_OK);
 	assert_int_equal(js_PublishMsg(&pa, f->js, m, NULL, NULL), NATS_OK);
@@ -537,7 +537,7 @@ static void test_two_instances_create_each_contact_once(void **state)
 	start_actor(f, 1, "VOX_BATCH=16");
 	wait_ready(f);
 	char call[37], phone[20], sid[32], eid[32], dup[48];
-	vox_decode_error err;
+	vox_error err;
 	for (int i = 0; i < CALLS; i++) {
 		call_uuid(call, 1000 + i);
 		snprintf(phone, sizeof(phone), "+4477009%05d", i % CALLERS);

@@ -756,7 +756,7 @@ static void build_bad(chaos *c, size_t i, char *subject, size_t sublen,
 		 * if it were applied, a balance would be wrong), and a call of
 		 * an org that does not exist */
 		vox_event ev;
-		vox_decode_error err;
+		vox_error err;
 		unsigned char *body = NULL;
 		size_t len = 0;
 		char pi[48], from[24], to[24];
@@ -828,7 +828,7 @@ static void publish_event(chaos *c, const step *s)
 {
 	evstore b;
 	natsMsg *m = NULL;
-	vox_decode_error err;
+	vox_error err;
 	build_event(c, s, &b);
 	assert_int_equal(vox_event_to_msg(&m, &b.ev, &err), VOX_OK);
 	if (s->dup == DUP_OTHER_ID) {
@@ -1178,7 +1178,7 @@ static void check_alerts(chaos *c)
 		if (js_GetMsg(&m, c->js, "ALERTS", seq, NULL, NULL) != NATS_OK)
 			continue;
 		vox_event ev;
-		vox_decode_error err;
+		vox_error err;
 		if (vox_event_decode_subject(&ev, natsMsg_GetSubject(m), natsMsg_GetData(m),
 					     (size_t)natsMsg_GetDataLength(m),
 					     &err) != VOX_OK) {

@@ -198,7 +198,7 @@ typedef struct evbuf {
 static void publish(fixture *f, const vox_event *ev)
 {
 	vox_pub_ack ack;
-	vox_decode_error err;
+	vox_error err;
 	vox_status st = vox_publish(f->js, ev, 10000, &ack, &err);
 	if (st != VOX_OK)
 		fprintf(stderr, "publish: %s %s\n", vox_status_str(st), err.message);

@@ -219,7 +219,7 @@ static void publish_as(fixture *f, const vox_event *ev, const char *msgid)
 {
 	natsMsg *m = NULL;
 	jsPubAck *pa = NULL;
-	vox_decode_error err;
+	vox_error err;
 	vox_status st = vox_event_to_msg(&m, ev, &err);
 	if (st != VOX_OK)
 		fprintf(stderr, "event refused: %s\n", err.message);
@@ -303,7 +303,7 @@ static void collect_alerts(fixture *f, alert_list *out, long long want)
 	assert_true(want <= 32);
 	for (long long seq = 1; seq <= want; seq++) {
 		natsMsg *m = NULL;
-		vox_decode_error err;
+		vox_error err;
 		assert_int_equal(js_GetMsg(&m, f->js, "ALERTS", (uint64_t)seq, NULL, NULL),
 				 NATS_OK);
 		int i = out->n++;

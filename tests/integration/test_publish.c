@@ -79,7 +79,7 @@ static void test_publish_stores_then_reports_duplicate(void **state)
 	(void)state;
 	vox_event ev;
 	vox_pub_ack ack;
-	vox_decode_error err;
+	vox_error err;
 	uint64_t before = stream_msgs();
 	payment(&ev, "evt_pub_1", 2500);
 	assert_int_equal(vox_publish(js, &ev, 5000, &ack, &err), VOX_OK);
@@ -113,7 +113,7 @@ static void test_invalid_event_is_never_sent(void **state)
 	(void)state;
 	vox_event ev;
 	vox_pub_ack ack = {{0}, 0, false};
-	vox_decode_error err;
+	vox_error err;
 	uint64_t before = stream_msgs();
 	payment(&ev, "evt_pub_bad", 0); /* amount must be >= 1 */
 	assert_int_equal(vox_publish(js, &ev, 5000, &ack, &err), VOX_E_INVALID);
@@ -129,7 +129,7 @@ static void test_async_publish(void **state)
 {
 	(void)state;
 	vox_event ev;
-	vox_decode_error err;
+	vox_error err;
 	char ids[50][32];
 	uint64_t before = stream_msgs();
 	for (int i = 0; i < 50; i++) {

@@ -131,7 +131,7 @@ static int64_t publish_range(fixture *f, int from, int to)
 	int64_t total = 0;
 	char id[64];
 	vox_event ev;
-	vox_decode_error err;
+	vox_error err;
 	for (int i = from; i < to; i++) {
 		make_event(f, i, amount_of(i), f->desc, &ev, id, sizeof(id));
 		total += amount_of(i);
@@ -352,7 +352,7 @@ static void test_poison_messages_are_dead_lettered(void **state)
 	fixture *f = *state;
 	char subject[128], id[64];
 	vox_event ev;
-	vox_decode_error err;
+	vox_error err;
 	vox_pub_ack ack;
 	start_actor(f, 0, NULL, NULL);
 	wait_actor_ready(f);
@@ -439,7 +439,7 @@ static void test_an_alert_never_blocks_its_effect(void **state)
 	fixture *f = *state;
 	char id[64];
 	vox_event ev;
-	vox_decode_error err;
+	vox_error err;
 	vox_pub_ack ack;
 	start_actor(f, 0, NULL, NULL);
 	wait_actor_ready(f);
@@ -464,7 +464,7 @@ static void crash_between(fixture *f, const char *fault)
 {
 	char id[64];
 	vox_event ev;
-	vox_decode_error err;
+	vox_error err;
 	vox_pub_ack ack;
 	start_actor(f, 0, fault, "VOX_OUTBOX_AGE_MS=0");
 	wait_actor_ready(f);
@@ -500,7 +500,7 @@ static void assert_one_alert(fixture *f)
 	natsMsg *m = NULL;
 	assert_int_equal(js_GetMsg(&m, f->js, "ALERTS", 1, NULL, NULL), NATS_OK);
 	vox_event alert;
-	vox_decode_error err;
+	vox_error err;
 	assert_int_equal(vox_event_decode_subject(&alert, natsMsg_GetSubject(m),
 			 natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), &err),
 			 VOX_OK);

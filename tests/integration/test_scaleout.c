@@ -363,7 +363,7 @@ static void call_id(char out[37], int org, int n)
 static void publish(fixture *f, const vox_event *ev, const char *msgid, bool async)
 {
 	natsMsg *m = NULL;
-	vox_decode_error err;
+	vox_error err;
 	vox_status st = vox_event_to_msg(&m, ev, &err);
 	if (st != VOX_OK)
 		fprintf(stderr, "event refused: %s\n", err.message);

@@ -626,7 +626,7 @@ static void test_consume_stats_in_metadata(void **state)
 		char eid[32];
 		vox_event ev;
 		vox_pub_ack ack;
-		vox_decode_error err;
+		vox_error err;
 		snprintf(eid, sizeof(eid), "evt_svc_%d", i);
 		payment(&ev, eid, 100 + i);
 		assert_int_equal(vox_publish(f->js, &ev, 5000, &ack, &err), VOX_OK);

@@ -265,7 +265,7 @@ static void test_round_trip_generated(void **state)
 	for (int i = 0; i < ITERATIONS; i++) {
 		arena_used = 0;
 		vox_event ev, back;
-		vox_decode_error err;
+		vox_error err;
 		vox_event_kind kind = (vox_event_kind)(i % VOX_EVENT_KIND_COUNT);
 		gen_event(&ev, kind);
 		unsigned char *buf = NULL;
@@ -299,7 +299,7 @@ static void test_mutations_never_crash(void **state)
 	for (int i = 0; i < ITERATIONS; i++) {
 		arena_used = 0;
 		vox_event ev, out;
-		vox_decode_error err;
+		vox_error err;
 		vox_event_kind kind = (vox_event_kind)(i % VOX_EVENT_KIND_COUNT);
 		gen_event(&ev, kind);
 		unsigned char *buf = NULL;
@@ -351,7 +351,7 @@ static void test_errors_name_the_field(void **state)
 	(void)state;
 	arena_used = 0;
 	vox_event ev, out;
-	vox_decode_error err;
+	vox_error err;
 	gen_event(&ev, VOX_CALL_ENDED);
 	ev.u.call_ended.duration_seconds = 86401;
 	unsigned char *buf = NULL;
@@ -380,7 +380,7 @@ static void test_subject_must_match_org(void **state)
 	(void)state;
 	arena_used = 0;
 	vox_event ev, out;
-	vox_decode_error err;
+	vox_error err;
 	gen_event(&ev, VOX_PAYMENT_SUCCEEDED);
 	unsigned char *buf = NULL;
 	size_t len;
@@ -429,7 +429,7 @@ static void test_extreme_millisecond_timestamps(void **state)
 		memcpy(msg, head, n);
 		memcpy(msg + n, values[i], 8);
 		vox_event out;
-		vox_decode_error err;
+		vox_error err;
 		assert_int_equal(vox_event_decode(&out, VOX_CALL_ENDED, msg, n + 8, &err),
 				 VOX_E_INVALID);
 		assert_string_equal(err.code, "out_of_range");

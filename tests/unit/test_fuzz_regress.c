@@ -54,7 +54,7 @@ static void outcome(char *out, size_t len, const char *target,
 		vox_cred_req_release(&q);
 	} else {
 		vox_event ev;
-		vox_decode_error de;
+		vox_error de;
 		st = vox_event_decode(&ev, kind, data, size, &de);
 		snprintf(out, len, "%s", st == VOX_OK ? "ok" : de.code);
 		return;
@@ -188,7 +188,7 @@ static void test_a_valid_vector_is_accepted(void **state)
 	vox_buf_init(&b);
 	assert_true(read_all(path, &b));
 	vox_event ev;
-	vox_decode_error err;
+	vox_error err;
 	assert_int_equal(vox_event_decode(&ev, VOX_CALL_STARTED,
 					  (const uint8_t *)b.data, b.len, &err), VOX_OK);
 	assert_true(vox_fuzz_event(VOX_CALL_STARTED, (const uint8_t *)b.data, b.len));

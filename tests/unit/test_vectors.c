@@ -77,7 +77,7 @@ static void run_case(vox_event_kind kind, vcase *c)
 	unsigned char *enc = NULL;
 	char *json = NULL, *json2 = NULL;
 	vox_event ev, ev2;
-	vox_decode_error err;
+	vox_error err;
 	memset(&err, 0, sizeof(err));
 
 	CHECK(unhex(c->hex.data ? c->hex.data : "", &bytes), "bad hex");
