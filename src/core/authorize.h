@@ -1,6 +1,6 @@
 /*
  * authorize.h - the request of billing.authorize.<org_id>, read with the
- * bounded reader (core/mp.h) like every other input of vox: no
+ * schema decoder (core/schema.h) like every other input of vox: no
  * allocation, no recursion, every length checked against the bytes left.
  * Pure: vox-billing answers from it, the unit tests and the fuzz target
  * call it directly. The rules are in subjects/billing.authorize.md.
@@ -19,17 +19,16 @@ typedef struct vox_authorize_req {
 } vox_authorize_req;
 
 /*
- * Read a request of len bytes. An empty body is `{}`. Otherwise it must
- * be one msgpack map with string keys and nothing after it; `call_id`,
- * when present and not nil, is a UUID (any case, normalised) and may
- * appear once; any other key is ignored (its value skipped, nested up to
- * VOX_MP_MAX_DEPTH). Returns VOX_OK and fills *out; VOX_E_TOO_LARGE (413)
- * over VOX_AUTHORIZE_MAX_REQUEST bytes; VOX_E_INVALID (400) for anything
- * else. On failure *out is untouched and err (errlen bytes) says why,
- * naming the field: "call_id: must be a UUID ...", "request: ...".
+ * Read a request of len bytes by the rules of every request
+ * (core/schema.h): an empty body is `{}`; otherwise one msgpack map with
+ * string keys and nothing after it; `call_id`, when present and not nil,
+ * is a UUID (any case, normalised) and may appear once; any other key is
+ * skipped. VOX_OK fills *out; on failure *out is untouched and *err says
+ * why: VOX_E_TOO_LARGE (413) over VOX_AUTHORIZE_MAX_REQUEST bytes,
+ * VOX_E_DECODE or VOX_E_INVALID (400) for anything else, naming the field
+ * ("call_id: must be a UUID ...").
  */
 vox_status vox_authorize_parse(vox_authorize_req *out, const void *data,
-			       size_t len, char *err,
-			       size_t errlen) VOX_MUST_CHECK;
+			       size_t len, vox_error *err) VOX_MUST_CHECK;
 
 #endif

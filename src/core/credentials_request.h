@@ -33,14 +33,15 @@ typedef struct vox_cred_req {
 } vox_cred_req;
 
 /*
- * Decode body (an empty body counts as {}). VOX_E_TOO_LARGE over
- * VOX_CRED_MAX_REQUEST bytes or VOX_CRED_MAX_METADATA of metadata,
- * VOX_E_INVALID otherwise; err names the field ("type: must be default,
- * inbound or outbound") and never quotes the input. *q is always
+ * Decode body by the rules of every request (core/schema.h; an empty body
+ * counts as {}). VOX_E_TOO_LARGE over VOX_CRED_MAX_REQUEST bytes or
+ * VOX_CRED_MAX_METADATA of metadata, VOX_E_DECODE or VOX_E_INVALID
+ * otherwise; err names the field ("type: must be one of
+ * default|inbound|outbound") and never quotes the input. *q is always
  * initialised: release it with vox_cred_req_release whatever the result.
  */
 vox_status vox_cred_req_parse(vox_cred_req *q, const void *data, size_t len,
-			      char *err, size_t errlen) VOX_MUST_CHECK;
+			      vox_error *err) VOX_MUST_CHECK;
 
 void vox_cred_req_release(vox_cred_req *q);
 

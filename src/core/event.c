@@ -21,6 +21,8 @@
 
 #define fail vox_error_set
 
+#define MAX_KEYS 256 /* a map with more entries is refused: too_large */
+
 typedef struct kind_def {
 	vox_schema schema;
 	size_t org_off; /* offset of the org_id vox_uuid */
@@ -145,7 +147,7 @@ static const vox_field low_balance_fields[] = {WALLET_FIELDS("threshold_pence")}
 static const vox_field debt_limit_fields[] = {WALLET_FIELDS("shortfall_pence")};
 
 #define KIND(arr, type)                                                        \
-	{{arr, VOX_NELEM(arr), VOX_MAX_MESSAGE, false, "message"},             \
+	{{arr, VOX_NELEM(arr), VOX_MAX_MESSAGE, MAX_KEYS, false, "message"},             \
 	 offsetof(type, org_id)}
 static const kind_def kinds[VOX_EVENT_KIND_COUNT] = {
 	[VOX_CALL_STARTED] = KIND(call_started_fields, vox_call_started),

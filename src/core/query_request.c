@@ -1,12 +1,12 @@
 /*
- * query_request.c - vox-query's requests and cursors. Requests are read with the
- * bounded reader (core/mp.h); nothing here allocates or touches a socket.
+ * query_request.c - vox-query's requests and cursors. Requests are read by
+ * the schema decoder (core/schema.h); nothing here allocates or touches a
+ * socket.
  */
 #include "core/query_request.h"
 
 #include "core/buf.h"
-#include "core/codec.h"
-#include "core/mp.h"
+#include "core/schema.h"
 
 #include <sodium.h>
 
@@ -59,197 +59,104 @@ bool vox_qcursor_decode(vox_qcursor_kind kind, const char *s, size_t n,
 
 /* ---- requests ------------------------------------------------------------ */
 
-static vox_status refuse(char *err, size_t errlen, const char *fmt, ...)
-	VOX_PRINTF(3, 4);
+/* What the schema decoder writes; vox_qreq_parse turns it into a vox_qreq. */
+typedef struct raw {
+	int64_t limit;
+	vox_qcursor before;
+	int type, status, direction; /* index in the choices + 1 */
+	vox_time since, until;
+	vox_uuid call_id, contact_id;
+	vox_str phone;
+} raw;
 
-static vox_status refuse(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return VOX_E_INVALID;
-}
-
-/* One key of a request: its name, its VOX_QK_ bit and, for enums, the
- * values it takes. */
-typedef struct qkey {
-	const char *name;
-	unsigned bit;
-	const char *const *choices;
-} qkey;
+/* The field of each VOX_QK_ bit: VOX_QK_x == 1u << I_x. */
+enum {
+	I_LIMIT, I_BEFORE, I_TYPE, I_STATUS, I_DIRECTION, I_SINCE, I_UNTIL,
+	I_CALL_ID, I_CONTACT_ID, I_PHONE,
+};
+_Static_assert(VOX_QK_LIMIT == 1u << I_LIMIT && VOX_QK_PHONE == 1u << I_PHONE &&
+		       VOX_QK_SINCE == 1u << I_SINCE,
+	       "VOX_QK_ bits follow the field table");
 
 static const char *const types[] = {"topup", "deduction", "refund", NULL};
 static const char *const statuses[] = {"pending", "in_progress", "completed",
 				       "failed", NULL};
 static const char *const directions[] = {"inbound", "outbound", NULL};
 
-static const qkey keys[] = {
-	{"limit", VOX_QK_LIMIT, NULL},
-	{"before", VOX_QK_BEFORE, NULL},
-	{"type", VOX_QK_TYPE, types},
-	{"status", VOX_QK_STATUS, statuses},
-	{"direction", VOX_QK_DIRECTION, directions},
-	{"since", VOX_QK_SINCE, NULL},
-	{"until", VOX_QK_UNTIL, NULL},
-	{"call_id", VOX_QK_CALL_ID, NULL},
-	{"contact_id", VOX_QK_CONTACT_ID, NULL},
-	{"phone", VOX_QK_PHONE, NULL},
-};
-
-static const qkey *find_key(const char *k, uint32_t kl)
-{
-	for (size_t i = 0; i < VOX_NELEM(keys); i++)
-		if (strlen(keys[i].name) == kl && memcmp(keys[i].name, k, kl) == 0)
-			return &keys[i];
-	return NULL;
-}
-
-/* An enum value into out (sized for the longest choice). */
-static vox_status read_enum(vox_mp *r, const qkey *key, char *out,
-			    size_t outlen, char *err, size_t errlen)
+/* before: the `next` of a page of this list (ctx: its vox_qcursor_kind). */
+static vox_status read_before(vox_mp *r, const vox_field *f, void *out,
+			      void *ctx, vox_error *err)
 {
 	const char *s;
 	uint32_t n;
-	if (vox_mp_peek(r) == VOX_MP_STR && vox_mp_str(r, &s, &n) == VOX_MP_OK &&
-	    vox_choice_index(key->choices, s, n) >= 0 && n < outlen) {
-		memcpy(out, s, n);
-		out[n] = '\0';
-		return VOX_OK;
-	}
-	char list[80];
-	vox_choice_join(list, sizeof(list), key->choices, ", ");
-	return refuse(err, errlen, "%s: must be one of %s", key->name, list);
-}
-
-static vox_status read_uuid(vox_mp *r, const char *name, vox_uuid *out,
-			    char *err, size_t errlen)
-{
-	const char *s;
-	uint32_t n;
+	vox_qcursor_kind kind = *(const vox_qcursor_kind *)ctx;
 	if (vox_mp_peek(r) != VOX_MP_STR || vox_mp_str(r, &s, &n) != VOX_MP_OK ||
-	    !vox_uuid_parse(s, n, out))
-		return refuse(err, errlen,
-			      "%s: must be a UUID (36 characters, 8-4-4-4-12 hex)",
-			      name);
+	    !vox_qcursor_decode(kind, s, n, &((raw *)out)->before))
+		return vox_error_set(err, VOX_E_INVALID, "bad_cursor", f->key,
+				     "must be the `next` of a previous page of"
+				     " this list");
 	return VOX_OK;
 }
 
-static vox_status read_time_us(vox_mp *r, const char *name, int64_t *us,
-			       char *err, size_t errlen)
+#define R(f) offsetof(raw, f)
+static const vox_field fields[] = {
+	[I_LIMIT] = {"limit", VOX_F_INT, false, 1, VOX_QUERY_MAX_LIMIT, NULL, R(limit), 0, NULL},
+	[I_BEFORE] = {"before", VOX_F_CUSTOM, false, 0, 0, NULL, R(before), 0, read_before},
+	[I_TYPE] = {"type", VOX_F_ENUM, false, 0, 0, types, R(type), 0, NULL},
+	[I_STATUS] = {"status", VOX_F_ENUM, false, 0, 0, statuses, R(status), 0, NULL},
+	[I_DIRECTION] = {"direction", VOX_F_ENUM, false, 0, 0, directions, R(direction), 0, NULL},
+	[I_SINCE] = {"since", VOX_F_TS, false, 0, 0, NULL, R(since), 0, NULL},
+	[I_UNTIL] = {"until", VOX_F_TS, false, 0, 0, NULL, R(until), 0, NULL},
+	[I_CALL_ID] = {"call_id", VOX_F_UUID, false, 0, 0, NULL, R(call_id), 0, NULL},
+	[I_CONTACT_ID] = {"contact_id", VOX_F_UUID, false, 0, 0, NULL, R(contact_id), 0, NULL},
+	[I_PHONE] = {"phone", VOX_F_E164, false, 0, 0, NULL, R(phone), 0, NULL},
+};
+#undef R
+
+static const vox_schema schema = {fields, VOX_NELEM(fields),
+				  VOX_QUERY_MAX_REQUEST, 0, true,
+				  "request"};
+
+/* The name of an enum value the decoder checked. */
+static void choice(char *out, size_t outlen, const char *const *choices, int v)
 {
-	vox_time t;
-	vox_error de;
-	if (vox_time_read(r, name, &t, &de) != VOX_OK)
-		return refuse(err, errlen, "%s", de.message);
-	*us = t.sec * 1000000 + t.nsec / 1000;
-	return VOX_OK;
+	snprintf(out, outlen, "%s", v > 0 ? choices[v - 1] : "");
 }
 
-/* The value of one allowed key, not nil. */
-static vox_status read_value(vox_mp *r, const qkey *key, vox_qreq *q,
-			     vox_qcursor_kind kind, char *err, size_t errlen)
+static int64_t unix_us(const vox_time *t)
 {
-	switch (key->bit) {
-	case VOX_QK_LIMIT: {
-		int64_t v;
-		if (vox_mp_peek(r) != VOX_MP_INT || vox_mp_int(r, &v) != VOX_MP_OK ||
-		    v < 1 || v > VOX_QUERY_MAX_LIMIT)
-			return refuse(err, errlen,
-				      "limit: must be an integer from 1 to %d",
-				      VOX_QUERY_MAX_LIMIT);
-		q->limit = (int)v;
-		return VOX_OK;
-	}
-	case VOX_QK_BEFORE: {
-		const char *s;
-		uint32_t n;
-		if (vox_mp_peek(r) != VOX_MP_STR || vox_mp_str(r, &s, &n) != VOX_MP_OK ||
-		    !vox_qcursor_decode(kind, s, n, &q->before))
-			return refuse(err, errlen,
-				      "before: must be the `next` of a previous page"
-				      " of this list");
-		return VOX_OK;
-	}
-	case VOX_QK_TYPE:
-		return read_enum(r, key, q->type, sizeof(q->type), err, errlen);
-	case VOX_QK_STATUS:
-		return read_enum(r, key, q->status, sizeof(q->status), err, errlen);
-	case VOX_QK_DIRECTION:
-		return read_enum(r, key, q->direction, sizeof(q->direction), err,
-				 errlen);
-	case VOX_QK_SINCE:
-		return read_time_us(r, key->name, &q->since_us, err, errlen);
-	case VOX_QK_UNTIL:
-		return read_time_us(r, key->name, &q->until_us, err, errlen);
-	case VOX_QK_CALL_ID:
-		return read_uuid(r, key->name, &q->call_id, err, errlen);
-	case VOX_QK_CONTACT_ID:
-		return read_uuid(r, key->name, &q->contact_id, err, errlen);
-	case VOX_QK_PHONE: {
-		const char *s;
-		uint32_t n;
-		if (vox_mp_peek(r) != VOX_MP_STR || vox_mp_str(r, &s, &n) != VOX_MP_OK ||
-		    !vox_e164_ok(s, n) || n >= sizeof(q->phone))
-			return refuse(err, errlen,
-				      "phone: must be E.164 (+ then 8 to 15 digits)");
-		memcpy(q->phone, s, n);
-		q->phone[n] = '\0';
-		return VOX_OK;
-	}
-	default:
-		return refuse(err, errlen, "%s: not understood", key->name);
-	}
+	return t->sec * 1000000 + t->nsec / 1000;
 }
 
 vox_status vox_qreq_parse(vox_qreq *q, unsigned allowed, vox_qcursor_kind kind,
-			  const void *data, size_t len, char *err, size_t errlen)
+			  const void *data, size_t len, vox_error *err)
 {
-	vox_mp r;
-	uint32_t n = 0;
-	unsigned seen = 0;
+	raw v;
+	uint32_t has = 0;
 	memset(q, 0, sizeof(*q));
+	memset(&v, 0, sizeof(v));
 	q->limit = VOX_QUERY_DEFAULT_LIMIT;
-	if (len > VOX_QUERY_MAX_REQUEST) {
-		snprintf(err, errlen, "request: larger than %d bytes",
-			 VOX_QUERY_MAX_REQUEST);
-		return VOX_E_TOO_LARGE;
-	}
-	if (len == 0)
-		return VOX_OK;
-	vox_mp_init(&r, data, len);
-	if (vox_mp_peek(&r) != VOX_MP_MAP || vox_mp_map(&r, &n) != VOX_MP_OK)
-		return refuse(err, errlen, "request: must be a msgpack map");
-	for (uint32_t i = 0; i < n; i++) {
-		const char *k;
-		uint32_t kl;
-		if (vox_mp_peek(&r) != VOX_MP_STR || vox_mp_str(&r, &k, &kl) != VOX_MP_OK)
-			return refuse(err, errlen, "request: keys must be strings");
-		const qkey *key = find_key(k, kl);
-		bool own = key && (allowed & key->bit);
-		/* as in events: a key of this endpoint given twice is refused,
-		 * even if one of the two is nil; repeated unknown keys are not */
-		if (own && (seen & key->bit))
-			return refuse(err, errlen, "%s: given twice", key->name);
-		if (own)
-			seen |= key->bit;
-		if (!own || vox_mp_peek(&r) == VOX_MP_NIL) {
-			/* unknown to this endpoint, or nil (absent): skip it */
-			if (vox_mp_skip(&r) != VOX_MP_OK)
-				return refuse(err, errlen, "request: not valid msgpack");
-			continue;
-		}
-		if (vox_mp_peek(&r) == VOX_MP_INVALID)
-			return refuse(err, errlen, "request: not valid msgpack");
-		vox_status st = read_value(&r, key, q, kind, err, errlen);
-		if (st != VOX_OK)
-			return st;
-		q->has |= key->bit;
-	}
-	if (vox_mp_left(&r) != 0)
-		return refuse(err, errlen, "request: bytes after the map");
-	if ((q->has & VOX_QK_SINCE) && (q->has & VOX_QK_UNTIL) &&
-	    q->since_us >= q->until_us)
-		return refuse(err, errlen, "since: must be before until");
+	vox_status st = vox_schema_decode(&v, &has, &schema, allowed, data, len,
+					  &kind, err);
+	if (st != VOX_OK)
+		return st;
+	if ((has & VOX_QK_SINCE) && (has & VOX_QK_UNTIL) &&
+	    unix_us(&v.since) >= unix_us(&v.until))
+		return vox_error_set(err, VOX_E_INVALID, "out_of_range", "since",
+				     "must be before until");
+	q->has = has;
+	if (has & VOX_QK_LIMIT)
+		q->limit = (int)v.limit;
+	q->before = v.before;
+	choice(q->type, sizeof(q->type), types, v.type);
+	choice(q->status, sizeof(q->status), statuses, v.status);
+	choice(q->direction, sizeof(q->direction), directions, v.direction);
+	q->since_us = unix_us(&v.since);
+	q->until_us = unix_us(&v.until);
+	q->call_id = v.call_id;
+	q->contact_id = v.contact_id;
+	if (v.phone.ptr) /* E.164: at most 16 bytes */
+		snprintf(q->phone, sizeof(q->phone), "%.*s", (int)v.phone.len,
+			 v.phone.ptr);
 	return VOX_OK;
 }

@@ -66,14 +66,15 @@ typedef struct vox_qreq {
 } vox_qreq;
 
 /*
- * Decode a request body: a msgpack map (an empty body counts as {}) whose
- * keys in `allowed` are checked and whose other keys are ignored. A cursor
- * in `before` must be of `kind`. VOX_E_TOO_LARGE over
- * VOX_QUERY_MAX_REQUEST bytes, VOX_E_INVALID otherwise; err names the
- * field ("limit: must be an integer from 1 to 100").
+ * Decode a request body by the rules of every request (core/schema.h): a
+ * msgpack map (an empty body counts as {}) whose keys in `allowed` are
+ * checked and whose other keys are skipped. A cursor in `before` must be
+ * of `kind`. *q is always initialised. VOX_E_TOO_LARGE over
+ * VOX_QUERY_MAX_REQUEST bytes, VOX_E_DECODE or VOX_E_INVALID otherwise;
+ * err names the field ("limit: must be 1..100").
  */
 vox_status vox_qreq_parse(vox_qreq *q, unsigned allowed, vox_qcursor_kind kind,
-			  const void *data, size_t len, char *err,
-			  size_t errlen) VOX_MUST_CHECK;
+			  const void *data, size_t len,
+			  vox_error *err) VOX_MUST_CHECK;
 
 #endif

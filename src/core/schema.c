@@ -373,10 +373,10 @@ vox_status vox_schema_decode(void *out, uint32_t *present,
 			    "%s must be a msgpack map with string keys", what);
 	if (e != VOX_MP_OK)
 		return vox_mp_fail(err, e, NULL);
-	if (n > VOX_SCHEMA_MAX_KEYS)
+	if (s->max_keys && n > s->max_keys)
 		return fail(err, VOX_E_TOO_LARGE, "too_large", NULL,
-			    "map of %u entries is over the %d entry limit", n,
-			    VOX_SCHEMA_MAX_KEYS);
+			    "map of %u entries is over the %u entry limit", n,
+			    s->max_keys);
 
 	for (uint32_t i = 0; i < n; i++) {
 		const char *key;

@@ -62,13 +62,12 @@ struct vox_field {
 
 /* The most fields a schema has: presence is a 32-bit mask. */
 #define VOX_SCHEMA_MAX_FIELDS 32
-/* A map with more entries is refused (too_large). */
-#define VOX_SCHEMA_MAX_KEYS 256
-
 typedef struct vox_schema {
 	const vox_field *fields;
 	size_t nfields;
 	size_t max_len;    /* bytes; a longer input is too_large */
+	uint32_t max_keys; /* a map of more entries is too_large; 0: only
+			      max_len bounds them */
 	bool empty_is_map; /* requests: no bytes at all are taken as {} */
 	const char *what;  /* "message" or "request", for the texts */
 } vox_schema;

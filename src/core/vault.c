@@ -17,12 +17,12 @@ struct vox_keyring {
 	uint32_t active;
 };
 
-static const char *const providers[] = {
+const char *const vox_vault_providers[] = {
 	"vapi", "twilio", "google_calendar", "resend", "elevenlabs", "openai",
 	"deepgram", "cartesia", "outlook_calendar", "hubspot", "salesforce",
 	"stripe", NULL,
 };
-static const char *const types[] = {"default", "inbound", "outbound", NULL};
+const char *const vox_vault_types[] = {"default", "inbound", "outbound", NULL};
 
 static bool in_list(const char *const *list, const char *s, size_t n)
 {
@@ -31,12 +31,12 @@ static bool in_list(const char *const *list, const char *s, size_t n)
 
 bool vox_vault_provider_ok(const char *s, size_t n)
 {
-	return in_list(providers, s, n);
+	return in_list(vox_vault_providers, s, n);
 }
 
 bool vox_vault_type_ok(const char *s, size_t n)
 {
-	return in_list(types, s, n);
+	return in_list(vox_vault_types, s, n);
 }
 
 void vox_keyring_free(vox_keyring *kr)

@@ -84,7 +84,9 @@ vox_status vox_vault_open(const vox_keyring *kr, const vox_cred_ad *ad,
 uint32_t vox_vault_blob_version(const uint8_t *blob, size_t len);
 
 /* Providers vox-vault stores credentials for (the check constraint of
- * org_credentials.provider), and types. */
+ * org_credentials.provider), and types; NULL-terminated. */
+extern const char *const vox_vault_providers[];
+extern const char *const vox_vault_types[];
 bool vox_vault_provider_ok(const char *s, size_t n);
 bool vox_vault_type_ok(const char *s, size_t n);
 

@@ -251,7 +251,8 @@ static void on_endpoint(natsConnection *nc, natsSubscription *sub,
 	int64_t t0 = now_ns();
 	ep->fn(&req, ep->ctx);
 	if (!req.answered)
-		vox_request_fail(&req, VOX_E_INTERNAL, "handler gave no answer");
+		vox_request_failf(&req, VOX_E_INTERNAL, "internal", NULL,
+				  "handler gave no answer");
 	int64_t dt = now_ns() - t0;
 	pthread_mutex_lock(&ep->svc->lock);
 	ep->num_requests++;
@@ -395,12 +396,7 @@ void vox_request_respond(vox_request *req, const void *data, size_t len)
 	unsent(req, s);
 }
 
-void vox_request_fail(vox_request *req, vox_status st, const char *text)
-{
-	vox_request_error(req, vox_status_code(st), text);
-}
-
-void vox_request_error(vox_request *req, int code, const char *text)
+void vox_request_fail(vox_request *req, const vox_error *e)
 {
 	natsMsg *m = NULL;
 	natsStatus s = NATS_OK;
@@ -409,17 +405,48 @@ void vox_request_error(vox_request *req, int code, const char *text)
 
 	req->answered = true;
 	req->failed = true;
-	snprintf(req->error, sizeof(req->error), "%s", text);
+	snprintf(req->error, sizeof(req->error), "%s", e->message);
 	if (!reply)
 		return;
-	snprintf(codebuf, sizeof(codebuf), "%d", code);
+	snprintf(codebuf, sizeof(codebuf), "%d", vox_status_code(e->status));
 	s = natsMsg_Create(&m, reply, NULL, NULL, 0);
 	if (s == NATS_OK)
-		s = natsMsgHeader_Set(m, "Nats-Service-Error", text);
+		s = natsMsgHeader_Set(m, "Nats-Service-Error", e->message);
 	if (s == NATS_OK)
 		s = natsMsgHeader_Set(m, "Nats-Service-Error-Code", codebuf);
+	if (s == NATS_OK && e->code)
+		s = natsMsgHeader_Set(m, "Vox-Error-Reason", e->code);
+	if (s == NATS_OK && e->field[0])
+		s = natsMsgHeader_Set(m, "Vox-Error-Field", e->field);
 	if (s == NATS_OK)
 		s = natsConnection_PublishMsg(req->ep->svc->nc, m);
 	natsMsg_Destroy(m);
 	unsent(req, s);
+}
+
+void vox_request_failf(vox_request *req, vox_status st, const char *reason,
+		       const char *field, const char *fmt, ...)
+{
+	vox_error e;
+	char text[160];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	vox_error_set(&e, st, reason, field, "%s", text);
+	vox_request_fail(req, &e);
+}
+
+const vox_error *vox_request_bad_org(vox_error *err)
+{
+	vox_error_set(err, VOX_E_INVALID, "bad_uuid", "org_id",
+		      "the subject's last token must be a UUID");
+	return err;
+}
+
+const vox_error *vox_request_no_org(vox_error *err)
+{
+	vox_error_set(err, VOX_E_UNKNOWN_ORG, "unknown_org", "org_id",
+		      "no such organization");
+	return err;
 }

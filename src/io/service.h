@@ -77,14 +77,21 @@ bool vox_request_org(const vox_request *req, char org[37]);
  * no better, so nothing is returned. */
 void vox_request_respond(vox_request *req, const void *data, size_t len);
 
-/* Refuse with the code status.c gives st (400, 404, 409, 413, 500, 503,
- * ...): an empty body and the Nats-Service-Error / -Code headers, counted
- * as an endpoint error with text as last_error. The one way endpoints
- * answer an error. */
-void vox_request_fail(vox_request *req, vox_status st, const char *text);
+/* Refuse with e: an empty body, Nats-Service-Error (e's message) and
+ * Nats-Service-Error-Code (the code status.c gives e's status: 400, 404,
+ * 409, 413, 500, 503, ...), and Vox-Error-Reason and Vox-Error-Field when
+ * e has them, as a dead letter carries them; counted as an endpoint error
+ * with the message as last_error. The one way endpoints answer an error. */
+void vox_request_fail(vox_request *req, const vox_error *e);
 
-/* As vox_request_fail with the code itself, for codes kept with a record
- * (vault's audit log). */
-void vox_request_error(vox_request *req, int code, const char *text);
+/* vox_request_fail with an error made here (see vox_error_set). */
+void vox_request_failf(vox_request *req, vox_status st, const char *reason,
+		       const char *field, const char *fmt, ...) VOX_PRINTF(5, 6);
+
+/* The refusals every tenant's endpoint shares, written to *err (returned):
+ * 400 "org_id: the subject's last token must be a UUID" and 404
+ * "org_id: no such organization". */
+const vox_error *vox_request_bad_org(vox_error *err);
+const vox_error *vox_request_no_org(vox_error *err);
 
 #endif

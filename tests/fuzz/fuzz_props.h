@@ -41,6 +41,16 @@ static inline bool vox_fuzz_event(vox_event_kind kind, const uint8_t *data,
 	return ok;
 }
 
+/* A request refused as bad input: 400 or 413, with a stable reason and a
+ * message that says why. */
+static inline bool vox_fuzz_refusal(vox_status st, const vox_error *err)
+{
+	int code = vox_status_code(st);
+	return (code == 400 || code == 413) && err->status == st &&
+	       err->code != NULL && err->code[0] != '\0' &&
+	       err->message[0] != '\0';
+}
+
 /* vox-query's request decoder, with every key allowed and each cursor
  * kind in turn: a refusal always says why, and an accepted request keeps
  * its limits (limit 1..100, since before until, its cursor re-encodes to
@@ -51,11 +61,10 @@ static inline bool vox_fuzz_query_request(const uint8_t *data, size_t size)
 						 VOX_QCURSOR_TRANSACTIONS};
 	for (size_t k = 0; k < VOX_NELEM(kinds); k++) {
 		vox_qreq q;
-		char err[200] = "";
-		vox_status st = vox_qreq_parse(&q, ~0u, kinds[k], data, size, err,
-					       sizeof(err));
+		vox_error err;
+		vox_status st = vox_qreq_parse(&q, ~0u, kinds[k], data, size, &err);
 		if (st != VOX_OK) {
-			if ((st != VOX_E_INVALID && st != VOX_E_TOO_LARGE) || !err[0])
+			if (!vox_fuzz_refusal(st, &err))
 				return false;
 			continue;
 		}
@@ -83,12 +92,12 @@ static inline bool vox_fuzz_query_request(const uint8_t *data, size_t size)
 static inline bool vox_fuzz_authorize_request(const uint8_t *data, size_t size)
 {
 	vox_authorize_req r;
-	char err[200] = "";
-	vox_status st = vox_authorize_parse(&r, data, size, err, sizeof(err));
+	vox_error err;
+	vox_status st = vox_authorize_parse(&r, data, size, &err);
 	if ((st == VOX_E_TOO_LARGE) != (size > VOX_AUTHORIZE_MAX_REQUEST))
 		return false;
 	if (st != VOX_OK)
-		return (st == VOX_E_TOO_LARGE || st == VOX_E_INVALID) && err[0] != '\0';
+		return vox_fuzz_refusal(st, &err);
 	if (r.call_id.s[0] == '\0')
 		return true;
 	vox_uuid back;
@@ -105,13 +114,13 @@ static inline bool vox_fuzz_authorize_request(const uint8_t *data, size_t size)
 static inline bool vox_fuzz_credentials_request(const uint8_t *data, size_t size)
 {
 	vox_cred_req q;
-	char err[200] = "";
-	vox_status st = vox_cred_req_parse(&q, data, size, err, sizeof(err));
+	vox_error err;
+	vox_status st = vox_cred_req_parse(&q, data, size, &err);
 	bool ok = true;
 	if (size > VOX_CRED_MAX_REQUEST && st != VOX_E_TOO_LARGE)
 		ok = false;
 	else if (st != VOX_OK)
-		ok = (st == VOX_E_INVALID || st == VOX_E_TOO_LARGE) && err[0] != '\0';
+		ok = vox_fuzz_refusal(st, &err);
 	else {
 		if (q.has_provider && !vox_vault_provider_ok(q.provider, strlen(q.provider)))
 			ok = false;

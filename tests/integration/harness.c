@@ -555,6 +555,10 @@ natsStatus th_request_raw(natsConnection *nc, const char *subject,
 		 header(out->msg, "Nats-Service-Error-Code"));
 	snprintf(out->text, sizeof(out->text), "%s",
 		 header(out->msg, "Nats-Service-Error"));
+	snprintf(out->reason, sizeof(out->reason), "%s",
+		 header(out->msg, "Vox-Error-Reason"));
+	snprintf(out->field, sizeof(out->field), "%s",
+		 header(out->msg, "Vox-Error-Field"));
 	if (!out->code[0]) {
 		size_t off = 0;
 		msgpack_unpacked_init(&out->u);
@@ -596,6 +600,12 @@ void th_expect_error(th_reply *r, const char *code)
 			r->text);
 	assert_string_equal(r->code, code);
 	assert_true(r->text[0] != '\0');
+	assert_true(r->reason[0] != '\0');
+	if (r->field[0]) {
+		size_t n = strlen(r->field);
+		assert_memory_equal(r->text, r->field, n);
+		assert_memory_equal(r->text + n, ": ", 2);
+	}
 	assert_int_equal(natsMsg_GetDataLength(r->msg), 0);
 	th_reply_free(r);
 }

@@ -188,8 +188,10 @@ void th_body_int(th_body *b, const char *k, int64_t v);
 /* A reply: the error code and text ("" on success) and, on success, the
  * decoded body (which must be a map). */
 typedef struct th_reply {
-	char code[16];
-	char text[200];
+	char code[16];   /* Nats-Service-Error-Code, "" on success */
+	char text[200];  /* Nats-Service-Error */
+	char reason[48]; /* Vox-Error-Reason */
+	char field[48];  /* Vox-Error-Field, "" when about the whole request */
 	natsMsg *msg;
 	msgpack_unpacked u;
 	bool decoded;
@@ -208,7 +210,9 @@ natsStatus th_request_raw(natsConnection *nc, const char *subject,
 const msgpack_object *th_get_key(const msgpack_object *map, const char *k);
 bool th_has_key(const msgpack_object *map, const char *k);
 
-/* r is an error reply with this code, a text and an empty body; frees r. */
+/* r is an error reply with this code, a text, a stable reason, a field
+ * that the text names first (when there is one) and an empty body; frees
+ * r. */
 void th_expect_error(th_reply *r, const char *code);
 
 /*

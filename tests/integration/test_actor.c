@@ -131,7 +131,8 @@ static void echo(vox_request *req, void *ctx)
 static void refuse(vox_request *req, void *ctx)
 {
 	VOX_UNUSED(ctx);
-	vox_request_fail(req, VOX_E_CONFLICT, "refused on purpose");
+	vox_request_failf(req, VOX_E_CONFLICT, "conflict", NULL,
+			  "refused on purpose");
 }
 
 static vox_status setup(vox_actor *a, void *ctx)

@@ -714,7 +714,8 @@ typedef struct bad_case {
 	const char *bytes; /* raw body */
 	size_t len;
 	const char *code;
-	const char *text; /* a part of the error text */
+	const char *reason; /* Vox-Error-Reason */
+	const char *text;   /* a part of the error text */
 } bad_case;
 
 #define RAW(s) s, sizeof(s) - 1
@@ -724,31 +725,31 @@ static void test_refusals(void **state)
 	(void)state;
 	/* msgpack by hand: 0x81 = map of 1, 0xa5 "limit" ... */
 	static const bad_case cases[] = {
-		{"wallet", RAW("\x91\x01"), "400", "msgpack map"},
-		{"wallet", RAW("\xc1"), "400", "msgpack map"},
-		{"wallet", RAW("\x80\x80"), "400", "bytes after"},
-		{"transactions", RAW("\x81\xa5limit\x00"), "400", "limit: must be"},
-		{"transactions", RAW("\x81\xa5limit\x65"), "400", "limit: must be"},
-		{"transactions", RAW("\x81\xa5limit\xa2\x31\x30"), "400", "limit: must be"},
-		{"transactions", RAW("\x81\xa4type\xa5" "bonus"), "400", "type: must be one of"},
-		{"transactions", RAW("\x81\xa6" "before\xa4xxxx"), "400", "before:"},
-		{"calls", RAW("\x81\xa6status\xa4" "done"), "400", "status: must be one of"},
-		{"calls", RAW("\x81\xa9" "direction\xa2in"), "400", "direction: must be one of"},
-		{"calls", RAW("\x81\xa5since\xa3now"), "400", "since"},
-		{"calls", RAW("\x81\xa5until\xd6\x05\x00\x00\x00\x00"), "400", "until"},
+		{"wallet", RAW("\x91\x01"), "400", "not_a_map", "msgpack map"},
+		{"wallet", RAW("\xc1"), "400", "not_a_map", "msgpack map"},
+		{"wallet", RAW("\x80\x80"), "400", "trailing_bytes", "bytes after"},
+		{"transactions", RAW("\x81\xa5limit\x00"), "400", "out_of_range", "limit: must be"},
+		{"transactions", RAW("\x81\xa5limit\x65"), "400", "out_of_range", "limit: must be"},
+		{"transactions", RAW("\x81\xa5limit\xa2\x31\x30"), "400", "wrong_type", "limit: must be"},
+		{"transactions", RAW("\x81\xa4type\xa5" "bonus"), "400", "bad_enum", "type: must be one of"},
+		{"transactions", RAW("\x81\xa6" "before\xa4xxxx"), "400", "bad_cursor", "before:"},
+		{"calls", RAW("\x81\xa6status\xa4" "done"), "400", "bad_enum", "status: must be one of"},
+		{"calls", RAW("\x81\xa9" "direction\xa2in"), "400", "bad_enum", "direction: must be one of"},
+		{"calls", RAW("\x81\xa5since\xa3now"), "400", "wrong_type", "since"},
+		{"calls", RAW("\x81\xa5until\xd6\x05\x00\x00\x00\x00"), "400", "wrong_type", "until"},
 		{"calls", RAW("\x82\xa5since\xcf\x00\x00\x01\xa3\x18\x5c\x50\x00"
 			      "\xa5until\xcf\x00\x00\x01\xa0\xc4\x50\x6c\x00"),
-		 "400", "since: must be before until"},
-		{"calls", RAW("\x81\xa5since\xce\x70\x00\x00\x00"), "400",
+		 "400", "out_of_range", "since: must be before until"},
+		{"calls", RAW("\x81\xa5since\xce\x70\x00\x00\x00"), "400", "out_of_range",
 		 "since: must be between"},
-		{"call", RAW("\x80"), "400", "call_id: required"},
-		{"call", RAW("\x81\xa7" "call_id\xa3" "abc"), "400", "call_id: must be a UUID"},
-		{"contact", RAW("\x80"), "400", "contact_id or phone"},
-		{"contact", RAW("\x81\xa5phone\xa8" "07700900"), "400", "phone: must be E.164"},
-		{"hot_leads", RAW("\x81\xa5limit\xcc\xc8"), "400", "limit: must be"},
-		{"transactions", RAW("\x81\x01\x02"), "400", "keys must be strings"},
+		{"call", RAW("\x80"), "400", "missing", "call_id: required"},
+		{"call", RAW("\x81\xa7" "call_id\xa3" "abc"), "400", "bad_uuid", "call_id: must be a UUID"},
+		{"contact", RAW("\x80"), "400", "missing", "contact_id or phone"},
+		{"contact", RAW("\x81\xa5phone\xa8" "07700900"), "400", "bad_phone", "phone: must be E.164"},
+		{"hot_leads", RAW("\x81\xa5limit\xcc\xc8"), "400", "out_of_range", "limit: must be"},
+		{"transactions", RAW("\x81\x01\x02"), "400", "bad_key", "is not a string"},
 		/* truncated: a map of 2 with one pair */
-		{"transactions", RAW("\x82\xa5limit\x05"), "400", ""},
+		{"transactions", RAW("\x82\xa5limit\x05"), "400", "truncated", ""},
 	};
 	for (size_t i = 0; i < VOX_NELEM(cases); i++) {
 		char subject[128];
@@ -757,9 +758,12 @@ static void test_refusals(void **state)
 		assert_int_equal(th_request_raw(F->nc, subject, cases[i].bytes, cases[i].len,
 						NULL, NULL, &r),
 				 NATS_OK);
-		if (strcmp(r.code, cases[i].code) != 0 || !strstr(r.text, cases[i].text))
-			fprintf(stderr, "case %zu: got %s '%s'\n", i, r.code, r.text);
+		if (strcmp(r.code, cases[i].code) != 0 || !strstr(r.text, cases[i].text) ||
+		    strcmp(r.reason, cases[i].reason) != 0)
+			fprintf(stderr, "case %zu: got %s %s '%s'\n", i, r.code,
+				r.reason, r.text);
 		assert_non_null(strstr(r.text, cases[i].text));
+		assert_string_equal(r.reason, cases[i].reason);
 		th_expect_error(&r, cases[i].code);
 	}
 

@@ -912,8 +912,9 @@ static void test_every_outcome_is_audited(void **state)
 	assert_int_equal(audit_rows(f, put_a, "details->>'code' = '200' AND org_id = '"
 				    ORG_A "' AND resource_id IS NOT NULL"
 				    " AND details->>'key_version' = '1'"), 2);
-	assert_int_equal(audit_rows(f, put_a, "details->>'code' = '400' AND details->>'error'"
-				    " = 'provider: unknown provider' AND org_id = '" ORG_A "'"
+	assert_int_equal(audit_rows(f, put_a, "details->>'code' = '400' AND details->>'reason'"
+				    " = 'bad_enum' AND details->>'error' LIKE"
+				    " 'provider: must be one of vapi|%%' AND org_id = '" ORG_A "'"
 				    " AND resource_id IS NULL AND details->>'provider' IS NULL"), 1);
 	assert_int_equal(audit_rows(f, put_a, "details->>'code' = '413'"
 				    " AND details->>'provider' = 'stripe'"), 1);

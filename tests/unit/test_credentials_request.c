@@ -18,10 +18,22 @@ static void bin(req *r, const void *p, size_t n)
 	msgpack_pack_bin_body(&r->pk, p, n);
 }
 
+/* vox_cred_req_parse with the error's message copied to err (n bytes). */
+static vox_status cparse(vox_cred_req *q, const void *data, size_t len,
+			 char *err, size_t n)
+{
+	vox_error e = {0};
+	vox_status st = vox_cred_req_parse(q, data, len, &e);
+	snprintf(err, n, "%s", st == VOX_OK ? "" : e.message);
+	if (st != VOX_OK) /* every refusal has a stable reason */
+		assert_true(e.code != NULL && e.status == st);
+	return st;
+}
+
 /* Decode r (and free its buffer); *q must be released by the caller. */
 static vox_status parse(req *r, vox_cred_req *q, char *err, size_t n)
 {
-	vox_status st = vox_cred_req_parse(q, r->sb.data, r->sb.size, err, n);
+	vox_status st = cparse(q, r->sb.data, r->sb.size, err, n);
 	msgpack_sbuffer_destroy(&r->sb);
 	return st;
 }
@@ -65,7 +77,7 @@ static void test_empty_bodies_take_the_defaults(void **state)
 	(void)state;
 	vox_cred_req q;
 	char err[200];
-	assert_int_equal(vox_cred_req_parse(&q, "", 0, err, sizeof(err)), VOX_OK);
+	assert_int_equal(cparse(&q, "", 0, err, sizeof(err)), VOX_OK);
 	assert_true(q.complete);
 	assert_false(q.has_provider || q.has_type || q.has_config || q.has_reply_key);
 	assert_string_equal(q.type, "default");
@@ -125,23 +137,25 @@ static void test_each_refusal_says_why(void **state)
 		vox_status st;
 		const char *err;
 	} cases[] = {
-		{provider_unknown, VOX_E_INVALID, "provider: unknown provider"},
+		{provider_unknown, VOX_E_INVALID, "provider: must be one of vapi|twilio|"
+		 "google_calendar|resend|elevenlabs|openai|deepgram|cartesia|"
+		 "outlook_calendar|hubspot|salesforce|stripe"},
 		{provider_int, VOX_E_INVALID, "provider: must be a string"},
-		{type_bad, VOX_E_INVALID, "type: must be default, inbound or outbound"},
-		{config_int, VOX_E_INVALID, "config: must be bin or str"},
-		{key_short, VOX_E_INVALID, "reply_key: must be a 32-byte bin"},
-		{key_str, VOX_E_INVALID, "reply_key: must be a 32-byte bin"},
+		{type_bad, VOX_E_INVALID, "type: must be one of default|inbound|outbound"},
+		{config_int, VOX_E_INVALID, "config: must be a bin or a str"},
+		{key_short, VOX_E_INVALID, "reply_key: must be 32 bytes"},
+		{key_str, VOX_E_INVALID, "reply_key: must be a bin"},
 		{meta_list, VOX_E_INVALID, "metadata: must be a map of strings"},
 		{meta_int, VOX_E_INVALID, "metadata: must be a map of strings"},
 		{meta_nul, VOX_E_INVALID, "metadata: must be UTF-8 text without NUL bytes"},
 		{meta_big, VOX_E_TOO_LARGE, "metadata: larger than 4096 bytes"},
 		/* the encoding rules' duplicate_key, even when one is nil */
-		{provider_twice, VOX_E_INVALID, "provider: given twice"},
-		{type_nil_twice, VOX_E_INVALID, "type: given twice"},
-		{meta_twice, VOX_E_INVALID, "metadata: given twice"},
-		{key_int, VOX_E_INVALID, "request keys must be strings"},
-		{not_map, VOX_E_INVALID, "request must be a msgpack map"},
-		{trailing, VOX_E_INVALID, "request must be a msgpack map"},
+		{provider_twice, VOX_E_DECODE, "provider: appears twice"},
+		{type_nil_twice, VOX_E_DECODE, "type: appears twice"},
+		{meta_twice, VOX_E_DECODE, "metadata: appears twice"},
+		{key_int, VOX_E_DECODE, "map key 0 is not a string"},
+		{not_map, VOX_E_DECODE, "request must be a msgpack map with string keys"},
+		{trailing, VOX_E_DECODE, "1 bytes after the map"},
 	};
 	for (size_t i = 0; i < VOX_NELEM(cases); i++) {
 		req r;
@@ -165,11 +179,11 @@ static void test_over_the_size_limit_is_413(void **state)
 	char *body = vox_calloc(1, n);
 	vox_cred_req q;
 	char err[200];
-	assert_int_equal(vox_cred_req_parse(&q, body, n, err, sizeof(err)), VOX_E_TOO_LARGE);
+	assert_int_equal(cparse(&q, body, n, err, sizeof(err)), VOX_E_TOO_LARGE);
 	assert_non_null(strstr(err, "over the"));
 	vox_cred_req_release(&q);
 	/* at the limit it is read (and refused for what it is, not its size) */
-	assert_int_equal(vox_cred_req_parse(&q, body, n - 1, err, sizeof(err)), VOX_E_INVALID);
+	assert_int_equal(cparse(&q, body, n - 1, err, sizeof(err)), VOX_E_DECODE);
 	vox_cred_req_release(&q);
 	free(body);
 }

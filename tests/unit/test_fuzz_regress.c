@@ -40,17 +40,16 @@ static void outcome(char *out, size_t len, const char *target,
 		    vox_event_kind kind, const uint8_t *data, size_t size)
 {
 	vox_status st;
-	char err[200] = "";
+	vox_error err;
 	if (strcmp(target, "query_request") == 0) {
 		vox_qreq q;
-		st = vox_qreq_parse(&q, ~0u, VOX_QCURSOR_CALLS, data, size, err,
-				    sizeof(err));
+		st = vox_qreq_parse(&q, ~0u, VOX_QCURSOR_CALLS, data, size, &err);
 	} else if (strcmp(target, "authorize_request") == 0) {
 		vox_authorize_req r;
-		st = vox_authorize_parse(&r, data, size, err, sizeof(err));
+		st = vox_authorize_parse(&r, data, size, &err);
 	} else if (strcmp(target, "credentials_request") == 0) {
 		vox_cred_req q;
-		st = vox_cred_req_parse(&q, data, size, err, sizeof(err));
+		st = vox_cred_req_parse(&q, data, size, &err);
 		vox_cred_req_release(&q);
 	} else {
 		vox_event ev;

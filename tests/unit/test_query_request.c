@@ -83,10 +83,22 @@ static void req_str(req *r, const char *k, const char *v)
 	msgpack_pack_str_body(&r->pk, v, strlen(v));
 }
 
+/* vox_qreq_parse with the error's message copied to err (n bytes). */
+static vox_status qparse(vox_qreq *q, unsigned allowed, vox_qcursor_kind kind,
+			 const void *data, size_t len, char *err, size_t n)
+{
+	vox_error e = {0};
+	vox_status st = vox_qreq_parse(q, allowed, kind, data, len, &e);
+	snprintf(err, n, "%s", st == VOX_OK ? "" : e.message);
+	if (st != VOX_OK) /* every refusal has a stable reason */
+		assert_true(e.code != NULL && e.status == st);
+	return st;
+}
+
 static vox_status parse(req *r, unsigned allowed, vox_qreq *q, char *err, size_t n)
 {
-	vox_status st = vox_qreq_parse(q, allowed, VOX_QCURSOR_CALLS, r->sb.data,
-				       r->sb.size, err, n);
+	vox_status st = qparse(q, allowed, VOX_QCURSOR_CALLS, r->sb.data,
+			       r->sb.size, err, n);
 	msgpack_sbuffer_destroy(&r->sb);
 	return st;
 }
@@ -100,12 +112,12 @@ static void test_empty_and_defaults(void **state)
 	vox_qreq q;
 	char err[200];
 	/* an empty body is {} */
-	assert_int_equal(vox_qreq_parse(&q, ALL_LIST, VOX_QCURSOR_CALLS, "", 0, err,
+	assert_int_equal(qparse(&q, ALL_LIST, VOX_QCURSOR_CALLS, "", 0, err,
 					sizeof(err)),
 			 VOX_OK);
 	assert_int_equal(q.has, 0);
 	assert_int_equal(q.limit, VOX_QUERY_DEFAULT_LIMIT);
-	assert_int_equal(vox_qreq_parse(&q, ALL_LIST, VOX_QCURSOR_CALLS, "\x80", 1, err,
+	assert_int_equal(qparse(&q, ALL_LIST, VOX_QCURSOR_CALLS, "\x80", 1, err,
 					sizeof(err)),
 			 VOX_OK);
 	assert_int_equal(q.has, 0);
@@ -192,16 +204,16 @@ static void test_a_key_given_twice_is_refused(void **state)
 	msgpack_pack_int(&r.pk, 5);
 	req_key(&r, "limit");
 	msgpack_pack_nil(&r.pk);
-	assert_int_equal(parse(&r, ALL_LIST, &q, err, sizeof(err)), VOX_E_INVALID);
-	assert_string_equal(err, "limit: given twice");
+	assert_int_equal(parse(&r, ALL_LIST, &q, err, sizeof(err)), VOX_E_DECODE);
+	assert_string_equal(err, "limit: appears twice");
 	req_init(&r, 2);
 	req_key(&r, "status");
 	msgpack_pack_nil(&r.pk);
 	req_key(&r, "status");
 	msgpack_pack_str(&r.pk, 9);
 	msgpack_pack_str_body(&r.pk, "completed", 9);
-	assert_int_equal(parse(&r, ALL_LIST, &q, err, sizeof(err)), VOX_E_INVALID);
-	assert_string_equal(err, "status: given twice");
+	assert_int_equal(parse(&r, ALL_LIST, &q, err, sizeof(err)), VOX_E_DECODE);
+	assert_string_equal(err, "status: appears twice");
 	req_init(&r, 3);
 	req_key(&r, "x");
 	msgpack_pack_int(&r.pk, 1);
@@ -282,42 +294,48 @@ static void test_refusals_name_the_field(void **state)
 	}
 }
 
+/* Not a request at all: refused about the whole body (or the field whose
+ * value is cut short), with the reason an event would get for the same
+ * bytes. */
 static void test_not_a_request(void **state)
 {
 	(void)state;
 	static const struct {
 		const char *bytes;
 		size_t len;
+		const char *reason;
+		const char *field;
 	} cases[] = {
-		{"\x90", 1},             /* an array */
-		{"\xa1x", 2},            /* a string */
-		{"\xc1", 1},             /* never used */
-		{"\x81", 1},             /* a map cut short */
-		{"\x81\xa5limit", 7},    /* a key without its value */
-		{"\x80\x80", 2},         /* two maps */
-		{"\x81\x05\x05", 3},     /* an integer key */
-		{"\x81\xa3xyz\xdb\xff\xff\xff\xff", 9}, /* an ignored key, cut short */
+		{"\x90", 1, "not_a_map", ""},          /* an array */
+		{"\xa1x", 2, "not_a_map", ""},         /* a string */
+		{"\xc1", 1, "not_a_map", ""},          /* never used */
+		{"\x81", 1, "truncated", ""},          /* a map cut short */
+		{"\x81\xa5limit", 7, "truncated", "limit"}, /* a key without its value */
+		{"\x80\x80", 2, "trailing_bytes", ""}, /* two maps */
+		{"\x81\x05\x05", 3, "bad_key", ""},    /* an integer key */
+		{"\x81\xa3xyz\xdb\xff\xff\xff\xff", 9, "truncated", ""}, /* an ignored key, cut short */
 	};
 	for (size_t i = 0; i < VOX_NELEM(cases); i++) {
 		vox_qreq q;
-		char err[200] = "";
+		vox_error e;
 		assert_int_equal(vox_qreq_parse(&q, ALL_LIST, VOX_QCURSOR_CALLS,
-						cases[i].bytes, cases[i].len, err,
-						sizeof(err)),
-				 VOX_E_INVALID);
-		assert_memory_equal(err, "request: ", 9);
+						cases[i].bytes, cases[i].len, &e),
+				 VOX_E_DECODE);
+		assert_string_equal(e.code, cases[i].reason);
+		assert_string_equal(e.field, cases[i].field);
 	}
 	/* over the size limit: too large, whatever it holds */
 	static char big[VOX_QUERY_MAX_REQUEST + 1];
 	vox_qreq q;
 	char err[200] = "";
 	big[0] = (char)0x80;
-	assert_int_equal(vox_qreq_parse(&q, ALL_LIST, VOX_QCURSOR_CALLS, big, sizeof(big),
+	assert_int_equal(qparse(&q, ALL_LIST, VOX_QCURSOR_CALLS, big, sizeof(big),
 					err, sizeof(err)),
 			 VOX_E_TOO_LARGE);
-	assert_int_equal(vox_qreq_parse(&q, ALL_LIST, VOX_QCURSOR_CALLS, big,
+	assert_string_equal(err, "request of 4097 bytes is over the 4096 byte limit");
+	assert_int_equal(qparse(&q, ALL_LIST, VOX_QCURSOR_CALLS, big,
 					VOX_QUERY_MAX_REQUEST, err, sizeof(err)),
-			 VOX_E_INVALID); /* at the limit: read, and refused as two maps */
+			 VOX_E_DECODE); /* at the limit: read, and refused as two maps */
 }
 
 int main(void)

@@ -584,28 +584,28 @@ void vox_billing_authorize(vox_request *req, void *ctx)
 	const char *data = vox_request_data(req, &len);
 	char orgbuf[37];
 
+	vox_error err;
 	if (!vox_request_org(req, orgbuf)) {
-		vox_request_fail(req, VOX_E_INVALID, "org_id: the subject's last token must be a UUID");
+		vox_request_fail(req, vox_request_bad_org(&err));
 		return;
 	}
 	/* the request is checked (strictly, core/authorize.c) and its
 	 * call_id is not needed for the answer: it reserves nothing */
 	vox_authorize_req areq;
-	char why[200];
-	vox_status pst = vox_authorize_parse(&areq, data, len, why, sizeof(why));
-	if (pst != VOX_OK) {
-		vox_request_fail(req, pst, why); /* 413 or 400 */
+	if (vox_authorize_parse(&areq, data, len, &err) != VOX_OK) {
+		vox_request_fail(req, &err); /* 413 or 400 */
 		return;
 	}
 
 	pthread_mutex_lock(&bc->lock);
-	char err[256];
+	char why[256];
 	if (!bc->pg || PQstatus(bc->pg) != CONNECTION_OK) {
 		PQfinish(bc->pg);
 		bc->pg = NULL;
-		if (vox_pg_connect(&bc->pg, bc->dsn, err, sizeof(err)) != VOX_OK) {
+		if (vox_pg_connect(&bc->pg, bc->dsn, why, sizeof(why)) != VOX_OK) {
 			pthread_mutex_unlock(&bc->lock);
-			vox_request_fail(req, VOX_E_UNAVAILABLE, "database unavailable");
+			vox_request_failf(req, VOX_E_UNAVAILABLE, "unavailable", NULL,
+					  "database unavailable");
 			return;
 		}
 	}
@@ -624,11 +624,12 @@ void vox_billing_authorize(vox_request *req, void *ctx)
 	PQclear(r);
 	pthread_mutex_unlock(&bc->lock);
 	if (st != VOX_OK) {
-		vox_request_fail(req, VOX_E_UNAVAILABLE, "database unavailable");
+		vox_request_failf(req, VOX_E_UNAVAILABLE, "unavailable", NULL,
+					  "database unavailable");
 		return;
 	}
 	if (!found) {
-		vox_request_fail(req, VOX_E_UNKNOWN_ORG, "org_id: no such organization");
+		vox_request_fail(req, vox_request_no_org(&err));
 		return;
 	}
 

@@ -220,16 +220,18 @@ static void reply_buf(vox_request *req, const vox_buf *b)
 static void reply_db_error(vox_request *req, vox_status st, const char *err)
 {
 	if (vox_status_is_transient(st)) {
-		vox_request_fail(req, st, st == VOX_E_TIMEOUT ? "database busy"
-							  : "database unavailable");
+		vox_request_failf(req, st, vox_status_str(st), NULL, "%s",
+				  st == VOX_E_TIMEOUT ? "database busy"
+						      : "database unavailable");
 		return;
 	}
 	vox_error("msg=\"query failed\" subject=%s status=%s error=\"%s\"",
 		  vox_request_subject(req), vox_status_str(st), err);
-	vox_request_fail(req, VOX_E_INTERNAL, st == VOX_E_FORBIDDEN
-				      ? "vox-query's database role is not bound by"
-					" row-level security"
-				      : "internal error");
+	vox_request_failf(req, VOX_E_INTERNAL, "internal", NULL, "%s",
+			  st == VOX_E_FORBIDDEN
+				  ? "vox-query's database role is not bound by"
+				    " row-level security"
+				  : "internal error");
 }
 
 /* The org and the request; false when an error was answered. */
@@ -238,14 +240,13 @@ static bool begin(vox_request *req, char org[37], vox_qreq *q, unsigned allowed,
 {
 	size_t len;
 	const char *data = vox_request_data(req, &len);
-	char err[200];
+	vox_error err;
 	if (!vox_request_org(req, org)) {
-		vox_request_fail(req, VOX_E_INVALID, "org_id: the subject's last token must be a UUID");
+		vox_request_fail(req, vox_request_bad_org(&err));
 		return false;
 	}
-	vox_status st = vox_qreq_parse(q, allowed, kind, data, len, err, sizeof(err));
-	if (st != VOX_OK) {
-		vox_request_fail(req, st, err); /* 413 or 400 */
+	if (vox_qreq_parse(q, allowed, kind, data, len, &err) != VOX_OK) {
+		vox_request_fail(req, &err); /* 413 or 400 */
 		return false;
 	}
 	return true;
@@ -307,7 +308,8 @@ static void reply_page(vox_request *req, vox_query_ctx *qc, const PGresult *rows
 		if (!pack_row(&pk, rows, i)) {
 			vox_error("msg=\"row cannot be packed\" subject=%s",
 				  vox_request_subject(req));
-			vox_request_fail(req, VOX_E_INTERNAL, "internal error");
+			vox_request_failf(req, VOX_E_INTERNAL, "internal", NULL,
+					  "internal error");
 			goto out;
 		}
 		if (items.len > budget) {
@@ -317,7 +319,8 @@ static void reply_page(vox_request *req, vox_query_ctx *qc, const PGresult *rows
 		sent++;
 	}
 	if (sent == 0 && nrows > 0 && limit > 0) {
-		vox_request_fail(req, VOX_E_INTERNAL, "a row is larger than a message can carry");
+		vox_request_failf(req, VOX_E_INTERNAL, "too_large", NULL,
+				  "a row is larger than a message can carry");
 		goto out;
 	}
 	if (kind && sent < nrows)
@@ -343,13 +346,15 @@ out:
 	vox_buf_release(&out);
 }
 
-/* Answer one row, or 404 with text when there is none. */
-static void reply_row(vox_request *req, const PGresult *r, const char *text)
+/* Answer one row, or 404 (field: no such ...) when there is none. */
+static void reply_row(vox_request *req, const PGresult *r, const char *field,
+		      const char *text)
 {
 	vox_buf out;
 	msgpack_packer pk;
 	if (PQntuples(r) == 0) {
-		vox_request_fail(req, VOX_E_NOT_FOUND, text);
+		vox_request_failf(req, VOX_E_NOT_FOUND, "not_found", field, "%s",
+				  text);
 		return;
 	}
 	vox_buf_init(&out);
@@ -359,12 +364,11 @@ static void reply_row(vox_request *req, const PGresult *r, const char *text)
 	} else {
 		vox_error("msg=\"row cannot be packed\" subject=%s",
 			  vox_request_subject(req));
-		vox_request_fail(req, VOX_E_INTERNAL, "internal error");
+		vox_request_failf(req, VOX_E_INTERNAL, "internal", NULL,
+				  "internal error");
 	}
 	vox_buf_release(&out);
 }
-
-#define NO_ORG "org_id: no such organization"
 
 /* ---- query.wallet -------------------------------------------------------- */
 
@@ -381,7 +385,8 @@ void vox_query_wallet(vox_request *req, void *ctx)
 	if (!run(req, qc, org, calls, 1, res))
 		return;
 	if (PQntuples(res[0]) != 1) {
-		vox_request_fail(req, VOX_E_UNKNOWN_ORG, NO_ORG);
+		vox_error err;
+		vox_request_fail(req, vox_request_no_org(&err));
 		clear_all(res, 1);
 		return;
 	}
@@ -428,8 +433,9 @@ void vox_query_wallet(vox_request *req, void *ctx)
 static void reply_list(vox_request *req, vox_query_ctx *qc, PGresult **res,
 		       int limit, int kind)
 {
+	vox_error err;
 	if (PQntuples(res[0]) != 1)
-		vox_request_fail(req, VOX_E_UNKNOWN_ORG, NO_ORG);
+		vox_request_fail(req, vox_request_no_org(&err));
 	else
 		reply_page(req, qc, res[1], limit, kind);
 	clear_all(res, 2);
@@ -532,12 +538,14 @@ void vox_query_hot_leads(vox_request *req, void *ctx)
 
 /* Answer a row: 404 naming the org when it does not exist (res[0]), else
  * naming what (res[1]). */
-static void reply_one(vox_request *req, PGresult **res, const char *missing)
+static void reply_one(vox_request *req, PGresult **res, const char *field,
+		      const char *missing)
 {
+	vox_error err;
 	if (PQntuples(res[0]) != 1)
-		vox_request_fail(req, VOX_E_UNKNOWN_ORG, NO_ORG);
+		vox_request_fail(req, vox_request_no_org(&err));
 	else
-		reply_row(req, res[1], missing);
+		reply_row(req, res[1], field, missing);
 	clear_all(res, 2);
 }
 
@@ -550,14 +558,15 @@ void vox_query_call(vox_request *req, void *ctx)
 	if (!begin(req, org, &q, VOX_QK_CALL_ID, VOX_QCURSOR_CALLS))
 		return;
 	if (!(q.has & VOX_QK_CALL_ID)) {
-		vox_request_fail(req, VOX_E_INVALID, "call_id: required");
+		vox_request_failf(req, VOX_E_INVALID, "missing", "call_id",
+				  "required");
 		return;
 	}
 	const char *org_p[1] = {org};
 	const char *p[2] = {org, q.call_id.s};
 	const vox_qcall calls[2] = {{Q_ORG, org_p}, {Q_CALL, p}};
 	if (run(req, qc, org, calls, 2, res))
-		reply_one(req, res, "call_id: no such call");
+		reply_one(req, res, "call_id", "no such call");
 }
 
 void vox_query_contact(vox_request *req, void *ctx)
@@ -570,8 +579,14 @@ void vox_query_contact(vox_request *req, void *ctx)
 		return;
 	bool by_id = q.has & VOX_QK_CONTACT_ID, by_phone = q.has & VOX_QK_PHONE;
 	if (by_id == by_phone) {
-		vox_request_fail(req, VOX_E_INVALID, by_id ? "contact_id, phone: give one of the two, not both"
-					    : "contact_id or phone: required");
+		if (by_id)
+			vox_request_failf(req, VOX_E_INVALID, "exclusive",
+					  "contact_id", "give contact_id or"
+					  " phone, not both");
+		else
+			vox_request_failf(req, VOX_E_INVALID, "missing",
+					  "contact_id", "contact_id or phone is"
+					  " required");
 		return;
 	}
 	const char *org_p[1] = {org};
@@ -581,6 +596,6 @@ void vox_query_contact(vox_request *req, void *ctx)
 		{by_id ? Q_CONTACT_ID : Q_CONTACT_PHONE, p},
 	};
 	if (run(req, qc, org, calls, 2, res))
-		reply_one(req, res, by_id ? "contact_id: no such contact"
-					  : "phone: no such contact");
+		reply_one(req, res, by_id ? "contact_id" : "phone",
+			  "no such contact");
 }

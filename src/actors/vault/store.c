@@ -119,14 +119,23 @@ static void rollback(PGconn *c)
 
 /* ---- replies ------------------------------------------------------------- */
 
-/* A failed database step: 503 when the database is unreachable or busy,
- * 500 otherwise. */
-static void reply_db_error(vox_request *req, vox_status st)
+/* What a failed database step is answered with: 503 when the database
+ * is unreachable or busy, 500 otherwise. */
+static void db_error(vox_error *err, vox_status st)
 {
 	if (vox_status_is_transient(st))
-		vox_request_fail(req, VOX_E_UNAVAILABLE, "database unavailable");
+		vox_error_set(err, VOX_E_UNAVAILABLE, "unavailable", NULL,
+			      "database unavailable");
 	else
-		vox_request_fail(req, VOX_E_INTERNAL, "database error");
+		vox_error_set(err, VOX_E_INTERNAL, "internal", NULL,
+			      "database error");
+}
+
+static void reply_db_error(vox_request *req, vox_status st)
+{
+	vox_error err;
+	db_error(&err, st);
+	vox_request_fail(req, &err);
 }
 
 static void pack_cstr(msgpack_packer *pk, const char *s, size_t n)
@@ -144,14 +153,6 @@ static void reply_sbuffer(vox_request *req, msgpack_sbuffer *sb)
 	msgpack_sbuffer_destroy(sb);
 }
 
-/* ---- requests ------------------------------------------------------------ */
-
-/* Why a request was refused: code and text, or code 0. */
-typedef struct req_fail {
-	int code;
-	const char *text;
-} req_fail;
-
 /* ---- the audit trail ----------------------------------------------------- */
 
 /*
@@ -162,17 +163,30 @@ typedef struct req_fail {
  * and resource_id the org_credentials row touched or found (NULL when
  * none). details: provider and type as far as they were valid,
  * key_version when a row was sealed or opened, code (200, or the error
- * code answered), error (the error text answered: fixed texts, never
- * input), deleted for a delete. Never the secret.
+ * code answered), reason and error (the error answered: fixed texts,
+ * never input), deleted for a delete. Never the secret.
  */
 typedef struct audit_entry {
 	const char *action;      /* "credentials.get" */
-	int code;                /* 200, or the error code answered */
-	const char *error;       /* the error text answered, NULL on success */
+	bool done;               /* carried out: answered 200 */
+	vox_error err;           /* refused or failed when err.code is set */
 	const char *resource_id; /* the row, or NULL */
 	uint32_t key_version;    /* 0: none */
 	int deleted;             /* delete: 0 or 1; others -1 */
 } audit_entry;
+
+#define AUDIT_ENTRY(act) {.action = (act), .deleted = -1}
+
+static bool refused(const audit_entry *e)
+{
+	return e->err.code != NULL;
+}
+
+/* The code e is answered with. */
+static int entry_code(const audit_entry *e)
+{
+	return e->done ? 200 : vox_status_code(e->err.status);
+}
 
 /* The Vox-Requester header when it is short printable text, else
  * "unknown" (it goes to the audit log, never trusted for more). */
@@ -201,7 +215,7 @@ static vox_status audit(PGconn *c, vox_request *req, const char *org,
 	vox_buf details;
 	vox_buf_init(&details);
 	requester_of(req, actor, sizeof(actor));
-	vox_buf_printf(&details, "{\"code\":%d", e->code);
+	vox_buf_printf(&details, "{\"code\":%d", entry_code(e));
 	/* provider and type were checked against fixed lists before they
 	 * were kept */
 	if (q->has_provider)
@@ -212,9 +226,9 @@ static vox_status audit(PGconn *c, vox_request *req, const char *org,
 		vox_buf_printf(&details, ",\"key_version\":%" PRIu32, e->key_version);
 	if (e->deleted >= 0)
 		vox_buf_printf(&details, ",\"deleted\":%s", e->deleted ? "true" : "false");
-	if (e->error) {
-		vox_buf_puts(&details, ",\"error\":");
-		vox_buf_json_str(&details, e->error, strlen(e->error));
+	if (refused(e)) {
+		vox_buf_printf(&details, ",\"reason\":\"%s\",\"error\":", e->err.code);
+		vox_buf_json_str(&details, e->err.message, strlen(e->err.message));
 	}
 	vox_buf_putc(&details, '}');
 	const char *params[5] = {org, actor, e->action, e->resource_id, details.data};
@@ -232,13 +246,6 @@ static vox_status audit(PGconn *c, vox_request *req, const char *org,
 	return st;
 }
 
-/* The code and text a failed database step is answered with. */
-static int db_error_code(vox_status st, const char **text)
-{
-	*text = vox_status_is_transient(st) ? "database unavailable" : "database error";
-	return vox_status_is_transient(st) ? 503 : 500;
-}
-
 /* Write e's row on c (NULL: the database is unreachable). A row that
  * cannot be written is logged, one line naming the request (never the
  * secret): outcome is what the request came to, answer what it is
@@ -250,13 +257,14 @@ static vox_status audit_or_log(PGconn *c, vox_request *req, const char *org,
 	vox_status st = c ? audit(c, req, org, q, e) : VOX_E_UNAVAILABLE;
 	if (st != VOX_OK) {
 		char actor[VAULT_MAX_REQUESTER + 1];
-		const char *text;
-		int answer = e->code == 200 ? db_error_code(st, &text) : e->code;
+		vox_error dberr;
+		db_error(&dberr, st);
+		int answer = e->done ? vox_status_code(dberr.status) : entry_code(e);
 		requester_of(req, actor, sizeof(actor));
 		vox_error("msg=\"audit row not written\" action=%s org=%s provider=%s"
 			  " type=%s requester=\"%s\" outcome=%d answer=%d status=%s",
 			  e->action, org, q->has_provider ? q->provider : "-",
-			  q->has_type || q->complete ? q->type : "-", actor, e->code,
+			  q->has_type || q->complete ? q->type : "-", actor, entry_code(e),
 			  answer, vox_status_str(st));
 	}
 	return st;
@@ -277,7 +285,7 @@ static void refuse(vox_vault_ctx *vc, vox_vault_conn *conn, vox_request *req,
 	PGconn *c = conn_get(conn, vc->dsn);
 	vox_status st = audit_or_log(c, req, org, q, e);
 	conn_release(conn, c ? st : VOX_OK);
-	vox_request_error(req, e->code, e->error);
+	vox_request_fail(req, &e->err);
 }
 
 /* A request's body may hold a secret in the clear (a put's always,
@@ -304,26 +312,22 @@ static bool begin_request(vox_vault_ctx *vc, vox_vault_conn *conn, vox_request *
 {
 	size_t len;
 	const char *data = vox_request_data(req, &len);
-	req_fail fail = {0, NULL};
-	char text[96];
+	audit_entry e = AUDIT_ENTRY(action);
 	if (!vox_request_org(req, org)) {
-		vox_request_fail(req, VOX_E_INVALID, "org_id: the subject's last token must be a UUID");
+		vox_request_fail(req, vox_request_bad_org(&e.err));
 		return false;
 	}
-	vox_status st = vox_cred_req_parse(q, data, len, text, sizeof(text));
-	if (st != VOX_OK)
-		fail = (req_fail){vox_status_code(st), text};
-	else if (need_provider && !q->has_provider)
-		fail = (req_fail){vox_status_code(VOX_E_INVALID), "provider: required"};
-	if (!fail.code)
-		return true;
-	vox_cred_req_release(q);
-	if (action) {
-		audit_entry e = {action, fail.code, fail.text, NULL, 0, -1};
-		refuse(vc, conn, req, org, q, &e);
-	} else {
-		vox_request_error(req, fail.code, fail.text);
+	if (vox_cred_req_parse(q, data, len, &e.err) == VOX_OK) {
+		if (!need_provider || q->has_provider)
+			return true;
+		vox_error_set(&e.err, VOX_E_INVALID, "missing", "provider",
+			      "required");
 	}
+	vox_cred_req_release(q);
+	if (action)
+		refuse(vc, conn, req, org, q, &e);
+	else
+		vox_request_fail(req, &e.err);
 	return false;
 }
 
@@ -357,15 +361,16 @@ static void put_request(vox_vault_ctx *vc, vox_request *req)
 	size_t bloblen = 0;
 	uint32_t version = 0;
 	vox_status st = VOX_OK;
-	audit_entry e = {"credentials.put", 0, NULL, NULL, 0, -1};
+	audit_entry e = AUDIT_ENTRY("credentials.put");
 
 	if (!begin_request(vc, conn, req, org, &q, true, e.action))
 		return;
 	if (!q.has_config)
-		e.code = 400, e.error = "config: required";
+		vox_error_set(&e.err, VOX_E_INVALID, "missing", "config", "required");
 	else if (q.config_len > VOX_VAULT_MAX_CONFIG)
-		e.code = 413, e.error = "config: larger than the vault accepts";
-	if (e.code) {
+		vox_error_set(&e.err, VOX_E_TOO_LARGE, "too_large", "config",
+			      "larger than the vault accepts");
+	if (refused(&e)) {
 		refuse(vc, conn, req, org, &q, &e);
 		goto out;
 	}
@@ -380,9 +385,12 @@ static void put_request(vox_vault_ctx *vc, vox_request *req)
 		vox_error("msg=\"credential cannot be sealed\" org=%s provider=%s"
 			  " type=%s status=%s", org, q.provider, q.type,
 			  vox_status_str(st));
-		e.code = st == VOX_E_TOO_LARGE ? 413 : 500;
-		e.error = st == VOX_E_TOO_LARGE ? "config: larger than the vault accepts"
-						: "credential cannot be encrypted";
+		if (st == VOX_E_TOO_LARGE)
+			vox_error_set(&e.err, st, "too_large", "config",
+				      "larger than the vault accepts");
+		else
+			vox_error_set(&e.err, VOX_E_INTERNAL, "internal", NULL,
+				      "credential cannot be encrypted");
 		refuse(vc, conn, req, org, &q, &e);
 		goto out;
 	}
@@ -401,7 +409,7 @@ static void put_request(vox_vault_ctx *vc, vox_request *req)
 		rollback(c);
 		if (exists < 0)
 			goto failed;
-		e.code = 404, e.error = "org_id: no such organization";
+		vox_request_no_org(&e.err);
 		(void)audit_or_log(c, req, org, &q, &e); /* the 404 stays a 404 */
 		goto unlock;
 	}
@@ -426,7 +434,7 @@ static void put_request(vox_vault_ctx *vc, vox_request *req)
 	}
 	snprintf(id, sizeof(id), "%s", PQgetvalue(r, 0, 0));
 	PQclear(r);
-	e.code = 200, e.resource_id = id, e.key_version = version;
+	e.done = true, e.resource_id = id, e.key_version = version;
 	if ((st = audit_or_log(c, req, org, &q, &e)) != VOX_OK) {
 		rollback(c);
 		goto unlock;
@@ -436,7 +444,7 @@ static void put_request(vox_vault_ctx *vc, vox_request *req)
 failed:
 	/* the put did not happen: said in the trail while the database
 	 * still takes a row, in the log when it does not */
-	e.code = db_error_code(st, &e.error);
+	db_error(&e.err, st);
 	(void)audit_or_log(still_up(c), req, org, &q, &e);
 unlock:
 	conn_release(conn, st);
@@ -444,8 +452,8 @@ unlock:
 		reply_db_error(req, st);
 		goto out;
 	}
-	if (e.code != 200) {
-		vox_request_error(req, e.code, e.error);
+	if (refused(&e)) {
+		vox_request_fail(req, &e.err);
 		goto out;
 	}
 	msgpack_sbuffer sb;
@@ -512,14 +520,14 @@ static void get_request(vox_vault_ctx *vc, vox_request *req)
 	size_t plen = 0;
 	bool opened = false, sealed = false;
 	msgpack_sbuffer sb;
-	audit_entry e = {"credentials.get", 0, NULL, NULL, 0, -1};
+	audit_entry e = AUDIT_ENTRY("credentials.get");
 
 	if (!begin_request(vc, conn, req, org, &q, true, e.action))
 		return;
 	if (!q.has_reply_key) {
-		e.code = 400;
-		e.error = "reply_key: required; credentials are only returned sealed"
-			  " to the requester's key";
+		vox_error_set(&e.err, VOX_E_INVALID, "missing", "reply_key",
+			      "required; credentials are only returned sealed to"
+			      " the requester's key");
 		refuse(vc, conn, req, org, &q, &e);
 		vox_cred_req_release(&q);
 		return;
@@ -542,9 +550,10 @@ static void get_request(vox_vault_ctx *vc, vox_request *req)
 	if (!r)
 		goto failed;
 	if (PQntuples(r) != 1) {
-		e.code = 404, e.error = "org_id: no such organization";
+		vox_request_no_org(&e.err);
 	} else if (PQgetisnull(r, 0, 0)) {
-		e.code = 404, e.error = "no such credential";
+		vox_error_set(&e.err, VOX_E_NOT_FOUND, "not_found", NULL,
+			      "no such credential");
 	} else {
 		snprintf(id, sizeof(id), "%.*s", PQgetlength(r, 0, 0), PQgetvalue(r, 0, 0));
 		char vtxt[16];
@@ -568,35 +577,38 @@ static void get_request(vox_vault_ctx *vc, vox_request *req)
 			vox_error("msg=\"credential cannot be decrypted\" org=%s provider=%s"
 				  " type=%s id=%s key_version=%" PRIu32 " error=\"%s\"",
 				  org, q.provider, q.type, id, e.key_version, err);
-			e.code = 500, e.error = "credential cannot be decrypted";
+			vox_error_set(&e.err, VOX_E_CRYPTO, "undecryptable", NULL,
+				      "credential cannot be decrypted");
 		} else {
 			sealed = seal_reply(&sb, &q, plain, plen);
 			sodium_memzero(plain, plen);
 			sodium_free(plain);
 			plain = NULL;
 			if (sealed)
-				e.code = 200;
+				e.done = true;
 			else
-				e.code = 400, e.error = "reply_key: not a usable X25519 public key";
+				vox_error_set(&e.err, VOX_E_INVALID, "bad_key",
+					      "reply_key",
+					      "not a usable X25519 public key");
 		}
 	}
 	PQclear(r);
 	st = audit_or_log(c, req, org, &q, &e);
-	if (st != VOX_OK && e.code != 200)
+	if (st != VOX_OK && !e.done)
 		st = VOX_OK; /* a refusal stays itself; the log has the missing row */
 	goto unlock;
 failed:
-	e.code = db_error_code(st, &e.error);
+	db_error(&e.err, st);
 	(void)audit_or_log(still_up(c), req, org, &q, &e);
 unlock:
 	conn_release(conn, st);
 	if (st != VOX_OK)
 		reply_db_error(req, st); /* also when only the audit row failed */
-	else if (e.code != 200)
-		vox_request_error(req, e.code, e.error);
+	else if (!e.done)
+		vox_request_fail(req, &e.err);
 	else
 		reply_sbuffer(req, &sb); /* sends, wipes and frees it */
-	if (sealed && (st != VOX_OK || e.code != 200))
+	if (sealed && (st != VOX_OK || !e.done))
 		msgpack_sbuffer_destroy(&sb);
 	vox_cred_req_release(&q);
 }
@@ -644,7 +656,8 @@ unlock:
 		return;
 	}
 	if (exists == 0) {
-		vox_request_fail(req, VOX_E_UNKNOWN_ORG, "org_id: no such organization");
+		vox_error err;
+		vox_request_fail(req, vox_request_no_org(&err));
 		return;
 	}
 	msgpack_sbuffer sb;
@@ -696,7 +709,7 @@ static void delete_request(vox_vault_ctx *vc, vox_request *req)
 	vox_cred_req q;
 	vox_status st = VOX_OK;
 	bool deleted = false;
-	audit_entry e = {"credentials.delete", 0, NULL, NULL, 0, -1};
+	audit_entry e = AUDIT_ENTRY("credentials.delete");
 
 	if (!begin_request(vc, conn, req, org, &q, true, e.action))
 		return;
@@ -713,7 +726,7 @@ static void delete_request(vox_vault_ctx *vc, vox_request *req)
 		rollback(c);
 		if (exists < 0)
 			goto failed;
-		e.code = 404, e.error = "org_id: no such organization";
+		vox_request_no_org(&e.err);
 		(void)audit_or_log(c, req, org, &q, &e); /* the 404 stays a 404 */
 		goto unlock;
 	}
@@ -735,7 +748,7 @@ static void delete_request(vox_vault_ctx *vc, vox_request *req)
 		e.resource_id = id;
 	}
 	PQclear(r);
-	e.code = 200, e.deleted = deleted;
+	e.done = true, e.deleted = deleted;
 	if ((st = audit_or_log(c, req, org, &q, &e)) != VOX_OK) {
 		rollback(c);
 		goto unlock;
@@ -743,7 +756,7 @@ static void delete_request(vox_vault_ctx *vc, vox_request *req)
 	st = sql_cmd(c, "COMMIT", 0, NULL);
 	goto unlock;
 failed:
-	e.code = db_error_code(st, &e.error);
+	db_error(&e.err, st);
 	(void)audit_or_log(still_up(c), req, org, &q, &e);
 unlock:
 	conn_release(conn, st);
@@ -752,8 +765,8 @@ unlock:
 		reply_db_error(req, st);
 		return;
 	}
-	if (e.code != 200) {
-		vox_request_error(req, e.code, e.error);
+	if (refused(&e)) {
+		vox_request_fail(req, &e.err);
 		return;
 	}
 	msgpack_sbuffer sb;
