@@ -29,19 +29,27 @@ typedef struct vox_item {
 	vox_event ev;        /* decoded; its strings point into msg */
 	uint64_t stream_seq; /* sequence in the EVENTS stream */
 	uint64_t delivered;  /* 1 on the first delivery */
-	vox_status result;   /* set by the handler to refuse the item */
-	const char *code;    /* stable error code of a refusal, or NULL */
+	vox_error err;       /* a refusal when err.status != VOX_OK: set by
+				the decoder, vox_item_reject or vox_item_defer,
+				and carried to the dead letter's headers */
 	bool defer;          /* refused for now only (vox_item_defer) */
 	int64_t deferrals;   /* set by the runtime: times deferred so far */
 	bool settled;        /* the runtime acked, naked or terminated it */
-	char reason[200];    /* why, when result != VOX_OK */
 } vox_item;
 
-/* Refuse one item permanently (VOX_E_CONFLICT, VOX_E_UNKNOWN_ORG, ...):
- * the handler must then leave no effect of it; the runtime dead-letters
- * it after the commit. */
-void vox_item_reject(vox_item *it, vox_status st, const char *fmt, ...)
-	VOX_PRINTF(3, 4);
+/* Whether the item was refused (by the decoder or the handler). */
+static inline bool vox_item_refused(const vox_item *it)
+{
+	return it->err.status != VOX_OK;
+}
+
+/* Refuse one item permanently (VOX_E_CONFLICT, VOX_E_UNKNOWN_ORG, ...)
+ * with a stable reason ("conflict", "unknown_org", ...), the field at
+ * fault (or NULL) and what is wrong, as vox_error_set: the handler must
+ * then leave no effect of it; the runtime dead-letters it after the
+ * commit. */
+void vox_item_reject(vox_item *it, vox_status st, const char *reason,
+		     const char *field, const char *fmt, ...) VOX_PRINTF(5, 6);
 
 /* Refuse one item for now: what it depends on may not have arrived yet
  * (a refund before the payment it refunds). As with vox_item_reject the
@@ -49,8 +57,8 @@ void vox_item_reject(vox_item *it, vox_status st, const char *fmt, ...)
  * retry delay and, once it has been deferred VOX_DEFER_DELIVERIES times
  * (counted in the database with the batch; deliveries naked because of a
  * fault do not count), dead-letters it with st and the reason. */
-void vox_item_defer(vox_item *it, vox_status st, const char *fmt, ...)
-	VOX_PRINTF(3, 4);
+void vox_item_defer(vox_item *it, vox_status st, const char *reason,
+		    const char *field, const char *fmt, ...) VOX_PRINTF(5, 6);
 
 /* The open transaction a handler works in. */
 typedef struct vox_tx vox_tx;

@@ -75,7 +75,6 @@ static uint64_t decode_item(vox_runtime *rt, natsMsg *m, vox_item *it)
 {
 	uint64_t pending = 0;
 	vox_js_ack meta;
-	vox_error err;
 	memset(it, 0, sizeof(*it));
 	it->msg = m;
 	if (vox_js_ack_parse(&meta, natsMsg_GetReply(m))) {
@@ -86,13 +85,13 @@ static uint64_t decode_item(vox_runtime *rt, natsMsg *m, vox_item *it)
 	}
 	if (it->delivered > 1)
 		atomic_fetch_add(&rt->redelivered, 1);
-	if (vox_event_decode_subject(&it->ev, natsMsg_GetSubject(m),
-				     natsMsg_GetData(m),
-				     (size_t)natsMsg_GetDataLength(m), &err) != VOX_OK) {
-		it->result = err.status;
-		it->code = err.code;
-		snprintf(it->reason, sizeof(it->reason), "%s", err.message);
-	}
+	/* a refusal is kept in it->err (zeroed: VOX_OK otherwise), for the
+	 * writer to dead-letter in order */
+	vox_status st = vox_event_decode_subject(&it->ev, natsMsg_GetSubject(m),
+						 natsMsg_GetData(m),
+						 (size_t)natsMsg_GetDataLength(m),
+						 &it->err);
+	VOX_UNUSED(st);
 	return pending;
 }
 

@@ -13,27 +13,12 @@ static void header_safe(char *s)
 			*s = ' ';
 }
 
-/* The stable code for a status the handler or the store reported. */
-static const char *code_for(vox_status st)
-{
-	switch (st) {
-	case VOX_E_CONFLICT: return "conflict";
-	case VOX_E_UNKNOWN_ORG: return "unknown_org";
-	case VOX_E_NOT_FOUND: return "not_found";
-	case VOX_E_TOO_LARGE: return "too_large";
-	case VOX_E_INVALID: return "invalid";
-	case VOX_E_DECODE: return "decode";
-	case VOX_E_ORG_MISMATCH: return "org_mismatch";
-	default: return "internal";
-	}
-}
-
 /* The dead letter of an item: its bytes on dlq.<subject> with the reason
  * in headers, and a Nats-Msg-Id of its own so that a repeat is dropped. */
 static natsStatus dead_letter_msg(natsMsg **out, vox_runtime *rt,
 				  const vox_item *it)
 {
-	const char *code = it->code ? it->code : code_for(it->result);
+	const char *code = it->err.code ? it->err.code : "internal";
 	natsMsg *m = NULL;
 	char subject[512], seq[32], status[16], msgid[256], reason[200];
 	const char *orig_id = NULL;
@@ -41,9 +26,9 @@ static natsStatus dead_letter_msg(natsMsg **out, vox_runtime *rt,
 	snprintf(subject, sizeof(subject), "%s%s", VOX_DLQ_PREFIX,
 		 natsMsg_GetSubject(it->msg));
 	snprintf(seq, sizeof(seq), "%" PRIu64, it->stream_seq);
-	snprintf(status, sizeof(status), "%d", vox_status_code(it->result));
+	snprintf(status, sizeof(status), "%d", vox_status_code(it->err.status));
 	snprintf(msgid, sizeof(msgid), "dlq:%s:%" PRIu64, rt->actor, it->stream_seq);
-	snprintf(reason, sizeof(reason), "%s", it->reason);
+	snprintf(reason, sizeof(reason), "%s", it->err.message);
 	header_safe(reason);
 
 	natsStatus s = natsMsg_Create(&m, subject, NULL, natsMsg_GetData(it->msg),
@@ -54,6 +39,8 @@ static natsStatus dead_letter_msg(natsMsg **out, vox_runtime *rt,
 		s = natsMsgHeader_Set(m, VOX_HDR_ERROR_CODE, status);
 	if (s == NATS_OK)
 		s = natsMsgHeader_Set(m, "Vox-Error-Reason", code);
+	if (s == NATS_OK && it->err.field[0])
+		s = natsMsgHeader_Set(m, "Vox-Error-Field", it->err.field);
 	if (s == NATS_OK)
 		s = natsMsgHeader_Set(m, VOX_HDR_STREAM_SEQ, seq);
 	if (s == NATS_OK)
@@ -135,9 +122,9 @@ void vox_rt_dead_letter_all(vox_runtime *rt, input_rt *in, vox_item **items,
 	}
 	for (size_t i = 0; i < n; i++) {
 		vox_item *it = items[i];
-		const char *code = it->code ? it->code : code_for(it->result);
+		const char *code = it->err.code ? it->err.code : "internal";
 		char reason[200];
-		snprintf(reason, sizeof(reason), "%s", it->reason);
+		snprintf(reason, sizeof(reason), "%s", it->err.message);
 		header_safe(reason);
 		if (dead_letter_stored(in, it->stream_seq)) {
 			vox_rt_settle_msg(in, it, HOW_TERM, 0);
@@ -145,7 +132,7 @@ void vox_rt_dead_letter_all(vox_runtime *rt, input_rt *in, vox_item **items,
 			vox_warn("msg=\"dead letter\" subject=%s seq=%" PRIu64
 				 " code=%s status=%d reason=\"%s\"",
 				 natsMsg_GetSubject(it->msg), it->stream_seq, code,
-				 vox_status_code(it->result), reason);
+				 vox_status_code(it->err.status), reason);
 		} else {
 			vox_warn("msg=\"dead letter not stored, will retry\" seq=%" PRIu64,
 				 it->stream_seq);

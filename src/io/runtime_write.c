@@ -5,28 +5,30 @@
  */
 #include "io/runtime_int.h"
 
-static void item_set(vox_item *it, vox_status st, bool defer,
-		     const char *fmt, va_list ap)
+static void item_set(vox_item *it, vox_status st, const char *reason,
+		     const char *field, bool defer, const char *fmt, va_list ap)
 {
-	it->result = st;
-	it->code = NULL;
+	char text[160];
+	vsnprintf(text, sizeof(text), fmt, ap);
+	vox_error_set(&it->err, st, reason, field, "%s", text);
 	it->defer = defer;
-	vsnprintf(it->reason, sizeof(it->reason), fmt, ap);
 }
 
-void vox_item_reject(vox_item *it, vox_status st, const char *fmt, ...)
+void vox_item_reject(vox_item *it, vox_status st, const char *reason,
+		     const char *field, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	item_set(it, st, false, fmt, ap);
+	item_set(it, st, reason, field, false, fmt, ap);
 	va_end(ap);
 }
 
-void vox_item_defer(vox_item *it, vox_status st, const char *fmt, ...)
+void vox_item_defer(vox_item *it, vox_status st, const char *reason,
+		    const char *field, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	item_set(it, st, true, fmt, ap);
+	item_set(it, st, reason, field, true, fmt, ap);
 	va_end(ap);
 }
 
@@ -158,7 +160,7 @@ static vox_status count_deferrals(vox_runtime *rt, input_rt *in, vox_item *arr,
 	vox_pg_params_text(&drop, in->def.durable);
 	vox_pg_array *done = vox_pg_params_array(&drop, VOX_PG_INT8);
 	for (size_t i = 0; i < n; i++) {
-		if (arr[i].result != VOX_OK && arr[i].defer) {
+		if (vox_item_refused(&arr[i]) && arr[i].defer) {
 			vox_pg_array_int(seqs, (int64_t)arr[i].stream_seq);
 			vox_str id = vox_event_msg_id(&arr[i].ev);
 			vox_pg_array_str(ids, id.ptr ? id.ptr : "", id.len);
@@ -226,11 +228,9 @@ static vox_status run_tx(vox_runtime *rt, input_rt *in, vox_item **items,
 		st = vox_pg_exec(in->pg, "COMMIT", why, sizeof(why));
 	if (st == VOX_OK) {
 		for (size_t i = 0; i < n; i++) {
-			items[i]->result = arr[i].result;
-			items[i]->code = arr[i].code;
+			items[i]->err = arr[i].err;
 			items[i]->defer = arr[i].defer;
 			items[i]->deferrals = arr[i].deferrals;
-			memcpy(items[i]->reason, arr[i].reason, sizeof(arr[i].reason));
 		}
 	} else {
 		vox_pg_first_error(fail, in->pg);
@@ -272,7 +272,7 @@ static size_t applied_count(vox_item **items, size_t n)
 {
 	size_t k = 0;
 	for (size_t i = 0; i < n; i++)
-		k += items[i]->result == VOX_OK;
+		k += !vox_item_refused(items[i]);
 	return k;
 }
 
@@ -324,7 +324,7 @@ static void settle(vox_runtime *rt, input_rt *in, vox_item **items, size_t n,
 	for (size_t i = 0; i < n; i++) {
 		vox_item *it = items[i];
 		vox_item_outcome o = {
-			.verdict = it->result == VOX_OK ? VOX_VERDICT_APPLIED
+			.verdict = !vox_item_refused(it) ? VOX_VERDICT_APPLIED
 				   : it->defer ? VOX_VERDICT_DEFERRED
 					       : VOX_VERDICT_REFUSED,
 			.delivered = it->delivered,
@@ -341,7 +341,7 @@ static void settle(vox_runtime *rt, input_rt *in, vox_item **items, size_t n,
 			vox_info("msg=\"deferred\" input=%s stream_seq=%" PRIu64
 				 " deferrals=%" PRId64 " reason=\"%s\"",
 				 in->def.durable, it->stream_seq, it->deferrals,
-				 it->reason);
+				 it->err.message);
 			atomic_fetch_add(&rt->deferred, 1);
 			vox_rt_settle_msg(in, it, HOW_NAK, d.delay_ms);
 			break;
@@ -360,13 +360,15 @@ static void settle(vox_runtime *rt, input_rt *in, vox_item **items, size_t n,
 static void blame(vox_item *it, const vox_pg_error *fail)
 {
 	if (fail->sqlstate[0] == '\0') {
-		vox_item_reject(it, fail->status, "%s", fail->message);
+		vox_item_reject(it, fail->status, vox_status_str(fail->status),
+				NULL, "%s", fail->message);
 		return;
 	}
 	bool integrity = strncmp(fail->sqlstate, "23", 2) == 0;
-	vox_item_reject(it, VOX_E_INVALID, "database refused it: %s: %s",
-			fail->sqlstate, fail->message);
-	it->code = integrity ? "integrity_violation" : "data_exception";
+	vox_item_reject(it, VOX_E_INVALID,
+			integrity ? "integrity_violation" : "data_exception",
+			NULL, "database refused it: %s: %s", fail->sqlstate,
+			fail->message);
 }
 
 /* One item in a transaction of its own, re-run on RETRY. */
@@ -410,7 +412,7 @@ static void isolate(vox_runtime *rt, input_rt *in, vox_item **items, size_t n,
 	for (i = 0; i < n; i++) {
 		vox_step step = run_one(rt, in, items[i], &tx, &fail);
 		if (step == VOX_STEP_SETTLE) {
-			bool applied = items[i]->result == VOX_OK;
+			bool applied = !vox_item_refused(items[i]);
 			committed(rt, in, applied ? 1 : 0);
 			round_commits += applied;
 			settle(rt, in, &items[i], 1, &tx);
@@ -477,7 +479,7 @@ static void process(vox_runtime *rt, input_rt *in, batch *b)
 
 	for (size_t i = 0; i < b->n; i++) {
 		vox_item *it = &b->items[i];
-		if (it->result != VOX_OK)
+		if (vox_item_refused(it))
 			dl[ndl++] = it; /* undecodable: never reaches the database */
 		else
 			valid[nvalid++] = it;

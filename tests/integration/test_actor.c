@@ -57,8 +57,9 @@ static vox_status apply(void *ctx, vox_tx *tx, vox_item *items, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		const vox_payment_succeeded *p = &items[i].ev.u.payment_succeeded;
 		if (p->amount_pence == 13) {
-			vox_item_reject(&items[i], VOX_E_CONFLICT,
-					"amount_pence: 13 is refused by the test actor");
+			vox_item_reject(&items[i], VOX_E_CONFLICT, "conflict",
+					"amount_pence",
+					"13 is refused by the test actor");
 			continue;
 		}
 		if (p->description.ptr && p->description.len == 10 &&
@@ -100,7 +101,7 @@ static vox_status apply(void *ctx, vox_tx *tx, vox_item *items, size_t n)
 	}
 	for (size_t i = 0; i < n && st == VOX_OK; i++) {
 		const vox_payment_succeeded *p = &items[i].ev.u.payment_succeeded;
-		if (items[i].result != VOX_OK ||
+		if (vox_item_refused(&items[i]) ||
 		    (p->amount_pence < 1000 && p->amount_pence != 14))
 			continue;
 		vox_event alert;

@@ -391,9 +391,11 @@ static void test_poison_messages_are_dead_lettered(void **state)
 	struct {
 		const char *reason;
 		const char *code;
-	} want[] = {{"not_a_map", "400"}, {"org_mismatch", "400"},
-		    {"conflict", "409"}, {"integrity_violation", "400"},
-		    {"out_of_range", "400"}};
+		const char *field; /* Vox-Error-Field, "" when absent */
+	} want[] = {{"not_a_map", "400", ""}, {"org_mismatch", "400", "org_id"},
+		    {"conflict", "409", "amount_pence"},
+		    {"integrity_violation", "400", ""},
+		    {"out_of_range", "400", "amount_pence"}};
 	bool found[5] = {false};
 	for (uint64_t seq = 1; seq <= 5; seq++) {
 		natsMsg *m = dlq_msg(f, seq);
@@ -403,6 +405,7 @@ static void test_poison_messages_are_dead_lettered(void **state)
 				continue;
 			found[k] = true;
 			assert_string_equal(hdr(m, "Vox-Error-Code"), want[k].code);
+			assert_string_equal(hdr(m, "Vox-Error-Field"), want[k].field);
 		}
 		assert_string_equal(hdr(m, "Vox-Actor"), "vox-test-actor");
 		assert_true(strlen(hdr(m, "Vox-Error")) > 0);

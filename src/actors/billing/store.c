@@ -523,12 +523,13 @@ vox_status vox_billing_apply(void *ctx, vox_tx *tx, vox_item *items, size_t n)
 		/* a refund may arrive before its payment (two instances, a
 		 * redelivery, the payment provider's own order): wait for it */
 		if (o == VOX_BILL_NOT_FOUND)
-			vox_item_defer(&items[i], reject_status(o), "%s",
+			vox_item_defer(&items[i], reject_status(o),
+				       vox_billing_outcome_code(o), NULL, "%s",
 				       reason_for(&items[i].ev, o));
 		else
-			vox_item_reject(&items[i], reject_status(o), "%s",
+			vox_item_reject(&items[i], reject_status(o),
+					vox_billing_outcome_code(o), NULL, "%s",
 					reason_for(&items[i].ev, o));
-		items[i].code = vox_billing_outcome_code(o);
 	}
 	if (p.nledger && (st = write_ledger(c, &p, &b, items)) != VOX_OK)
 		goto out;

@@ -343,11 +343,11 @@ static vox_status refuse_strangers(PGconn *pg, vox_item *items, size_t n)
 			continue;
 		vox_item *it = &items[ord - 1];
 		if (PQgetvalue(r, row, 1)[0] == 't')
-			vox_item_reject(it, VOX_E_UNKNOWN_ORG,
-					"org_id: no such organization");
+			vox_item_reject(it, VOX_E_UNKNOWN_ORG, "unknown_org",
+					"org_id", "no such organization");
 		else
-			vox_item_reject(it, VOX_E_CONFLICT,
-					"call_id: belongs to another organization");
+			vox_item_reject(it, VOX_E_CONFLICT, "conflict", "call_id",
+					"belongs to another organization");
 	}
 out:
 	PQclear(r);
@@ -446,16 +446,17 @@ vox_status vox_calls_apply(void *ctx, vox_tx *tx, vox_item *items, size_t n)
 	evs = vox_malloc(n * sizeof(*evs));
 	verdict = vox_malloc(n * sizeof(*verdict));
 	for (size_t i = 0; i < n; i++)
-		evs[i] = items[i].result == VOX_OK ? &items[i].ev : NULL;
+		evs[i] = vox_item_refused(&items[i]) ? NULL : &items[i].ev;
 	vox_calls_plan_build(&plan, evs, n, verdict);
 	for (size_t i = 0; i < n; i++) {
 		if (verdict[i] == VOX_E_CONFLICT)
-			vox_item_reject(&items[i], VOX_E_CONFLICT,
-					"call_id: belongs to another organization");
+			vox_item_reject(&items[i], VOX_E_CONFLICT, "conflict",
+					"call_id", "belongs to another organization");
 		else if (verdict[i] != VOX_OK)
 			vox_item_reject(&items[i], verdict[i],
+					vox_status_str(verdict[i]), NULL,
 					"not a call.started or call.ended event");
-		if (items[i].result != VOX_OK)
+		if (vox_item_refused(&items[i]))
 			refused++;
 	}
 	if (plan.n == 0)

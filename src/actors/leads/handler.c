@@ -133,7 +133,8 @@ static vox_status orgs_and_thresholds(PGconn *c, vox_item *items, size_t n,
 		}
 		if (!res[i].org_ok)
 			vox_item_reject(&items[i], VOX_E_UNKNOWN_ORG,
-					"org_id: no such organization");
+					"unknown_org", "org_id",
+					"no such organization");
 	}
 	PQclear(r);
 	return VOX_OK;
@@ -148,7 +149,7 @@ static vox_status create_contacts(PGconn *c, const vox_item *items, size_t n)
 	vox_pg_params_columns(&q, a, types, VOX_NELEM(types));
 	for (size_t i = 0; i < n; i++) {
 		const vox_lead_scored *e = &items[i].ev.u.lead_scored;
-		if (items[i].result != VOX_OK || e->contact_id.s[0] || !e->phone.ptr)
+		if (vox_item_refused(&items[i]) || e->contact_id.s[0] || !e->phone.ptr)
 			continue;
 		vox_pg_array_uuid(a[0], &e->org_id);
 		vox_pg_array_view(a[1], e->phone);
@@ -185,9 +186,10 @@ static vox_status resolve_contacts(PGconn *c, vox_item *items, size_t n,
 		return st;
 	for (int k = 0; k < PQntuples(r) && (size_t)k < n; k++) {
 		if (PQgetisnull(r, k, 1)) {
-			if (items[k].result == VOX_OK)
+			if (!vox_item_refused(&items[k]))
 				vox_item_reject(&items[k], VOX_E_NOT_FOUND,
-						"contact_id: no such contact in this org,"
+						"not_found", "contact_id",
+						"no such contact in this org,"
 						" and no phone to create one");
 			continue;
 		}
@@ -214,12 +216,12 @@ static vox_status update_scores(PGconn *c, const vox_item *items, size_t n,
 	vox_status st = VOX_OK;
 	vox_pg_params_columns(&q, a, types, VOX_NELEM(types));
 	for (size_t i = 0; i < n; i++) {
-		if (items[i].result != VOX_OK)
+		if (vox_item_refused(&items[i]))
 			continue;
 		const vox_lead_scored *e = &items[i].ev.u.lead_scored;
 		bool beaten = false;
 		for (size_t j = 0; j < n && !beaten; j++) {
-			if (j == i || items[j].result != VOX_OK ||
+			if (j == i || vox_item_refused(&items[j]) ||
 			    strcmp(res[j].contact.s, res[i].contact.s) != 0)
 				continue;
 			const vox_time *tj = &items[j].ev.u.lead_scored.scored_at;
@@ -274,7 +276,7 @@ static const vox_item *alert_source(const vox_item *items, size_t n,
 {
 	for (size_t i = 0; i < n; i++) {
 		const vox_lead_scored *e = &items[i].ev.u.lead_scored;
-		if (items[i].result == VOX_OK && e->lead_score >= res[i].threshold &&
+		if (!vox_item_refused(&items[i]) && e->lead_score >= res[i].threshold &&
 		    strcmp(res[i].contact.s, contact) == 0 &&
 		    strcmp(e->call_id.s, call) == 0)
 			return &items[i];
@@ -297,7 +299,7 @@ static vox_status insert_alerts(vox_tx *tx, const vox_item *items, size_t n,
 	vox_pg_params_columns(&q, a, types, VOX_NELEM(types));
 	for (size_t i = 0; i < n; i++) {
 		const vox_lead_scored *e = &items[i].ev.u.lead_scored;
-		if (items[i].result != VOX_OK || e->lead_score < res[i].threshold)
+		if (vox_item_refused(&items[i]) || e->lead_score < res[i].threshold)
 			continue;
 		const char *urgency = vox_leads_urgency(e->lead_score) == VOX_URGENCY_HIGH
 			? "high" : "medium";
