@@ -444,6 +444,19 @@ const vox_error *vox_request_bad_org(vox_error *err)
 	return err;
 }
 
+const vox_error *vox_request_db_error(vox_error *err, vox_status st)
+{
+	if (st == VOX_E_TIMEOUT)
+		vox_error_set(err, st, "timeout", NULL, "database busy");
+	else if (vox_status_is_transient(st))
+		vox_error_set(err, VOX_E_UNAVAILABLE, "unavailable", NULL,
+			      "database unavailable");
+	else
+		vox_error_set(err, VOX_E_INTERNAL, "internal", NULL,
+			      "database error");
+	return err;
+}
+
 const vox_error *vox_request_no_org(vox_error *err)
 {
 	vox_error_set(err, VOX_E_UNKNOWN_ORG, "unknown_org", "org_id",

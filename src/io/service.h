@@ -94,4 +94,9 @@ void vox_request_failf(vox_request *req, vox_status st, const char *reason,
 const vox_error *vox_request_bad_org(vox_error *err);
 const vox_error *vox_request_no_org(vox_error *err);
 
+/* The answer to a failed database step with status st, written to *err
+ * (returned): 503 when trying again may work ("database unavailable",
+ * or "database busy" for a timeout), 500 "database error" otherwise. */
+const vox_error *vox_request_db_error(vox_error *err, vox_status st);
+
 #endif

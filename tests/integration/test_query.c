@@ -877,7 +877,8 @@ static void test_unfiltered_query_sees_one_org(void **state)
 	assert_true(total > in_a);
 
 	/* one connection, so every request reuses the same session */
-	vox_qdb_init(&db, F->query_dsn, 1, unfiltered, VOX_NELEM(unfiltered));
+	vox_qdb_init(&db, F->query_dsn, 1, 1000, 2000, unfiltered,
+		     VOX_NELEM(unfiltered));
 	for (int round = 0; round < 4; round++) {
 		const char *org = round % 2 ? ORG_B : ORG_A;
 		assert_int_equal(vox_qdb_run(&db, org, calls, 3, res, err, sizeof(err)), VOX_OK);
@@ -901,7 +902,8 @@ static void test_unfiltered_query_sees_one_org(void **state)
 	vox_qdb_release(&db);
 
 	/* the owner sees everything, so the pool refuses to use it */
-	vox_qdb_init(&db, F->dsn, 1, unfiltered, VOX_NELEM(unfiltered));
+	vox_qdb_init(&db, F->dsn, 1, 1000, 2000, unfiltered,
+		     VOX_NELEM(unfiltered));
 	assert_int_equal(vox_qdb_run(&db, ORG_A, calls, 3, res, err, sizeof(err)),
 			 VOX_E_FORBIDDEN);
 	assert_non_null(strstr(err, "superuser"));
@@ -931,7 +933,8 @@ static void test_owner_role_is_refused(void **state)
 	char dsn[1024];
 	/* log in as the owner, then act as vox_test_owner (options: SET ROLE) */
 	snprintf(dsn, sizeof(dsn), "%s options='-c role=vox_test_owner'", F->dsn);
-	vox_qdb_init(&db, dsn, 1, unfiltered, VOX_NELEM(unfiltered));
+	vox_qdb_init(&db, dsn, 1, 1000, 2000, unfiltered,
+		     VOX_NELEM(unfiltered));
 	assert_int_equal(vox_qdb_probe(&db, err, sizeof(err)), VOX_E_FORBIDDEN);
 	assert_non_null(strstr(err, "owns tables"));
 	assert_non_null(strstr(err, "t_owned"));

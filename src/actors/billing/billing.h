@@ -7,8 +7,7 @@
 
 #include "core/common.h"
 
-#include <pthread.h>
-
+#include "io/pgpool.h"
 #include "io/runtime.h"
 #include "io/service.h"
 
@@ -20,9 +19,7 @@ typedef struct vox_billing_config {
 
 typedef struct vox_billing_ctx {
 	vox_billing_config cfg;
-	const char *dsn;        /* for the endpoint's own connection */
-	pthread_mutex_t lock;   /* guards pg */
-	PGconn *pg;             /* endpoint connection, opened on demand */
+	vox_pgpool *pool;       /* billing.authorize's connection (setup) */
 	int64_t next_cleanup;   /* unix time of the next retention run */
 } vox_billing_ctx;
 

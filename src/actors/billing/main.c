@@ -25,7 +25,8 @@ static vox_billing_ctx billing;
 static vox_status setup(vox_actor *a, void *ctx)
 {
 	vox_billing_ctx *bc = ctx;
-	bc->dsn = vox_actor_cfg(a)->pg_dsn;
+	/* one connection: the endpoint has one delivery thread */
+	bc->pool = vox_pgpool_new(vox_actor_cfg(a)->pg_dsn, 1, 5000, NULL, NULL);
 	return vox_service_add_endpoint(vox_actor_service(a), "authorize",
 					"billing.authorize.*",
 					vox_billing_authorize, bc);
@@ -35,11 +36,10 @@ static void teardown(vox_actor *a, void *ctx)
 {
 	vox_billing_ctx *bc = ctx;
 	VOX_UNUSED(a);
-	/* the service is drained after this; no request runs past it */
-	pthread_mutex_lock(&bc->lock);
-	PQfinish(bc->pg);
-	bc->pg = NULL;
-	pthread_mutex_unlock(&bc->lock);
+	/* drain the endpoint first: no request may run past the pool */
+	vox_service_stop(vox_actor_service(a));
+	vox_pgpool_free(bc->pool);
+	bc->pool = NULL;
 }
 
 int main(int argc, char **argv)
@@ -62,8 +62,5 @@ int main(int argc, char **argv)
 		.teardown = teardown,
 		.ctx = &billing,
 	};
-	pthread_mutex_init(&billing.lock, NULL);
-	int code = vox_actor_main(&def, argc, argv);
-	pthread_mutex_destroy(&billing.lock);
-	return code;
+	return vox_actor_main(&def, argc, argv);
 }

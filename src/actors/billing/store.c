@@ -15,6 +15,7 @@
 #include "vox/subjects.h"
 
 #include <msgpack.h>
+#include <time.h>
 
 #define BILLING_CLEANUP_LOCK "7366923002"
 
@@ -598,24 +599,19 @@ void vox_billing_authorize(vox_request *req, void *ctx)
 		return;
 	}
 
-	pthread_mutex_lock(&bc->lock);
 	char why[256];
-	if (!bc->pg || PQstatus(bc->pg) != CONNECTION_OK) {
-		PQfinish(bc->pg);
-		bc->pg = NULL;
-		if (vox_pg_connect(&bc->pg, bc->dsn, why, sizeof(why)) != VOX_OK) {
-			pthread_mutex_unlock(&bc->lock);
-			vox_request_failf(req, VOX_E_UNAVAILABLE, "unavailable", NULL,
-					  "database unavailable");
-			return;
-		}
+	PGconn *c = NULL;
+	vox_status st = vox_pgpool_get(bc->pool, &c, why, sizeof(why));
+	if (st != VOX_OK) {
+		vox_request_fail(req, vox_request_db_error(&err, st));
+		return;
 	}
 	const char *params[1] = {orgbuf};
-	PGresult *r = PQexecParams(bc->pg,
+	PGresult *r = PQexecParams(c,
 				   "SELECT wallet_balance_pence, debt_limit_pence"
 				   " FROM organizations WHERE id = $1::uuid",
 				   1, NULL, params, NULL, NULL, 0);
-	vox_status st = vox_pg_status(bc->pg, r);
+	st = vox_pg_status(c, r);
 	int64_t balance = 0, debt = 0;
 	bool found = st == VOX_OK && PQntuples(r) == 1;
 	if (found) {
@@ -623,10 +619,9 @@ void vox_billing_authorize(vox_request *req, void *ctx)
 		debt = pg_i64(r, 0, 1);
 	}
 	PQclear(r);
-	pthread_mutex_unlock(&bc->lock);
+	vox_pgpool_put(bc->pool, c, st);
 	if (st != VOX_OK) {
-		vox_request_failf(req, VOX_E_UNAVAILABLE, "unavailable", NULL,
-					  "database unavailable");
+		vox_request_fail(req, vox_request_db_error(&err, st));
 		return;
 	}
 	if (!found) {

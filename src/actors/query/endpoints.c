@@ -219,10 +219,9 @@ static void reply_buf(vox_request *req, const vox_buf *b)
  * The details go to the log, not to the client. */
 static void reply_db_error(vox_request *req, vox_status st, const char *err)
 {
+	vox_error e;
 	if (vox_status_is_transient(st)) {
-		vox_request_failf(req, st, vox_status_str(st), NULL, "%s",
-				  st == VOX_E_TIMEOUT ? "database busy"
-						      : "database unavailable");
+		vox_request_fail(req, vox_request_db_error(&e, st));
 		return;
 	}
 	vox_error("msg=\"query failed\" subject=%s status=%s error=\"%s\"",

@@ -39,10 +39,8 @@ static vox_status setup(vox_actor *a, void *ctx)
 	natsConnection *nc = vox_actor_nats(a);
 	int64_t max_payload = nc ? natsConnection_GetMaxPayload(nc) : 0;
 	qc->max_reply = max_payload > 0 ? (size_t)max_payload : 1024 * 1024;
-	vox_qdb_init(&qc->db, dsn, (size_t)qc->cfg.conns, vox_query_stmts,
-		     vox_query_nstmts);
-	qc->db.wait_ms = qc->cfg.timeout_ms;
-	qc->db.statement_timeout = qc->cfg.timeout_ms;
+	vox_qdb_init(&qc->db, dsn, (size_t)qc->cfg.conns, qc->cfg.timeout_ms,
+		     qc->cfg.timeout_ms, vox_query_stmts, vox_query_nstmts);
 
 	/* A role that RLS does not bind must never serve: refuse to start.
 	 * A database that is down may come back: start, answer 503. */
@@ -96,7 +94,7 @@ int main(int argc, char **argv)
 		.ctx = &query,
 	};
 	int code = vox_actor_main(&def, argc, argv);
-	if (query.db.conns)
+	if (query.db.pool)
 		vox_qdb_release(&query.db);
 	return code;
 }

@@ -18,37 +18,24 @@
 #include "io/log.h"
 #include "io/pg.h"
 
-#include <time.h>
-
 #define SET_ORG_STMT "vox_set_org"
 
-void vox_qdb_init(vox_qdb *db, const char *dsn, size_t nconns,
-		  const vox_qstmt *stmts, size_t nstmts)
+static vox_status conn_open(PGconn *c, void *ctx, char *err, size_t errlen);
+
+void vox_qdb_init(vox_qdb *db, const char *dsn, size_t nconns, int64_t wait_ms,
+		  int64_t statement_timeout, const vox_qstmt *stmts,
+		  size_t nstmts)
 {
-	pthread_condattr_t ca;
 	memset(db, 0, sizeof(*db));
-	pthread_mutex_init(&db->lock, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&db->freed, &ca);
-	pthread_condattr_destroy(&ca);
-	db->dsn = vox_strndup(dsn, strlen(dsn));
 	db->stmts = stmts;
 	db->nstmts = nstmts;
-	db->nconns = nconns ? nconns : 1;
-	db->conns = vox_calloc(db->nconns, sizeof(*db->conns));
-	db->wait_ms = 1000;
-	db->statement_timeout = 2000;
+	db->statement_timeout = statement_timeout;
+	db->pool = vox_pgpool_new(dsn, nconns, wait_ms, conn_open, db);
 }
 
 void vox_qdb_release(vox_qdb *db)
 {
-	for (size_t i = 0; i < db->nconns; i++)
-		PQfinish(db->conns[i].pg);
-	free(db->conns);
-	free(db->dsn);
-	pthread_cond_destroy(&db->freed);
-	pthread_mutex_destroy(&db->lock);
+	vox_pgpool_free(db->pool);
 	memset(db, 0, sizeof(*db));
 }
 
@@ -111,21 +98,19 @@ vox_status vox_qdb_check_role(PGconn *c, char *err, size_t errlen)
 	return st;
 }
 
-/* Open, check and prepare one connection; *out in pipeline mode. */
-static vox_status conn_open(vox_qdb *db, PGconn **out, char *err,
-			    size_t errlen)
+/* The pool's open function: check the role, set the timeout, prepare the
+ * statements and enter pipeline mode. */
+static vox_status conn_open(PGconn *c, void *ctx, char *err, size_t errlen)
 {
-	PGconn *c = NULL;
+	const vox_qdb *db = ctx;
 	char sql[96];
-	vox_status st = vox_pg_connect(&c, db->dsn, err, errlen);
-	if (st != VOX_OK)
-		return st;
+	vox_status st;
 	if ((st = vox_qdb_check_role(c, err, errlen)) != VOX_OK)
-		goto fail;
+		return st;
 	snprintf(sql, sizeof(sql), "SET statement_timeout = %" PRId64,
 		 db->statement_timeout);
 	if ((st = vox_pg_exec(c, sql, err, errlen)) != VOX_OK)
-		goto fail;
+		return st;
 	PGresult *r = PQprepare(c, SET_ORG_STMT,
 				"SELECT set_config('app.org_id', $1, true)", 1, NULL);
 	st = vox_pg_status(c, r);
@@ -142,80 +127,17 @@ static vox_status conn_open(vox_qdb *db, PGconn **out, char *err,
 		PQclear(r);
 	}
 	if (st != VOX_OK)
-		goto fail;
+		return st;
 	if (!PQenterPipelineMode(c)) {
 		snprintf(err, errlen, "libpq cannot enter pipeline mode");
-		st = VOX_E_INTERNAL;
-		goto fail;
+		return VOX_E_INTERNAL;
 	}
-	*out = c;
 	return VOX_OK;
-fail:
-	PQfinish(c);
-	return st;
 }
 
 vox_status vox_qdb_probe(vox_qdb *db, char *err, size_t errlen)
 {
-	PGconn *c = NULL;
-	vox_status st = conn_open(db, &c, err, errlen);
-	PQfinish(c);
-	return st;
-}
-
-/* ---- the pool ------------------------------------------------------------ */
-
-/* A free slot, waiting up to wait_ms; NULL when none came. */
-static vox_qdb_conn *acquire(vox_qdb *db)
-{
-	struct timespec until;
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_sec += db->wait_ms / 1000;
-	until.tv_nsec += (db->wait_ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
-	pthread_mutex_lock(&db->lock);
-	for (;;) {
-		vox_qdb_conn *pick = NULL;
-		/* an open connection first: opening one costs a round trip */
-		for (size_t i = 0; i < db->nconns; i++) {
-			vox_qdb_conn *k = &db->conns[i];
-			if (!k->busy && (!pick || (k->pg && !pick->pg)))
-				pick = k;
-		}
-		if (pick) {
-			pick->busy = true;
-			pthread_mutex_unlock(&db->lock);
-			return pick;
-		}
-		if (pthread_cond_timedwait(&db->freed, &db->lock, &until) == ETIMEDOUT)
-			break;
-	}
-	pthread_mutex_unlock(&db->lock);
-	return NULL;
-}
-
-static void give_back(vox_qdb *db, vox_qdb_conn *k)
-{
-	pthread_mutex_lock(&db->lock);
-	k->busy = false;
-	pthread_cond_signal(&db->freed);
-	pthread_mutex_unlock(&db->lock);
-}
-
-/* Note a database outage (logged once) or its end. */
-static void set_down(vox_qdb *db, bool down, const char *err)
-{
-	pthread_mutex_lock(&db->lock);
-	bool was = db->down;
-	db->down = down;
-	pthread_mutex_unlock(&db->lock);
-	if (down && !was)
-		vox_warn("msg=\"database unavailable\" error=\"%s\"", err);
-	else if (!down && was)
-		vox_info("msg=\"database available again\"");
+	return vox_pgpool_probe(db->pool, err, errlen);
 }
 
 /* ---- one request --------------------------------------------------------- */
@@ -329,32 +251,14 @@ vox_status vox_qdb_run(vox_qdb *db, const char *org, const vox_qcall *calls,
 		snprintf(err, errlen, "vox_qdb_run: %zu statements", n);
 		return VOX_E_INTERNAL;
 	}
-	vox_qdb_conn *k = acquire(db);
-	if (!k) {
-		snprintf(err, errlen, "every database connection is busy");
-		return VOX_E_TIMEOUT;
-	}
-	if (!k->pg || PQstatus(k->pg) != CONNECTION_OK) {
-		PQfinish(k->pg);
-		k->pg = NULL;
-		st = conn_open(db, &k->pg, err, errlen);
-		if (st != VOX_OK) {
-			if (st == VOX_E_UNAVAILABLE)
-				set_down(db, true, err);
-			else
-				vox_error("msg=\"database connection refused\""
-					  " error=\"%s\"", err);
-			give_back(db, k);
-			return st;
-		}
-	}
-	st = pipeline(k->pg, org, db, calls, n, results, &broken, err, errlen);
-	if (broken) {
-		PQfinish(k->pg);
-		k->pg = NULL;
-	}
-	set_down(db, st == VOX_E_UNAVAILABLE, err);
-	give_back(db, k);
+	PGconn *c = NULL;
+	if ((st = vox_pgpool_get(db->pool, &c, err, errlen)) != VOX_OK)
+		return st;
+	st = pipeline(c, org, db, calls, n, results, &broken, err, errlen);
+	if (broken)
+		vox_pgpool_discard(db->pool, c);
+	else
+		vox_pgpool_put(db->pool, c, st);
 	if (st != VOX_OK) {
 		for (size_t i = 0; i < n; i++) {
 			PQclear(results[i]);

@@ -2,8 +2,8 @@
  * query.h - vox-query: read-only, tenant-scoped answers over request-reply.
  *
  * Three parts, one file each:
- *   qdb.c       the database side: a small pool of connections made as a
- *               role that row-level security binds, and one pipelined
+ *   qdb.c       the database side: a pool (io/pgpool.c) of connections
+ *               made as a role that row-level security binds, and one pipelined
  *               round trip per request that sets app.org_id and runs the
  *               prepared statements inside one transaction;
  *   core/query_request.c  requests and cursors: pure, unit-tested;
@@ -15,11 +15,10 @@
 
 #include "core/common.h"
 
-#include <pthread.h>
-
 #include <libpq-fe.h>
 
 #include "core/query_request.h"
+#include "io/pgpool.h"
 #include "io/service.h"
 #include "vox/event.h"
 
@@ -41,28 +40,19 @@ typedef struct vox_qcall {
 
 #define VOX_QDB_MAX_CALLS 4
 
-typedef struct vox_qdb_conn {
-	PGconn *pg;
-	bool busy;
-} vox_qdb_conn;
-
 typedef struct vox_qdb {
-	pthread_mutex_t lock; /* guards conns[].busy and down */
-	pthread_cond_t freed; /* a connection was given back */
-	char *dsn;
+	vox_pgpool *pool;          /* every connection bound by RLS, prepared */
 	const vox_qstmt *stmts;
 	size_t nstmts;
-	vox_qdb_conn *conns;
-	size_t nconns;
-	int64_t wait_ms;           /* how long a request waits for a connection */
 	int64_t statement_timeout; /* ms, set on every connection */
-	bool down;                 /* the outage is logged once */
 } vox_qdb;
 
 /* A pool of nconns connections to dsn (opened on demand) preparing stmts
- * (borrowed; must outlive the pool). */
-void vox_qdb_init(vox_qdb *db, const char *dsn, size_t nconns,
-		  const vox_qstmt *stmts, size_t nstmts);
+ * (borrowed; must outlive the pool); a request waits up to wait_ms for a
+ * connection and each statement runs at most statement_timeout ms. */
+void vox_qdb_init(vox_qdb *db, const char *dsn, size_t nconns, int64_t wait_ms,
+		  int64_t statement_timeout, const vox_qstmt *stmts,
+		  size_t nstmts);
 void vox_qdb_release(vox_qdb *db);
 
 /*

@@ -48,7 +48,10 @@ static vox_status setup(vox_actor *a, void *ctx)
 	char err[256] = "";
 	vox_status st;
 	vox_keyring *ring = NULL;
-	vc->dsn = vox_actor_cfg(a)->pg_dsn;
+	/* as many connections as requests can run at once: one per
+	 * endpoint (each has one delivery thread) */
+	vc->pool = vox_pgpool_new(vox_actor_cfg(a)->pg_dsn, VOX_VAULT_EP_COUNT,
+				  VAULT_WAIT_MS, NULL, NULL);
 	vc->ring_from_env = vc->cfg.keys[0] != '\0';
 	if (vc->ring_from_env) {
 		/* the text stays in the environment: wipe it once parsed */
@@ -138,12 +141,8 @@ static void teardown(vox_actor *a, void *ctx)
 	vox_vault_ctx *vc = ctx;
 	/* drain the endpoints first: no request may run past the ring */
 	vox_service_stop(vox_actor_service(a));
-	for (size_t i = 0; i < VOX_VAULT_EP_COUNT; i++) {
-		pthread_mutex_lock(&vc->conns[i].lock);
-		PQfinish(vc->conns[i].pg);
-		vc->conns[i].pg = NULL;
-		pthread_mutex_unlock(&vc->conns[i].lock);
-	}
+	vox_pgpool_free(vc->pool);
+	vc->pool = NULL;
 	(void)ring_replace(vc, NULL);
 }
 

@@ -26,61 +26,24 @@
 void vox_vault_ctx_init(vox_vault_ctx *vc)
 {
 	pthread_rwlock_init(&vc->ring_lock, NULL);
-	for (size_t i = 0; i < VOX_VAULT_EP_COUNT; i++) {
-		pthread_mutex_init(&vc->conns[i].lock, NULL);
-		vc->conns[i].pg = NULL;
-		vc->conns[i].down = false;
-	}
+	vc->pool = NULL;
 }
 
 void vox_vault_ctx_release(vox_vault_ctx *vc)
 {
-	for (size_t i = 0; i < VOX_VAULT_EP_COUNT; i++) {
-		pthread_mutex_lock(&vc->conns[i].lock);
-		PQfinish(vc->conns[i].pg);
-		vc->conns[i].pg = NULL;
-		pthread_mutex_unlock(&vc->conns[i].lock);
-		pthread_mutex_destroy(&vc->conns[i].lock);
-	}
+	vox_pgpool_free(vc->pool);
+	vc->pool = NULL;
 	pthread_rwlock_destroy(&vc->ring_lock);
 }
 
-/* With conn->lock held: a working connection, or NULL (database down). */
-static PGconn *conn_get(vox_vault_conn *conn, const char *dsn)
+/* A connection from the pool, or NULL with *st saying why (the database
+ * is down, or every connection busy). */
+static PGconn *conn_get(vox_vault_ctx *vc, vox_status *st)
 {
 	char err[256];
-	if (conn->pg && PQstatus(conn->pg) == CONNECTION_OK)
-		return conn->pg;
-	PQfinish(conn->pg);
-	conn->pg = NULL;
-	if (vox_pg_connect(&conn->pg, dsn, err, sizeof(err)) != VOX_OK) {
-		if (!conn->down)
-			vox_warn("msg=\"database unavailable\" error=\"%s\"", err);
-		conn->down = true;
-		return NULL;
-	}
-	if (conn->down)
-		vox_info("msg=\"database available again\"");
-	conn->down = false;
-	return conn->pg;
-}
-
-/* With conn->lock held, after a failed statement: note the outage once. */
-static void conn_failed(vox_vault_conn *conn, vox_status st)
-{
-	if (st == VOX_E_UNAVAILABLE && !conn->down) {
-		vox_warn("msg=\"database unavailable\" error=\"connection lost\"");
-		conn->down = true;
-	}
-}
-
-/* End an endpoint's locked section: a failed statement marks the
- * connection for a check before its next use, then the lock goes. */
-static void conn_release(vox_vault_conn *conn, vox_status st)
-{
-	if (st != VOX_OK)
-		conn_failed(conn, st);
-	pthread_mutex_unlock(&conn->lock);
+	PGconn *c = NULL;
+	*st = vox_pgpool_get(vc->pool, &c, err, sizeof(err));
+	return c;
 }
 
 /* ---- SQL helpers --------------------------------------------------------- */
@@ -119,23 +82,10 @@ static void rollback(PGconn *c)
 
 /* ---- replies ------------------------------------------------------------- */
 
-/* What a failed database step is answered with: 503 when the database
- * is unreachable or busy, 500 otherwise. */
-static void db_error(vox_error *err, vox_status st)
-{
-	if (vox_status_is_transient(st))
-		vox_error_set(err, VOX_E_UNAVAILABLE, "unavailable", NULL,
-			      "database unavailable");
-	else
-		vox_error_set(err, VOX_E_INTERNAL, "internal", NULL,
-			      "database error");
-}
-
 static void reply_db_error(vox_request *req, vox_status st)
 {
 	vox_error err;
-	db_error(&err, st);
-	vox_request_fail(req, &err);
+	vox_request_fail(req, vox_request_db_error(&err, st));
 }
 
 static void pack_cstr(msgpack_packer *pk, const char *s, size_t n)
@@ -258,7 +208,7 @@ static vox_status audit_or_log(PGconn *c, vox_request *req, const char *org,
 	if (st != VOX_OK) {
 		char actor[VAULT_MAX_REQUESTER + 1];
 		vox_error dberr;
-		db_error(&dberr, st);
+		vox_request_db_error(&dberr, st);
 		int answer = e->done ? vox_status_code(dberr.status) : entry_code(e);
 		requester_of(req, actor, sizeof(actor));
 		vox_error("msg=\"audit row not written\" action=%s org=%s provider=%s"
@@ -278,13 +228,13 @@ static PGconn *still_up(PGconn *c)
 
 /* A request refused before its database work: audit it on the
  * endpoint's connection, then answer it with e's code and error. */
-static void refuse(vox_vault_ctx *vc, vox_vault_conn *conn, vox_request *req,
+static void refuse(vox_vault_ctx *vc, vox_request *req,
 		   const char *org, const vox_cred_req *q, const audit_entry *e)
 {
-	pthread_mutex_lock(&conn->lock);
-	PGconn *c = conn_get(conn, vc->dsn);
-	vox_status st = audit_or_log(c, req, org, q, e);
-	conn_release(conn, c ? st : VOX_OK);
+	vox_status st;
+	PGconn *c = conn_get(vc, &st);
+	st = audit_or_log(c, req, org, q, e);
+	vox_pgpool_put(vc->pool, c, st);
 	vox_request_fail(req, &e->err);
 }
 
@@ -306,7 +256,7 @@ static void wipe_request(vox_request *req)
  * not audited; a refusal of the body is, when action is not NULL. *q is
  * the caller's to release only when true.
  */
-static bool begin_request(vox_vault_ctx *vc, vox_vault_conn *conn, vox_request *req,
+static bool begin_request(vox_vault_ctx *vc, vox_request *req,
 			  char org[37], vox_cred_req *q, bool need_provider,
 			  const char *action)
 {
@@ -325,7 +275,7 @@ static bool begin_request(vox_vault_ctx *vc, vox_vault_conn *conn, vox_request *
 	}
 	vox_cred_req_release(q);
 	if (action)
-		refuse(vc, conn, req, org, q, &e);
+		refuse(vc, req, org, q, &e);
 	else
 		vox_request_fail(req, &e.err);
 	return false;
@@ -354,7 +304,6 @@ static int org_exists(PGconn *c, const char *org, vox_status *st)
  */
 static void put_request(vox_vault_ctx *vc, vox_request *req)
 {
-	vox_vault_conn *conn = &vc->conns[VOX_VAULT_EP_PUT];
 	char org[37], id[40] = "", ver[16];
 	vox_cred_req q;
 	uint8_t *blob = NULL;
@@ -363,7 +312,7 @@ static void put_request(vox_vault_ctx *vc, vox_request *req)
 	vox_status st = VOX_OK;
 	audit_entry e = AUDIT_ENTRY("credentials.put");
 
-	if (!begin_request(vc, conn, req, org, &q, true, e.action))
+	if (!begin_request(vc, req, org, &q, true, e.action))
 		return;
 	if (!q.has_config)
 		vox_error_set(&e.err, VOX_E_INVALID, "missing", "config", "required");
@@ -371,7 +320,7 @@ static void put_request(vox_vault_ctx *vc, vox_request *req)
 		vox_error_set(&e.err, VOX_E_TOO_LARGE, "too_large", "config",
 			      "larger than the vault accepts");
 	if (refused(&e)) {
-		refuse(vc, conn, req, org, &q, &e);
+		refuse(vc, req, org, &q, &e);
 		goto out;
 	}
 	vox_cred_ad ad = {org, q.provider, q.type};
@@ -391,17 +340,14 @@ static void put_request(vox_vault_ctx *vc, vox_request *req)
 		else
 			vox_error_set(&e.err, VOX_E_INTERNAL, "internal", NULL,
 				      "credential cannot be encrypted");
-		refuse(vc, conn, req, org, &q, &e);
+		refuse(vc, req, org, &q, &e);
 		goto out;
 	}
 	snprintf(ver, sizeof(ver), "%" PRIu32, version);
 
-	pthread_mutex_lock(&conn->lock);
-	PGconn *c = conn_get(conn, vc->dsn);
-	if (!c) {
-		st = VOX_E_UNAVAILABLE;
+	PGconn *c = conn_get(vc, &st);
+	if (!c)
 		goto failed;
-	}
 	if ((st = sql_cmd(c, "BEGIN", 0, NULL)) != VOX_OK)
 		goto failed;
 	int exists = org_exists(c, org, &st);
@@ -444,10 +390,10 @@ static void put_request(vox_vault_ctx *vc, vox_request *req)
 failed:
 	/* the put did not happen: said in the trail while the database
 	 * still takes a row, in the log when it does not */
-	db_error(&e.err, st);
+	vox_request_db_error(&e.err, st);
 	(void)audit_or_log(still_up(c), req, org, &q, &e);
 unlock:
-	conn_release(conn, st);
+	vox_pgpool_put(vc->pool, c, st);
 	if (st != VOX_OK) {
 		reply_db_error(req, st);
 		goto out;
@@ -512,7 +458,6 @@ static bool seal_reply(msgpack_sbuffer *out, const vox_cred_req *q, const uint8_
  */
 static void get_request(vox_vault_ctx *vc, vox_request *req)
 {
-	vox_vault_conn *conn = &vc->conns[VOX_VAULT_EP_GET];
 	char org[37], id[40] = "", err[160] = "";
 	vox_cred_req q;
 	vox_status st = VOX_OK;
@@ -522,22 +467,19 @@ static void get_request(vox_vault_ctx *vc, vox_request *req)
 	msgpack_sbuffer sb;
 	audit_entry e = AUDIT_ENTRY("credentials.get");
 
-	if (!begin_request(vc, conn, req, org, &q, true, e.action))
+	if (!begin_request(vc, req, org, &q, true, e.action))
 		return;
 	if (!q.has_reply_key) {
 		vox_error_set(&e.err, VOX_E_INVALID, "missing", "reply_key",
 			      "required; credentials are only returned sealed to"
 			      " the requester's key");
-		refuse(vc, conn, req, org, &q, &e);
+		refuse(vc, req, org, &q, &e);
 		vox_cred_req_release(&q);
 		return;
 	}
-	pthread_mutex_lock(&conn->lock);
-	PGconn *c = conn_get(conn, vc->dsn);
-	if (!c) {
-		st = VOX_E_UNAVAILABLE;
+	PGconn *c = conn_get(vc, &st);
+	if (!c)
 		goto failed;
-	}
 	/* one statement: the org and the row, binary so the envelope comes
 	 * back as raw bytes */
 	const char *params[3] = {org, q.provider, q.type};
@@ -598,10 +540,10 @@ static void get_request(vox_vault_ctx *vc, vox_request *req)
 		st = VOX_OK; /* a refusal stays itself; the log has the missing row */
 	goto unlock;
 failed:
-	db_error(&e.err, st);
+	vox_request_db_error(&e.err, st);
 	(void)audit_or_log(still_up(c), req, org, &q, &e);
 unlock:
-	conn_release(conn, st);
+	vox_pgpool_put(vc->pool, c, st);
 	if (st != VOX_OK)
 		reply_db_error(req, st); /* also when only the audit row failed */
 	else if (!e.done)
@@ -623,21 +565,17 @@ void vox_vault_get(vox_request *req, void *ctx)
 
 static void list_request(vox_vault_ctx *vc, vox_request *req)
 {
-	vox_vault_conn *conn = &vc->conns[VOX_VAULT_EP_LIST];
 	char org[37];
 	vox_cred_req q;
 	vox_status st = VOX_OK;
 	PGresult *r = NULL;
 	int exists = 0;
 
-	if (!begin_request(vc, conn, req, org, &q, false, NULL))
+	if (!begin_request(vc, req, org, &q, false, NULL))
 		return;
-	pthread_mutex_lock(&conn->lock);
-	PGconn *c = conn_get(conn, vc->dsn);
-	if (!c) {
-		st = VOX_E_UNAVAILABLE;
+	PGconn *c = conn_get(vc, &st);
+	if (!c)
 		goto unlock;
-	}
 	exists = org_exists(c, org, &st);
 	if (exists <= 0)
 		goto unlock;
@@ -649,7 +587,7 @@ static void list_request(vox_vault_ctx *vc, vox_request *req)
 		" FROM org_credentials WHERE org_id = $1::uuid ORDER BY provider, type",
 		1, params, NULL, 0, &st);
 unlock:
-	conn_release(conn, st);
+	vox_pgpool_put(vc->pool, c, st);
 	vox_cred_req_release(&q);
 	if (st != VOX_OK) {
 		reply_db_error(req, st);
@@ -704,21 +642,17 @@ void vox_vault_list(vox_request *req, void *ctx)
  * back and the answer is the database error. */
 static void delete_request(vox_vault_ctx *vc, vox_request *req)
 {
-	vox_vault_conn *conn = &vc->conns[VOX_VAULT_EP_DELETE];
 	char org[37], id[40] = "";
 	vox_cred_req q;
 	vox_status st = VOX_OK;
 	bool deleted = false;
 	audit_entry e = AUDIT_ENTRY("credentials.delete");
 
-	if (!begin_request(vc, conn, req, org, &q, true, e.action))
+	if (!begin_request(vc, req, org, &q, true, e.action))
 		return;
-	pthread_mutex_lock(&conn->lock);
-	PGconn *c = conn_get(conn, vc->dsn);
-	if (!c) {
-		st = VOX_E_UNAVAILABLE;
+	PGconn *c = conn_get(vc, &st);
+	if (!c)
 		goto failed;
-	}
 	if ((st = sql_cmd(c, "BEGIN", 0, NULL)) != VOX_OK)
 		goto failed;
 	int exists = org_exists(c, org, &st);
@@ -756,10 +690,10 @@ static void delete_request(vox_vault_ctx *vc, vox_request *req)
 	st = sql_cmd(c, "COMMIT", 0, NULL);
 	goto unlock;
 failed:
-	db_error(&e.err, st);
+	vox_request_db_error(&e.err, st);
 	(void)audit_or_log(still_up(c), req, org, &q, &e);
 unlock:
-	conn_release(conn, st);
+	vox_pgpool_put(vc->pool, c, st);
 	vox_cred_req_release(&q);
 	if (st != VOX_OK) {
 		reply_db_error(req, st);

@@ -13,6 +13,7 @@
 #include <libpq-fe.h>
 
 #include "core/vault.h"
+#include "io/pgpool.h"
 #include "io/service.h"
 
 typedef struct vox_vault_config {
@@ -20,31 +21,26 @@ typedef struct vox_vault_config {
 	const char *key_file; /* VOX_VAULT_KEY_FILE: a path to the ring */
 } vox_vault_config;
 
-/* One endpoint's database connection: libnats runs endpoints on several
- * delivery threads, so each endpoint serialises on its own connection. */
-typedef struct vox_vault_conn {
-	pthread_mutex_t lock; /* guards pg and down */
-	PGconn *pg;           /* opened on demand, reopened when broken */
-	bool down;            /* the outage is logged once */
-} vox_vault_conn;
-
+/* The endpoints: as many requests as may run at once. */
 enum { VOX_VAULT_EP_PUT, VOX_VAULT_EP_GET, VOX_VAULT_EP_LIST,
        VOX_VAULT_EP_DELETE, VOX_VAULT_EP_COUNT };
 
+/* How long a request waits for a connection before it is answered 503. */
+#define VAULT_WAIT_MS 5000
+
 typedef struct vox_vault_ctx {
 	vox_vault_config cfg;
-	const char *dsn; /* borrowed from the actor's config */
+	vox_pgpool *pool; /* every endpoint's connections (setup) */
 	/* The key ring: parsed in setup, replaced by a SIGHUP reload, freed
 	 * in teardown. Endpoints hold ring_lock for reading while they seal
 	 * or open; a reload swaps the pointer under it for writing. */
 	pthread_rwlock_t ring_lock;
 	vox_keyring *ring;
 	bool ring_from_env; /* VOX_VAULT_KEYS: nothing to reload */
-	vox_vault_conn conns[VOX_VAULT_EP_COUNT];
 } vox_vault_ctx;
 
-/* Embedded-struct lifecycle of the connections and the ring's lock (not
- * the ring). */
+/* Embedded-struct lifecycle of the pool and the ring's lock (not the
+ * ring). */
 void vox_vault_ctx_init(vox_vault_ctx *vc);
 void vox_vault_ctx_release(vox_vault_ctx *vc);
 
