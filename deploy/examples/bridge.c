@@ -28,7 +28,7 @@ static int publish(jsCtx *js, const vox_event *ev)
 {
 	vox_pub_ack ack;
 	vox_error err;
-	vox_status st = vox_publish(js, ev, 5000, &ack, &err);
+	vox_status st = vox_publish(&ack, js, ev, 5000, &err);
 	if (st == VOX_E_INVALID) {
 		fprintf(stderr, "bridge: refused: %s\n", err.message);
 		return 2;

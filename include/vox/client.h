@@ -65,8 +65,8 @@ vox_status vox_event_to_msg(natsMsg **out, const vox_event *ev,
  * VOX_E_UNAVAILABLE: not acknowledged; publishing the same event again is
  * safe (the Nats-Msg-Id makes a repeat a duplicate).
  */
-vox_status vox_publish(jsCtx *js, const vox_event *ev, int64_t timeout_ms,
-		       vox_pub_ack *ack, vox_error *err) VOX_MUST_CHECK;
+vox_status vox_publish(vox_pub_ack *ack, jsCtx *js, const vox_event *ev,
+		       int64_t timeout_ms, vox_error *err) VOX_MUST_CHECK;
 
 /*
  * Publish without waiting; acknowledgements and failures arrive through

@@ -198,8 +198,8 @@ vox_status vox_event_decode_subject(vox_event *out, const char *subject,
  * with the decoder's rules (VOX_E_INVALID and *err filled if it breaks
  * one), so vox never sends what it would refuse.
  */
-vox_status vox_event_encode(const vox_event *ev, unsigned char **out,
-			    size_t *len, vox_error *err) VOX_MUST_CHECK;
+vox_status vox_event_encode(unsigned char **out, size_t *len,
+			    const vox_event *ev, vox_error *err) VOX_MUST_CHECK;
 
 /* The event as one line of canonical JSON (fields in contract order,
  * timestamps in RFC 3339 with nanoseconds). malloc'd; caller frees. */

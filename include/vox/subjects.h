@@ -36,8 +36,8 @@ const char *vox_event_kind_name(vox_event_kind kind);
 const char *vox_event_kind_stream(vox_event_kind kind);
 
 /* Look a kind up by its name ("lead.scored"); false if unknown. */
-bool vox_event_kind_from_name(const char *name, size_t len,
-			      vox_event_kind *kind) VOX_MUST_CHECK;
+bool vox_event_kind_from_name(vox_event_kind *kind, const char *name,
+			      size_t len) VOX_MUST_CHECK;
 
 /*
  * Split "<kind name>.<org token>" into the kind and a view of the org
@@ -45,8 +45,8 @@ bool vox_event_kind_from_name(const char *name, size_t len,
  * subject is not an event or alert subject of the contract, or the token
  * is empty or has a dot.
  */
-bool vox_subject_parse(const char *subject, vox_event_kind *kind,
-		       const char **org, size_t *orglen) VOX_MUST_CHECK;
+bool vox_subject_parse(vox_event_kind *kind, const char **org,
+		       size_t *orglen, const char *subject) VOX_MUST_CHECK;
 
 /* Write "<kind name>.<org>" into buf. Returns false if it does not fit. */
 bool vox_subject_format(char *buf, size_t n, vox_event_kind kind,

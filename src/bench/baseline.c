@@ -166,7 +166,7 @@ static bool apply_one(worker *w, const vox_event *ev)
 	if (ok && !seen && ev->kind == VOX_CALL_STARTED) {
 		const vox_call_started *s = &ev->u.call_started;
 		char from[32], to[32], name[256], vapi[256];
-		vox_time_rfc3339(&s->started_at, ts);
+		vox_time_rfc3339(ts, &s->started_at);
 		const char *p[8] = {s->call_id.s, org,
 				    s->direction == VOX_DIR_INBOUND ? "inbound" : "outbound",
 				    z(from, sizeof(from), s->from_number),
@@ -186,7 +186,7 @@ static bool apply_one(worker *w, const vox_event *ev)
 			       e->recording_url.len);
 		snprintf(dur, sizeof(dur), "%" PRId64, e->duration_seconds);
 		snprintf(score, sizeof(score), "%.2f", e->sentiment_score);
-		vox_time_rfc3339(&e->ended_at, ts2);
+		vox_time_rfc3339(ts2, &e->ended_at);
 		const char *status = e->status == VOX_CALL_FAILED ? "failed" : "completed";
 		const char *p[10] = {e->call_id.s, status, dur, tr.data, sm.data, ru.data,
 				     "positive", score, "low", ts2};

@@ -40,7 +40,7 @@ void bench_sort(int64_t *v, size_t n);
 int64_t bench_percentile(const int64_t *v, size_t n, double p);
 
 /* A whole decimal number in [lo, hi] (vox_parse_i64), or false. */
-bool bench_parse_long(const char *s, long lo, long hi, long *out);
+bool bench_parse_long(long *out, const char *s, long lo, long hi);
 
 /* s as a JSON string on stdout. */
 void bench_print_json_str(const char *s);

@@ -119,7 +119,7 @@ static int run_codec(long iterations)
 		unsigned char *buf = NULL;
 		size_t len = 0;
 		sample(&ev, (vox_event_kind)k);
-		if (vox_event_encode(&ev, &buf, &len, &err) != VOX_OK) {
+		if (vox_event_encode(&buf, &len, &ev, &err) != VOX_OK) {
 			fprintf(stderr, "vox-bench: %s\n", err.message);
 			return 1;
 		}
@@ -134,7 +134,7 @@ static int run_codec(long iterations)
 		for (long i = 0; i < iterations / 4; i++) {
 			unsigned char *b = NULL;
 			size_t n = 0;
-			if (vox_event_encode(&ev, &b, &n, &err) != VOX_OK)
+			if (vox_event_encode(&b, &n, &ev, &err) != VOX_OK)
 				return 1;
 			sink += (long)n;
 			free(b);
@@ -156,7 +156,7 @@ int bench_codec_main(int argc, char **argv)
 	long iterations = 200000;
 	for (int i = 2; i < argc; i++) {
 		if (strcmp(argv[i], "--iterations") == 0 && i + 1 < argc &&
-		    bench_parse_long(argv[i + 1], 4, 1000000000L, &iterations)) {
+		    bench_parse_long(&iterations, argv[i + 1], 4, 1000000000L)) {
 			i++;
 		} else {
 			fprintf(stderr, "usage: vox-bench codec [--iterations N]\n");

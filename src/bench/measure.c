@@ -61,10 +61,10 @@ int64_t bench_percentile(const int64_t *v, size_t n, double p)
 	return v[rank - 1];
 }
 
-bool bench_parse_long(const char *s, long lo, long hi, long *out)
+bool bench_parse_long(long *out, const char *s, long lo, long hi)
 {
 	int64_t v;
-	if (!vox_parse_i64(s, lo, hi, &v))
+	if (!vox_parse_i64(&v, s, lo, hi))
 		return false;
 	*out = (long)v;
 	return true;

@@ -25,17 +25,17 @@ bool bench_opts_parse(bench_opts *o, int argc, char **argv, bool need_url,
 		else if (strcmp(a, "--name") == 0)
 			o->name = v;
 		else if (strcmp(a, "--orgs") == 0)
-			ok = bench_parse_long(v, 1, BENCH_MAX_ORGS, &o->orgs);
+			ok = bench_parse_long(&o->orgs, v, 1, BENCH_MAX_ORGS);
 		else if (strcmp(a, "--events") == 0)
-			ok = bench_parse_long(v, 1, BENCH_MAX_EVENTS, &o->events);
+			ok = bench_parse_long(&o->events, v, 1, BENCH_MAX_EVENTS);
 		else if (strcmp(a, "--rate") == 0)
-			ok = bench_parse_long(v, 0, 1000000, &o->rate);
+			ok = bench_parse_long(&o->rate, v, 0, 1000000);
 		else if (strcmp(a, "--sample") == 0)
-			ok = bench_parse_long(v, 1, 1000000, &o->sample);
+			ok = bench_parse_long(&o->sample, v, 1, 1000000);
 		else if (strcmp(a, "--pending") == 0)
-			ok = bench_parse_long(v, 1, 1000000, &o->pending);
+			ok = bench_parse_long(&o->pending, v, 1, 1000000);
 		else if (strcmp(a, "--conns") == 0)
-			ok = bench_parse_long(v, 1, 256, &o->conns);
+			ok = bench_parse_long(&o->conns, v, 1, 256);
 		else {
 			fprintf(stderr, "vox-bench: unknown option %s\n%s", a, usage_text);
 			return false;

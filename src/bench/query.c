@@ -484,11 +484,11 @@ int bench_query_main(int argc, char **argv)
 			o.org = v;
 			ok = token_ok(v);
 		} else if (strcmp(a, "--rate") == 0) {
-			ok = bench_parse_long(v, 0, Q_MAX_RATE, &o.rate);
+			ok = bench_parse_long(&o.rate, v, 0, Q_MAX_RATE);
 		} else if (strcmp(a, "--seconds") == 0) {
-			ok = bench_parse_long(v, 1, Q_MAX_SECONDS, &o.seconds);
+			ok = bench_parse_long(&o.seconds, v, 1, Q_MAX_SECONDS);
 		} else if (strcmp(a, "--inflight") == 0) {
-			ok = bench_parse_long(v, 1, Q_MAX_INFLIGHT, &o.inflight);
+			ok = bench_parse_long(&o.inflight, v, 1, Q_MAX_INFLIGHT);
 		} else if (strcmp(a, "--subject-kind") == 0) {
 			o.kind = v;
 			ok = strcmp(v, "wallet") == 0 || strcmp(v, "echo") == 0;
@@ -579,7 +579,7 @@ int bench_echo_main(int argc, char **argv)
 		if (strcmp(argv[i], "--url") == 0 && i + 1 < argc) {
 			url = argv[++i];
 		} else if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc &&
-			   bench_parse_long(argv[i + 1], 1, 3600, &seconds)) {
+			   bench_parse_long(&seconds, argv[i + 1], 1, 3600)) {
 			i++;
 		} else {
 			usage(stderr);

@@ -14,7 +14,7 @@ vox_status vox_event_to_msg(natsMsg **out, const vox_event *ev,
 	natsMsg *m = NULL;
 	char subject[256];
 	char msgid[160];
-	vox_status st = vox_event_encode(ev, &body, &len, err);
+	vox_status st = vox_event_encode(&body, &len, ev, err);
 	if (st != VOX_OK)
 		return st;
 	vox_str id = vox_event_msg_id(ev);
@@ -42,8 +42,8 @@ out:
 	return st;
 }
 
-vox_status vox_publish(jsCtx *js, const vox_event *ev, int64_t timeout_ms,
-		       vox_pub_ack *ack, vox_error *err)
+vox_status vox_publish(vox_pub_ack *ack, jsCtx *js, const vox_event *ev,
+		       int64_t timeout_ms, vox_error *err)
 {
 	natsMsg *m = NULL;
 	jsPubAck *pa = NULL;

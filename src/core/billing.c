@@ -42,8 +42,8 @@ const char *vox_billing_outcome_code(vox_billing_outcome o)
 	}
 }
 
-void vox_billing_alert_id(vox_event_kind kind, const vox_uuid *org,
-			  const char *cause, size_t causelen, vox_uuid *out)
+void vox_billing_alert_id(vox_uuid *out, vox_event_kind kind,
+			  const vox_uuid *org, const char *cause, size_t causelen)
 {
 	static const char hex[] = "0123456789abcdef";
 	unsigned char h[16];
@@ -310,7 +310,7 @@ static vox_billing_outcome refund(work *w, size_t item,
 	return VOX_BILL_APPLIED;
 }
 
-void vox_billing_plan_batch(const vox_billing_input *in, vox_billing_plan *out)
+void vox_billing_plan_batch(vox_billing_plan *out, const vox_billing_input *in)
 {
 	work w;
 	memset(&w, 0, sizeof(w));

@@ -144,8 +144,8 @@ typedef struct vox_billing_input {
  * (free with vox_billing_plan_release). Never fails: every event gets an
  * outcome.
  */
-void vox_billing_plan_batch(const vox_billing_input *in,
-			    vox_billing_plan *out);
+void vox_billing_plan_batch(vox_billing_plan *out,
+			    const vox_billing_input *in);
 
 void vox_billing_plan_release(vox_billing_plan *p);
 
@@ -161,7 +161,7 @@ const char *vox_billing_outcome_code(vox_billing_outcome o);
  * stripe_refund_id of a refund (the prefix keeps a refund id that looks
  * like a call id from ever sharing an alert id with that call's).
  */
-void vox_billing_alert_id(vox_event_kind kind, const vox_uuid *org,
-			  const char *cause, size_t causelen, vox_uuid *out);
+void vox_billing_alert_id(vox_uuid *out, vox_event_kind kind,
+			  const vox_uuid *org, const char *cause, size_t causelen);
 
 #endif

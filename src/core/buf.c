@@ -150,7 +150,7 @@ void vox_buf_hex(vox_buf *b, const void *p, size_t n)
 	b->data[b->len] = '\0';
 }
 
-bool vox_parse_decimal(const char *s, size_t n, uint64_t *out)
+bool vox_parse_decimal(uint64_t *out, const char *s, size_t n)
 {
 	uint64_t v = 0;
 	if (n == 0 || n > 20)

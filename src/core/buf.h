@@ -35,7 +35,7 @@ size_t vox_utf8_len(const unsigned char *s, size_t n);
 
 /* The n bytes at s as a decimal number: 1 to 20 ASCII digits, no sign or
  * blank, at most UINT64_MAX. False (and *out untouched) otherwise. */
-bool vox_parse_decimal(const char *s, size_t n, uint64_t *out) VOX_MUST_CHECK;
+bool vox_parse_decimal(uint64_t *out, const char *s, size_t n) VOX_MUST_CHECK;
 
 /* The index of the n bytes at s in list (NULL-terminated), or -1: how the
  * decoders read an enumeration. */

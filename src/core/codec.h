@@ -13,15 +13,15 @@
 #include <msgpack.h>
 
 /* Append ev as canonical JSON (see vox_event_to_json). */
-void vox_event_json_into(const vox_event *ev, vox_buf *b);
+void vox_event_json_into(vox_buf *b, const vox_event *ev);
 
 /* "2026-11-24T10:00:00.123000000Z" */
-void vox_time_rfc3339(const vox_time *t, char out[64]);
+void vox_time_rfc3339(char out[64], const vox_time *t);
 
 /* Parse an RFC 3339 date-time ("2026-11-24T10:00:00.123Z", an offset
  * "+01:00" instead of Z, up to 9 fraction digits). False for anything
  * else, including impossible dates. */
-bool vox_time_parse_rfc3339(const char *s, size_t n, vox_time *out);
+bool vox_time_parse_rfc3339(vox_time *out, const char *s, size_t n);
 
 /* Whether key names a timestamp field of messages of this kind. */
 bool vox_event_key_is_time(vox_event_kind kind, const char *key, size_t n);

@@ -5,7 +5,7 @@
 
 #include <strings.h>
 
-bool vox_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
+bool vox_parse_i64(int64_t *out, const char *s, int64_t min, int64_t max)
 {
 	if (!s || !*s)
 		return false;
@@ -83,7 +83,7 @@ vox_status vox_cfg_parse(void *out, const vox_cfg_var *vars, size_t nvars,
 			break;
 		case VOX_CFG_INT: {
 			int64_t n;
-			if (!vox_parse_i64(s, v->min, v->max, &n)) {
+			if (!vox_parse_i64(&n, s, v->min, v->max)) {
 				vox_buf_printf(errors,
 					       "%s: must be an integer in %" PRId64
 					       "..%" PRId64 "\n",

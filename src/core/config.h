@@ -45,6 +45,6 @@ vox_status vox_cfg_parse(void *out, const vox_cfg_var *vars, size_t nvars,
 void vox_cfg_help(FILE *f, const vox_cfg_var *vars, size_t nvars);
 
 /* Parse a decimal int64 in [min, max]; the whole string must be a number. */
-bool vox_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);
+bool vox_parse_i64(int64_t *out, const char *s, int64_t min, int64_t max);
 
 #endif

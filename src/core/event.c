@@ -190,7 +190,7 @@ vox_status vox_event_decode_subject(vox_event *out, const char *subject,
 	vox_event_kind kind;
 	const char *org;
 	size_t orglen;
-	if (!vox_subject_parse(subject, &kind, &org, &orglen))
+	if (!vox_subject_parse(&kind, &org, &orglen, subject))
 		return fail(err, VOX_E_INVALID, "unknown_subject", NULL,
 			    "subject is not one of the contract's");
 	vox_event ev;
@@ -199,7 +199,7 @@ vox_status vox_event_decode_subject(vox_event *out, const char *subject,
 		return st;
 	vox_uuid token;
 	const vox_uuid *payload_org = vox_event_org(&ev);
-	if (!vox_uuid_parse(org, orglen, &token) ||
+	if (!vox_uuid_parse(&token, org, orglen) ||
 	    strcmp(token.s, payload_org->s) != 0)
 		return fail(err, VOX_E_ORG_MISMATCH, "org_mismatch", "org_id",
 			    "does not match the subject's org token");
@@ -277,8 +277,8 @@ void vox_time_pack(msgpack_packer *pk, const vox_time *t)
 	}
 }
 
-vox_status vox_event_encode(const vox_event *ev, unsigned char **out,
-			    size_t *len, vox_error *err)
+vox_status vox_event_encode(unsigned char **out, size_t *len,
+			    const vox_event *ev, vox_error *err)
 {
 	if ((unsigned)ev->kind >= VOX_EVENT_KIND_COUNT)
 		return fail(err, VOX_E_INVALID, "unknown_subject", NULL,
@@ -364,7 +364,7 @@ static void json_double(vox_buf *b, double v)
 	vox_buf_puts(b, tmp);
 }
 
-void vox_time_rfc3339(const vox_time *t, char out[64])
+void vox_time_rfc3339(char out[64], const vox_time *t)
 {
 	struct tm tm;
 	time_t s = (time_t)t->sec;
@@ -374,7 +374,7 @@ void vox_time_rfc3339(const vox_time *t, char out[64])
 		 tm.tm_min, tm.tm_sec, (int)t->nsec);
 }
 
-void vox_event_json_into(const vox_event *ev, vox_buf *b)
+void vox_event_json_into(vox_buf *b, const vox_event *ev)
 {
 	const kind_def *k = &kinds[ev->kind];
 	const char *base = (const char *)&ev->u;
@@ -404,7 +404,7 @@ void vox_event_json_into(const vox_event *ev, vox_buf *b)
 			break;
 		case VOX_F_TS: {
 			char ts[64];
-			vox_time_rfc3339(p, ts);
+			vox_time_rfc3339(ts, p);
 			vox_buf_json_str(b, ts, strlen(ts));
 			break;
 		}
@@ -436,7 +436,7 @@ char *vox_event_to_json(const vox_event *ev)
 		return NULL;
 	vox_buf b;
 	vox_buf_init(&b);
-	vox_event_json_into(ev, &b);
+	vox_event_json_into(&b, ev);
 	return b.data;
 }
 
@@ -504,13 +504,13 @@ static int64_t days_from_civil(int64_t y, int64_t m, int64_t d)
 static bool digits(const char *s, size_t n, int64_t *v)
 {
 	uint64_t u = 0;
-	if (!vox_parse_decimal(s, n, &u))
+	if (!vox_parse_decimal(&u, s, n))
 		return false;
 	*v = (int64_t)u;
 	return true;
 }
 
-bool vox_time_parse_rfc3339(const char *s, size_t n, vox_time *out)
+bool vox_time_parse_rfc3339(vox_time *out, const char *s, size_t n)
 {
 	int64_t y, mo, d, h, mi, se, ns = 0;
 	static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};

@@ -36,7 +36,7 @@ bool vox_js_ack_parse(vox_js_ack *out, const char *reply)
 		return false;
 	uint64_t f[5], ts;
 	for (size_t i = 0; i < 5; i++)
-		if (!vox_parse_decimal(tok[at + i], len[at + i], &f[i]))
+		if (!vox_parse_decimal(&f[i], tok[at + i], len[at + i]))
 			return false;
 	ts = f[3];
 	if (ts > (uint64_t)INT64_MAX)

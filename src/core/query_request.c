@@ -34,8 +34,8 @@ void vox_qcursor_encode(vox_qcursor_kind kind, const vox_qcursor *c,
 			  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
 }
 
-bool vox_qcursor_decode(vox_qcursor_kind kind, const char *s, size_t n,
-			vox_qcursor *out)
+bool vox_qcursor_decode(vox_qcursor *out, vox_qcursor_kind kind, const char *s,
+			size_t n)
 {
 	uint8_t raw[2 + 8 + 16 + 1];
 	size_t got = 0;
@@ -91,7 +91,7 @@ static vox_status read_before(vox_mp *r, const vox_field *f, void *out,
 	uint32_t n;
 	vox_qcursor_kind kind = *(const vox_qcursor_kind *)ctx;
 	if (vox_mp_peek(r) != VOX_MP_STR || vox_mp_str(r, &s, &n) != VOX_MP_OK ||
-	    !vox_qcursor_decode(kind, s, n, &((raw *)out)->before))
+	    !vox_qcursor_decode(&((raw *)out)->before, kind, s, n))
 		return vox_error_set(err, VOX_E_INVALID, "bad_cursor", f->key,
 				     "must be the `next` of a previous page of"
 				     " this list");

@@ -48,8 +48,8 @@ void vox_qcursor_encode(vox_qcursor_kind kind, const vox_qcursor *c,
 			char out[VOX_QCURSOR_MAX]);
 
 /* Decode a cursor of the given kind; false for anything else. */
-bool vox_qcursor_decode(vox_qcursor_kind kind, const char *s, size_t n,
-			vox_qcursor *out);
+bool vox_qcursor_decode(vox_qcursor *out, vox_qcursor_kind kind, const char *s,
+			size_t n);
 
 typedef struct vox_qreq {
 	unsigned has; /* VOX_QK_* present (not nil) */

@@ -47,7 +47,7 @@ static bool is_hex(char c)
 	       (c >= 'A' && c <= 'F');
 }
 
-bool vox_uuid_parse(const char *s, size_t n, vox_uuid *out)
+bool vox_uuid_parse(vox_uuid *out, const char *s, size_t n)
 {
 	if (n != 36)
 		return false;
@@ -76,7 +76,7 @@ bool vox_e164_ok(const char *s, size_t n)
 }
 
 /* Read a timestamp: ext -1 (4, 8 or 12 bytes) or integer milliseconds. */
-vox_status vox_time_read(vox_mp *r, const char *name, vox_time *out,
+vox_status vox_time_read(vox_time *out, vox_mp *r, const char *name,
 			 vox_error *err)
 {
 	int64_t sec;
@@ -266,12 +266,12 @@ static vox_status read_field(vox_mp *r, const vox_field *f, char *base,
 	case VOX_F_UUID:
 		if ((st = read_str(r, f, &s, &n, err)) != VOX_OK)
 			return st;
-		if (!vox_uuid_parse(s, n, dst))
+		if (!vox_uuid_parse(dst, s, n))
 			return fail(err, VOX_E_INVALID, "bad_uuid", f->key,
 				    "must be a UUID (36 characters, 8-4-4-4-12 hex)");
 		return VOX_OK;
 	case VOX_F_TS:
-		return vox_time_read(r, f->key, dst, err);
+		return vox_time_read(dst, r, f->key, err);
 	case VOX_F_INT: {
 		int64_t v;
 		vox_mp_err e = vox_mp_int(r, &v);

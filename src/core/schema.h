@@ -93,7 +93,7 @@ vox_status vox_schema_decode(void *out, uint32_t *present,
 /* ---- the value checks the field kinds are made of ---- */
 
 /* A UUID in the 8-4-4-4-12 form, any case; out gets it lowercased. */
-bool vox_uuid_parse(const char *s, size_t n, vox_uuid *out);
+bool vox_uuid_parse(vox_uuid *out, const char *s, size_t n);
 
 /* "+" then 8..15 digits, the first not 0. */
 bool vox_e164_ok(const char *s, size_t n);
@@ -101,7 +101,7 @@ bool vox_e164_ok(const char *s, size_t n);
 /* Read a timestamp (ext -1 of 4, 8 or 12 bytes, or integer milliseconds)
  * in the contract's range [2000-01-01, 2100-01-01). name is the field the
  * error names. */
-vox_status vox_time_read(vox_mp *r, const char *name, vox_time *out,
+vox_status vox_time_read(vox_time *out, vox_mp *r, const char *name,
 			 vox_error *err) VOX_MUST_CHECK;
 
 /* The rules of a string field (VOX_F_EVENT_ID, ID, TEXT, E164) on n bytes

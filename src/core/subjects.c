@@ -40,8 +40,8 @@ const char *vox_event_kind_stream(vox_event_kind kind)
 	return subject_table[kind].stream;
 }
 
-bool vox_event_kind_from_name(const char *name, size_t len,
-			      vox_event_kind *kind)
+bool vox_event_kind_from_name(vox_event_kind *kind, const char *name,
+			      size_t len)
 {
 	for (int i = 0; i < VOX_EVENT_KIND_COUNT; i++) {
 		const char *n = subject_table[i].name;
@@ -53,13 +53,13 @@ bool vox_event_kind_from_name(const char *name, size_t len,
 	return false;
 }
 
-bool vox_subject_parse(const char *subject, vox_event_kind *kind,
-		       const char **org, size_t *orglen)
+bool vox_subject_parse(vox_event_kind *kind, const char **org,
+		       size_t *orglen, const char *subject)
 {
 	const char *dot = strrchr(subject, '.');
 	if (dot == NULL || dot[1] == '\0')
 		return false;
-	if (!vox_event_kind_from_name(subject, (size_t)(dot - subject), kind))
+	if (!vox_event_kind_from_name(kind, subject, (size_t)(dot - subject)))
 		return false;
 	*org = dot + 1;
 	*orglen = strlen(dot + 1);

@@ -80,7 +80,7 @@ bool vox_keyring_has(const vox_keyring *kr, uint32_t version)
 static bool parse_version(const char *s, size_t n, uint32_t *out)
 {
 	uint64_t v = 0;
-	if (!vox_parse_decimal(s, n, &v) || v == 0 || v > INT32_MAX)
+	if (!vox_parse_decimal(&v, s, n) || v == 0 || v > INT32_MAX)
 		return false;
 	*out = (uint32_t)v;
 	return true;
@@ -217,9 +217,9 @@ static size_t make_ad(const vox_cred_ad *ad, uint32_t version, char *out,
 	return n > 0 && (size_t)n < outlen ? (size_t)n : 0;
 }
 
-vox_status vox_vault_seal(const vox_keyring *kr, const vox_cred_ad *ad,
-			  const uint8_t *plain, size_t len, uint8_t *out,
-			  size_t outlen, uint32_t *version)
+vox_status vox_vault_seal(uint8_t *out, size_t outlen,
+			  uint32_t *version, const vox_keyring *kr, const vox_cred_ad *ad,
+			  const uint8_t *plain, size_t len)
 {
 	char adbuf[256];
 	if (len > VOX_VAULT_MAX_CONFIG)
@@ -252,9 +252,9 @@ uint32_t vox_vault_blob_version(const uint8_t *blob, size_t len)
 	       ((uint32_t)blob[3] << 8) | blob[4];
 }
 
-vox_status vox_vault_open(const vox_keyring *kr, const vox_cred_ad *ad,
-			  const uint8_t *blob, size_t bloblen, uint8_t **plain,
-			  size_t *len, char *err, size_t errlen)
+vox_status vox_vault_open(uint8_t **plain, size_t *len,
+			  const vox_keyring *kr, const vox_cred_ad *ad, const uint8_t *blob,
+			  size_t bloblen, char *err, size_t errlen)
 {
 	char adbuf[256];
 	uint32_t version = vox_vault_blob_version(blob, bloblen);

@@ -66,9 +66,9 @@ size_t vox_vault_sealed_len(size_t plain_len);
  * (outlen >= vox_vault_sealed_len(len)); *version gets the key version.
  * VOX_E_TOO_LARGE over the limit.
  */
-vox_status vox_vault_seal(const vox_keyring *kr, const vox_cred_ad *ad,
-			  const uint8_t *plain, size_t len, uint8_t *out,
-			  size_t outlen, uint32_t *version) VOX_MUST_CHECK;
+vox_status vox_vault_seal(uint8_t *out, size_t outlen,
+			  uint32_t *version, const vox_keyring *kr, const vox_cred_ad *ad,
+			  const uint8_t *plain, size_t len) VOX_MUST_CHECK;
 
 /*
  * Open an envelope. On VOX_OK *plain is sodium_malloc'd (the caller wipes
@@ -76,9 +76,9 @@ vox_status vox_vault_seal(const vox_keyring *kr, const vox_cred_ad *ad,
  * envelope is malformed, tampered with, bound to something else, or its
  * key version is not in the ring (*err says which, without secrets).
  */
-vox_status vox_vault_open(const vox_keyring *kr, const vox_cred_ad *ad,
-			  const uint8_t *blob, size_t bloblen, uint8_t **plain,
-			  size_t *len, char *err, size_t errlen) VOX_MUST_CHECK;
+vox_status vox_vault_open(uint8_t **plain, size_t *len,
+			  const vox_keyring *kr, const vox_cred_ad *ad, const uint8_t *blob,
+			  size_t bloblen, char *err, size_t errlen) VOX_MUST_CHECK;
 
 /* The key version an envelope names, 0 if it is not an envelope. */
 uint32_t vox_vault_blob_version(const uint8_t *blob, size_t len);

@@ -45,7 +45,7 @@ void vox_log_write(vox_log_level level, const char *fmt, ...)
 	fputs(line, stderr);
 }
 
-void vox_log_redact_dsn(const char *dsn, char *out, size_t outlen)
+void vox_log_redact_dsn(char *out, size_t outlen, const char *dsn)
 {
 	vox_buf b;
 	vox_buf_init(&b);

@@ -37,6 +37,6 @@ void vox_log_write(vox_log_level level, const char *fmt, ...) VOX_PRINTF(2, 3);
 
 /* Copy a libpq DSN (key=value or URI form) into out with any password
  * replaced by "***". Always NUL-terminates. */
-void vox_log_redact_dsn(const char *dsn, char *out, size_t outlen);
+void vox_log_redact_dsn(char *out, size_t outlen, const char *dsn);
 
 #endif

@@ -149,7 +149,7 @@ static void set_pg(vox_pgpool *p, slot *k, PGconn *c)
 	pthread_mutex_unlock(&p->lock);
 }
 
-vox_status vox_pgpool_get(vox_pgpool *p, PGconn **out, char *err,
+vox_status vox_pgpool_get(PGconn **out, vox_pgpool *p, char *err,
 			  size_t errlen)
 {
 	*out = NULL;

@@ -37,7 +37,7 @@ void vox_pgpool_free(vox_pgpool *p);
  * reached; the open function's status when it refused the connection.
  * err (errlen bytes) says why; *out is NULL on failure.
  */
-vox_status vox_pgpool_get(vox_pgpool *p, PGconn **out, char *err,
+vox_status vox_pgpool_get(PGconn **out, vox_pgpool *p, char *err,
 			  size_t errlen) VOX_MUST_CHECK;
 
 /* Give c back; st is how its work went (VOX_E_UNAVAILABLE: the connection

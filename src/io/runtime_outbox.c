@@ -30,7 +30,7 @@ vox_status vox_tx_emit(vox_tx *tx, const vox_event *ev)
 	size_t len = 0;
 	vox_error err;
 	char subject[256], msgid[160];
-	vox_status st = vox_event_encode(ev, &payload, &len, &err);
+	vox_status st = vox_event_encode(&payload, &len, ev, &err);
 	if (st != VOX_OK ||
 	    !vox_subject_format(subject, sizeof(subject), ev->kind,
 				vox_event_org(ev)->s)) {

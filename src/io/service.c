@@ -169,13 +169,13 @@ static void json_endpoint_head(const endpoint *ep, vox_buf *out)
 	vox_buf_puts(out, ",\"queue_group\":\"q\"");
 }
 
-void vox_service_ping_json(vox_service *svc, vox_buf *out)
+void vox_service_ping_json(vox_buf *out, vox_service *svc)
 {
 	json_common(svc, out, "io.nats.micro.v1.ping_response");
 	vox_buf_putc(out, '}');
 }
 
-void vox_service_info_json(vox_service *svc, vox_buf *out)
+void vox_service_info_json(vox_buf *out, vox_service *svc)
 {
 	json_common(svc, out, "io.nats.micro.v1.info_response");
 	vox_buf_puts(out, ",\"description\":");
@@ -190,7 +190,7 @@ void vox_service_info_json(vox_service *svc, vox_buf *out)
 	vox_buf_puts(out, "]}");
 }
 
-void vox_service_stats_json(vox_service *svc, vox_buf *out)
+void vox_service_stats_json(vox_buf *out, vox_service *svc)
 {
 	json_common(svc, out, "io.nats.micro.v1.stats_response");
 	vox_buf_puts(out, ",\"started\":");
@@ -230,11 +230,11 @@ static void on_srv(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
 	/* The verb is the second token; the request body is ignored. */
 	if (reply) {
 		if (strncmp(subj, "$SRV.PING", 9) == 0)
-			vox_service_ping_json(svc, &b);
+			vox_service_ping_json(&b, svc);
 		else if (strncmp(subj, "$SRV.INFO", 9) == 0)
-			vox_service_info_json(svc, &b);
+			vox_service_info_json(&b, svc);
 		else
-			vox_service_stats_json(svc, &b);
+			vox_service_stats_json(&b, svc);
 		natsConnection_Publish(nc, reply, b.data, (int)b.len);
 	}
 	vox_buf_release(&b);
@@ -355,7 +355,7 @@ bool vox_request_org(const vox_request *req, char org[37])
 	const char *subject = natsMsg_GetSubject(req->msg);
 	const char *dot = subject ? strrchr(subject, '.') : NULL;
 	vox_uuid u;
-	if (!dot || !vox_uuid_parse(dot + 1, strlen(dot + 1), &u))
+	if (!dot || !vox_uuid_parse(&u, dot + 1, strlen(dot + 1)))
 		return false;
 	memcpy(org, u.s, 37);
 	return true;

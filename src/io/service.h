@@ -59,9 +59,9 @@ void vox_service_free(vox_service *svc);
 const char *vox_service_id(const vox_service *svc);
 
 /* Writers of the three $SRV responses; exposed for tests. */
-void vox_service_ping_json(vox_service *svc, vox_buf *out);
-void vox_service_info_json(vox_service *svc, vox_buf *out);
-void vox_service_stats_json(vox_service *svc, vox_buf *out);
+void vox_service_ping_json(vox_buf *out, vox_service *svc);
+void vox_service_info_json(vox_buf *out, vox_service *svc);
+void vox_service_stats_json(vox_buf *out, vox_service *svc);
 
 /* Request accessors: borrowed, valid during the handler. */
 const char *vox_request_subject(const vox_request *req);

@@ -31,13 +31,13 @@ static vox_status rotate_row(PGconn *c, const vox_keyring *kr, PGresult *r,
 		 PQgetvalue(r, i, 2));
 	snprintf(type, sizeof(type), "%.*s", PQgetlength(r, i, 3), PQgetvalue(r, i, 3));
 	vox_cred_ad ad = {org, provider, type};
-	st = vox_vault_open(kr, &ad, (const uint8_t *)PQgetvalue(r, i, 4),
-			    (size_t)PQgetlength(r, i, 4), &plain, &plen, err, errlen);
+	st = vox_vault_open(&plain, &plen, kr,
+			    &ad, (const uint8_t *)PQgetvalue(r, i, 4), (size_t)PQgetlength(r, i, 4), err, errlen);
 	if (st != VOX_OK)
 		goto out;
 	size_t bloblen = vox_vault_sealed_len(plen);
 	blob = vox_malloc(bloblen);
-	st = vox_vault_seal(kr, &ad, plain, plen, blob, bloblen, &version);
+	st = vox_vault_seal(blob, bloblen, &version, kr, &ad, plain, plen);
 	if (st != VOX_OK) {
 		snprintf(err, errlen, "cannot seal: %s", vox_status_str(st));
 		goto out;
@@ -65,8 +65,8 @@ out:
 	return st;
 }
 
-vox_status vox_vault_rotate(PGconn *c, const vox_keyring *kr, int batch,
-			    int *rotated, char *err, size_t errlen)
+vox_status vox_vault_rotate(int *rotated, PGconn *c, const vox_keyring *kr,
+			    int batch, char *err, size_t errlen)
 {
 	char active[16], limit[16], msg[256];
 	vox_pg_params q;
@@ -105,8 +105,8 @@ vox_status vox_vault_rotate(PGconn *c, const vox_keyring *kr, int batch,
 				ok++;
 			} else if (rs == VOX_E_CRYPTO) {
 				vox_uuid id;
-				if (vox_uuid_parse(PQgetvalue(r, i, 0),
-						   (size_t)PQgetlength(r, i, 0), &id))
+				if (vox_uuid_parse(&id,
+						   PQgetvalue(r, i, 0), (size_t)PQgetlength(r, i, 0)))
 					vox_pg_array_uuid(bad, &id);
 				if (!first_bad[0])
 					snprintf(first_bad, sizeof(first_bad),

@@ -24,8 +24,8 @@
  * VOX_E_CRYPTO with err naming the first such row (its id, never a
  * secret). VOX_E_UNAVAILABLE / VOX_E_INTERNAL on database errors.
  */
-vox_status vox_vault_rotate(PGconn *c, const vox_keyring *kr, int batch,
-			    int *rotated, char *err,
+vox_status vox_vault_rotate(int *rotated, PGconn *c, const vox_keyring *kr,
+			    int batch, char *err,
 			    size_t errlen) VOX_MUST_CHECK;
 
 #endif

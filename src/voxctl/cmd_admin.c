@@ -305,7 +305,7 @@ static int keys_rotate(void)
 	fflush(stdout);
 	vox_status st = vox_pg_connect(&c, dsn, err, sizeof(err));
 	if (st == VOX_OK)
-		st = vox_vault_rotate(c, kr, 100, &rotated, err, sizeof(err));
+		st = vox_vault_rotate(&rotated, c, kr, 100, err, sizeof(err));
 	printf("rotated %d credential%s to key version %u\n", rotated,
 	       rotated == 1 ? "" : "s", active);
 	if (st != VOX_OK)

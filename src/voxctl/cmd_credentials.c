@@ -115,7 +115,7 @@ static int parse_args(int argc, char **argv, cred_args *a)
 		voxctl_err("credentials %s: the org id is needed: %s", a->verb, usage_line);
 		return EXIT_USAGE;
 	}
-	if (!vox_uuid_parse(a->org, strlen(a->org), &u)) {
+	if (!vox_uuid_parse(&u, a->org, strlen(a->org))) {
 		voxctl_err("credentials %s: '%s' is not an org id (a UUID)", a->verb,
 			   a->org);
 		return EXIT_USAGE;
@@ -178,7 +178,7 @@ static int cmd_put(const cred_args *a)
 	vox_buf_init(&secret);
 	vox_buf_init(&body);
 	if (a->file) {
-		if (!voxctl_read_file(a->file, &secret))
+		if (!voxctl_read_file(&secret, a->file))
 			rc = EXIT_USAGE;
 	} else {
 		vox_buf_append(&secret, a->config, strlen(a->config));

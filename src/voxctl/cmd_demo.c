@@ -204,7 +204,7 @@ static void plan_malformed(demo *d, int o, int kind, int64_t t)
 		p->occurred_at = (vox_time){t, 0, true};
 		snprintf(s->subject, sizeof(s->subject), "payment.succeeded.%s",
 			 os->id);
-		if (vox_event_encode(&ev, &body, &len, &err) == VOX_OK)
+		if (vox_event_encode(&body, &len, &ev, &err) == VOX_OK)
 			vox_buf_append(&s->raw, body, len);
 		free(body);
 	}
@@ -393,7 +393,7 @@ static int publish_all(demo *d)
 			for (int n = 0; n < (s->repeat ? 2 : 1); n++) {
 				vox_pub_ack ack;
 				vox_error err;
-				vox_status st = vox_publish(d->js, &s->ev, 5000, &ack, &err);
+				vox_status st = vox_publish(&ack, d->js, &s->ev, 5000, &err);
 				if (st == VOX_E_INVALID) {
 					voxctl_err("demo: the simulated %s was refused: %s"
 						   " (a bug in voxctl demo)",

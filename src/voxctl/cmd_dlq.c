@@ -55,21 +55,21 @@ static int parse_opts(int argc, char **argv, dlq_opts *o)
 		} else if (strcmp(a, "--file") == 0 || strcmp(a, "-f") == 0) {
 			o->file = argv[++i];
 		} else if (strcmp(a, "--seq") == 0) {
-			if (!voxctl_int_opt("dlq", a, argv[++i], 1, INT64_MAX, &n))
+			if (!voxctl_int_opt(&n, "dlq", a, argv[++i], 1, INT64_MAX))
 				return EXIT_USAGE;
 			o->seq = (uint64_t)n;
 		} else if (strcmp(a, "--limit") == 0) {
-			if (!voxctl_int_opt("dlq", a, argv[++i], 1, 1000000LL, &o->limit))
+			if (!voxctl_int_opt(&o->limit, "dlq", a, argv[++i], 1, 1000000LL))
 				return EXIT_USAGE;
 		} else if (strcmp(a, "--org") == 0) {
 			const char *v = argv[++i];
-			if (!vox_uuid_parse(v, strlen(v), &o->org)) {
+			if (!vox_uuid_parse(&o->org, v, strlen(v))) {
 				voxctl_err("dlq: --org must be an organization UUID, not '%s'", v);
 				return EXIT_USAGE;
 			}
 		} else if (a[0] != '-' && o->seq == 0) {
 			/* `voxctl dlq show 12` as well as --seq 12 */
-			if (!voxctl_int_opt("dlq", "the sequence", a, 1, INT64_MAX, &n))
+			if (!voxctl_int_opt(&n, "dlq", "the sequence", a, 1, INT64_MAX))
 				return EXIT_USAGE;
 			o->seq = (uint64_t)n;
 		} else {
@@ -165,8 +165,8 @@ static int dlq_list(jsCtx *js, const dlq_opts *o)
 			break;
 		if (wanted(o, m)) {
 			vox_buf_reset(&line);
-			voxctl_msg_json(m, original_subject(m), seq, natsMsg_GetTime(m),
-					false, &line);
+			voxctl_msg_json(&line, m, original_subject(m), seq,
+					natsMsg_GetTime(m), false);
 			fwrite(line.data, 1, line.len, stdout);
 			fputc('\n', stdout);
 			n++;
@@ -340,7 +340,7 @@ static int dlq_replay(jsCtx *js, const dlq_opts *o)
 		vox_buf_init(&text);
 		vox_buf_init(&mp);
 		rc = EXIT_USAGE;
-		if (voxctl_read_file(o->file, &text)) {
+		if (voxctl_read_file(&text, o->file)) {
 			vox_json *v = voxctl_parse_json(o->file, text.data ? text.data : "",
 							text.len);
 			if (v && voxctl_event_from_json(o->file, original_subject(m), v,

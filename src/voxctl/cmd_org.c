@@ -149,7 +149,7 @@ static int print_org(PGconn *c, const char *id)
 	if (v) {
 		vox_buf mp;
 		vox_buf_init(&mp);
-		voxctl_json_to_mp(v, org_time_key, NULL, &mp);
+		voxctl_json_to_mp(&mp, v, org_time_key, NULL);
 		if (voxctl_print_mp(mp.data, mp.len))
 			code = EXIT_OK;
 		vox_buf_release(&mp);
@@ -167,7 +167,7 @@ static bool parse_int(const char *opt, const char *s, int64_t lo, int64_t hi,
 		      int64_t *out)
 {
 	long long v;
-	if (!voxctl_int_opt("org create", opt, s, lo, hi, &v))
+	if (!voxctl_int_opt(&v, "org create", opt, s, lo, hi))
 		return false;
 	*out = v;
 	return true;
@@ -205,7 +205,7 @@ static int org_create(int argc, char **argv)
 		} else if ((v = opt_value(argc, argv, &i, "--email", &missing))) {
 			o.email = v;
 		} else if ((v = opt_value(argc, argv, &i, "--id", &missing))) {
-			if (!vox_uuid_parse(v, strlen(v), &id)) {
+			if (!vox_uuid_parse(&id, v, strlen(v))) {
 				voxctl_err("org create: --id: '%s' is not a UUID", v);
 				return EXIT_USAGE;
 			}
@@ -271,7 +271,7 @@ static int org_show(int argc, char **argv)
 			   " <id>)");
 		return EXIT_USAGE;
 	}
-	if (!vox_uuid_parse(argv[2], strlen(argv[2]), &id)) {
+	if (!vox_uuid_parse(&id, argv[2], strlen(argv[2]))) {
 		voxctl_err("org show: '%s' is not a UUID", argv[2]);
 		return EXIT_USAGE;
 	}

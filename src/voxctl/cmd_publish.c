@@ -46,7 +46,7 @@ bool voxctl_event_from_json(const char *what, const char *subject,
 	vox_error err;
 	char kinds[256];
 
-	if (!vox_subject_parse(subject, &kind, &org, &orglen)) {
+	if (!vox_subject_parse(&kind, &org, &orglen, subject)) {
 		kinds_hint(kinds, sizeof(kinds));
 		voxctl_err("%s%s'%s' is not an event subject: use <kind>.<org_id>"
 			   " with kind one of %s",
@@ -54,7 +54,7 @@ bool voxctl_event_from_json(const char *what, const char *subject,
 		return false;
 	}
 	vox_buf_reset(mp);
-	voxctl_json_to_mp(v, kind_time_key, &kind, mp);
+	voxctl_json_to_mp(mp, v, kind_time_key, &kind);
 	memset(&err, 0, sizeof(err));
 	vox_status st = vox_event_decode_subject(ev, subject, mp->data, mp->len,
 						 &err);
@@ -186,7 +186,7 @@ static int publish_all(pub_list *l)
 		vox_status st = vox_event_decode_subject(&ev, it->subject, it->mp.data,
 							 it->mp.len, &err);
 		if (st == VOX_OK)
-			st = vox_publish(js, &ev, PUB_TIMEOUT_MS, &ack, &err);
+			st = vox_publish(&ack, js, &ev, PUB_TIMEOUT_MS, &err);
 		if (st == VOX_OK) {
 			printf("{\"stream\":\"%s\",\"seq\":%" PRIu64 ",\"duplicate\":%s}\n",
 			       ack.stream, ack.seq, ack.duplicate ? "true" : "false");
@@ -267,7 +267,7 @@ int voxctl_cmd_publish(int argc, char **argv)
 	} else {
 		vox_buf in;
 		vox_buf_init(&in);
-		ok = voxctl_read_file(file, &in);
+		ok = voxctl_read_file(&in, file);
 		if (ok)
 			ok = add_input(&l, subj, in.data ? in.data : "", in.len);
 		vox_buf_release(&in);

@@ -40,7 +40,7 @@ static int opt_value(const char *cmd, int argc, char **argv, int *i,
 static bool is_uuid(const char *s)
 {
 	vox_uuid u;
-	return vox_uuid_parse(s, strlen(s), &u);
+	return vox_uuid_parse(&u, s, strlen(s));
 }
 
 /* A NATS subject voxctl may request: tokens of printable characters
@@ -77,8 +77,8 @@ int voxctl_cmd_request(int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		int r;
 		if ((r = opt_value("request", argc, argv, &i, "--timeout", &v)) != 0) {
-			if (r < 0 || !voxctl_int_opt("request", "--timeout", v, 1, 3600000,
-						&timeout))
+			if (r < 0 || !voxctl_int_opt(&timeout, "request", "--timeout", v, 1,
+						3600000))
 				return EXIT_USAGE;
 		} else if ((r = opt_value("request", argc, argv, &i, "-f", &v)) != 0) {
 			if (r < 0)
@@ -117,7 +117,7 @@ int voxctl_cmd_request(int argc, char **argv)
 	vox_buf_init(&body);
 	int rc = EXIT_OK;
 	if (file) {
-		if (!voxctl_read_file(file, &text))
+		if (!voxctl_read_file(&text, file))
 			rc = EXIT_USAGE;
 	} else if (json) {
 		vox_buf_append(&text, json, strlen(json));
@@ -132,7 +132,7 @@ int voxctl_cmd_request(int argc, char **argv)
 				   vox_json_type_name(vox_json_type_of(doc)));
 			rc = EXIT_USAGE;
 		} else {
-			voxctl_json_to_mp(doc, voxctl_request_time_key, NULL, &body);
+			voxctl_json_to_mp(&body, doc, voxctl_request_time_key, NULL);
 		}
 		vox_json_free(doc);
 	} else if (rc == EXIT_OK) {
@@ -194,12 +194,12 @@ static int parse_query(const char *cmd, int argc, char **argv, int flags,
 	for (int i = 1; i < argc; i++) {
 		int r = 0;
 		if ((r = opt_value(cmd, argc, argv, &i, "--timeout", &v)) != 0) {
-			if (r < 0 || !voxctl_int_opt(cmd, "--timeout", v, 1, 3600000,
-						&q->timeout))
+			if (r < 0 || !voxctl_int_opt(&q->timeout, cmd, "--timeout", v, 1,
+						3600000))
 				return EXIT_USAGE;
 		} else if ((flags & Q_LIMIT) &&
 			   (r = opt_value(cmd, argc, argv, &i, "--limit", &v)) != 0) {
-			if (r < 0 || !voxctl_int_opt(cmd, "--limit", v, 1, 100, &q->limit))
+			if (r < 0 || !voxctl_int_opt(&q->limit, cmd, "--limit", v, 1, 100))
 				return EXIT_USAGE;
 			q->has_limit = true;
 		} else if ((flags & Q_PAGING) &&
@@ -231,7 +231,7 @@ static int parse_query(const char *cmd, int argc, char **argv, int flags,
 			   ((r = opt_value(cmd, argc, argv, &i, "--since", &v)) != 0)) {
 			if (r < 0)
 				return EXIT_USAGE;
-			if (!vox_time_parse_rfc3339(v, strlen(v), &q->t_since)) {
+			if (!vox_time_parse_rfc3339(&q->t_since, v, strlen(v))) {
 				voxctl_err("%s: --since: '%s' is not an RFC 3339 time"
 					   " (e.g. 2026-11-01T09:00:00Z)", cmd, v);
 				return EXIT_USAGE;
@@ -241,7 +241,7 @@ static int parse_query(const char *cmd, int argc, char **argv, int flags,
 			   ((r = opt_value(cmd, argc, argv, &i, "--until", &v)) != 0)) {
 			if (r < 0)
 				return EXIT_USAGE;
-			if (!vox_time_parse_rfc3339(v, strlen(v), &q->t_until)) {
+			if (!vox_time_parse_rfc3339(&q->t_until, v, strlen(v))) {
 				voxctl_err("%s: --until: '%s' is not an RFC 3339 time"
 					   " (e.g. 2026-11-02T00:00:00Z)", cmd, v);
 				return EXIT_USAGE;

@@ -178,7 +178,7 @@ static void print_json(const reply *r, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		vox_buf mp;
 		vox_buf_init(&mp);
-		voxctl_json_to_mp(r[i].doc, NULL, NULL, &mp);
+		voxctl_json_to_mp(&mp, r[i].doc, NULL, NULL);
 		if (!voxctl_print_mp(mp.data, mp.len)) {
 			fwrite(r[i].text, 1, r[i].len, stdout);
 			fputc('\n', stdout);
@@ -214,8 +214,8 @@ int voxctl_cmd_services(int argc, char **argv)
 				voxctl_err("services: --wait needs a value in milliseconds");
 				return EXIT_USAGE;
 			}
-			if (!voxctl_int_opt("services", "--wait", v, 1, 60000,
-					    &wait_ms))
+			if (!voxctl_int_opt(&wait_ms, "services", "--wait", v, 1,
+					    60000))
 				return EXIT_USAGE;
 		} else if (a[0] == '-' && a[1] != '\0') {
 			voxctl_err("services: unknown option '%s' (see voxctl services"

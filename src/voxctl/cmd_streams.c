@@ -248,8 +248,8 @@ int voxctl_cmd_streams(int argc, char **argv)
 		if (apply && strcmp(argv[i], "--force") == 0) {
 			force = true;
 		} else if (apply && strcmp(argv[i], "--wait") == 0 && i + 1 < argc) {
-			if (!voxctl_int_opt("streams", "--wait", argv[++i], 0, 86400,
-					    &wait_s))
+			if (!voxctl_int_opt(&wait_s, "streams", "--wait", argv[++i], 0,
+					    86400))
 				return EXIT_USAGE;
 		} else {
 			voxctl_err("streams %s: unknown argument '%s'", argv[1], argv[i]);

@@ -86,15 +86,15 @@ void voxctl_pack_msg(msgpack_packer *pk, natsMsg *m, const char *subject,
 	}
 }
 
-void voxctl_msg_json(natsMsg *m, const char *subject, uint64_t seq,
-		     int64_t time_ns, bool pretty, vox_buf *out)
+void voxctl_msg_json(vox_buf *out, natsMsg *m, const char *subject,
+		     uint64_t seq, int64_t time_ns, bool pretty)
 {
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
 	voxctl_pack_msg(&pk, m, subject, seq, time_ns);
-	if (!voxctl_mp_to_json(sb.data, sb.size, pretty, out))
+	if (!voxctl_mp_to_json(out, sb.data, sb.size, pretty))
 		vox_buf_puts(out, "{}"); /* cannot happen: we packed one map */
 	msgpack_sbuffer_destroy(&sb);
 }
@@ -160,10 +160,10 @@ int voxctl_cmd_tail(int argc, char **argv)
 		if (strcmp(a, "--org") == 0) {
 			org_arg = argv[++i];
 		} else if (strcmp(a, "--count") == 0) {
-			if (!voxctl_int_opt("tail", a, argv[++i], 1, 1000000000LL, &count))
+			if (!voxctl_int_opt(&count, "tail", a, argv[++i], 1, 1000000000LL))
 				return EXIT_USAGE;
 		} else if (strcmp(a, "--timeout") == 0) {
-			if (!voxctl_int_opt("tail", a, argv[++i], 1, 31536000LL, &timeout_s))
+			if (!voxctl_int_opt(&timeout_s, "tail", a, argv[++i], 1, 31536000LL))
 				return EXIT_USAGE;
 		} else if (strcmp(a, "--since-start") == 0) {
 			since_start = true;
@@ -179,7 +179,7 @@ int voxctl_cmd_tail(int argc, char **argv)
 	}
 	if (!what)
 		what = "alert";
-	if (org_arg && !vox_uuid_parse(org_arg, strlen(org_arg), &org)) {
+	if (org_arg && !vox_uuid_parse(&org, org_arg, strlen(org_arg))) {
 		voxctl_err("tail: --org must be an organization UUID, not '%s'", org_arg);
 		return EXIT_USAGE;
 	}
@@ -294,7 +294,7 @@ int voxctl_cmd_tail(int argc, char **argv)
 			    (client_filter && !org_matches(natsMsg_GetSubject(m), org.s)))
 				continue;
 			vox_buf_reset(&line);
-			voxctl_msg_json(m, NULL, seq, ts, false, &line);
+			voxctl_msg_json(&line, m, NULL, seq, ts, false);
 			fwrite(line.data, 1, line.len, stdout);
 			fputc('\n', stdout);
 			fflush(stdout);

@@ -44,7 +44,7 @@ static void to_mp(const vox_json *v, const char *key, voxctl_time_key_fn is_time
 		size_t n = vox_json_str_len(v);
 		vox_time t;
 		if (key && is_time && is_time(key, strlen(key), ctx) &&
-		    vox_time_parse_rfc3339(s, n, &t)) {
+		    vox_time_parse_rfc3339(&t, s, n)) {
 			vox_time_pack(pk, &t);
 		} else {
 			msgpack_pack_str(pk, n);
@@ -69,8 +69,8 @@ static void to_mp(const vox_json *v, const char *key, voxctl_time_key_fn is_time
 	}
 }
 
-void voxctl_json_to_mp(const vox_json *v, voxctl_time_key_fn is_time,
-		       void *ctx, vox_buf *out)
+void voxctl_json_to_mp(vox_buf *out, const vox_json *v,
+		       voxctl_time_key_fn is_time, void *ctx)
 {
 	msgpack_packer pk;
 	msgpack_packer_init(&pk, out, vox_mp_buf_write);
@@ -161,7 +161,7 @@ static bool to_json(const msgpack_object *o, bool pretty, int depth, vox_buf *ou
 		vox_time t;
 		if (o->via.ext.type == -1 && ext_time(&o->via.ext, &t)) {
 			char s[64];
-			vox_time_rfc3339(&t, s);
+			vox_time_rfc3339(s, &t);
 			vox_buf_json_str(out, s, strlen(s));
 		} else {
 			vox_buf_printf(out, "{\"ext\":%d,\"base64\":", o->via.ext.type);
@@ -215,7 +215,7 @@ static bool to_json(const msgpack_object *o, bool pretty, int depth, vox_buf *ou
 	return false;
 }
 
-bool voxctl_mp_to_json(const void *data, size_t len, bool pretty, vox_buf *out)
+bool voxctl_mp_to_json(vox_buf *out, const void *data, size_t len, bool pretty)
 {
 	msgpack_unpacked u;
 	size_t off = 0;
@@ -231,7 +231,7 @@ bool voxctl_print_mp(const void *data, size_t len)
 	vox_buf out;
 	vox_buf_init(&out);
 	bool pretty = !voxctl_compact && isatty(STDOUT_FILENO);
-	bool ok = voxctl_mp_to_json(data, len, pretty, &out);
+	bool ok = voxctl_mp_to_json(&out, data, len, pretty);
 	if (ok) {
 		vox_buf_putc(&out, '\n');
 		fwrite(out.data, 1, out.len, stdout);

@@ -21,8 +21,8 @@ void voxctl_pack_msg(msgpack_packer *pk, natsMsg *m, const char *subject,
 		     uint64_t seq, int64_t time_ns);
 
 /* Render voxctl_pack_msg's map as JSON into out (pretty or one line). */
-void voxctl_msg_json(natsMsg *m, const char *subject, uint64_t seq,
-		     int64_t time_ns, bool pretty, vox_buf *out);
+void voxctl_msg_json(vox_buf *out, natsMsg *m, const char *subject,
+		     uint64_t seq, int64_t time_ns, bool pretty);
 
 /* Whether subject matches a NATS pattern ("*" one token, ">" the rest). */
 bool voxctl_subject_match(const char *pattern, const char *subject);

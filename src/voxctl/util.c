@@ -147,7 +147,7 @@ int voxctl_request_print(natsConnection *nc, const char *subject,
 	return rc;
 }
 
-bool voxctl_read_file(const char *path, vox_buf *out)
+bool voxctl_read_file(vox_buf *out, const char *path)
 {
 	FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
 	char chunk[8192];
@@ -175,11 +175,11 @@ vox_json *voxctl_parse_json(const char *what, const char *text, size_t len)
 	return v;
 }
 
-bool voxctl_int_opt(const char *cmd, const char *opt, const char *v,
-		    long long lo, long long hi, long long *out)
+bool voxctl_int_opt(long long *out, const char *cmd, const char *opt,
+		    const char *v, long long lo, long long hi)
 {
 	int64_t n;
-	if (!vox_parse_i64(v, lo, hi, &n)) {
+	if (!vox_parse_i64(&n, v, lo, hi)) {
 		voxctl_err("%s: %s: '%s' is not an integer from %lld to %lld", cmd,
 			   opt, v, lo, hi);
 		return false;

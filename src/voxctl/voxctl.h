@@ -46,8 +46,8 @@ void voxctl_err(const char *fmt, ...) VOX_PRINTF(1, 2);
 /* The integer value v of option opt of subcommand cmd, within [lo, hi];
  * otherwise false, with "<cmd>: <opt>: '<v>' is not an integer from lo
  * to hi" printed. */
-bool voxctl_int_opt(const char *cmd, const char *opt, const char *v,
-		    long long lo, long long hi, long long *out);
+bool voxctl_int_opt(long long *out, const char *cmd, const char *opt,
+		    const char *v, long long lo, long long hi);
 
 /* ---- NATS ---------------------------------------------------------------- */
 
@@ -89,7 +89,7 @@ int voxctl_request_print(natsConnection *nc, const char *subject,
 
 /* Read a whole file ("-" is standard input) into out. False with the
  * error printed. */
-bool voxctl_read_file(const char *path, vox_buf *out);
+bool voxctl_read_file(vox_buf *out, const char *path);
 
 /* Parse text as JSON; NULL with "voxctl: <what>: invalid JSON at byte N"
  * printed. */
@@ -108,8 +108,8 @@ typedef bool (*voxctl_time_key_fn)(const char *key, size_t n, void *ctx);
  * (ext -1). A string that does not parse stays a string, so the decoder
  * names the field. is_time may be NULL.
  */
-void voxctl_json_to_mp(const vox_json *v, voxctl_time_key_fn is_time,
-		       void *ctx, vox_buf *out);
+void voxctl_json_to_mp(vox_buf *out, const vox_json *v,
+		       voxctl_time_key_fn is_time, void *ctx);
 
 /* The keys that are timestamps in requests (since, until). */
 bool voxctl_request_time_key(const char *key, size_t n, void *ctx);
@@ -120,8 +120,8 @@ bool voxctl_request_time_key(const char *key, size_t n, void *ctx);
  * map keys that are not strings as their JSON text. pretty: indented by 2.
  * False (out unchanged in meaning) when data is not exactly one value.
  */
-bool voxctl_mp_to_json(const void *data, size_t len, bool pretty,
-		       vox_buf *out);
+bool voxctl_mp_to_json(vox_buf *out, const void *data, size_t len,
+		       bool pretty);
 
 /* Print a msgpack document as JSON on stdout (pretty on a terminal unless
  * --compact), with a newline. False when it is not msgpack. */

@@ -27,7 +27,7 @@ static inline bool vox_fuzz_event(vox_event_kind kind, const uint8_t *data,
 		return err.code != NULL && err.message[0] != '\0';
 	unsigned char *buf = NULL;
 	size_t len = 0;
-	if (vox_event_encode(&ev, &buf, &len, &err) != VOX_OK)
+	if (vox_event_encode(&buf, &len, &ev, &err) != VOX_OK)
 		return false;
 	bool ok = vox_event_decode(&back, ev.kind, buf, len, &err) == VOX_OK;
 	if (ok) {
@@ -77,7 +77,7 @@ static inline bool vox_fuzz_query_request(const uint8_t *data, size_t size)
 			char text[VOX_QCURSOR_MAX];
 			vox_qcursor back;
 			vox_qcursor_encode(kinds[k], &q.before, text);
-			if (!vox_qcursor_decode(kinds[k], text, strlen(text), &back) ||
+			if (!vox_qcursor_decode(&back, kinds[k], text, strlen(text)) ||
 			    back.key != q.before.key ||
 			    memcmp(back.id, q.before.id, sizeof(back.id)) != 0)
 				return false;
@@ -101,7 +101,7 @@ static inline bool vox_fuzz_authorize_request(const uint8_t *data, size_t size)
 	if (r.call_id.s[0] == '\0')
 		return true;
 	vox_uuid back;
-	if (strlen(r.call_id.s) != 36 || !vox_uuid_parse(r.call_id.s, 36, &back))
+	if (strlen(r.call_id.s) != 36 || !vox_uuid_parse(&back, r.call_id.s, 36))
 		return false;
 	return strcmp(back.s, r.call_id.s) == 0;
 }

@@ -251,7 +251,7 @@ static void publish(fixture *f, const vox_event *ev)
 {
 	vox_pub_ack ack;
 	vox_error err;
-	vox_status st = vox_publish(f->js, ev, 5000, &ack, &err);
+	vox_status st = vox_publish(&ack, f->js, ev, 5000, &err);
 	if (st != VOX_OK)
 		fprintf(stderr, "publish: %s %s\n", vox_status_str(st), err.message);
 	assert_int_equal(st, VOX_OK);

@@ -787,7 +787,7 @@ static void build_bad(chaos *c, size_t i, char *subject, size_t sublen,
 			e->to_number = sv(to);
 			e->started_at = (vox_time){1795000000, 0, true};
 		}
-		assert_int_equal(vox_event_encode(&ev, &body, &len, &err), VOX_OK);
+		assert_int_equal(vox_event_encode(&body, &len, &ev, &err), VOX_OK);
 		vox_buf_append(out, body, len);
 		free(body);
 		break;

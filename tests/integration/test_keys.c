@@ -107,8 +107,8 @@ static void test_generate_and_status(void **state)
 	vox_cred_ad ad = {"5e4d3c2b-1a0f-4e9d-8c7b-6a5f4e3d2c1b", "twilio", "default"};
 	uint8_t blob[128];
 	uint32_t v = 0;
-	assert_int_equal(vox_vault_seal(old, &ad, (const uint8_t *)"tok-123", 7, blob,
-					sizeof(blob), &v), VOX_OK);
+	assert_int_equal(vox_vault_seal(blob, sizeof(blob), &v, old, &ad,
+					(const uint8_t *)"tok-123", 7), VOX_OK);
 	assert_int_equal(v, 1);
 	char hex[300];
 	for (size_t i = 0; i < vox_vault_sealed_len(7); i++)
@@ -129,13 +129,13 @@ static void test_generate_and_status(void **state)
 	unsigned char *stored = PQunescapeBytea((const unsigned char *)PQgetvalue(r, 0, 1), &blen);
 	uint8_t *plain = NULL;
 	size_t plen = 0;
-	assert_int_equal(vox_vault_open(kr, &ad, stored, blen, &plain, &plen, err,
+	assert_int_equal(vox_vault_open(&plain, &plen, kr, &ad, stored, blen, err,
 					sizeof(err)), VOX_OK);
 	assert_int_equal(plen, 7);
 	assert_memory_equal(plain, "tok-123", 7);
 	/* and the old key alone no longer opens it */
 	uint8_t *p2 = NULL;
-	assert_int_equal(vox_vault_open(old, &ad, stored, blen, &p2, &plen, err,
+	assert_int_equal(vox_vault_open(&p2, &plen, old, &ad, stored, blen, err,
 					sizeof(err)), VOX_E_CRYPTO);
 	sodium_free(plain);
 	PQfreemem(stored);

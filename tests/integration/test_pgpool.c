@@ -48,41 +48,41 @@ static void test_reuse_and_discard(void **state)
 	PGconn *c = NULL;
 	opened = 0;
 	vox_pgpool *p = vox_pgpool_new(th_env("VOX_PG_DSN"), 1, 1000, count_open, NULL);
-	assert_int_equal(vox_pgpool_get(p, &c, err, sizeof(err)), VOX_OK);
+	assert_int_equal(vox_pgpool_get(&c, p, err, sizeof(err)), VOX_OK);
 	int first = backend(c);
 	vox_pgpool_put(p, c, VOX_OK);
 	/* healthy and idle: the same connection, not opened again */
-	assert_int_equal(vox_pgpool_get(p, &c, err, sizeof(err)), VOX_OK);
+	assert_int_equal(vox_pgpool_get(&c, p, err, sizeof(err)), VOX_OK);
 	assert_int_equal(backend(c), first);
 	assert_int_equal(opened, 1);
 	/* given back inside a transaction: closed, a fresh one next */
 	th_pg_ok(c, "BEGIN");
 	vox_pgpool_put(p, c, VOX_OK);
-	assert_int_equal(vox_pgpool_get(p, &c, err, sizeof(err)), VOX_OK);
+	assert_int_equal(vox_pgpool_get(&c, p, err, sizeof(err)), VOX_OK);
 	int second = backend(c);
 	assert_int_not_equal(second, first);
 	assert_int_equal(PQtransactionStatus(c), PQTRANS_IDLE);
 	assert_int_equal(opened, 2);
 	/* discarded: closed */
 	vox_pgpool_discard(p, c);
-	assert_int_equal(vox_pgpool_get(p, &c, err, sizeof(err)), VOX_OK);
+	assert_int_equal(vox_pgpool_get(&c, p, err, sizeof(err)), VOX_OK);
 	int third = backend(c);
 	assert_int_not_equal(third, second);
 	/* its work lost the connection: closed even if it looks fine */
 	vox_pgpool_put(p, c, VOX_E_UNAVAILABLE);
-	assert_int_equal(vox_pgpool_get(p, &c, err, sizeof(err)), VOX_OK);
+	assert_int_equal(vox_pgpool_get(&c, p, err, sizeof(err)), VOX_OK);
 	assert_int_not_equal(backend(c), third);
 	/* a refusal of the input (not the connection's fault) keeps it */
 	int fourth = backend(c);
 	vox_pgpool_put(p, c, VOX_E_INVALID);
-	assert_int_equal(vox_pgpool_get(p, &c, err, sizeof(err)), VOX_OK);
+	assert_int_equal(vox_pgpool_get(&c, p, err, sizeof(err)), VOX_OK);
 	assert_int_equal(backend(c), fourth);
 	/* killed under it: the pool notices and opens another */
 	PGconn *admin = th_pg_connect(th_env("VOX_PG_DSN"));
 	vox_pgpool_put(p, c, VOX_OK);
 	th_pg_okf(admin, "SELECT pg_terminate_backend(%d)", fourth);
 	PQclear(PQexec(c, "SELECT 1")); /* libpq learns the socket closed */
-	assert_int_equal(vox_pgpool_get(p, &c, err, sizeof(err)), VOX_OK);
+	assert_int_equal(vox_pgpool_get(&c, p, err, sizeof(err)), VOX_OK);
 	assert_int_not_equal(backend(c), fourth);
 	assert_int_equal(th_pg_int(c, "SELECT 41 + 1"), 42);
 	vox_pgpool_put(p, c, VOX_OK);
@@ -109,7 +109,7 @@ static void test_pipeline_connections_are_kept(void **state)
 	char err[256];
 	PGconn *c = NULL;
 	vox_pgpool *p = vox_pgpool_new(th_env("VOX_PG_DSN"), 1, 1000, pipeline_open, NULL);
-	assert_int_equal(vox_pgpool_get(p, &c, err, sizeof(err)), VOX_OK);
+	assert_int_equal(vox_pgpool_get(&c, p, err, sizeof(err)), VOX_OK);
 	int first = backend(c);
 	assert_int_equal(PQsendQueryParams(c, "SELECT 1", 0, NULL, NULL, NULL, NULL, 0), 1);
 	assert_int_equal(PQpipelineSync(c), 1);
@@ -121,13 +121,13 @@ static void test_pipeline_connections_are_kept(void **state)
 	}
 	assert_true(synced);
 	vox_pgpool_put(p, c, VOX_OK);
-	assert_int_equal(vox_pgpool_get(p, &c, err, sizeof(err)), VOX_OK);
+	assert_int_equal(vox_pgpool_get(&c, p, err, sizeof(err)), VOX_OK);
 	assert_int_equal(backend(c), first);
 	/* sent, synced, not read */
 	assert_int_equal(PQsendQueryParams(c, "SELECT 1", 0, NULL, NULL, NULL, NULL, 0), 1);
 	assert_int_equal(PQpipelineSync(c), 1);
 	vox_pgpool_put(p, c, VOX_OK);
-	assert_int_equal(vox_pgpool_get(p, &c, err, sizeof(err)), VOX_OK);
+	assert_int_equal(vox_pgpool_get(&c, p, err, sizeof(err)), VOX_OK);
 	assert_int_not_equal(backend(c), first);
 	vox_pgpool_put(p, c, VOX_OK);
 	vox_pgpool_free(p);
@@ -139,12 +139,12 @@ static void test_busy_times_out(void **state)
 	char err[256];
 	PGconn *a = NULL, *b = NULL;
 	vox_pgpool *p = vox_pgpool_new(th_env("VOX_PG_DSN"), 1, 200, NULL, NULL);
-	assert_int_equal(vox_pgpool_get(p, &a, err, sizeof(err)), VOX_OK);
-	assert_int_equal(vox_pgpool_get(p, &b, err, sizeof(err)), VOX_E_TIMEOUT);
+	assert_int_equal(vox_pgpool_get(&a, p, err, sizeof(err)), VOX_OK);
+	assert_int_equal(vox_pgpool_get(&b, p, err, sizeof(err)), VOX_E_TIMEOUT);
 	assert_null(b);
 	assert_non_null(strstr(err, "busy"));
 	vox_pgpool_put(p, a, VOX_OK);
-	assert_int_equal(vox_pgpool_get(p, &b, err, sizeof(err)), VOX_OK);
+	assert_int_equal(vox_pgpool_get(&b, p, err, sizeof(err)), VOX_OK);
 	assert_ptr_equal(a, b);
 	vox_pgpool_put(p, b, VOX_OK);
 	vox_pgpool_free(p);
@@ -158,15 +158,15 @@ static void test_unreachable_and_refused(void **state)
 	snprintf(dsn, sizeof(dsn), "host=127.0.0.1 port=%d dbname=vox connect_timeout=2",
 		 th_free_port());
 	vox_pgpool *p = vox_pgpool_new(dsn, 2, 200, NULL, NULL);
-	assert_int_equal(vox_pgpool_get(p, &c, err, sizeof(err)), VOX_E_UNAVAILABLE);
+	assert_int_equal(vox_pgpool_get(&c, p, err, sizeof(err)), VOX_E_UNAVAILABLE);
 	assert_null(c);
 	/* the slot went back: a second try fails the same way, not busy */
-	assert_int_equal(vox_pgpool_get(p, &c, err, sizeof(err)), VOX_E_UNAVAILABLE);
+	assert_int_equal(vox_pgpool_get(&c, p, err, sizeof(err)), VOX_E_UNAVAILABLE);
 	assert_int_equal(vox_pgpool_probe(p, err, sizeof(err)), VOX_E_UNAVAILABLE);
 	vox_pgpool_free(p);
 
 	p = vox_pgpool_new(th_env("VOX_PG_DSN"), 1, 200, refuse_open, NULL);
-	assert_int_equal(vox_pgpool_get(p, &c, err, sizeof(err)), VOX_E_FORBIDDEN);
+	assert_int_equal(vox_pgpool_get(&c, p, err, sizeof(err)), VOX_E_FORBIDDEN);
 	assert_string_equal(err, "not this role");
 	assert_int_equal(vox_pgpool_probe(p, err, sizeof(err)), VOX_E_FORBIDDEN);
 	vox_pgpool_free(p);
@@ -206,7 +206,7 @@ static void *borrower(void *arg)
 	char err[256];
 	for (int i = 0; i < 50; i++) {
 		PGconn *c = NULL;
-		if (vox_pgpool_get(sh->p, &c, err, sizeof(err)) != VOX_OK) {
+		if (vox_pgpool_get(&c, sh->p, err, sizeof(err)) != VOX_OK) {
 			__atomic_add_fetch(&sh->failures, 1, __ATOMIC_SEQ_CST);
 			continue;
 		}

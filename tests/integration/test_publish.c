@@ -82,11 +82,11 @@ static void test_publish_stores_then_reports_duplicate(void **state)
 	vox_error err;
 	uint64_t before = stream_msgs();
 	payment(&ev, "evt_pub_1", 2500);
-	assert_int_equal(vox_publish(js, &ev, 5000, &ack, &err), VOX_OK);
+	assert_int_equal(vox_publish(&ack, js, &ev, 5000, &err), VOX_OK);
 	assert_string_equal(ack.stream, "EVENTS");
 	assert_false(ack.duplicate);
 	uint64_t seq = ack.seq;
-	assert_int_equal(vox_publish(js, &ev, 5000, &ack, &err), VOX_OK);
+	assert_int_equal(vox_publish(&ack, js, &ev, 5000, &err), VOX_OK);
 	assert_true(ack.duplicate);
 	assert_int_equal(ack.seq, seq);
 	assert_int_equal(stream_msgs(), before + 1);
@@ -116,11 +116,11 @@ static void test_invalid_event_is_never_sent(void **state)
 	vox_error err;
 	uint64_t before = stream_msgs();
 	payment(&ev, "evt_pub_bad", 0); /* amount must be >= 1 */
-	assert_int_equal(vox_publish(js, &ev, 5000, &ack, &err), VOX_E_INVALID);
+	assert_int_equal(vox_publish(&ack, js, &ev, 5000, &err), VOX_E_INVALID);
 	assert_string_equal(err.message, "amount_pence: must be 1..100000000");
 	payment(&ev, "evt_pub_bad2", 10);
 	memcpy(ev.u.payment_succeeded.org_id.s, "not-a-uuid", 11);
-	assert_int_equal(vox_publish(js, &ev, 5000, &ack, &err), VOX_E_INVALID);
+	assert_int_equal(vox_publish(&ack, js, &ev, 5000, &err), VOX_E_INVALID);
 	assert_string_equal(err.code, "bad_uuid");
 	assert_int_equal(stream_msgs(), before);
 }

@@ -881,7 +881,7 @@ static void test_unfiltered_query_sees_one_org(void **state)
 		     VOX_NELEM(unfiltered));
 	for (int round = 0; round < 4; round++) {
 		const char *org = round % 2 ? ORG_B : ORG_A;
-		assert_int_equal(vox_qdb_run(&db, org, calls, 3, res, err, sizeof(err)), VOX_OK);
+		assert_int_equal(vox_qdb_run(res, &db, org, calls, 3, err, sizeof(err)), VOX_OK);
 		/* calls: one group, this org's */
 		assert_int_equal(PQntuples(res[0]), 1);
 		assert_int_equal(PQgetlength(res[0], 0, 0), 36);
@@ -894,7 +894,7 @@ static void test_unfiltered_query_sees_one_org(void **state)
 			PQclear(res[i]);
 	}
 	/* no org set: nothing visible at all */
-	assert_int_equal(vox_qdb_run(&db, "", calls, 3, res, err, sizeof(err)), VOX_OK);
+	assert_int_equal(vox_qdb_run(res, &db, "", calls, 3, err, sizeof(err)), VOX_OK);
 	assert_int_equal(PQntuples(res[0]), 0);
 	assert_int_equal(PQntuples(res[1]), 0);
 	for (int i = 0; i < 3; i++)
@@ -904,7 +904,7 @@ static void test_unfiltered_query_sees_one_org(void **state)
 	/* the owner sees everything, so the pool refuses to use it */
 	vox_qdb_init(&db, F->dsn, 1, 1000, 2000, unfiltered,
 		     VOX_NELEM(unfiltered));
-	assert_int_equal(vox_qdb_run(&db, ORG_A, calls, 3, res, err, sizeof(err)),
+	assert_int_equal(vox_qdb_run(res, &db, ORG_A, calls, 3, err, sizeof(err)),
 			 VOX_E_FORBIDDEN);
 	assert_non_null(strstr(err, "superuser"));
 	assert_null(res[0]);

@@ -365,15 +365,15 @@ static void test_poison_messages_are_dead_lettered(void **state)
 	unsigned char *bytes = NULL;
 	size_t len = 0;
 	make_event(f, 100000, 500, NULL, &ev, id, sizeof(id));
-	assert_int_equal(vox_event_encode(&ev, &bytes, &len, &err), VOX_OK);
+	assert_int_equal(vox_event_encode(&bytes, &len, &ev, &err), VOX_OK);
 	char other[128];
 	snprintf(other, sizeof(other), "payment.succeeded.%s", OTHER_ORG);
 	th_publish_raw(f->js, other, bytes, len, "bad-mismatch");
 	free(bytes);
 	make_event(f, 100001, 13, NULL, &ev, id, sizeof(id));
-	assert_int_equal(vox_publish(f->js, &ev, 5000, &ack, &err), VOX_OK);
+	assert_int_equal(vox_publish(&ack, f->js, &ev, 5000, &err), VOX_OK);
 	make_event(f, 100002, 700, "poison-sql", &ev, id, sizeof(id));
-	assert_int_equal(vox_publish(f->js, &ev, 5000, &ack, &err), VOX_OK);
+	assert_int_equal(vox_publish(&ack, f->js, &ev, 5000, &err), VOX_OK);
 	/* amount 0 is refused by the codec: out_of_range */
 	static const unsigned char zero_amount[] =
 		"\x85\xa8" "event_id" "\xa3" "e-0"
@@ -447,7 +447,7 @@ static void test_an_alert_never_blocks_its_effect(void **state)
 	start_actor(f, 0, NULL, NULL);
 	wait_actor_ready(f);
 	make_event(f, 0, 14, NULL, &ev, id, sizeof(id));
-	assert_int_equal(vox_publish(f->js, &ev, 5000, &ack, &err), VOX_OK);
+	assert_int_equal(vox_publish(&ack, f->js, &ev, 5000, &err), VOX_OK);
 	assert_int_equal(th_wait_int(f->dsn, "SELECT total FROM rt_total", 14, 20000), 14);
 	for (int i = 0; i < 50 && th_consumer_outstanding(f->js, "EVENTS", "vox-test-actor") != 0; i++)
 		th_sleep_ms(100);
@@ -472,7 +472,7 @@ static void crash_between(fixture *f, const char *fault)
 	start_actor(f, 0, fault, "VOX_OUTBOX_AGE_MS=0");
 	wait_actor_ready(f);
 	make_event(f, 0, 5000, NULL, &ev, id, sizeof(id));
-	assert_int_equal(vox_publish(f->js, &ev, 5000, &ack, &err), VOX_OK);
+	assert_int_equal(vox_publish(&ack, f->js, &ev, 5000, &err), VOX_OK);
 	/* the fault makes the actor exit with 3 */
 	int ws = 0;
 	for (int i = 0; i < 200 && waitpid(f->actors[0], &ws, WNOHANG) == 0; i++)

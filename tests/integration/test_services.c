@@ -629,7 +629,7 @@ static void test_consume_stats_in_metadata(void **state)
 		vox_error err;
 		snprintf(eid, sizeof(eid), "evt_svc_%d", i);
 		payment(&ev, eid, 100 + i);
-		assert_int_equal(vox_publish(f->js, &ev, 5000, &ack, &err), VOX_OK);
+		assert_int_equal(vox_publish(&ack, f->js, &ev, 5000, &err), VOX_OK);
 		assert_false(ack.duplicate);
 	}
 	assert_int_equal(th_wait_int(f->dsn, "SELECT count FROM rt_total", 20,

@@ -1368,8 +1368,8 @@ static void test_refund_crossing_the_threshold_raises_low_balance(void **state)
 	vox_uuid want;
 	vox_uuid org;
 	memcpy(org.s, ORG_A, 37);
-	vox_billing_alert_id(VOX_ALERT_LOW_BALANCE, &org, "refund:re_low_1",
-			     strlen("refund:re_low_1"), &want);
+	vox_billing_alert_id(&want, VOX_ALERT_LOW_BALANCE, &org,
+			     "refund:re_low_1", strlen("refund:re_low_1"));
 	assert_string_equal(w->alert_id.s, want.s);
 	assert_string_equal(al.msgid[0], want.s);
 	release_alerts(&al);

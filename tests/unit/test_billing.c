@@ -67,7 +67,7 @@ static void plan(vox_event *evs, size_t n, vox_wallet *w, size_t nw,
 	for (size_t i = 0; i < n; i++)
 		ptrs[i] = &evs[i];
 	vox_billing_input in = {ptrs, n, w, nw, NULL, 0, NULL, 0, NULL, 0, RATE};
-	vox_billing_plan_batch(&in, p);
+	vox_billing_plan_batch(p, &in);
 }
 
 static void test_charge_table(void **state)
@@ -193,7 +193,7 @@ static void test_duplicates_and_conflicts(void **state)
 	const vox_event *ptrs[2] = {&ev[0], &ev[1]};
 	vox_billing_input in = {ptrs, 2, &w, 1, &kc, 1, NULL, 0, NULL, 0, RATE};
 	int64_t before = w.balance;
-	vox_billing_plan_batch(&in, &p);
+	vox_billing_plan_batch(&p, &in);
 	assert_int_equal(p.outcomes[0], VOX_BILL_DUPLICATE);
 	assert_int_equal(p.outcomes[1], VOX_BILL_CONFLICT);
 	assert_int_equal(w.balance, before);
@@ -229,14 +229,14 @@ static void test_refunds_are_capped_and_applied_in_full(void **state)
 	refund(&ev[0], ORG_A, "re_9", "pi_9", 300);
 	const vox_event *ptrs[1] = {&ev[0]};
 	vox_billing_input in = {ptrs, 1, &w, 1, NULL, 0, &kt, 1, NULL, 0, RATE};
-	vox_billing_plan_batch(&in, &p);
+	vox_billing_plan_batch(&p, &in);
 	assert_int_equal(p.outcomes[0], VOX_BILL_APPLIED);
 	assert_int_equal(w.balance, -700);
 	vox_billing_plan_release(&p);
 	/* and another org cannot refund this org's payment */
 	wallet(&w, ORG_B, 0, 500, 0);
 	refund(&ev[0], ORG_B, "re_10", "pi_9", 1);
-	vox_billing_plan_batch(&in, &p);
+	vox_billing_plan_batch(&p, &in);
 	assert_int_equal(p.outcomes[0], VOX_BILL_NOT_FOUND);
 	vox_billing_plan_release(&p);
 }
@@ -313,7 +313,7 @@ static void test_low_balance_alert_on_a_refund(void **state)
 	memcpy(kt.org_id.s, ORG_A, 37);
 	const vox_event *ptrs[2] = {&ev[0], &ev[1]};
 	vox_billing_input in = {ptrs, 2, &w, 1, NULL, 0, &kt, 1, NULL, 0, RATE};
-	vox_billing_plan_batch(&in, &p);
+	vox_billing_plan_batch(&p, &in);
 	assert_int_equal(p.nalerts, 1);
 	assert_int_equal(p.alerts[0].item, 1);
 	assert_int_equal(p.alerts[0].balance, 999);
@@ -326,9 +326,9 @@ static void test_alert_ids_are_deterministic(void **state)
 	(void)state;
 	vox_uuid a, b, c, org;
 	memcpy(org.s, ORG_A, 37);
-	vox_billing_alert_id(VOX_ALERT_LOW_BALANCE, &org, "call-1", 6, &a);
-	vox_billing_alert_id(VOX_ALERT_LOW_BALANCE, &org, "call-1", 6, &b);
-	vox_billing_alert_id(VOX_ALERT_DEBT_LIMIT, &org, "call-1", 6, &c);
+	vox_billing_alert_id(&a, VOX_ALERT_LOW_BALANCE, &org, "call-1", 6);
+	vox_billing_alert_id(&b, VOX_ALERT_LOW_BALANCE, &org, "call-1", 6);
+	vox_billing_alert_id(&c, VOX_ALERT_DEBT_LIMIT, &org, "call-1", 6);
 	assert_string_equal(a.s, b.s);
 	assert_string_not_equal(a.s, c.s);
 	assert_int_equal(strlen(a.s), 36);
@@ -367,7 +367,7 @@ static void test_overflow_is_refused_and_moves_nothing(void **state)
 	refund(&ev[1], ORG_A, "re_edge", "pi_old", 5);
 	const vox_event *ptrs[2] = {&ev[0], &ev[1]};
 	vox_billing_input in = {ptrs, 2, &w, 1, NULL, 0, &kt, 1, NULL, 0, RATE};
-	vox_billing_plan_batch(&in, &p);
+	vox_billing_plan_batch(&p, &in);
 	assert_int_equal(p.outcomes[0], VOX_BILL_OVERFLOW);
 	assert_int_equal(p.outcomes[1], VOX_BILL_APPLIED);
 	assert_int_equal(w.balance, INT64_MIN);
@@ -587,7 +587,7 @@ static void run_stream(const vox_event *evs, size_t n, size_t batch,
 		vox_billing_input in = {ptrs, b, log->wallets, NORG, calls, ncalls,
 					topups, ntopups, refunds, nrefunds, RATE};
 		vox_billing_plan p;
-		vox_billing_plan_batch(&in, &p);
+		vox_billing_plan_batch(&p, &in);
 		for (size_t r = 0; r < p.nledger; r++) {
 			const vox_ledger_row *row = &p.ledger[r];
 			const vox_wallet *w = &log->wallets[row->wallet];
@@ -741,7 +741,7 @@ static void ov_run(const vox_event *evs, size_t n, size_t b, vox_wallet *w,
 		vox_billing_input in = {ptrs, size, w, NORG, calls, ncalls, topups,
 					ntopups, refunds, nrefunds, RATE};
 		vox_billing_plan p;
-		vox_billing_plan_batch(&in, &p);
+		vox_billing_plan_batch(&p, &in);
 		for (size_t k = 0; k < size; k++) {
 			const vox_event *ev = &evs[i + k];
 			out[i + k] = p.outcomes[k];

@@ -58,19 +58,19 @@ static void test_parse_decimal(void **state)
 {
 	(void)state;
 	uint64_t v = 7;
-	assert_true(vox_parse_decimal("0", 1, &v));
+	assert_true(vox_parse_decimal(&v, "0", 1));
 	assert_true(v == 0);
-	assert_true(vox_parse_decimal("0042", 4, &v));
+	assert_true(vox_parse_decimal(&v, "0042", 4));
 	assert_true(v == 42);
-	assert_true(vox_parse_decimal("18446744073709551615", 20, &v));
+	assert_true(vox_parse_decimal(&v, "18446744073709551615", 20));
 	assert_true(v == UINT64_MAX);
-	assert_true(vox_parse_decimal("123x", 3, &v)); /* only n bytes read */
+	assert_true(vox_parse_decimal(&v, "123x", 3)); /* only n bytes read */
 	assert_true(v == 123);
 	static const char *const bad[] = {"", "18446744073709551616", "-1", "+1",
 					  " 1", "1 ", "1a", "000000000000000000001"};
 	for (size_t i = 0; i < VOX_NELEM(bad); i++) {
 		v = 99;
-		assert_false(vox_parse_decimal(bad[i], strlen(bad[i]), &v));
+		assert_false(vox_parse_decimal(&v, bad[i], strlen(bad[i])));
 		assert_true(v == 99);
 	}
 }

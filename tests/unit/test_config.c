@@ -88,13 +88,13 @@ static void test_int_rejects_garbage(void **state)
 {
 	(void)state;
 	int64_t v = 7;
-	assert_false(vox_parse_i64("12x", 0, 100, &v));
-	assert_false(vox_parse_i64("", 0, 100, &v));
-	assert_false(vox_parse_i64("101", 0, 100, &v));
-	assert_false(vox_parse_i64("-1", 0, 100, &v));
-	assert_false(vox_parse_i64("99999999999999999999", INT64_MIN, INT64_MAX, &v));
+	assert_false(vox_parse_i64(&v, "12x", 0, 100));
+	assert_false(vox_parse_i64(&v, "", 0, 100));
+	assert_false(vox_parse_i64(&v, "101", 0, 100));
+	assert_false(vox_parse_i64(&v, "-1", 0, 100));
+	assert_false(vox_parse_i64(&v, "99999999999999999999", INT64_MIN, INT64_MAX));
 	assert_int_equal(v, 7); /* untouched on failure */
-	assert_true(vox_parse_i64("-5", -10, 10, &v));
+	assert_true(vox_parse_i64(&v, "-5", -10, 10));
 	assert_int_equal(v, -5);
 }
 

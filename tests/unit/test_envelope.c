@@ -46,8 +46,8 @@ static size_t seal(vox_keyring *kr, const vox_cred_ad *ad, uint8_t *blob,
 		   uint32_t *version)
 {
 	size_t n = vox_vault_sealed_len(sizeof(secret) - 1);
-	assert_int_equal(vox_vault_seal(kr, ad, (const uint8_t *)secret,
-					sizeof(secret) - 1, blob, n, version), VOX_OK);
+	assert_int_equal(vox_vault_seal(blob, n, version,
+					kr, ad, (const uint8_t *)secret, sizeof(secret) - 1), VOX_OK);
 	return n;
 }
 
@@ -57,7 +57,7 @@ static vox_status open_blob(vox_keyring *kr, const vox_cred_ad *ad,
 	uint8_t *plain = NULL;
 	size_t len = 0;
 	char err[256];
-	vox_status st = vox_vault_open(kr, ad, blob, n, &plain, &len, err, sizeof(err));
+	vox_status st = vox_vault_open(&plain, &len, kr, ad, blob, n, err, sizeof(err));
 	if (st == VOX_OK) {
 		assert_int_equal(len, sizeof(secret) - 1);
 		assert_memory_equal(plain, secret, len);
@@ -166,10 +166,10 @@ static void test_size_limit(void **state)
 	uint8_t *plain = vox_calloc(1, big);
 	uint8_t *out = vox_malloc(vox_vault_sealed_len(big));
 	uint32_t v = 0;
-	assert_int_equal(vox_vault_seal(kr, &ad, plain, big, out,
-					vox_vault_sealed_len(big), &v), VOX_E_TOO_LARGE);
-	assert_int_equal(vox_vault_seal(kr, &ad, plain, big - 1, out,
-					vox_vault_sealed_len(big), &v), VOX_OK);
+	assert_int_equal(vox_vault_seal(out, vox_vault_sealed_len(big), &v, kr, &ad,
+					plain, big), VOX_E_TOO_LARGE);
+	assert_int_equal(vox_vault_seal(out, vox_vault_sealed_len(big), &v, kr, &ad,
+					plain, big - 1), VOX_OK);
 	free(plain);
 	free(out);
 	vox_keyring_free(kr);

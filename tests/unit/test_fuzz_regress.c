@@ -72,7 +72,7 @@ static int replay_dir(const char *dir, const char *target, int *failures)
 	bool is_authorize = strcmp(target, "authorize_request") == 0;
 	bool is_credentials = strcmp(target, "credentials_request") == 0;
 	if (!is_query && !is_authorize && !is_credentials &&
-	    !vox_event_kind_from_name(target, strlen(target), &kind)) {
+	    !vox_event_kind_from_name(&kind, target, strlen(target))) {
 		fprintf(stderr, "  %s: not an event kind nor a request decoder\n",
 			target);
 		(*failures)++;

@@ -9,7 +9,7 @@
 static void redact(const char *dsn, const char *want)
 {
 	char out[256];
-	vox_log_redact_dsn(dsn, out, sizeof(out));
+	vox_log_redact_dsn(out, sizeof(out), dsn);
 	assert_string_equal(out, want);
 }
 

@@ -31,19 +31,19 @@ static void test_cursor_round_trip(void **state)
 		vox_qcursor_encode(VOX_QCURSOR_CALLS, &c, text);
 		/* base64url, no padding: safe in any transport, no '=' */
 		assert_null(strpbrk(text, "+/="));
-		assert_true(vox_qcursor_decode(VOX_QCURSOR_CALLS, text, strlen(text), &back));
+		assert_true(vox_qcursor_decode(&back, VOX_QCURSOR_CALLS, text, strlen(text)));
 		assert_int_equal(back.key, keys[i]);
 		assert_memory_equal(back.id, c.id, 16);
 		/* one kind's cursor is not another's */
-		assert_false(vox_qcursor_decode(VOX_QCURSOR_TRANSACTIONS, text,
-						strlen(text), &back));
+		assert_false(vox_qcursor_decode(&back, VOX_QCURSOR_TRANSACTIONS,
+						text, strlen(text)));
 
 		vox_qcursor_encode(VOX_QCURSOR_TRANSACTIONS, &c, text);
-		assert_true(vox_qcursor_decode(VOX_QCURSOR_TRANSACTIONS, text,
-					       strlen(text), &back));
+		assert_true(vox_qcursor_decode(&back, VOX_QCURSOR_TRANSACTIONS,
+					       text, strlen(text)));
 		assert_int_equal(back.key, keys[i]);
-		assert_false(vox_qcursor_decode(VOX_QCURSOR_CALLS, text, strlen(text),
-						&back));
+		assert_false(vox_qcursor_decode(&back, VOX_QCURSOR_CALLS, text,
+						strlen(text)));
 	}
 }
 
@@ -55,23 +55,23 @@ static void test_cursor_refuses_garbage(void **state)
 	vox_qcursor_encode(VOX_QCURSOR_TRANSACTIONS, &c, text);
 	size_t n = strlen(text);
 	/* truncated, extended, bad characters, empty, too long */
-	assert_false(vox_qcursor_decode(VOX_QCURSOR_TRANSACTIONS, text, n - 1, &back));
+	assert_false(vox_qcursor_decode(&back, VOX_QCURSOR_TRANSACTIONS, text, n - 1));
 	char longer[VOX_QCURSOR_MAX + 8];
 	snprintf(longer, sizeof(longer), "%sAA", text);
-	assert_false(vox_qcursor_decode(VOX_QCURSOR_TRANSACTIONS, longer,
-					strlen(longer), &back));
+	assert_false(vox_qcursor_decode(&back, VOX_QCURSOR_TRANSACTIONS,
+					longer, strlen(longer)));
 	char bad[VOX_QCURSOR_MAX];
 	snprintf(bad, sizeof(bad), "%s", text);
 	bad[3] = '*';
-	assert_false(vox_qcursor_decode(VOX_QCURSOR_TRANSACTIONS, bad, n, &back));
-	assert_false(vox_qcursor_decode(VOX_QCURSOR_TRANSACTIONS, "", 0, &back));
+	assert_false(vox_qcursor_decode(&back, VOX_QCURSOR_TRANSACTIONS, bad, n));
+	assert_false(vox_qcursor_decode(&back, VOX_QCURSOR_TRANSACTIONS, "", 0));
 	static const char huge[200] = {0};
-	assert_false(vox_qcursor_decode(VOX_QCURSOR_TRANSACTIONS, huge, sizeof(huge),
-					&back));
+	assert_false(vox_qcursor_decode(&back, VOX_QCURSOR_TRANSACTIONS, huge,
+					sizeof(huge)));
 	/* a later version is not this one's */
 	snprintf(bad, sizeof(bad), "%s", text);
 	bad[0] = bad[0] == 'A' ? 'B' : 'A';
-	assert_false(vox_qcursor_decode(VOX_QCURSOR_TRANSACTIONS, bad, n, &back));
+	assert_false(vox_qcursor_decode(&back, VOX_QCURSOR_TRANSACTIONS, bad, n));
 }
 
 /* ---- requests ------------------------------------------------------------ */

@@ -103,7 +103,7 @@ static void run_case(vox_event_kind kind, vcase *c)
 	      "decoded to\n    %s\n  expected\n    %s", json,
 	      c->json.data ? c->json.data : "(no json: line)");
 	size_t len = 0;
-	CHECK(vox_event_encode(&ev, &enc, &len, &err) == VOX_OK,
+	CHECK(vox_event_encode(&enc, &len, &ev, &err) == VOX_OK,
 	      "re-encode failed: %s", err.message);
 	CHECK(vox_event_decode(&ev2, kind, enc, len, &err) == VOX_OK,
 	      "re-decode failed: %s", err.message);
@@ -194,7 +194,7 @@ static void test_every_vector(void **state)
 		if (n < 5 || strcmp(e->d_name + n - 4, ".vec") != 0)
 			continue;
 		vox_event_kind kind;
-		if (!vox_event_kind_from_name(e->d_name, n - 4, &kind)) {
+		if (!vox_event_kind_from_name(&kind, e->d_name, n - 4)) {
 			fprintf(stderr, "  FAIL %s: no such subject\n", e->d_name);
 			failures++;
 			continue;

@@ -28,7 +28,7 @@ static void json_mp(const char *json, voxctl_time_key_fn is_time, vox_buf *mp)
 	vox_json *v = vox_json_parse(json, strlen(json), NULL);
 	assert_non_null(v);
 	vox_buf_init(mp);
-	voxctl_json_to_mp(v, is_time, NULL, mp);
+	voxctl_json_to_mp(mp, v, is_time, NULL);
 	vox_json_free(v);
 }
 
@@ -37,7 +37,7 @@ static void expect_json(const void *mp, size_t len, bool pretty, const char *wan
 {
 	vox_buf out;
 	vox_buf_init(&out);
-	assert_true(voxctl_mp_to_json(mp, len, pretty, &out));
+	assert_true(voxctl_mp_to_json(&out, mp, len, pretty));
 	vox_buf_putc(&out, '\0');
 	if (strcmp(out.data, want) != 0)
 		fprintf(stderr, "got  %s\nwant %s\n", out.data, want);
@@ -170,7 +170,7 @@ static void test_timestamps_mp_to_json(void **state)
 					    0x10 + 0x00};
 	vox_buf out;
 	vox_buf_init(&out);
-	assert_true(voxctl_mp_to_json(t96, sizeof(t96), false, &out));
+	assert_true(voxctl_mp_to_json(&out, t96, sizeof(t96), false));
 	vox_buf_putc(&out, '\0');
 	assert_non_null(strstr(out.data, ".123456789Z\""));
 	vox_buf_release(&out);
@@ -181,7 +181,7 @@ static void test_timestamps_mp_to_json(void **state)
 	static const unsigned char badns[] = {0xd7, 0xff, 0xff, 0xff, 0xff, 0xfc,
 					      0x00, 0x00, 0x00, 0x00};
 	vox_buf_init(&out);
-	assert_true(voxctl_mp_to_json(badns, sizeof(badns), false, &out));
+	assert_true(voxctl_mp_to_json(&out, badns, sizeof(badns), false));
 	vox_buf_putc(&out, '\0');
 	assert_non_null(strstr(out.data, "\"ext\":-1"));
 	vox_buf_release(&out);
@@ -251,9 +251,9 @@ static void test_not_msgpack(void **state)
 	for (size_t i = 0; i < VOX_NELEM(bad); i++) {
 		vox_buf out;
 		vox_buf_init(&out);
-		if (voxctl_mp_to_json(bad[i].data, bad[i].len, false, &out))
+		if (voxctl_mp_to_json(&out, bad[i].data, bad[i].len, false))
 			fprintf(stderr, "accepted bad msgpack #%zu\n", i);
-		assert_false(voxctl_mp_to_json(bad[i].data, bad[i].len, false, &out));
+		assert_false(voxctl_mp_to_json(&out, bad[i].data, bad[i].len, false));
 		vox_buf_release(&out);
 	}
 }
@@ -274,7 +274,7 @@ static void test_deep_nesting(void **state)
 	assert_non_null(v);
 	vox_buf mp0;
 	vox_buf_init(&mp0);
-	voxctl_json_to_mp(v, NULL, NULL, &mp0);
+	voxctl_json_to_mp(&mp0, v, NULL, NULL);
 	assert_int_equal(mp0.len, LEVELS);
 	expect_json(mp0.data, mp0.len, false, json);
 	vox_buf_release(&mp0);
@@ -287,8 +287,8 @@ static void test_deep_nesting(void **state)
 	deep[DEEP] = 0x01;
 	vox_buf out;
 	vox_buf_init(&out);
-	assert_false(voxctl_mp_to_json(deep, DEEP + 1, false, &out));
-	assert_false(voxctl_mp_to_json(deep, DEEP + 1, true, &out));
+	assert_false(voxctl_mp_to_json(&out, deep, DEEP + 1, false));
+	assert_false(voxctl_mp_to_json(&out, deep, DEEP + 1, true));
 	vox_buf_release(&out);
 	/* 30 levels of maps are fine */
 	vox_buf mp;
@@ -302,7 +302,7 @@ static void test_deep_nesting(void **state)
 	}
 	msgpack_pack_int(&pk, 1);
 	vox_buf_init(&out);
-	assert_true(voxctl_mp_to_json(mp.data, mp.len, false, &out));
+	assert_true(voxctl_mp_to_json(&out, mp.data, mp.len, false));
 	vox_buf_putc(&out, '\0');
 	assert_int_equal(strlen(out.data), 30 * 5 + 1 + 30);
 	vox_buf_release(&out);

@@ -472,8 +472,8 @@ static vox_status emit_alerts(vox_tx *tx, const vox_billing_plan *p,
 		ev.kind = a->kind;
 		if (cause->kind == VOX_CALL_ENDED) {
 			const vox_call_ended *e = &cause->u.call_ended;
-			vox_billing_alert_id(a->kind, &w->org_id, e->call_id.s, 36,
-					     &ev.u.wallet.alert_id);
+			vox_billing_alert_id(&ev.u.wallet.alert_id, a->kind, &w->org_id, e->call_id.s,
+					     36);
 			ev.u.wallet.call_id = e->call_id;
 			ev.u.wallet.created_at = e->ended_at;
 		} else {
@@ -483,8 +483,8 @@ static vox_status emit_alerts(vox_tx *tx, const vox_billing_plan *p,
 			int k = snprintf(key, sizeof(key), "refund:%.*s",
 					 (int)e->stripe_refund_id.len,
 					 e->stripe_refund_id.ptr);
-			vox_billing_alert_id(a->kind, &w->org_id, key, (size_t)k,
-					     &ev.u.wallet.alert_id);
+			vox_billing_alert_id(&ev.u.wallet.alert_id, a->kind, &w->org_id, key,
+					     (size_t)k);
 			ev.u.wallet.created_at = e->occurred_at;
 		}
 		ev.u.wallet.org_id = w->org_id;
@@ -516,7 +516,7 @@ vox_status vox_billing_apply(void *ctx, vox_tx *tx, vox_item *items, size_t n)
 	vox_billing_input in = {events, n, b.wallets, b.nwallets, b.calls, b.ncalls,
 				b.topups, b.ntopups, b.refunds, b.nrefunds,
 				bc->cfg.rate_per_minute};
-	vox_billing_plan_batch(&in, &p);
+	vox_billing_plan_batch(&p, &in);
 	for (size_t i = 0; i < n; i++) {
 		vox_billing_outcome o = p.outcomes[i];
 		if (o == VOX_BILL_APPLIED || o == VOX_BILL_DUPLICATE)
@@ -601,7 +601,7 @@ void vox_billing_authorize(vox_request *req, void *ctx)
 
 	char why[256];
 	PGconn *c = NULL;
-	vox_status st = vox_pgpool_get(bc->pool, &c, why, sizeof(why));
+	vox_status st = vox_pgpool_get(&c, bc->pool, why, sizeof(why));
 	if (st != VOX_OK) {
 		vox_request_fail(req, vox_request_db_error(&err, st));
 		return;

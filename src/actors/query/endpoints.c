@@ -256,7 +256,7 @@ static bool run(vox_request *req, vox_query_ctx *qc, const char *org,
 		const vox_qcall *calls, size_t n, PGresult **results)
 {
 	char err[256] = "";
-	vox_status st = vox_qdb_run(&qc->db, org, calls, n, results, err, sizeof(err));
+	vox_status st = vox_qdb_run(results, &qc->db, org, calls, n, err, sizeof(err));
 	if (st != VOX_OK) {
 		reply_db_error(req, st, err);
 		return false;

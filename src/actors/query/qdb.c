@@ -240,8 +240,8 @@ send_failed: {
 }
 }
 
-vox_status vox_qdb_run(vox_qdb *db, const char *org, const vox_qcall *calls,
-		       size_t n, PGresult **results, char *err, size_t errlen)
+vox_status vox_qdb_run(PGresult **results, vox_qdb *db, const char *org,
+		       const vox_qcall *calls, size_t n, char *err, size_t errlen)
 {
 	vox_status st;
 	bool broken = false;
@@ -252,7 +252,7 @@ vox_status vox_qdb_run(vox_qdb *db, const char *org, const vox_qcall *calls,
 		return VOX_E_INTERNAL;
 	}
 	PGconn *c = NULL;
-	if ((st = vox_pgpool_get(db->pool, &c, err, errlen)) != VOX_OK)
+	if ((st = vox_pgpool_get(&c, db->pool, err, errlen)) != VOX_OK)
 		return st;
 	st = pipeline(c, org, db, calls, n, results, &broken, err, errlen);
 	if (broken)

@@ -80,8 +80,8 @@ vox_status vox_qdb_probe(vox_qdb *db, char *err, size_t errlen)
  * connection in wait_ms, or the statement timeout), VOX_E_FORBIDDEN (the
  * role is not bound by RLS), VOX_E_INTERNAL (an SQL error; err has it).
  */
-vox_status vox_qdb_run(vox_qdb *db, const char *org, const vox_qcall *calls,
-		       size_t n, PGresult **results, char *err,
+vox_status vox_qdb_run(PGresult **results, vox_qdb *db, const char *org,
+		       const vox_qcall *calls, size_t n, char *err,
 		       size_t errlen) VOX_MUST_CHECK;
 
 /* ---- the endpoints (endpoints.c) ----------------------------------------- */

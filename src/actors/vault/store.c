@@ -42,7 +42,7 @@ static PGconn *conn_get(vox_vault_ctx *vc, vox_status *st)
 {
 	char err[256];
 	PGconn *c = NULL;
-	*st = vox_pgpool_get(vc->pool, &c, err, sizeof(err));
+	*st = vox_pgpool_get(&c, vc->pool, err, sizeof(err));
 	return c;
 }
 
@@ -327,8 +327,8 @@ static void put_request(vox_vault_ctx *vc, vox_request *req)
 	bloblen = vox_vault_sealed_len(q.config_len);
 	blob = vox_malloc(bloblen);
 	pthread_rwlock_rdlock(&vc->ring_lock);
-	st = vox_vault_seal(vc->ring, &ad, q.config, q.config_len, blob, bloblen,
-			    &version);
+	st = vox_vault_seal(blob, bloblen, &version, vc->ring, &ad, q.config,
+			    q.config_len);
 	pthread_rwlock_unlock(&vc->ring_lock);
 	if (st != VOX_OK) {
 		vox_error("msg=\"credential cannot be sealed\" org=%s provider=%s"
@@ -506,13 +506,13 @@ static void get_request(vox_vault_ctx *vc, vox_request *req)
 		vox_cred_ad ad = {org, q.provider, q.type};
 		e.resource_id = id;
 		e.key_version = vox_vault_blob_version(blob, bloblen);
-		if (!vox_parse_i64(vtxt, 1, INT32_MAX, &col_version) ||
+		if (!vox_parse_i64(&col_version, vtxt, 1, INT32_MAX) ||
 		    (uint32_t)col_version != e.key_version) {
 			snprintf(err, sizeof(err), "key_version column does not match the envelope");
 		} else {
 			pthread_rwlock_rdlock(&vc->ring_lock);
-			opened = vox_vault_open(vc->ring, &ad, blob, bloblen, &plain,
-						&plen, err, sizeof(err)) == VOX_OK;
+			opened = vox_vault_open(&plain, &plen, vc->ring, &ad, blob,
+						bloblen, err, sizeof(err)) == VOX_OK;
 			pthread_rwlock_unlock(&vc->ring_lock);
 		}
 		if (!opened) {
@@ -608,7 +608,7 @@ unlock:
 	msgpack_pack_array(&pk, (size_t)n);
 	for (int i = 0; i < n; i++) {
 		int64_t kv = 0;
-		if (!vox_parse_i64(PQgetvalue(r, i, 2), 0, INT32_MAX, &kv))
+		if (!vox_parse_i64(&kv, PQgetvalue(r, i, 2), 0, INT32_MAX))
 			kv = 0;
 		msgpack_pack_map(&pk, 5);
 		vox_mp_pack_cstr(&pk, "provider");
@@ -677,7 +677,7 @@ static void delete_request(vox_vault_ctx *vc, vox_request *req)
 	if (deleted) {
 		int64_t kv = 0;
 		snprintf(id, sizeof(id), "%s", PQgetvalue(r, 0, 0));
-		if (vox_parse_i64(PQgetvalue(r, 0, 1), 0, INT32_MAX, &kv))
+		if (vox_parse_i64(&kv, PQgetvalue(r, 0, 1), 0, INT32_MAX))
 			e.key_version = (uint32_t)kv;
 		e.resource_id = id;
 	}
