@@ -46,6 +46,27 @@ int vox_choice_index(const char *const *list, const char *s, size_t n);
 void vox_choice_join(char *out, size_t outlen, const char *const *list,
 		     const char *sep);
 
+/* The n (1..8) bytes at p as a big-endian unsigned integer: every
+ * network and database binary format vox reads (msgpack, PostgreSQL's
+ * binary results, cursors, envelopes). Byte by byte, so p may be
+ * unaligned. */
+static inline uint64_t vox_be_get(const void *p, size_t n)
+{
+	const unsigned char *b = p;
+	uint64_t v = 0;
+	for (size_t i = 0; i < n; i++)
+		v = (v << 8) | b[i];
+	return v;
+}
+
+/* Write the low n (1..8) bytes of v at p, big-endian. */
+static inline void vox_be_put(void *p, uint64_t v, size_t n)
+{
+	unsigned char *b = p;
+	for (size_t i = n; i-- > 0; v >>= 8)
+		b[i] = (unsigned char)v;
+}
+
 /* Lowercase hex of n bytes. */
 void vox_buf_hex(vox_buf *b, const void *p, size_t n);
 

@@ -257,21 +257,17 @@ void vox_time_pack(msgpack_packer *pk, const vox_time *t)
 {
 	unsigned char b[12];
 	if (t->nsec == 0 && t->sec >= 0 && t->sec <= UINT32_MAX) {
-		for (int i = 0; i < 4; i++)
-			b[i] = (unsigned char)(t->sec >> (24 - 8 * i));
+		vox_be_put(b, (uint64_t)t->sec, 4);
 		msgpack_pack_ext(pk, 4, -1);
 		msgpack_pack_ext_body(pk, b, 4);
 	} else if (t->sec >= 0 && t->sec < (1LL << 34)) {
 		uint64_t v = ((uint64_t)t->nsec << 34) | (uint64_t)t->sec;
-		for (int i = 0; i < 8; i++)
-			b[i] = (unsigned char)(v >> (56 - 8 * i));
+		vox_be_put(b, v, 8);
 		msgpack_pack_ext(pk, 8, -1);
 		msgpack_pack_ext_body(pk, b, 8);
 	} else {
-		for (int i = 0; i < 4; i++)
-			b[i] = (unsigned char)((uint32_t)t->nsec >> (24 - 8 * i));
-		for (int i = 0; i < 8; i++)
-			b[4 + i] = (unsigned char)((uint64_t)t->sec >> (56 - 8 * i));
+		vox_be_put(b, (uint32_t)t->nsec, 4);
+		vox_be_put(b + 4, (uint64_t)t->sec, 8);
 		msgpack_pack_ext(pk, 12, -1);
 		msgpack_pack_ext_body(pk, b, 12);
 	}

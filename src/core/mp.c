@@ -4,20 +4,21 @@
  */
 #include "core/mp.h"
 
+#include "core/buf.h"
+
 static uint16_t be16(const uint8_t *p)
 {
-	return (uint16_t)((p[0] << 8) | p[1]);
+	return (uint16_t)vox_be_get(p, 2);
 }
 
 static uint32_t be32(const uint8_t *p)
 {
-	return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) |
-	       ((uint32_t)p[2] << 8) | p[3];
+	return (uint32_t)vox_be_get(p, 4);
 }
 
 static uint64_t be64(const uint8_t *p)
 {
-	return ((uint64_t)be32(p) << 32) | be32(p + 4);
+	return vox_be_get(p, 8);
 }
 
 vox_mp_type vox_mp_peek(const vox_mp *r)

@@ -26,8 +26,7 @@ void vox_qcursor_encode(vox_qcursor_kind kind, const vox_qcursor *c,
 	size_t n = cursor_len(kind);
 	raw[0] = CURSOR_VERSION;
 	raw[1] = (uint8_t)kind;
-	for (int i = 0; i < 8; i++)
-		raw[2 + i] = (uint8_t)((uint64_t)c->key >> (56 - 8 * i));
+	vox_be_put(raw + 2, (uint64_t)c->key, 8);
 	if (kind == VOX_QCURSOR_CALLS)
 		memcpy(raw + 10, c->id, 16);
 	sodium_bin2base64(out, VOX_QCURSOR_MAX, raw, n,
@@ -47,9 +46,7 @@ bool vox_qcursor_decode(vox_qcursor *out, vox_qcursor_kind kind, const char *s,
 	    end != s + n || got != cursor_len(kind) ||
 	    raw[0] != CURSOR_VERSION || raw[1] != (uint8_t)kind)
 		return false;
-	uint64_t key = 0;
-	for (int i = 0; i < 8; i++)
-		key = (key << 8) | raw[2 + i];
+	uint64_t key = vox_be_get(raw + 2, 8);
 	memset(out, 0, sizeof(*out));
 	out->key = (int64_t)key;
 	if (kind == VOX_QCURSOR_CALLS)

@@ -75,6 +75,29 @@ bool vox_e164_ok(const char *s, size_t n)
 	return true;
 }
 
+bool vox_time_ext_body(int64_t *sec, int64_t *nsec, const uint8_t *b,
+		       size_t len)
+{
+	uint64_t v;
+	switch (len) {
+	case 4:
+		*sec = (int64_t)vox_be_get(b, 4);
+		*nsec = 0;
+		return true;
+	case 8:
+		v = vox_be_get(b, 8);
+		*nsec = (int64_t)(v >> 34);
+		*sec = (int64_t)(v & 0x3FFFFFFFFULL);
+		return true;
+	case 12:
+		*nsec = (int64_t)vox_be_get(b, 4);
+		*sec = (int64_t)vox_be_get(b + 4, 8);
+		return true;
+	default:
+		return false;
+	}
+}
+
 /* Read a timestamp: ext -1 (4, 8 or 12 bytes) or integer milliseconds. */
 vox_status vox_time_read(vox_time *out, vox_mp *r, const char *name,
 			 vox_error *err)
@@ -104,25 +127,7 @@ vox_status vox_time_read(vox_time *out, vox_mp *r, const char *name,
 			return fail(err, VOX_E_INVALID, "wrong_type", name,
 				    "must be a timestamp (ext -1 or integer"
 				    " milliseconds), got ext %d", type);
-		if (len == 4) {
-			sec = ((int64_t)b[0] << 24) | (b[1] << 16) | (b[2] << 8) | b[3];
-			nsec = 0;
-		} else if (len == 8) {
-			uint64_t v = 0;
-			for (int i = 0; i < 8; i++)
-				v = (v << 8) | b[i];
-			nsec = (int64_t)(v >> 34);
-			sec = (int64_t)(v & 0x3FFFFFFFFULL);
-		} else if (len == 12) {
-			uint64_t s = 0;
-			uint32_t ns = 0;
-			for (int i = 0; i < 4; i++)
-				ns = (ns << 8) | b[i];
-			for (int i = 4; i < 12; i++)
-				s = (s << 8) | b[i];
-			nsec = ns;
-			sec = (int64_t)s;
-		} else {
+		if (!vox_time_ext_body(&sec, &nsec, b, len)) {
 			return fail(err, VOX_E_INVALID, "bad_timestamp", name,
 				    "timestamp extension of %u bytes (4, 8 or 12)",
 				    len);

@@ -101,6 +101,13 @@ bool vox_e164_ok(const char *s, size_t n);
 /* Read a timestamp (ext -1 of 4, 8 or 12 bytes, or integer milliseconds)
  * in the contract's range [2000-01-01, 2100-01-01). name is the field the
  * error names. */
+/* The body of a timestamp extension (ext -1) of len bytes: 4 (seconds),
+ * 8 (30-bit nanoseconds, 34-bit seconds) or 12 (32-bit nanoseconds,
+ * 64-bit seconds, taken as signed). False for another length; the ranges
+ * are the caller's to check (nanoseconds below 10^9 among them). */
+bool vox_time_ext_body(int64_t *sec, int64_t *nsec, const uint8_t *b,
+		       size_t len) VOX_MUST_CHECK;
+
 vox_status vox_time_read(vox_time *out, vox_mp *r, const char *name,
 			 vox_error *err) VOX_MUST_CHECK;
 

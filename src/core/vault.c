@@ -248,8 +248,7 @@ uint32_t vox_vault_blob_version(const uint8_t *blob, size_t len)
 {
 	if (len < VOX_VAULT_HEADER + VOX_VAULT_TAG || blob[0] != VOX_VAULT_FORMAT)
 		return 0;
-	return ((uint32_t)blob[1] << 24) | ((uint32_t)blob[2] << 16) |
-	       ((uint32_t)blob[3] << 8) | blob[4];
+	return (uint32_t)vox_be_get(blob + 1, 4);
 }
 
 vox_status vox_vault_open(uint8_t **plain, size_t *len,

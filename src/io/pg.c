@@ -163,23 +163,21 @@ vox_status vox_pg_exec(PGconn *c, const char *sql, char *err, size_t errlen)
 
 static void put_be32(vox_buf *b, uint32_t v)
 {
-	unsigned char x[4] = {(unsigned char)(v >> 24), (unsigned char)(v >> 16),
-			      (unsigned char)(v >> 8), (unsigned char)v};
+	unsigned char x[4];
+	vox_be_put(x, v, 4);
 	vox_buf_append(b, x, 4);
 }
 
 static void put_be64(vox_buf *b, uint64_t v)
 {
-	put_be32(b, (uint32_t)(v >> 32));
-	put_be32(b, (uint32_t)v);
+	unsigned char x[8];
+	vox_be_put(x, v, 8);
+	vox_buf_append(b, x, 8);
 }
 
 static void set_be32(char *at, uint32_t v)
 {
-	at[0] = (char)(v >> 24);
-	at[1] = (char)(v >> 16);
-	at[2] = (char)(v >> 8);
-	at[3] = (char)v;
+	vox_be_put(at, v, 4);
 }
 
 static void wrong_type(const vox_pg_array *a, const char *what)

@@ -194,15 +194,6 @@ void vox_rt_flush_outbox(vox_runtime *rt, input_rt *in, vox_tx *tx)
 	free(acked);
 }
 
-static uint64_t be64(const char *p)
-{
-	const unsigned char *u = (const unsigned char *)p;
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v = (v << 8) | u[i];
-	return v;
-}
-
 /* Publish unpublished rows older than age_ms (left by a crash or a NATS
  * outage), several instances at once thanks to SKIP LOCKED. Rows whose
  * publish was stored but whose mark is pending are left alone. */
@@ -239,7 +230,7 @@ void vox_rt_heal_outbox(vox_runtime *rt, PGconn *pg, int64_t age_ms)
 	rows = vox_calloc(n, sizeof(*rows));
 	acked = vox_malloc(n * sizeof(*acked));
 	for (size_t i = 0; i < n; i++) {
-		rows[i].id = (int64_t)be64(PQgetvalue(r, (int)i, 0));
+		rows[i].id = (int64_t)vox_be_get(PQgetvalue(r, (int)i, 0), 8);
 		rows[i].msg_id = vox_strndup(PQgetvalue(r, (int)i, 1),
 					     (size_t)PQgetlength(r, (int)i, 1));
 		rows[i].subject = vox_strndup(PQgetvalue(r, (int)i, 2),

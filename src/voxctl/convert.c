@@ -100,28 +100,11 @@ static void base64(vox_buf *out, const void *p, size_t n)
 /* A timestamp extension as a time; false for a malformed one. */
 static bool ext_time(const msgpack_object_ext *e, vox_time *t)
 {
-	const uint8_t *b = (const uint8_t *)e->ptr;
-	uint64_t sec = 0, nsec = 0;
-	if (e->size == 4) {
-		for (int i = 0; i < 4; i++)
-			sec = (sec << 8) | b[i];
-	} else if (e->size == 8) {
-		uint64_t x = 0;
-		for (int i = 0; i < 8; i++)
-			x = (x << 8) | b[i];
-		nsec = x >> 34;
-		sec = x & 0x3FFFFFFFFULL;
-	} else if (e->size == 12) {
-		for (int i = 0; i < 4; i++)
-			nsec = (nsec << 8) | b[i];
-		for (int i = 4; i < 12; i++)
-			sec = (sec << 8) | b[i];
-	} else {
+	int64_t sec, nsec;
+	if (!vox_time_ext_body(&sec, &nsec, (const uint8_t *)e->ptr, e->size) ||
+	    nsec > 999999999)
 		return false;
-	}
-	if (nsec > 999999999)
-		return false;
-	t->sec = (int64_t)sec;
+	t->sec = sec;
 	t->nsec = (int32_t)nsec;
 	t->set = true;
 	return true;

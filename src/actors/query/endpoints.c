@@ -96,9 +96,7 @@ const size_t vox_query_nstmts = VOX_NELEM(vox_query_stmts);
 
 static int64_t be_int(const char *p, int n)
 {
-	uint64_t v = 0;
-	for (int i = 0; i < n; i++)
-		v = (v << 8) | (uint8_t)p[i];
+	uint64_t v = vox_be_get(p, (size_t)n);
 	/* sign-extend the narrower widths */
 	if (n < 8 && (v >> (8 * n - 1)) & 1)
 		v |= ~UINT64_C(0) << (8 * n);
