@@ -214,7 +214,7 @@ int bench_e2e_main(int argc, char **argv)
 		return 2;
 	if (strcmp(o.name, "e2e-calls") == 0 && o.orgs == 1)
 		o.name = "hot-org";
-	vox_log_setup("vox-bench", "warn");
+	vox_log_setup("vox-bench", "warn", NULL);
 	if (sodium_init() < 0)
 		return 1;
 	int rc = run_e2e(&o);

@@ -125,7 +125,7 @@ int bench_preload_main(int argc, char **argv)
 			.conns = 1};
 	if (!bench_opts_parse(&o, argc, argv, false, usage_text))
 		return 2;
-	vox_log_setup("vox-bench", "warn");
+	vox_log_setup("vox-bench", "warn", NULL);
 	if (sodium_init() < 0)
 		return 1;
 	return run_preload(&o);

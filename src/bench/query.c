@@ -316,7 +316,7 @@ static int bench_query(const qopts *o)
 	int code = 3;
 	int64_t t0 = 0;
 
-	vox_log_setup("vox-bench", "warn");
+	vox_log_setup("vox-bench", "warn", NULL);
 #ifdef __linux__
 	/* wake on time: the default 50 us slack would be charged to latency */
 	int prc = prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
@@ -593,7 +593,7 @@ int bench_echo_main(int argc, char **argv)
 	natsConnection *nc = NULL;
 	natsSubscription *sub = NULL;
 	char err[256] = "";
-	vox_log_setup("vox-bench", "warn");
+	vox_log_setup("vox-bench", "warn", NULL);
 	vox_nats_opts no = {.url = url, .name = "vox-bench-echo", .send_asap = true,
 			    .timeout_ms = 2000};
 	if (vox_nats_connect(&nc, &no, err, sizeof(err)) != VOX_OK) {

@@ -54,6 +54,8 @@ const vox_cfg_var vox_actor_vars[] = {
 	 "PostgreSQL connection string (libpq)"},
 	{"VOX_LOG_LEVEL", VOX_CFG_ENUM, "info", 0, 0, "debug|info|warn|error",
 	 CFG_OFF(log_level), "lowest level logged"},
+	{"VOX_LOG_FORMAT", VOX_CFG_ENUM, "logfmt", 0, 0, "logfmt|json",
+	 CFG_OFF(log_format), "one logfmt line or one JSON object per event"},
 };
 const size_t vox_actor_nvars = VOX_NELEM(vox_actor_vars);
 
@@ -309,7 +311,7 @@ int vox_actor_main(const vox_actor_def *def, int argc, char **argv)
 	}
 	if (parse_config(&a) != VOX_OK)
 		return 2;
-	vox_log_setup(def->name, a.cfg.log_level);
+	vox_log_setup(def->name, a.cfg.log_level, a.cfg.log_format);
 
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);

@@ -32,6 +32,7 @@ typedef struct vox_actor_config {
 	const char *nats_inbox_prefix;
 	const char *pg_dsn;
 	const char *log_level;
+	const char *log_format;
 } vox_actor_config;
 
 typedef struct vox_actor vox_actor;

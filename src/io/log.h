@@ -1,7 +1,9 @@
 /*
- * log.h - one line per event on stderr, key=value, level-filtered before any
- * formatting happens. Messages are lowercase; never pass a secret or a DSN
- * with a password (use vox_log_redact_dsn).
+ * log.h - one line per event on stderr, level-filtered before any
+ * formatting happens: logfmt (key=value, values escaped), or JSON with
+ * VOX_LOG_FORMAT=json; with journald's priority prefix when stderr is the
+ * journal. Messages are lowercase; never pass a secret or a DSN with a
+ * password (use vox_log_redact_dsn).
  */
 #ifndef VOX_LOG_H
 #define VOX_LOG_H
@@ -19,12 +21,19 @@ typedef enum vox_log_level {
  * start; read-only afterwards. */
 extern vox_log_level vox_log_threshold;
 
-void vox_log_setup(const char *actor, const char *level);
+/* Name, threshold and format ("logfmt", the default, or "json"; NULL:
+ * logfmt); the journal's prefixes when JOURNAL_STREAM names stderr. */
+void vox_log_setup(const char *actor, const char *level, const char *format);
+
+/* Write to f (NULL: stderr) in the given format: for tests. */
+void vox_log_set_output(FILE *f, bool json, bool journal);
 
 void vox_log_write(vox_log_level level, const char *fmt, ...) VOX_PRINTF(2, 3);
 
 /* fmt is the rest of the line after ts/level/actor, e.g.
- * vox_log(VOX_LOG_INFO, "msg=\"connected\" url=%s", url). */
+ * vox_log(VOX_LOG_INFO, "msg=\"connected\" url=%s", url). A %s inside
+ * the format's quotes is escaped, one outside them quoted when needed:
+ * pass values as they are. */
 #define vox_log(level, ...)                                                  \
 	do {                                                                 \
 		if ((level) >= vox_log_threshold)                            \

@@ -307,7 +307,7 @@ int main(int argc, char **argv)
 		usage(stdout);
 		return EXIT_OK;
 	}
-	vox_log_setup("voxctl", getenv("VOX_LOG_LEVEL"));
+	vox_log_setup("voxctl", getenv("VOX_LOG_LEVEL"), getenv("VOX_LOG_FORMAT"));
 	for (size_t c = 0; c < VOX_NELEM(commands); c++) {
 		if (strcmp(argv[i], commands[c].name) != 0)
 			continue;

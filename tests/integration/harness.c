@@ -808,7 +808,8 @@ void th_print_tail(const char *path, size_t max)
 void th_wait_started(pid_t *pid, const char *name, const char *log, int tenths)
 {
 	for (int t = 0; t < tenths; t++) {
-		if (th_count_in_log(log, "msg=\"started\"") > 0)
+		if (th_count_in_log(log, "msg=\"started\"") > 0 ||
+		    th_count_in_log(log, "\"msg\":\"started\"") > 0)
 			return;
 		if (!th_alive(*pid)) {
 			*pid = 0;

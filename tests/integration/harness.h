@@ -136,7 +136,8 @@ int th_count_str(const char *s, const char *needle);
  * test fails: the run's directory is removed afterwards). */
 void th_print_tail(const char *path, size_t max);
 
-/* Wait up to tenths x 100 ms until the actor *pid logged msg="started";
+/* Wait up to tenths x 100 ms until the actor *pid logged msg="started"
+ * (or "msg":"started" in JSON);
  * fails the test (and zeroes *pid) if it exits first or never starts,
  * after printing the end of its log. */
 void th_wait_started(pid_t *pid, const char *name, const char *log, int tenths);

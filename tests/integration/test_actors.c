@@ -9,11 +9,14 @@
 #include <setjmp.h>
 #include <cmocka.h>
 #include <signal.h>
+#include <sys/stat.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <nats/nats.h>
 
+#include "core/json.h"
 #include "harness.h"
 
 static const char *actors[] = {"vox-calls", "vox-billing", "vox-leads",
@@ -169,6 +172,63 @@ static void test_all_instances_answer_a_ping(void **state)
 	}
 }
 
+/* VOX_LOG_FORMAT=json, and stderr made the journal's stream (its device
+ * and inode in JOURNAL_STREAM, as systemd sets them): every line the
+ * actor writes is "<priority>" and one JSON object, the startup lines at
+ * info (6), and a bad VOX_LOG_FORMAT is refused by name. */
+static void test_json_logs_to_the_journal(void **state)
+{
+	(void)state;
+	char log[256], js[96], line[4096];
+	snprintf(log, sizeof(log), "%s/vox-leads-json.log", th_env("VOX_TEST_TMP"));
+	FILE *f = fopen(log, "w");
+	assert_non_null(f);
+	fclose(f);
+	struct stat st;
+	assert_int_equal(stat(log, &st), 0);
+	snprintf(js, sizeof(js), "JOURNAL_STREAM=%llu:%llu",
+		 (unsigned long long)st.st_dev, (unsigned long long)st.st_ino);
+	static char fmt[] = "VOX_LOG_FORMAT=json";
+	char *env[] = {fmt, js, NULL};
+	pid_t pid = th_spawn("vox-leads", env, log);
+	th_wait_started(&pid, "vox-leads", log, 100);
+	assert_true(WIFEXITED(th_stop(pid, SIGTERM, 10000)));
+	f = fopen(log, "r");
+	assert_non_null(f);
+	int lines = 0, infos = 0;
+	while (fgets(line, sizeof(line), f)) {
+		size_t n = strlen(line);
+		assert_true(n > 4 && line[n - 1] == '\n');
+		assert_int_equal(line[0], '<');
+		assert_int_equal(line[2], '>');
+		assert_true(strchr("3467", line[1]) != NULL);
+		vox_json *j = vox_json_parse(line + 3, n - 4, NULL);
+		if (!j)
+			fail_msg("not JSON: %s", line);
+		const char *level = vox_json_str(vox_json_get(j, "level"));
+		assert_non_null(level);
+		int want = strcmp(level, "info") == 0 ? '6'
+			   : strcmp(level, "warn") == 0 ? '4'
+			   : strcmp(level, "error") == 0 ? '3' : '7';
+		assert_int_equal(line[1], want);
+		assert_string_equal(vox_json_str(vox_json_get(j, "actor")), "vox-leads");
+		infos += line[1] == '6';
+		lines++;
+		vox_json_free(j);
+	}
+	fclose(f);
+	assert_true(lines >= 2);
+	assert_true(infos >= 1);
+
+	static char bad[] = "VOX_LOG_FORMAT=yaml";
+	char *const bad_env[] = {bad, NULL};
+	th_run_result r;
+	const char *argv[] = {"vox-leads", NULL};
+	th_run("vox-leads", argv, bad_env, NULL, 10000, &r);
+	th_run_expect(&r, 2, "VOX_LOG_FORMAT: must be one of logfmt|json");
+	th_run_release(&r);
+}
+
 static void test_bad_config_exits_2_naming_each_variable(void **state)
 {
 	(void)state;
@@ -216,6 +276,7 @@ int main(void)
 		cmocka_unit_test(test_each_actor_announces_and_stops_on_sigterm),
 		cmocka_unit_test(test_sigint_also_stops_cleanly),
 		cmocka_unit_test(test_all_instances_answer_a_ping),
+		cmocka_unit_test(test_json_logs_to_the_journal),
 		cmocka_unit_test(test_bad_config_exits_2_naming_each_variable),
 		cmocka_unit_test(test_help_lists_the_environment),
 	};
