@@ -2,16 +2,20 @@
 # scripts/ install what is missing and manage the private servers.
 BUILD ?= build
 
-.PHONY: all build run test unit bench clean format
+.PHONY: all build run test unit bench release clean format
 
 all: build
 
 build:
 	@scripts/deps.sh
-	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVOX_WERROR=ON >/dev/null
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVOX_WERROR=ON -DVOX_TESTS=ON >/dev/null
 	@cmake --build $(BUILD) -j$$(nproc) -- --no-print-directory -s
 
-run: build
+# Only what running needs: no test tools, no test binaries.
+run:
+	@scripts/deps.sh run
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVOX_WERROR=ON -DVOX_TESTS=OFF >/dev/null
+	@cmake --build $(BUILD) -j$$(nproc) -- --no-print-directory -s
 	@scripts/run.sh
 
 test:
@@ -22,11 +26,15 @@ test:
 bench: build
 	@scripts/bench.sh all $(BENCH_ARGS)
 
+# Release with Debian's hardening flags, warnings as errors (CI builds it).
+release:
+	@scripts/release-build.sh
+
 unit: build
 	@cd $(BUILD) && ctest -L unit --output-on-failure
 
 clean:
-	rm -rf $(BUILD) build-asan build-fuzz
+	rm -rf $(BUILD) build-asan build-fuzz build-release
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

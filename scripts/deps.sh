@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# Installs the Debian bookworm packages vox needs to build, test and run,
-# skipping those already present. Runs apt-get update at most once.
+# Installs the Debian bookworm packages vox needs, skipping those already
+# present; runs apt-get update at most once. `deps.sh run`: what building
+# and running vox needs (make run); `deps.sh` alone: that and what the
+# tests and the benchmark need (make test, make bench).
 set -euo pipefail
 
 packages=(build-essential cmake pkg-config libnats-dev nats-server libpq-dev
-          postgresql libmsgpack-dev libsodium-dev libcmocka-dev clang
-          libclang-rt-14-dev valgrind gnuplot-nox openssl python3 systemd)
+          postgresql libmsgpack-dev libsodium-dev openssl)
+if [ "${1:-all}" != run ]; then
+  packages+=(libcmocka-dev clang libclang-rt-14-dev valgrind gnuplot-nox
+             python3 systemd)
+fi
 # A fresh machine may lack a package the tests use but that the build does
 # not: keep this list the single place that says what vox needs. python3
 # (with its standard library, which python3-minimal lacks) writes the

@@ -13,7 +13,7 @@ jobs=$(nproc)
 scripts/deps.sh
 
 echo "== build (warnings are errors)"
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVOX_WERROR=ON >/dev/null
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVOX_WERROR=ON -DVOX_TESTS=ON >/dev/null
 cmake --build build -j"$jobs" >/dev/null
 
 echo "== unit tests"

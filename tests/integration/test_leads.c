@@ -197,7 +197,7 @@ static void mk_lead(evbuf *b, const char *eid, const char *org, const char *cont
 	e->event_id = (vox_str){b->eid, strlen(b->eid)};
 	snprintf(e->org_id.s, sizeof(e->org_id.s), "%s", org);
 	if (contact)
-		snprintf(e->contact_id.s, sizeof(e->contact_id.s), "%s", contact);
+		snprintf(e->contact_id.s, sizeof(e->contact_id.s), "%.36s", contact);
 	if (phone) {
 		snprintf(b->phone, sizeof(b->phone), "%s", phone);
 		e->phone = (vox_str){b->phone, strlen(b->phone)};

@@ -250,7 +250,7 @@ static void mk_call(evbuf *b, const char *org, const char *call_id,
 	vox_call_ended *e = &b->ev.u.call_ended;
 	e->event_id = (vox_str){b->eid, strlen(b->eid)};
 	snprintf(e->org_id.s, sizeof(e->org_id.s), "%s", org);
-	snprintf(e->call_id.s, sizeof(e->call_id.s), "%s", call_id);
+	snprintf(e->call_id.s, sizeof(e->call_id.s), "%.36s", call_id);
 	e->ended_at = (vox_time){1795000000 + duration, 0, true};
 	e->duration_seconds = duration;
 	e->status = VOX_CALL_COMPLETED;

@@ -250,7 +250,8 @@ static void dies(void (*fn)(void))
 	pid_t pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		freopen("/dev/null", "w", stderr);
+		if (!freopen("/dev/null", "w", stderr))
+			_exit(1);
 		fn();
 		_exit(0);
 	}
