@@ -123,8 +123,15 @@ static vox_status connect_nats(vox_actor *a, const sigset_t *set,
 	long delay = 100;
 	bool logged = false;
 	for (;;) {
-		char err[256];
+		char err[384];
 		vox_status st = vox_nats_connect(out, &o, err, sizeof(err));
+		/* a consuming actor needs JetStream; say so rather than fail
+		 * later with "no responders" */
+		if (st == VOX_OK && a->def->ninputs > 0 &&
+		    (st = vox_nats_require_js(*out, err, sizeof(err))) != VOX_OK) {
+			natsConnection_Destroy(*out);
+			*out = NULL;
+		}
 		if (st == VOX_OK) {
 			if (logged)
 				vox_info("msg=\"nats reachable again\"");

@@ -171,6 +171,30 @@ void vox_nats_opts_from_env(vox_nats_opts *o, const char *name)
 	};
 }
 
+vox_status vox_nats_require_js(natsConnection *nc, char *err, size_t errlen)
+{
+	jsCtx *js = NULL;
+	jsAccountInfo *ai = NULL;
+	jsErrCode jerr = 0;
+	jsOptions jo;
+	char url[256] = "?";
+	jsOptions_Init(&jo);
+	jo.Wait = 2000;
+	natsStatus s = natsConnection_JetStream(&js, nc, &jo);
+	if (s == NATS_OK)
+		s = js_GetAccountInfo(&ai, js, NULL, &jerr);
+	jsAccountInfo_Destroy(ai);
+	jsCtx_Destroy(js);
+	if (s != NATS_NO_RESPONDERS)
+		return VOX_OK;
+	natsConnection_GetConnectedUrl(nc, url, sizeof(url));
+	snprintf(err, errlen,
+		 "the NATS server at %s has no JetStream: start it with -js"
+		 " (or jetstream {} in its config), or point VOX_NATS_URL at the"
+		 " server vox uses", url);
+	return VOX_E_UNAVAILABLE;
+}
+
 vox_status vox_nats_connect(natsConnection **out, const vox_nats_opts *o,
 			    char *err, size_t errlen)
 {

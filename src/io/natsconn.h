@@ -44,6 +44,17 @@ vox_status vox_nats_connect(natsConnection **out, const vox_nats_opts *o,
 			    char *err, size_t errlen) VOX_MUST_CHECK;
 
 /*
+ * Whether the server nc reached runs JetStream: asks for the account's
+ * JetStream information. VOX_E_UNAVAILABLE when nothing answers (a
+ * server started without -js, or not the server meant: Debian's
+ * nats-server listens on the default port without JetStream), with err
+ * naming the server's URL; VOX_OK otherwise, including when the answer
+ * is an error of another kind (the calls that follow report those).
+ */
+vox_status vox_nats_require_js(natsConnection *nc, char *err,
+			       size_t errlen) VOX_MUST_CHECK;
+
+/*
  * Give opts the server URLs of list: one URL, or several separated by
  * commas (blanks around them ignored), as VOX_NATS_URL allows. libnats's
  * natsOptions_SetURL takes a single URL only; a list goes to

@@ -81,6 +81,13 @@ int voxctl_jetstream(natsConnection **nc, jsCtx **js)
 	int code = voxctl_connect(nc);
 	if (code != EXIT_OK)
 		return code;
+	char err[384];
+	if (vox_nats_require_js(*nc, err, sizeof(err)) != VOX_OK) {
+		voxctl_err("%s", err);
+		natsConnection_Destroy(*nc);
+		*nc = NULL;
+		return EXIT_UNREACHABLE;
+	}
 	natsStatus s = natsConnection_JetStream(js, *nc, NULL);
 	if (s != NATS_OK) {
 		voxctl_err("JetStream: %s", natsStatus_GetText(s));

@@ -10,7 +10,6 @@
 #include <cmocka.h>
 #include <signal.h>
 #include <sys/stat.h>
-#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -229,6 +228,52 @@ static void test_json_logs_to_the_journal(void **state)
 	th_run_release(&r);
 }
 
+/* A nats-server without JetStream (Debian's, on the default port, is
+ * one): voxctl says so, naming the server, and a consuming actor waits
+ * for one, saying the same, instead of failing on "no responders". */
+static void test_a_server_without_jetstream_is_named(void **state)
+{
+	(void)state;
+	char port[16], url[64], log[256], nlog[256];
+	int p = th_free_port();
+	snprintf(port, sizeof(port), "%d", p);
+	snprintf(url, sizeof(url), "nats://127.0.0.1:%d", p);
+	snprintf(nlog, sizeof(nlog), "%s/nats-nojs.log", th_env("VOX_TEST_TMP"));
+	pid_t srv = fork();
+	assert_true(srv >= 0);
+	if (srv == 0) {
+		execlp("nats-server", "nats-server", "-a", "127.0.0.1", "-p", port,
+		       "-l", nlog, (char *)NULL);
+		_exit(127);
+	}
+	for (int i = 0; i < 100 && !th_port_open(p); i++)
+		th_sleep_ms(50);
+	assert_true(th_port_open(p));
+
+	char env_url[96];
+	snprintf(env_url, sizeof(env_url), "VOX_NATS_URL=%s", url);
+	char *env[] = {env_url, NULL};
+	th_run_result r;
+	const char *argv[] = {"voxctl", "streams", "status", NULL};
+	th_run("voxctl", argv, env, NULL, 20000, &r);
+	th_run_expect(&r, 3, "has no JetStream");
+	assert_non_null(strstr(r.err.data, url));
+	th_run_release(&r);
+
+	snprintf(log, sizeof(log), "%s/vox-calls-nojs.log", th_env("VOX_TEST_TMP"));
+	pid_t pid = th_spawn("vox-calls", env, log);
+	int found = 0;
+	for (int i = 0; i < 100 && !found; i++) {
+		th_sleep_ms(100);
+		found = th_count_in_log(log, "has no JetStream");
+	}
+	assert_true(th_alive(pid)); /* waiting, not gone */
+	assert_true(WIFEXITED(th_stop(pid, SIGTERM, 10000)));
+	assert_true(found > 0);
+	assert_int_equal(th_count_in_log(log, "no responders"), 0);
+	th_stop(srv, SIGTERM, 5000);
+}
+
 static void test_bad_config_exits_2_naming_each_variable(void **state)
 {
 	(void)state;
@@ -277,6 +322,7 @@ int main(void)
 		cmocka_unit_test(test_sigint_also_stops_cleanly),
 		cmocka_unit_test(test_all_instances_answer_a_ping),
 		cmocka_unit_test(test_json_logs_to_the_journal),
+		cmocka_unit_test(test_a_server_without_jetstream_is_named),
 		cmocka_unit_test(test_bad_config_exits_2_naming_each_variable),
 		cmocka_unit_test(test_help_lists_the_environment),
 	};
