@@ -1,27 +1,35 @@
 #!/usr/bin/env bash
 # `make run`: private servers under ./var (reused on the next run), the
-# migrations, then every actor as its own process. Ctrl-C stops the actors
+# migrations, then every actor as its own process, and a demo organization
+# with a balance (created once, reused after). It writes var/shell.env,
+# which gives another shell everything it needs (the servers, the PATH,
+# the demo org), and prints what to try there. Ctrl-C stops the actors
 # (each drains and exits), then the servers this script started.
 # With VOX_NATS_URL / VOX_PG_DSN (and VOX_PG_QUERY_DSN) set, those servers
-# are used instead.
+# are used instead. VOX_RUN_DIR moves ./var elsewhere.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
-var=$top/var
+var=${VOX_RUN_DIR:-$top/var}
 bin=$top/build/bin
 actors=(vox-calls vox-billing vox-leads vox-vault vox-query)
 mkdir -p "$var/log"
 chmod 755 "$var"
 
+# Which servers are ours is decided before var/env is read: it may hold a
+# previous run's addresses too, and what the caller set wins over them.
 started=()
-if [ -z "${VOX_NATS_URL:-}" ]; then
-  VOX_NATS_PORT=${VOX_NATS_PORT:-14222} scripts/servers.sh start "$var" nats
-  . "$var/env"; started+=(nats)
-fi
-if [ -z "${VOX_PG_DSN:-}" ]; then
-  VOX_PG_PORT=${VOX_PG_PORT:-15432} scripts/servers.sh start "$var" pg
-  . "$var/env"; started+=(pg)
+[ -z "${VOX_NATS_URL:-}" ] && started+=(nats)
+[ -z "${VOX_PG_DSN:-}" ] && started+=(pg)
+if [ ${#started[@]} -gt 0 ]; then
+  given=$(export -p | grep -E '^declare -x VOX_(NATS_URL|PG_[A-Z_]+)=' || true)
+  for s in "${started[@]}"; do
+    VOX_NATS_PORT=${VOX_NATS_PORT:-14222} VOX_PG_PORT=${VOX_PG_PORT:-15432} \
+      scripts/servers.sh start "$var" "$s"
+  done
+  . "$var/env"
+  eval "$given"
 fi
 export VOX_NATS_URL VOX_PG_DSN
 
@@ -67,21 +75,52 @@ for a in "${actors[@]}"; do
   pids+=($!)
 done
 
+# The demo organization: 1,200p of credit and an alert below 1,000p, so
+# the first call of the example bridge (187 s at 70p a minute: 219p)
+# moves the wallet and raises alert.low_balance. Created once; its id is
+# kept in var/demo-org and reused while the org exists.
+org=""
+if [ -s "$var/demo-org" ]; then
+  org=$(cat "$var/demo-org")
+  "$bin/voxctl" org show "$org" >/dev/null 2>&1 || org=""
+fi
+if [ -z "$org" ]; then
+  org=$(cat /proc/sys/kernel/random/uuid)
+  "$bin/voxctl" org create --id "$org" --name "Demo Clinic" \
+    --email demo@example.com --balance 1200 --low-balance 1000 >/dev/null
+  echo "$org" > "$var/demo-org"
+fi
+
+# Everything another shell needs, quoted for the shell.
+{
+  echo "# written by make run (scripts/run.sh): . this file in another shell"
+  for v in VOX_NATS_URL VOX_PG_DSN VOX_PG_QUERY_DSN VOX_VAULT_KEY_FILE \
+           VOX_VAULT_KEYS VOX_NATS_USER VOX_NATS_PASSWORD VOX_NATS_CREDS \
+           VOX_NATS_TLS_CA VOX_NATS_TLS_CERT VOX_NATS_TLS_KEY; do
+    [ -n "${!v:-}" ] && printf 'export %s=%q\n' "$v" "${!v}"
+  done
+  printf 'export VOX_DEMO_ORG=%q\n' "$org"
+  printf 'export PATH=%q:"$PATH"\n' "$bin"
+} > "$var/shell.env"
+
 cat <<INFO
 
 vox is running: ${actors[*]}
   NATS      $VOX_NATS_URL
   Postgres  $VOX_PG_DSN
   logs      $var/log/<actor>.log
+  demo org  $org (balance 1200p, alert below 1000p)
 
-Try, in another shell (publishes a call.started/call.ended pair):
-  VOX_NATS_URL='$VOX_NATS_URL' $bin/vox-example-bridge <org_id>
-An org that is not in the organizations table gets its events dead-lettered.
+In another shell:
+  . $var/shell.env
+  vox-example-bridge \$VOX_DEMO_ORG     # one call: call.started, call.ended
+  voxctl wallet \$VOX_DEMO_ORG          # balance_pence 981: 219p charged
+  voxctl tail alert --since-start --count 1   # alert.low_balance for the org
 
-Or a whole simulated day for a few clinics (calls, payments, leads,
-duplicates, malformed events) with a summary of balances, alerts and
-dead letters:
-  VOX_NATS_URL='$VOX_NATS_URL' VOX_PG_DSN='$VOX_PG_DSN' $bin/voxctl demo
+Each run of the bridge is a new call (a new call id). A whole simulated
+day for a few clinics (calls, payments, leads, duplicates, malformed
+events) with a summary of balances, alerts and dead letters:
+  voxctl demo
 
 Ctrl-C stops everything.
 INFO

@@ -5,6 +5,10 @@
  *
  *   VOX_NATS_URL=nats://127.0.0.1:4222 vox-example-bridge <org_id> [call_id]
  *
+ * The connection takes every VOX_NATS_* variable the actors take (URL,
+ * user and password or creds, TLS, inbox prefix). Without a call_id each
+ * run is a new call, with a random id.
+ *
  * Against deploy/nats/accounts.conf it runs as the telephony user
  * (VOX_NATS_USER=telephony VOX_NATS_PASSWORD=...), which may publish
  * call events and read its own publish acks, nothing else; vox_connect_env
@@ -16,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 
 #include <nats/nats.h>
@@ -43,13 +48,34 @@ static int publish(jsCtx *js, const vox_event *ev)
 	return 0;
 }
 
+/* A random (version 4) UUID. */
+static int random_uuid(char out[37])
+{
+	unsigned char b[16];
+	if (getrandom(b, sizeof(b), 0) != (ssize_t)sizeof(b))
+		return -1;
+	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+	snprintf(out, 37,
+		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+		 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9],
+		 b[10], b[11], b[12], b[13], b[14], b[15]);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2 || argc > 3) {
 		fprintf(stderr, "usage: vox-example-bridge <org_id> [call_id]\n");
 		return 2;
 	}
-	const char *call_id = argc == 3 ? argv[2] : "6f1d2c3b-4a5e-4f60-8a7b-9c0d1e2f3a4b";
+	char fresh[37];
+	if (argc < 3 && random_uuid(fresh) != 0) {
+		fprintf(stderr, "bridge: no randomness for a call id\n");
+		return 3;
+	}
+	const char *call_id = argc == 3 ? argv[2] : fresh;
+	printf("call_id=%s\n", call_id);
 	natsConnection *nc = NULL;
 	jsCtx *js = NULL;
 	char err[256];
