@@ -102,4 +102,5 @@ w=$(env -i HOME="$HOME" PATH=/usr/bin:/bin bash -c '. "$1/shell.env"; voxctl wal
     quickstart "$dir" 2>&1) || fail "voxctl wallet after the restart: $w"
 echo "$w" | grep -E -q '"balance_pence": ?981' || fail "the wallet after the restart: $w"
 stop_run
+rm -rf "$dir"
 echo "quickstart: ok (org $org)"
