@@ -6,6 +6,7 @@
 #include "io/natsconn.h"
 
 #include "io/log.h"
+#include "vox/subjects.h"
 
 static void on_error(natsConnection *nc, natsSubscription *sub, natsStatus s,
 		     void *closure)
@@ -174,7 +175,7 @@ void vox_nats_opts_from_env(vox_nats_opts *o, const char *name)
 vox_status vox_nats_require_js(natsConnection *nc, char *err, size_t errlen)
 {
 	jsCtx *js = NULL;
-	jsAccountInfo *ai = NULL;
+	jsStreamInfo *si = NULL;
 	jsErrCode jerr = 0;
 	jsOptions jo;
 	char url[256] = "?";
@@ -182,8 +183,11 @@ vox_status vox_nats_require_js(natsConnection *nc, char *err, size_t errlen)
 	jo.Wait = 2000;
 	natsStatus s = natsConnection_JetStream(&js, nc, &jo);
 	if (s == NATS_OK)
-		s = js_GetAccountInfo(&ai, js, NULL, &jerr);
-	jsAccountInfo_Destroy(ai);
+		/* the one JetStream request every user of vox may make (an
+		 * actor's NATS permissions allow no $JS.API.INFO); a missing
+		 * stream is checked, and waited for, later */
+		s = js_GetStreamInfo(&si, js, VOX_STREAM_EVENTS, NULL, &jerr);
+	jsStreamInfo_Destroy(si);
 	jsCtx_Destroy(js);
 	if (s != NATS_NO_RESPONDERS)
 		return VOX_OK;

@@ -44,8 +44,8 @@ vox_status vox_nats_connect(natsConnection **out, const vox_nats_opts *o,
 			    char *err, size_t errlen) VOX_MUST_CHECK;
 
 /*
- * Whether the server nc reached runs JetStream: asks for the account's
- * JetStream information. VOX_E_UNAVAILABLE when nothing answers (a
+ * Whether the server nc reached runs JetStream: asks for the EVENTS
+ * stream's information. VOX_E_UNAVAILABLE when nothing answers (a
  * server started without -js, or not the server meant: Debian's
  * nats-server listens on the default port without JetStream), with err
  * naming the server's URL; VOX_OK otherwise, including when the answer

@@ -82,7 +82,14 @@ int voxctl_jetstream(natsConnection **nc, jsCtx **js)
 	if (code != EXIT_OK)
 		return code;
 	char err[384];
-	if (vox_nats_require_js(*nc, err, sizeof(err)) != VOX_OK) {
+	/* Anonymous, the likely mistake is the server (Debian's, without
+	 * JetStream, on the default port): ask. A NATS user of
+	 * deploy/nats/accounts.conf may not (a bridge's can publish its
+	 * events and nothing else), and was pointed at a server on purpose. */
+	vox_nats_opts o;
+	connect_opts(&o);
+	bool anonymous = !(o.user && *o.user) && !(o.creds && *o.creds);
+	if (anonymous && vox_nats_require_js(*nc, err, sizeof(err)) != VOX_OK) {
 		voxctl_err("%s", err);
 		natsConnection_Destroy(*nc);
 		*nc = NULL;
