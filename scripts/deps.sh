@@ -6,17 +6,18 @@
 set -euo pipefail
 
 packages=(build-essential cmake pkg-config libnats-dev nats-server libpq-dev
-          postgresql libmsgpack-dev libsodium-dev openssl)
+          postgresql libmsgpack-dev libsodium-dev openssl
+          libmicrohttpd-dev libsystemd-dev)
 if [ "${1:-all}" != run ]; then
   packages+=(libcmocka-dev clang libclang-rt-14-dev valgrind gnuplot-nox
-             python3 systemd)
+             python3 systemd curl)
 fi
 # A fresh machine may lack a package the tests use but that the build does
 # not: keep this list the single place that says what vox needs. python3
 # (with its standard library, which python3-minimal lacks) writes the
 # benchmark report (scripts/bench_report.py). systemd brings
 # systemd-analyze, which checks deploy/systemd (test_deploy); it need not
-# be the init system.
+# be the init system. curl scrapes the actors' /metrics in the tests.
 
 missing=()
 for p in "${packages[@]}"; do

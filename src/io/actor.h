@@ -33,6 +33,7 @@ typedef struct vox_actor_config {
 	const char *pg_dsn;
 	const char *log_level;
 	const char *log_format;
+	const char *http_addr;
 } vox_actor_config;
 
 typedef struct vox_actor vox_actor;

@@ -57,6 +57,13 @@ int64_t vox_rt_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t vox_rt_now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 static void sleep_ms(int64_t ms)
 {
 	struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
@@ -106,6 +113,8 @@ static void *keeper_main(void *arg)
 				vox_rt_purge_outbox(rt, rt->keeper_pg);
 				next_purge = vox_rt_now_ms() + 60000;
 			}
+			if (!last)
+				vox_rt_outbox_age(rt, rt->keeper_pg);
 		}
 		if (last)
 			break;
@@ -131,11 +140,16 @@ static void *ticker_main(void *arg)
 			vox_rt_report_progress(rt, in->queued, now);
 			pthread_mutex_unlock(&in->lock);
 		}
+		/* every input's lock was free within the round */
+		atomic_store(&rt->heartbeat_ms, now);
 	}
 	return NULL;
 }
 
 /* ---- lifecycle ---------------------------------------------------------- */
+
+/* Messages per committed transaction (VOX_BATCH is at most 4096). */
+static const uint64_t batch_bounds[] = {1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 4096};
 
 vox_status vox_runtime_new(vox_runtime **out, natsConnection *nc,
 			   const char *actor, const char *pg_dsn,
@@ -153,6 +167,12 @@ vox_status vox_runtime_new(vox_runtime **out, natsConnection *nc,
 	rt->cfg = *cfg;
 	rt->handler = *handler;
 	atomic_init(&rt->stop, false);
+	vox_counter_set_init(&rt->dl_reasons);
+	vox_counter_set_init(&rt->fault_classes);
+	vox_hist_init(&rt->batch_size, batch_bounds, VOX_NELEM(batch_bounds), 1);
+	vox_hist_init(&rt->apply_us, vox_hist_latency_us, vox_hist_latency_n, 1e-6);
+	atomic_init(&rt->outbox_age_ms, -1);
+	atomic_init(&rt->heartbeat_ms, vox_rt_now_ms());
 	jsOptions_Init(&jo);
 	jo.Wait = 10000;
 	jo.PublishAsync.MaxPending = 4096;
@@ -260,6 +280,8 @@ void vox_runtime_free(vox_runtime *rt)
 		pthread_cond_destroy(&in->cond);
 	}
 	free(rt->inputs);
+	vox_counter_set_destroy(&rt->dl_reasons);
+	vox_counter_set_destroy(&rt->fault_classes);
 	PQfinish(rt->keeper_pg);
 	free(rt->unmarked);
 	pthread_mutex_destroy(&rt->outbox_lock);
@@ -320,4 +342,114 @@ void vox_runtime_stats(vox_runtime *rt, vox_buf *m)
 		       atomic_load(&rt->lag), atomic_load(&rt->faults), state,
 		       atomic_load(&rt->outbox_published),
 		       atomic_load(&rt->outbox_refused));
+}
+
+bool vox_runtime_alive(vox_runtime *rt, int64_t within_ms)
+{
+	return vox_rt_now_ms() - atomic_load(&rt->heartbeat_ms) <= within_ms;
+}
+
+vox_status vox_runtime_check_consumers(vox_runtime *rt, char *err,
+				       size_t errlen)
+{
+	jsCtx *js = NULL;
+	jsOptions jo;
+	jsOptions_Init(&jo);
+	jo.Wait = 2000;
+	if (natsConnection_JetStream(&js, rt->nc, &jo) != NATS_OK) {
+		snprintf(err, errlen, "jetstream context: %s", nats_GetLastError(NULL));
+		return VOX_E_UNAVAILABLE;
+	}
+	vox_status st = VOX_OK;
+	for (size_t i = 0; i < rt->ninputs && st == VOX_OK; i++) {
+		input_rt *in = &rt->inputs[i];
+		jsConsumerInfo *ci = NULL;
+		jsErrCode jerr = 0;
+		natsStatus s = js_GetConsumerInfo(&ci, js, VOX_STREAM_EVENTS,
+						  in->def.durable, NULL, &jerr);
+		if (s == NATS_OK) {
+			atomic_store(&in->lag, ci->NumPending);
+			jsConsumerInfo_Destroy(ci);
+			continue;
+		}
+		snprintf(err, errlen, "consumer %s: %s", in->def.durable,
+			 jerr == JSConsumerNotFoundErr ? "not found"
+						       : natsStatus_GetText(s));
+		st = jerr == JSConsumerNotFoundErr ? VOX_E_NOT_FOUND
+						   : vox_nats_status(s);
+	}
+	jsCtx_Destroy(js);
+	return st;
+}
+
+/* One counter of the runtime: its name, help and value. */
+static void counter(vox_buf *out, const char *name, const char *help,
+		    uint64_t v)
+{
+	vox_prom_family(out, name, "counter", help);
+	vox_prom_sample(out, name, "", v);
+}
+
+void vox_runtime_metrics(vox_runtime *rt, vox_buf *out)
+{
+	counter(out, "vox_consume_received_total",
+		"messages fetched from JetStream", atomic_load(&rt->received));
+	counter(out, "vox_consume_batches_total", "batches gathered",
+		atomic_load(&rt->batches));
+	counter(out, "vox_consume_transactions_total",
+		"transactions committed", atomic_load(&rt->committed));
+	counter(out, "vox_consume_acked_total",
+		"messages acknowledged after their commit",
+		atomic_load(&rt->acked));
+	counter(out, "vox_consume_naked_total",
+		"messages given back to wait (a fault, a deferral)",
+		atomic_load(&rt->naked));
+	counter(out, "vox_consume_redelivered_total",
+		"deliveries after the first", atomic_load(&rt->redelivered));
+	counter(out, "vox_consume_isolated_total",
+		"messages applied one by one to find a bad one",
+		atomic_load(&rt->isolated));
+	counter(out, "vox_consume_deferred_total",
+		"messages deferred until another arrives",
+		atomic_load(&rt->deferred));
+	vox_prom_family(out, "vox_dead_letters_total", "counter",
+			"messages dead-lettered, by reason");
+	vox_prom_counter_set(out, "vox_dead_letters_total", "", "reason",
+			     &rt->dl_reasons);
+	vox_prom_family(out, "vox_db_faults_total", "counter",
+			"database faults that made messages wait, by SQLSTATE"
+			" class (none: no SQLSTATE, e.g. a lost connection)");
+	vox_prom_counter_set(out, "vox_db_faults_total", "", "class",
+			     &rt->fault_classes);
+	vox_prom_family(out, "vox_batch_size", "histogram",
+			"messages per committed transaction");
+	vox_prom_hist(out, "vox_batch_size", "", &rt->batch_size);
+	vox_prom_family(out, "vox_batch_apply_seconds", "histogram",
+			"time to apply and commit a batch");
+	vox_prom_hist(out, "vox_batch_apply_seconds", "", &rt->apply_us);
+	vox_prom_family(out, "vox_consumer_lag", "gauge",
+			"messages of the input's consumer not yet delivered");
+	for (size_t i = 0; i < rt->ninputs; i++) {
+		vox_buf l;
+		vox_buf_init(&l);
+		vox_prom_label(&l, "input", rt->inputs[i].def.durable);
+		vox_prom_sample(out, "vox_consumer_lag", l.data,
+				atomic_load(&rt->inputs[i].lag));
+		vox_buf_release(&l);
+	}
+	counter(out, "vox_outbox_published_total",
+		"emitted messages JetStream stored",
+		atomic_load(&rt->outbox_published));
+	counter(out, "vox_outbox_refused_total",
+		"emitted messages JetStream refused",
+		atomic_load(&rt->outbox_refused));
+	int64_t age = atomic_load(&rt->outbox_age_ms);
+	if (age >= 0) {
+		vox_prom_family(out, "vox_outbox_oldest_unpublished_seconds",
+				"gauge",
+				"age of the oldest outbox row not yet published"
+				" (0: none)");
+		vox_prom_sample_f(out, "vox_outbox_oldest_unpublished_seconds",
+				  "", (double)age / 1000.0);
+	}
 }

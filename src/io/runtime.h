@@ -161,4 +161,17 @@ void vox_runtime_free(vox_runtime *rt);
 /* Append the consume statistics as ADR-32 metadata members (strings). */
 void vox_runtime_stats(vox_runtime *rt, vox_buf *members);
 
+/* Append the consume metrics in the Prometheus text format. */
+void vox_runtime_metrics(vox_runtime *rt, vox_buf *out);
+
+/* Whether the runtime's threads went round within the last within_ms
+ * (every input's lock was free at least once): the watchdog's test. */
+bool vox_runtime_alive(vox_runtime *rt, int64_t within_ms);
+
+/* Whether every input's durable consumer exists (asked of JetStream,
+ * which also refreshes the consumer lag). VOX_E_NOT_FOUND when one is
+ * missing; err says which. */
+vox_status vox_runtime_check_consumers(vox_runtime *rt, char *err,
+				       size_t errlen) VOX_MUST_CHECK;
+
 #endif

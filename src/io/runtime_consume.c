@@ -184,6 +184,8 @@ static void gather(vox_runtime *rt, input_rt *in, natsMsgList *list)
 		in->pending = decode_item(rt, list->Msgs[i], &items[i]);
 		bytes += (size_t)natsMsg_GetDataLength(list->Msgs[i]);
 	}
+	if (n)
+		atomic_store(&in->lag, in->pending);
 	atomic_fetch_add(&rt->received, n);
 	pthread_mutex_lock(&in->lock);
 	batch *b = in->queued;

@@ -129,6 +129,7 @@ void vox_rt_dead_letter_all(vox_runtime *rt, input_rt *in, vox_item **items,
 		if (dead_letter_stored(in, it->stream_seq)) {
 			vox_rt_settle_msg(in, it, HOW_TERM, 0);
 			atomic_fetch_add(&rt->dead_letters, 1);
+			vox_counter_set_add(&rt->dl_reasons, code, 1);
 			vox_warn("msg=\"dead letter\" subject=%s seq=%" PRIu64
 				 " code=%s status=%d reason=\"%s\"",
 				 natsMsg_GetSubject(it->msg), it->stream_seq, code,

@@ -22,6 +22,7 @@
 #include "core/buf.h"
 #include "core/dispose.h"
 #include "core/jsack.h"
+#include "core/metrics.h"
 #include "io/log.h"
 #include "io/natsconn.h"
 #include "io/pg.h"
@@ -75,6 +76,8 @@ typedef struct input_rt {
 	bool writer_busy; /* the writer holds a batch */
 	bool fetcher_done;
 	uint64_t pending; /* the consumer's pending count at the last fetch */
+	atomic_uint_fast64_t lag; /* messages behind: the last delivery's or
+				   * the last consumer info's count */
 	PGconn *pg;
 	int64_t backoff_ms;     /* the writer's pause after a wait */
 	uint64_t commits;       /* transactions this input committed */
@@ -121,6 +124,12 @@ struct vox_runtime {
 	atomic_uint_fast64_t received, batches, acked, dead_letters, naked,
 		redelivered, committed, isolated, outbox_published, lag,
 		deferred, faults, last_sqlstate, outbox_refused;
+	vox_counter_set dl_reasons;   /* dead letters by reason */
+	vox_counter_set fault_classes; /* faults by SQLSTATE class */
+	vox_hist batch_size;          /* messages per committed transaction */
+	vox_hist apply_us;            /* a batch's transaction, in µs */
+	atomic_int_fast64_t outbox_age_ms; /* oldest unpublished row, -1 unknown */
+	atomic_int_fast64_t heartbeat_ms;  /* the ticker's last round */
 };
 
 /* How a message is settled (vox_rt_settle_msg). */
@@ -128,6 +137,7 @@ typedef enum how { HOW_ACK, HOW_NAK, HOW_TERM } how;
 
 /* runtime.c */
 int64_t vox_rt_now_ms(void);
+int64_t vox_rt_now_us(void);
 void vox_rt_nap(vox_runtime *rt, int64_t ms);
 
 /* runtime_consume.c */
@@ -152,6 +162,8 @@ void vox_rt_fault(vox_runtime *rt, const char *point);
 void vox_rt_flush_outbox(vox_runtime *rt, input_rt *in, vox_tx *tx);
 void vox_rt_heal_outbox(vox_runtime *rt, PGconn *pg, int64_t age_ms);
 void vox_rt_purge_outbox(vox_runtime *rt, PGconn *pg);
+/* Measure the age of the oldest unpublished row (outbox_age_ms). */
+void vox_rt_outbox_age(vox_runtime *rt, PGconn *pg);
 
 /* runtime_dlq.c */
 void vox_rt_dead_letter_acked(jsCtx *js, natsMsg *m, jsPubAck *pa,

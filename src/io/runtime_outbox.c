@@ -279,3 +279,22 @@ void vox_rt_purge_outbox(vox_runtime *rt, PGconn *pg)
 	PGresult *r = PQexec(pg, "DELETE FROM vox_deferrals WHERE updated_at < now() - interval '30 days'");
 	PQclear(r);
 }
+
+/* The oldest unpublished row's age, read through the partial index of
+ * unpublished rows (ids grow with time): 0 when every row is published,
+ * -1 (not exposed) when the database did not answer. */
+void vox_rt_outbox_age(vox_runtime *rt, PGconn *pg)
+{
+	PGresult *r = PQexec(pg,
+		"SELECT coalesce((SELECT (extract(epoch FROM now() - created_at)"
+		" * 1000)::bigint FROM vox_outbox WHERE published_at IS NULL"
+		" ORDER BY id LIMIT 1), 0)");
+	int64_t ms = -1;
+	if (vox_pg_status(pg, r) == VOX_OK && PQntuples(r) == 1) {
+		ms = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+		if (ms < 0) /* a row stamped by a clock ahead of this one */
+			ms = 0;
+	}
+	PQclear(r);
+	atomic_store(&rt->outbox_age_ms, ms);
+}

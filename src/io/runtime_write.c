@@ -298,8 +298,12 @@ static void committed(vox_runtime *rt, input_rt *in, size_t applied)
 static void wait_fault(vox_runtime *rt, input_rt *in, const vox_pg_error *fail,
 		       const char *what)
 {
+	char cls[3] = "";
 	atomic_fetch_add(&rt->faults, 1);
 	atomic_store(&rt->last_sqlstate, pack_sqlstate(fail->sqlstate));
+	memcpy(cls, fail->sqlstate, 2); /* the class: its first two */
+	cls[fail->sqlstate[0] && fail->sqlstate[1] ? 2 : 0] = 0;
+	vox_counter_set_add(&rt->fault_classes, cls[0] ? cls : "none", 1);
 	if (vox_fault_log_failure(&in->flog, fail->sqlstate)) {
 		in->fault_since_ms = vox_rt_now_ms();
 		vox_warn("msg=\"database fault, messages wait\" input=%s what=\"%s\""
@@ -490,6 +494,7 @@ static void process(vox_runtime *rt, input_rt *in, batch *b)
 
 	for (int reruns = 0;; reruns++) {
 		vox_fault f = VOX_FAULT_WORLD;
+		int64_t t0 = vox_rt_now_us();
 		if (pg_ready(rt, in, &fail))
 			f = run_tx(rt, in, valid, nvalid, &tx, &fail) == VOX_OK
 				? VOX_FAULT_NONE
@@ -498,6 +503,8 @@ static void process(vox_runtime *rt, input_rt *in, batch *b)
 				       vox_breaker_may_isolate(&in->breaker, vox_rt_now_ms())};
 		switch (vox_dispose_batch(&o)) {
 		case VOX_STEP_SETTLE:
+			vox_hist_observe(&rt->apply_us, (uint64_t)(vox_rt_now_us() - t0));
+			vox_hist_observe(&rt->batch_size, nvalid);
 			committed(rt, in, applied_count(valid, nvalid));
 			settle(rt, in, valid, nvalid, &tx);
 			goto out;

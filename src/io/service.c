@@ -4,6 +4,7 @@
 #include "io/service.h"
 
 #include "core/codec.h"
+#include "core/metrics.h"
 #include "io/log.h"
 #include "io/natsconn.h"
 
@@ -29,6 +30,9 @@ typedef struct endpoint {
 	int64_t num_errors;
 	int64_t processing_ns;
 	char last_error[256];
+	/* /metrics: latencies and refusals by reason (their own locks) */
+	vox_hist latency_us;
+	vox_counter_set errors;
 } endpoint;
 
 struct vox_service {
@@ -55,6 +59,7 @@ struct vox_request {
 	bool answered;
 	bool failed;
 	char error[256];
+	char reason[48];
 };
 
 static bool valid_name(const char *s)
@@ -129,6 +134,9 @@ vox_status vox_service_add_endpoint(vox_service *svc, const char *name,
 	ep->fn = fn;
 	ep->ctx = ctx;
 	ep->svc = svc;
+	vox_hist_init(&ep->latency_us, vox_hist_latency_us, vox_hist_latency_n,
+		      1e-6);
+	vox_counter_set_init(&ep->errors);
 	return VOX_OK;
 }
 
@@ -218,6 +226,31 @@ void vox_service_stats_json(vox_buf *out, vox_service *svc)
 	vox_buf_puts(out, "]}");
 }
 
+void vox_service_metrics(vox_service *svc, vox_buf *out)
+{
+	vox_prom_family(out, "vox_request_duration_seconds", "histogram",
+			"time to answer a request, by endpoint");
+	for (size_t i = 0; i < svc->nendpoints; i++) {
+		vox_buf l;
+		vox_buf_init(&l);
+		vox_prom_label(&l, "endpoint", svc->endpoints[i].name);
+		vox_prom_hist(out, "vox_request_duration_seconds", l.data,
+			      &svc->endpoints[i].latency_us);
+		vox_buf_release(&l);
+	}
+	vox_prom_family(out, "vox_request_errors_total", "counter",
+			"requests answered with an error, by endpoint and"
+			" reason (Vox-Error-Reason)");
+	for (size_t i = 0; i < svc->nendpoints; i++) {
+		vox_buf l;
+		vox_buf_init(&l);
+		vox_prom_label(&l, "endpoint", svc->endpoints[i].name);
+		vox_prom_counter_set(out, "vox_request_errors_total", l.data,
+				     "reason", &svc->endpoints[i].errors);
+		vox_buf_release(&l);
+	}
+}
+
 static void on_srv(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
 		   void *closure)
 {
@@ -254,6 +287,11 @@ static void on_endpoint(natsConnection *nc, natsSubscription *sub,
 		vox_request_failf(&req, VOX_E_INTERNAL, "internal", NULL,
 				  "handler gave no answer");
 	int64_t dt = now_ns() - t0;
+	/* the error before the count: a scrape that sees the request
+	 * counted sees its error too */
+	if (req.failed)
+		vox_counter_set_add(&ep->errors, req.reason, 1);
+	vox_hist_observe(&ep->latency_us, (uint64_t)(dt / 1000));
 	pthread_mutex_lock(&ep->svc->lock);
 	ep->num_requests++;
 	ep->processing_ns += dt;
@@ -334,6 +372,7 @@ void vox_service_free(vox_service *svc)
 	for (size_t i = 0; i < svc->nendpoints; i++) {
 		free(svc->endpoints[i].name);
 		free(svc->endpoints[i].subject);
+		vox_counter_set_destroy(&svc->endpoints[i].errors);
 	}
 	pthread_mutex_destroy(&svc->lock);
 	free(svc->name);
@@ -406,6 +445,8 @@ void vox_request_fail(vox_request *req, const vox_error *e)
 	req->answered = true;
 	req->failed = true;
 	snprintf(req->error, sizeof(req->error), "%s", e->message);
+	snprintf(req->reason, sizeof(req->reason), "%s",
+		 e->code ? e->code : "internal");
 	if (!reply)
 		return;
 	snprintf(codebuf, sizeof(codebuf), "%d", vox_status_code(e->status));

@@ -62,6 +62,9 @@ const char *vox_service_id(const vox_service *svc);
 void vox_service_ping_json(vox_buf *out, vox_service *svc);
 void vox_service_info_json(vox_buf *out, vox_service *svc);
 void vox_service_stats_json(vox_buf *out, vox_service *svc);
+/* The endpoints' latency histograms and refusals by reason, in the
+ * Prometheus text format. */
+void vox_service_metrics(vox_service *svc, vox_buf *out);
 
 /* Request accessors: borrowed, valid during the handler. */
 const char *vox_request_subject(const vox_request *req);
