@@ -268,6 +268,7 @@ static void usage(FILE *f)
 		   "commands:\n");
 	for (size_t i = 0; i < VOX_NELEM(commands); i++)
 		fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
+	fprintf(f, "  %-12s %s\n", "help", "voxctl help <command>: that command's help");
 	fprintf(f, "\n--server URL  NATS server (default $VOX_NATS_URL, else"
 		   " nats://127.0.0.1:4222)\n"
 		   "--compact     JSON on one line, also on a terminal\n"
@@ -303,9 +304,20 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return EXIT_USAGE;
 	}
+	/* voxctl help [<command>]: the same as voxctl [<command>] --help */
 	if (strcmp(argv[i], "help") == 0) {
-		usage(stdout);
-		return EXIT_OK;
+		if (i + 1 >= argc) {
+			usage(stdout);
+			return EXIT_OK;
+		}
+		for (size_t c = 0; c < VOX_NELEM(commands); c++) {
+			if (strcmp(argv[i + 1], commands[c].name) == 0) {
+				fputs(commands[c].usage, stdout);
+				return EXIT_OK;
+			}
+		}
+		voxctl_err("unknown command '%s' (try voxctl --help)", argv[i + 1]);
+		return EXIT_USAGE;
 	}
 	vox_log_setup("voxctl", getenv("VOX_LOG_LEVEL"), getenv("VOX_LOG_FORMAT"));
 	for (size_t c = 0; c < VOX_NELEM(commands); c++) {

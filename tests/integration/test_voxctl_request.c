@@ -261,6 +261,16 @@ static void test_wallet(void **state)
 	expect_code(&r, 0);
 	assert_true(out_has(&r, "voxctl wallet <org_id>"));
 	th_run_release(&r);
+	/* and so does voxctl help wallet, not the general usage */
+	run(&r, "help", "wallet");
+	expect_code(&r, 0);
+	assert_true(out_has(&r, "voxctl wallet <org_id>"));
+	assert_false(out_has(&r, "commands:"));
+	th_run_release(&r);
+	run(&r, "help", "walet");
+	expect_code(&r, 2);
+	expect_err(&r, "unknown command 'walet'");
+	th_run_release(&r);
 }
 
 static void test_calls(void **state)
