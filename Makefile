@@ -2,7 +2,7 @@
 # scripts/ install what is missing and manage the private servers.
 BUILD ?= build
 
-.PHONY: all build run test unit bench release clean format
+.PHONY: all build run test unit bench release package clean format
 
 all: build
 
@@ -30,11 +30,16 @@ bench: build
 release:
 	@scripts/release-build.sh
 
+# The Debian packages (vox, libvox-client-dev), built and checked in a
+# scratch root (CI builds them).
+package:
+	@scripts/package.sh
+
 unit: build
 	@cd $(BUILD) && ctest -L unit --output-on-failure
 
 clean:
-	rm -rf $(BUILD) build-asan build-fuzz build-release
+	rm -rf $(BUILD) build-asan build-fuzz build-release build-package
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

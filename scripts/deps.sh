@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
 # Installs the Debian bookworm packages vox needs, skipping those already
 # present; runs apt-get update at most once. `deps.sh run`: what building
-# and running vox needs (make run); `deps.sh` alone: that and what the
-# tests and the benchmark need (make test, make bench).
+# and running vox needs (make run); `deps.sh package`: that and the
+# Debian packaging tools (make package); `deps.sh` alone: what building
+# and running need and what the tests and the benchmark need (make test,
+# make bench).
 set -euo pipefail
 
 packages=(build-essential cmake pkg-config libnats-dev nats-server libpq-dev
           postgresql libmsgpack-dev libsodium-dev openssl
           libmicrohttpd-dev libsystemd-dev)
-if [ "${1:-all}" != run ]; then
+if [ "${1:-all}" = package ]; then
+  # make package: the Debian packaging tools (the build's own packages
+  # are in debian/control's Build-Depends, the same as above)
+  packages+=(debhelper dpkg-dev fakeroot help2man systemd)
+elif [ "${1:-all}" != run ]; then
   packages+=(libcmocka-dev clang libclang-rt-14-dev valgrind gnuplot-nox
              python3 systemd curl)
 fi
