@@ -66,7 +66,8 @@ out:
 }
 
 vox_status vox_vault_rotate(int *rotated, PGconn *c, const vox_keyring *kr,
-			    int batch, char *err, size_t errlen)
+			    int batch, vox_rotate_progress_fn progress, void *ctx,
+			    char *err, size_t errlen)
 {
 	char active[16], limit[16], msg[256];
 	vox_pg_params q;
@@ -127,6 +128,8 @@ vox_status vox_vault_rotate(int *rotated, PGconn *c, const vox_keyring *kr,
 			break;
 		}
 		done += ok;
+		if (progress && n > 0)
+			progress(done, ctx);
 		if (n == 0)
 			break;
 	}

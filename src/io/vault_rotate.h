@@ -23,9 +23,12 @@
  * cannot be opened is skipped and left as it is; the call then returns
  * VOX_E_CRYPTO with err naming the first such row (its id, never a
  * secret). VOX_E_UNAVAILABLE / VOX_E_INTERNAL on database errors.
+ * progress (may be NULL) is called after each committed batch with the
+ * rows re-encrypted so far.
  */
+typedef void (*vox_rotate_progress_fn)(int rotated, void *ctx);
 vox_status vox_vault_rotate(int *rotated, PGconn *c, const vox_keyring *kr,
-			    int batch, char *err,
-			    size_t errlen) VOX_MUST_CHECK;
+			    int batch, vox_rotate_progress_fn progress, void *ctx,
+			    char *err, size_t errlen) VOX_MUST_CHECK;
 
 #endif

@@ -57,46 +57,33 @@ static const char *const usage_line =
 
 static int parse_args(int argc, char **argv, cred_args *a)
 {
+	static const struct option opts[] = {
+		{"type", required_argument, NULL, 't'},
+		{"config", required_argument, NULL, 'c'},
+		{"file", required_argument, NULL, 'f'},
+		{NULL, 0, NULL, 0},
+	};
+	int c;
 	memset(a, 0, sizeof(*a));
-	for (int i = 1; i < argc; i++) {
-		const char *s = argv[i];
-		const char **dst = NULL, *opt = NULL;
-		if (strcmp(s, "--type") == 0 || strncmp(s, "--type=", 7) == 0) {
-			dst = &a->type;
-			opt = "--type";
-		} else if (strcmp(s, "--config") == 0 || strncmp(s, "--config=", 9) == 0) {
-			dst = &a->config;
-			opt = "--config";
-		} else if (strcmp(s, "-f") == 0) {
-			dst = &a->file;
-			opt = "-f";
-		}
-		if (dst) {
-			size_t ol = strlen(opt);
-			if (s[ol] == '=') {
-				*dst = s + ol + 1;
-			} else if (i + 1 < argc) {
-				*dst = argv[++i];
-			} else {
-				voxctl_err("credentials: %s needs a value (see voxctl"
-					   " credentials --help)", opt);
-				return EXIT_USAGE;
-			}
-		} else if (s[0] == '-' && s[1] != '\0') {
-			voxctl_err("credentials: unknown option '%s' (see voxctl"
-				   " credentials --help)", s);
+	voxctl_getopt_reset();
+	while ((c = voxctl_getopt("credentials", argc, argv, "f:", opts)) != -1) {
+		if (c == 't')
+			a->type = optarg;
+		else if (c == 'c')
+			a->config = optarg;
+		else if (c == 'f')
+			a->file = optarg;
+		else
 			return EXIT_USAGE;
-		} else if (!a->verb) {
-			a->verb = s;
-		} else if (!a->org) {
-			a->org = s;
-		} else if (!a->provider) {
-			a->provider = s;
-		} else {
-			voxctl_err("credentials: unexpected argument '%s' (quote the"
-				   " --config value)", s);
+	}
+	const char **operands[] = {&a->verb, &a->org, &a->provider};
+	for (size_t k = 0; optind < argc; k++, optind++) {
+		if (k == VOX_NELEM(operands)) {
+			voxctl_usage_err("credentials", "unexpected argument '%s'"
+					 " (quote the --config value)", argv[optind]);
 			return EXIT_USAGE;
 		}
+		*operands[k] = argv[optind];
 	}
 	if (!a->verb) {
 		voxctl_err("credentials: a verb is needed: %s", usage_line);

@@ -369,19 +369,11 @@ static void fix_views(step *s)
 
 static void progress(demo *d, size_t done, size_t total)
 {
-	if (d->progress_bar) {
-		int width = 40;
-		int fill = total ? (int)(done * (size_t)width / total) : width;
-		char bar[64];
-		for (int i = 0; i < width; i++)
-			bar[i] = i < fill ? '#' : '-';
-		bar[width] = '\0';
-		fprintf(stderr, "\rdemo [%s] %3d%% %zu/%zu", bar,
-			total ? (int)(done * 100 / total) : 100, done, total);
-		if (done == total)
-			fputc('\n', stderr);
-		fflush(stderr);
-	}
+	if (!d->progress_bar)
+		return;
+	voxctl_progress("demo", done, total);
+	if (done == total)
+		voxctl_progress_end();
 }
 
 static int publish_all(demo *d)
@@ -705,21 +697,6 @@ static int summary(demo *d)
 
 /* ---- the command ------------------------------------------------------------- */
 
-static bool int_opt(const char *opt, const char *s, long long lo, long long hi,
-		    long long *out)
-{
-	char *end = NULL;
-	errno = 0;
-	long long v = strtoll(s, &end, 10);
-	if (!*s || *end || errno || v < lo || v > hi) {
-		voxctl_err("demo: %s: must be an integer %lld..%lld (got '%s')", opt,
-			   lo, hi, s);
-		return false;
-	}
-	*out = v;
-	return true;
-}
-
 static int create_orgs(demo *d)
 {
 	for (int o = 0; o < d->norgs; o++) {
@@ -762,41 +739,49 @@ int voxctl_cmd_demo(int argc, char **argv)
 	d->norgs = 3;
 	d->ncalls = 12;
 	d->wait_s = 30;
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		const char *val = i + 1 < argc ? argv[i + 1] : NULL;
-		if (strcmp(a, "--no-progress") == 0) {
-			no_progress = true;
-			continue;
-		}
-		if (strcmp(a, "--orgs") != 0 && strcmp(a, "--calls") != 0 &&
-		    strcmp(a, "--seed") != 0 && strcmp(a, "--wait-seconds") != 0) {
-			voxctl_err("demo: unknown argument '%s' (try voxctl demo --help)", a);
-			goto out;
-		}
-		if (!val) {
-			voxctl_err("demo: %s needs a value (try voxctl demo --help)", a);
-			goto out;
-		}
-		i++;
-		if (strcmp(a, "--orgs") == 0) {
-			if (!int_opt(a, val, 1, MAX_ORGS, &v))
+	static const struct option opts[] = {
+		{"orgs", required_argument, NULL, 'o'},
+		{"calls", required_argument, NULL, 'c'},
+		{"seed", required_argument, NULL, 's'},
+		{"wait-seconds", required_argument, NULL, 'w'},
+		{"no-progress", no_argument, NULL, 'n'},
+		{NULL, 0, NULL, 0},
+	};
+	int o;
+	voxctl_getopt_reset();
+	while ((o = voxctl_getopt("demo", argc, argv, "", opts)) != -1) {
+		switch (o) {
+		case 'o':
+			if (!voxctl_int_opt(&v, "demo", "--orgs", optarg, 1, MAX_ORGS))
 				goto out;
 			d->norgs = (int)v;
-		} else if (strcmp(a, "--calls") == 0) {
-			if (!int_opt(a, val, 1, MAX_CALLS, &v))
+			break;
+		case 'c':
+			if (!voxctl_int_opt(&v, "demo", "--calls", optarg, 1, MAX_CALLS))
 				goto out;
 			d->ncalls = (int)v;
-		} else if (strcmp(a, "--seed") == 0) {
-			if (!int_opt(a, val, 0, INT64_MAX, &v))
+			break;
+		case 's':
+			if (!voxctl_int_opt(&v, "demo", "--seed", optarg, 0, INT64_MAX))
 				goto out;
 			d->seed = (uint64_t)v;
 			seeded = true;
-		} else {
-			if (!int_opt(a, val, 1, 3600, &v))
+			break;
+		case 'w':
+			if (!voxctl_int_opt(&v, "demo", "--wait-seconds", optarg, 1, 3600))
 				goto out;
 			d->wait_s = (int)v;
+			break;
+		case 'n':
+			no_progress = true;
+			break;
+		default:
+			goto out;
 		}
+	}
+	if (optind < argc) {
+		voxctl_usage_err("demo", "unexpected argument '%s'", argv[optind]);
+		goto out;
 	}
 	if (sodium_init() < 0) {
 		voxctl_err("demo: libsodium failed to initialise");

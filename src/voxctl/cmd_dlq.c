@@ -34,48 +34,82 @@ typedef struct dlq_opts {
 	uint64_t seq;
 	long long limit;
 	vox_uuid org;
+	bool all; /* replay --all: every dead letter (subject ">") */
 } dlq_opts;
 
+/* argv[0] is the verb: "dlq <verb> [options] [seq]". */
 static int parse_opts(int argc, char **argv, dlq_opts *o)
 {
+	static const struct option opts[] = {
+		{"subject", required_argument, NULL, 's'},
+		{"file", required_argument, NULL, 'f'},
+		{"seq", required_argument, NULL, 'q'},
+		{"limit", required_argument, NULL, 'l'},
+		{"org", required_argument, NULL, 'o'},
+		{"all", no_argument, NULL, 'a'},
+		{NULL, 0, NULL, 0},
+	};
+	char cmd[32];
+	long long n;
+	int c;
+	bool limited = false;
+	snprintf(cmd, sizeof(cmd), "dlq %s", argv[0]);
 	memset(o, 0, sizeof(*o));
 	o->limit = DEFAULT_LIMIT;
-	for (int i = 2; i < argc; i++) {
-		const char *a = argv[i];
-		long long n;
-		bool has_value = strcmp(a, "--subject") == 0 || strcmp(a, "--seq") == 0 ||
-				 strcmp(a, "--limit") == 0 || strcmp(a, "--file") == 0 ||
-				 strcmp(a, "-f") == 0 || strcmp(a, "--org") == 0;
-		if (has_value && i + 1 >= argc) {
-			voxctl_err("dlq: %s needs a value", a);
-			return EXIT_USAGE;
-		}
-		if (strcmp(a, "--subject") == 0) {
-			o->subject = argv[++i];
-		} else if (strcmp(a, "--file") == 0 || strcmp(a, "-f") == 0) {
-			o->file = argv[++i];
-		} else if (strcmp(a, "--seq") == 0) {
-			if (!voxctl_int_opt(&n, "dlq", a, argv[++i], 1, INT64_MAX))
+	voxctl_getopt_reset();
+	while ((c = voxctl_getopt(cmd, argc, argv, "f:", opts)) != -1) {
+		switch (c) {
+		case 's':
+			o->subject = optarg;
+			break;
+		case 'f':
+			o->file = optarg;
+			break;
+		case 'q':
+			if (!voxctl_int_opt(&n, cmd, "--seq", optarg, 1, INT64_MAX))
 				return EXIT_USAGE;
 			o->seq = (uint64_t)n;
-		} else if (strcmp(a, "--limit") == 0) {
-			if (!voxctl_int_opt(&o->limit, "dlq", a, argv[++i], 1, 1000000LL))
+			break;
+		case 'l':
+			if (!voxctl_int_opt(&o->limit, cmd, "--limit", optarg, 1,
+					    1000000000LL))
 				return EXIT_USAGE;
-		} else if (strcmp(a, "--org") == 0) {
-			const char *v = argv[++i];
-			if (!vox_uuid_parse(&o->org, v, strlen(v))) {
-				voxctl_err("dlq: --org must be an organization UUID, not '%s'", v);
+			limited = true;
+			break;
+		case 'o':
+			if (!vox_uuid_parse(&o->org, optarg, strlen(optarg))) {
+				voxctl_usage_err(cmd, "--org must be an organization"
+						 " UUID, not '%s'", optarg);
 				return EXIT_USAGE;
 			}
-		} else if (a[0] != '-' && o->seq == 0) {
-			/* `voxctl dlq show 12` as well as --seq 12 */
-			if (!voxctl_int_opt(&n, "dlq", "the sequence", a, 1, INT64_MAX))
-				return EXIT_USAGE;
-			o->seq = (uint64_t)n;
-		} else {
-			voxctl_err("dlq: unexpected '%s'; see voxctl dlq --help", a);
+			break;
+		case 'a':
+			o->all = true;
+			break;
+		default:
 			return EXIT_USAGE;
 		}
+	}
+	/* `voxctl dlq show 12` as well as --seq 12 */
+	if (optind < argc && o->seq == 0) {
+		if (!voxctl_int_opt(&n, cmd, "the sequence", argv[optind], 1, INT64_MAX))
+			return EXIT_USAGE;
+		o->seq = (uint64_t)n;
+		optind++;
+	}
+	if (optind < argc) {
+		voxctl_usage_err(cmd, "unexpected argument '%s'", argv[optind]);
+		return EXIT_USAGE;
+	}
+	if (o->all && (o->subject || o->seq)) {
+		voxctl_usage_err(cmd, "--all replays every dead letter: not with"
+				 " --subject or --seq");
+		return EXIT_USAGE;
+	}
+	if (o->all) {
+		o->subject = ">";
+		if (!limited)
+			o->limit = INT64_MAX; /* all means all */
 	}
 	return EXIT_OK;
 }
@@ -313,9 +347,9 @@ static int replay_one(jsCtx *js, natsMsg *m, uint64_t dlq_seq,
 static int dlq_replay(jsCtx *js, const dlq_opts *o)
 {
 	if ((o->seq == 0) == (o->subject == NULL)) {
-		voxctl_err("dlq replay: give --seq N (one dead letter) or --subject S"
-			   " (all on that original subject), not %s",
-			   o->seq ? "both" : "neither");
+		voxctl_usage_err("dlq replay", "give --seq N (one dead letter),"
+				 " --subject S (all on that original subject) or"
+				 " --all, not %s", o->seq ? "both" : "neither");
 		return EXIT_USAGE;
 	}
 	if (o->file && !o->seq) {
@@ -360,8 +394,17 @@ static int dlq_replay(jsCtx *js, const dlq_opts *o)
 	if (rc != EXIT_OK)
 		return rc;
 	long long n = 0;
-	for (uint64_t seq = first ? first : 1; seq <= last && n < o->limit; seq++) {
+	uint64_t from = first ? first : 1;
+	uint64_t total = last >= from ? last - from + 1 : 0;
+	bool shown = false;
+	for (uint64_t seq = from; seq <= last && n < o->limit; seq++) {
 		natsMsg *m = NULL;
+		/* on a terminal: how far through the stream (JSON lines go to
+		 * stdout, the bar to stderr) */
+		if (voxctl_progress_on() && total > 0) {
+			voxctl_progress("dlq replay", seq - from, total);
+			shown = true;
+		}
 		rc = dlq_get(js, seq, &m);
 		if (rc == EXIT_SERVER)
 			continue;
@@ -379,8 +422,13 @@ static int dlq_replay(jsCtx *js, const dlq_opts *o)
 		}
 		natsMsg_Destroy(m);
 	}
+	if (shown) {
+		voxctl_progress("dlq replay", total, total);
+		voxctl_progress_end();
+	}
 	if (n == 0)
-		voxctl_err("dlq replay: no dead letter on %s", o->subject);
+		voxctl_err("dlq replay: no dead letter%s%s", o->all ? "" : " on ",
+			   o->all ? "" : o->subject);
 	return n == 0 ? EXIT_SERVER : worst;
 }
 
@@ -399,7 +447,7 @@ int voxctl_cmd_dlq(int argc, char **argv)
 		voxctl_err("dlq: unknown '%s': list, show or replay", verb);
 		return EXIT_USAGE;
 	}
-	int rc = parse_opts(argc, argv, &o);
+	int rc = parse_opts(argc - 1, argv + 1, &o);
 	if (rc != EXIT_OK)
 		return rc;
 	if (!replay && o.file) {
@@ -411,8 +459,9 @@ int voxctl_cmd_dlq(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	if (replay && (o.seq == 0) == (o.subject == NULL)) {
-		voxctl_err("dlq replay: give --seq N (one dead letter) or --subject S"
-			   " (all on that original subject)");
+		voxctl_usage_err("dlq replay", "give --seq N (one dead letter),"
+				 " --subject S (all on that original subject) or"
+				 " --all");
 		return EXIT_USAGE;
 	}
 	natsConnection *nc = NULL;

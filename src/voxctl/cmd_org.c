@@ -173,78 +173,72 @@ static bool parse_int(const char *opt, const char *s, int64_t lo, int64_t hi,
 	return true;
 }
 
-/* "--opt value" or "--opt=value": the value, advancing *i; NULL if not
- * this option. Sets *missing when the value is absent. */
-static const char *opt_value(int argc, char **argv, int *i, const char *name,
-			     bool *missing)
-{
-	size_t n = strlen(name);
-	if (strncmp(argv[*i], name, n) != 0)
-		return NULL;
-	if (argv[*i][n] == '=')
-		return argv[*i] + n + 1;
-	if (argv[*i][n] != '\0')
-		return NULL;
-	if (*i + 1 >= argc) {
-		*missing = true;
-		return NULL;
-	}
-	return argv[++*i];
-}
-
 static int org_create(int argc, char **argv)
 {
+	static const struct option opts[] = {
+		{"name", required_argument, NULL, 'n'},
+		{"email", required_argument, NULL, 'e'},
+		{"id", required_argument, NULL, 'i'},
+		{"balance", required_argument, NULL, 'b'},
+		{"debt-limit", required_argument, NULL, 'd'},
+		{"low-balance", required_argument, NULL, 'l'},
+		{"plan", required_argument, NULL, 'p'},
+		{NULL, 0, NULL, 0},
+	};
 	voxctl_org o = {.plan = "starter", .debt_limit = 500, .low_balance = 1000};
 	vox_uuid id;
-	bool missing = false;
-	const char *v;
+	int opt;
 
-	for (int i = 2; i < argc; i++) {
-		if ((v = opt_value(argc, argv, &i, "--name", &missing))) {
+	/* argv[0] is "create" */
+	voxctl_getopt_reset();
+	while ((opt = voxctl_getopt("org create", argc - 1, argv + 1, "", opts)) != -1) {
+		const char *v = optarg;
+		switch (opt) {
+		case 'n':
 			o.name = v;
-		} else if ((v = opt_value(argc, argv, &i, "--email", &missing))) {
+			break;
+		case 'e':
 			o.email = v;
-		} else if ((v = opt_value(argc, argv, &i, "--id", &missing))) {
+			break;
+		case 'i':
 			if (!vox_uuid_parse(&id, v, strlen(v))) {
-				voxctl_err("org create: --id: '%s' is not a UUID", v);
+				voxctl_usage_err("org create", "--id: '%s' is not a UUID", v);
 				return EXIT_USAGE;
 			}
 			o.id = id.s;
-		} else if ((v = opt_value(argc, argv, &i, "--balance", &missing))) {
+			break;
+		case 'b':
 			if (!parse_int("--balance", v, 0, INT64_MAX, &o.balance))
 				return EXIT_USAGE;
-		} else if ((v = opt_value(argc, argv, &i, "--debt-limit", &missing))) {
+			break;
+		case 'd':
 			if (!parse_int("--debt-limit", v, 0, INT64_MAX, &o.debt_limit))
 				return EXIT_USAGE;
-		} else if ((v = opt_value(argc, argv, &i, "--low-balance", &missing))) {
+			break;
+		case 'l':
 			if (!parse_int("--low-balance", v, 0, INT64_MAX, &o.low_balance))
 				return EXIT_USAGE;
-		} else if ((v = opt_value(argc, argv, &i, "--plan", &missing))) {
+			break;
+		case 'p':
 			if (strcmp(v, "starter") != 0 && strcmp(v, "professional") != 0 &&
 			    strcmp(v, "enterprise") != 0) {
-				voxctl_err("org create: --plan: must be starter,"
-					   " professional or enterprise (got '%s')", v);
+				voxctl_usage_err("org create", "--plan: must be starter,"
+						 " professional or enterprise (got '%s')", v);
 				return EXIT_USAGE;
 			}
 			o.plan = v;
-		} else if (missing) {
 			break;
-		} else {
-			voxctl_err("org create: unknown argument '%s' (try voxctl org"
-				   " --help)", argv[i]);
+		default:
 			return EXIT_USAGE;
 		}
-		if (missing)
-			break;
 	}
-	if (missing) {
-		voxctl_err("org create: an option is missing its value (try voxctl"
-			   " org --help)");
+	if (optind < argc - 1) {
+		voxctl_usage_err("org create", "unexpected argument '%s'",
+				 argv[1 + optind]);
 		return EXIT_USAGE;
 	}
 	if (!o.name || !*o.name || !o.email || !*o.email) {
-		voxctl_err("org create: --name and --email are required (try"
-			   " voxctl org --help)");
+		voxctl_usage_err("org create", "--name and --email are required");
 		return EXIT_USAGE;
 	}
 	if (!strchr(o.email, '@')) {

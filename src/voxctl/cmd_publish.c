@@ -210,30 +210,27 @@ static int publish_all(pub_list *l)
 
 int voxctl_cmd_publish(int argc, char **argv)
 {
+	static const struct option opts[] = {
+		{"file", required_argument, NULL, 'f'},
+		{NULL, 0, NULL, 0},
+	};
 	const char *subject = NULL, *json = NULL, *file = NULL;
-	int positional = 0;
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		if (strcmp(a, "-f") == 0 || strcmp(a, "--file") == 0) {
-			if (i + 1 >= argc) {
-				voxctl_err("publish: %s needs a file name", a);
-				return EXIT_USAGE;
-			}
-			file = argv[++i];
-		} else if (a[0] == '-' && a[1] != '\0') {
-			voxctl_err("publish: unknown option %s; see voxctl publish --help", a);
+	int c;
+	voxctl_getopt_reset();
+	while ((c = voxctl_getopt("publish", argc, argv, "f:", opts)) != -1) {
+		if (c == 'f')
+			file = optarg;
+		else
 			return EXIT_USAGE;
-		} else if (positional == 0) {
-			subject = a;
-			positional++;
-		} else if (positional == 1) {
-			json = a;
-			positional++;
-		} else {
-			voxctl_err("publish: too many arguments; quote the JSON"
-				   " ('{\"event_id\": ...}')");
-			return EXIT_USAGE;
-		}
+	}
+	if (optind < argc)
+		subject = argv[optind++];
+	if (optind < argc)
+		json = argv[optind++];
+	if (optind < argc) {
+		voxctl_usage_err("publish", "too many arguments; quote the JSON"
+				 " ('{\"event_id\": ...}')");
+		return EXIT_USAGE;
 	}
 	if (!subject) {
 		voxctl_err("publish: missing <subject>, e.g. voxctl publish"

@@ -10,33 +10,6 @@
 
 #define DEFAULT_TIMEOUT_MS 5000
 
-/*
- * If argv[*i] is the option name (as "--name VALUE" or "--name=VALUE"),
- * point *val at its value, advance *i past it and return 1; return -1
- * (printed) when the value is missing, 0 when argv[*i] is another word.
- */
-static int opt_value(const char *cmd, int argc, char **argv, int *i,
-		     const char *name, const char **val)
-{
-	size_t n = strlen(name);
-	const char *a = argv[*i];
-	if (strncmp(a, name, n) != 0)
-		return 0;
-	if (a[n] == '=') {
-		*val = a + n + 1;
-		return 1;
-	}
-	if (a[n] != '\0')
-		return 0;
-	if (*i + 1 >= argc) {
-		voxctl_err("%s: %s needs a value (see voxctl %s --help)", cmd, name, cmd);
-		return -1;
-	}
-	*i += 1;
-	*val = argv[*i];
-	return 1;
-}
-
 static bool is_uuid(const char *s)
 {
 	vox_uuid u;
@@ -72,30 +45,34 @@ static int send_print(const char *subject, const vox_buf *body, long long timeou
 
 int voxctl_cmd_request(int argc, char **argv)
 {
-	const char *subject = NULL, *json = NULL, *file = NULL, *v = NULL;
+	static const struct option opts[] = {
+		{"timeout", required_argument, NULL, 't'},
+		{"file", required_argument, NULL, 'f'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *subject = NULL, *json = NULL, *file = NULL;
 	long long timeout = DEFAULT_TIMEOUT_MS;
-	for (int i = 1; i < argc; i++) {
-		int r;
-		if ((r = opt_value("request", argc, argv, &i, "--timeout", &v)) != 0) {
-			if (r < 0 || !voxctl_int_opt(&timeout, "request", "--timeout", v, 1,
-						3600000))
+	int c;
+	voxctl_getopt_reset();
+	while ((c = voxctl_getopt("request", argc, argv, "f:", opts)) != -1) {
+		if (c == 't') {
+			if (!voxctl_int_opt(&timeout, "request", "--timeout", optarg, 1,
+					    3600000))
 				return EXIT_USAGE;
-		} else if ((r = opt_value("request", argc, argv, &i, "-f", &v)) != 0) {
-			if (r < 0)
-				return EXIT_USAGE;
-			file = v;
-		} else if (argv[i][0] == '-' && argv[i][1] != '\0') {
-			voxctl_err("request: unknown option '%s' (see voxctl request --help)",
-				   argv[i]);
-			return EXIT_USAGE;
-		} else if (!subject) {
-			subject = argv[i];
-		} else if (!json) {
-			json = argv[i];
+		} else if (c == 'f') {
+			file = optarg;
 		} else {
-			voxctl_err("request: too many arguments (quote the JSON body)");
 			return EXIT_USAGE;
 		}
+	}
+	if (optind < argc)
+		subject = argv[optind++];
+	if (optind < argc)
+		json = argv[optind++];
+	if (optind < argc) {
+		voxctl_usage_err("request", "unexpected argument '%s' (quote the"
+				 " JSON body)", argv[optind]);
+		return EXIT_USAGE;
 	}
 	if (!subject) {
 		voxctl_err("request: a subject is needed: voxctl request <subject>"
@@ -188,78 +165,86 @@ static int parse_query(const char *cmd, int argc, char **argv, int flags,
 	static const char *const statuses[] = {"pending", "in_progress", "completed",
 					       "failed", NULL};
 	static const char *const directions[] = {"inbound", "outbound", NULL};
-	const char *v = NULL;
+	/* every query takes --timeout; the others only where flags allow,
+	 * so that `voxctl wallet --limit 5` is an unknown option */
+	static const struct option all[] = {
+		{"timeout", required_argument, NULL, 't'},
+		{"limit", required_argument, NULL, 'l'},
+		{"before", required_argument, NULL, 'b'},
+		{"status", required_argument, NULL, 's'},
+		{"direction", required_argument, NULL, 'd'},
+		{"since", required_argument, NULL, 'S'},
+		{"until", required_argument, NULL, 'U'},
+	};
+	struct option opts[VOX_NELEM(all) + 1];
+	size_t nopts = 0;
+	for (size_t k = 0; k < VOX_NELEM(all); k++) {
+		bool paging = strchr("bsdSU", all[k].val) != NULL;
+		if (all[k].val == 't' || (all[k].val == 'l' && (flags & Q_LIMIT)) ||
+		    (paging && (flags & Q_PAGING)))
+			opts[nopts++] = all[k];
+	}
+	memset(&opts[nopts], 0, sizeof(opts[nopts]));
 	memset(q, 0, sizeof(*q));
 	q->timeout = DEFAULT_TIMEOUT_MS;
-	for (int i = 1; i < argc; i++) {
-		int r = 0;
-		if ((r = opt_value(cmd, argc, argv, &i, "--timeout", &v)) != 0) {
-			if (r < 0 || !voxctl_int_opt(&q->timeout, cmd, "--timeout", v, 1,
-						3600000))
+	int c;
+	voxctl_getopt_reset();
+	while ((c = voxctl_getopt(cmd, argc, argv, "", opts)) != -1) {
+		const char *v = optarg;
+		switch (c) {
+		case 't':
+			if (!voxctl_int_opt(&q->timeout, cmd, "--timeout", v, 1, 3600000))
 				return EXIT_USAGE;
-		} else if ((flags & Q_LIMIT) &&
-			   (r = opt_value(cmd, argc, argv, &i, "--limit", &v)) != 0) {
-			if (r < 0 || !voxctl_int_opt(&q->limit, cmd, "--limit", v, 1, 100))
+			break;
+		case 'l':
+			if (!voxctl_int_opt(&q->limit, cmd, "--limit", v, 1, 100))
 				return EXIT_USAGE;
 			q->has_limit = true;
-		} else if ((flags & Q_PAGING) &&
-			   (r = opt_value(cmd, argc, argv, &i, "--before", &v)) != 0) {
-			if (r < 0)
-				return EXIT_USAGE;
+			break;
+		case 'b':
 			q->before = v;
-		} else if ((flags & Q_PAGING) &&
-			   (r = opt_value(cmd, argc, argv, &i, "--status", &v)) != 0) {
-			if (r < 0)
-				return EXIT_USAGE;
+			break;
+		case 's':
 			if (!one_of(v, statuses)) {
-				voxctl_err("%s: --status: '%s' is not one of pending,"
-					   " in_progress, completed, failed", cmd, v);
+				voxctl_usage_err(cmd, "--status: '%s' is not one of pending,"
+						 " in_progress, completed, failed", v);
 				return EXIT_USAGE;
 			}
 			q->status = v;
-		} else if ((flags & Q_PAGING) &&
-			   (r = opt_value(cmd, argc, argv, &i, "--direction", &v)) != 0) {
-			if (r < 0)
-				return EXIT_USAGE;
+			break;
+		case 'd':
 			if (!one_of(v, directions)) {
-				voxctl_err("%s: --direction: '%s' is not inbound or outbound",
-					   cmd, v);
+				voxctl_usage_err(cmd, "--direction: '%s' is not inbound or"
+						 " outbound", v);
 				return EXIT_USAGE;
 			}
 			q->direction = v;
-		} else if ((flags & Q_PAGING) &&
-			   ((r = opt_value(cmd, argc, argv, &i, "--since", &v)) != 0)) {
-			if (r < 0)
-				return EXIT_USAGE;
-			if (!vox_time_parse_rfc3339(&q->t_since, v, strlen(v))) {
-				voxctl_err("%s: --since: '%s' is not an RFC 3339 time"
-					   " (e.g. 2026-11-01T09:00:00Z)", cmd, v);
-				return EXIT_USAGE;
-			}
-			q->since = v;
-		} else if ((flags & Q_PAGING) &&
-			   ((r = opt_value(cmd, argc, argv, &i, "--until", &v)) != 0)) {
-			if (r < 0)
-				return EXIT_USAGE;
-			if (!vox_time_parse_rfc3339(&q->t_until, v, strlen(v))) {
-				voxctl_err("%s: --until: '%s' is not an RFC 3339 time"
-					   " (e.g. 2026-11-02T00:00:00Z)", cmd, v);
+			break;
+		case 'S':
+		case 'U':
+			if (!vox_time_parse_rfc3339(c == 'S' ? &q->t_since : &q->t_until,
+						    v, strlen(v))) {
+				voxctl_usage_err(cmd, "%s: '%s' is not an RFC 3339 time"
+						 " (e.g. 2026-11-01T09:00:00Z)",
+						 c == 'S' ? "--since" : "--until", v);
 				return EXIT_USAGE;
 			}
-			q->until = v;
-		} else if (argv[i][0] == '-' && argv[i][1] != '\0') {
-			voxctl_err("%s: unknown option '%s' (see voxctl %s --help)", cmd,
-				   argv[i], cmd);
-			return EXIT_USAGE;
-		} else if (!q->org) {
-			q->org = argv[i];
-		} else if (want_call && !q->call_id) {
-			q->call_id = argv[i];
-		} else {
-			voxctl_err("%s: unexpected argument '%s' (see voxctl %s --help)",
-				   cmd, argv[i], cmd);
+			if (c == 'S')
+				q->since = v;
+			else
+				q->until = v;
+			break;
+		default:
 			return EXIT_USAGE;
 		}
+	}
+	if (optind < argc)
+		q->org = argv[optind++];
+	if (want_call && optind < argc)
+		q->call_id = argv[optind++];
+	if (optind < argc) {
+		voxctl_usage_err(cmd, "unexpected argument '%s'", argv[optind]);
+		return EXIT_USAGE;
 	}
 	if (!org_ok(cmd, q->org))
 		return EXIT_USAGE;

@@ -144,31 +144,78 @@ static long long int_member(const vox_json *o, const char *key)
 }
 
 /* The table of `ls`, from STATS replies. */
+/* One instance's line of `services ls`: its endpoints summed. */
+typedef struct ls_row {
+	long long reqs, errs, ptime_ns;
+	const char *lag; /* consume.lag, NULL for a request-only actor */
+} ls_row;
+
+static ls_row ls_row_of(const reply *r)
+{
+	ls_row row = {0};
+	const vox_json *eps = vox_json_get(r->doc, "endpoints");
+	for (size_t e = 0; e < vox_json_len(eps); e++) {
+		const vox_json *ep = vox_json_at(eps, e);
+		row.reqs += int_member(ep, "num_requests");
+		row.errs += int_member(ep, "num_errors");
+		row.ptime_ns += int_member(ep, "processing_time");
+	}
+	const vox_json *lag = vox_json_get(vox_json_get(r->doc, "metadata"),
+					   "consume.lag");
+	row.lag = vox_json_type_of(lag) == VOX_JSON_STRING ? vox_json_str(lag) : NULL;
+	return row;
+}
+
+/* services ls --text: a table for people. */
 static void print_table(const reply *r, size_t n)
 {
 	printf("%-16s %-22s %-10s %10s %8s %10s %10s\n", "NAME", "ID", "VERSION",
 	       "REQUESTS", "ERRORS", "AVG TIME", "LAG");
 	for (size_t i = 0; i < n; i++) {
-		const vox_json *eps = vox_json_get(r[i].doc, "endpoints");
-		long long reqs = 0, errs = 0, ptime = 0;
-		for (size_t e = 0; e < vox_json_len(eps); e++) {
-			const vox_json *ep = vox_json_at(eps, e);
-			reqs += int_member(ep, "num_requests");
-			errs += int_member(ep, "num_errors");
-			ptime += int_member(ep, "processing_time");
-		}
+		ls_row row = ls_row_of(&r[i]);
 		char avg[32] = "-";
-		if (reqs > 0)
-			human_ns((double)ptime / (double)reqs, avg, sizeof(avg));
-		const vox_json *meta = vox_json_get(r[i].doc, "metadata");
-		const vox_json *lag = vox_json_get(meta, "consume.lag");
-		const char *lagtext = vox_json_type_of(lag) == VOX_JSON_STRING
-					      ? vox_json_str(lag)
-					      : "-";
+		if (row.reqs > 0)
+			human_ns((double)row.ptime_ns / (double)row.reqs, avg, sizeof(avg));
 		printf("%-16s %-22s %-10s %10lld %8lld %10s %10s\n", r[i].name,
-		       r[i].id, str_member(r[i].doc, "version"), reqs, errs, avg,
-		       lagtext);
+		       r[i].id, str_member(r[i].doc, "version"), row.reqs, row.errs,
+		       avg, row.lag ? row.lag : "-");
 	}
+	fflush(stdout);
+}
+
+/* services ls: the same as one JSON array, lag null where there is none. */
+static void print_ls_json(const reply *r, size_t n)
+{
+	vox_buf j;
+	vox_buf_init(&j);
+	vox_buf_putc(&j, '[');
+	for (size_t i = 0; i < n; i++) {
+		ls_row row = ls_row_of(&r[i]);
+		const char *version = str_member(r[i].doc, "version");
+		if (i)
+			vox_buf_putc(&j, ',');
+		vox_buf_puts(&j, "{\"name\":");
+		vox_buf_json_str(&j, r[i].name, strlen(r[i].name));
+		vox_buf_puts(&j, ",\"id\":");
+		vox_buf_json_str(&j, r[i].id, strlen(r[i].id));
+		vox_buf_puts(&j, ",\"version\":");
+		vox_buf_json_str(&j, version, strlen(version));
+		vox_buf_printf(&j, ",\"requests\":%lld,\"errors\":%lld,"
+			       "\"average_processing_ns\":%lld,\"lag\":",
+			       row.reqs, row.errs,
+			       row.reqs ? row.ptime_ns / row.reqs : 0);
+		if (!row.lag)
+			vox_buf_puts(&j, "null");
+		else if (*row.lag && strspn(row.lag, "0123456789") == strlen(row.lag))
+			vox_buf_puts(&j, row.lag);
+		else
+			vox_buf_json_str(&j, row.lag, strlen(row.lag));
+		vox_buf_putc(&j, '}');
+	}
+	vox_buf_putc(&j, ']');
+	bool ok = voxctl_print_json(j.data, j.len);
+	VOX_UNUSED(ok); /* built here: it parses */
+	vox_buf_release(&j);
 	fflush(stdout);
 }
 
@@ -201,35 +248,34 @@ static bool name_ok(const char *s)
 
 int voxctl_cmd_services(int argc, char **argv)
 {
+	static const struct option opts[] = {
+		{"wait", required_argument, NULL, 'w'},
+		{"text", no_argument, NULL, 't'},
+		{NULL, 0, NULL, 0},
+	};
 	const char *verb = NULL, *name = NULL;
 	long long wait_ms = DEFAULT_WAIT_MS;
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i], *v = NULL;
-		if (strcmp(a, "--wait") == 0 || strncmp(a, "--wait=", 7) == 0) {
-			if (a[6] == '=') {
-				v = a + 7;
-			} else if (i + 1 < argc) {
-				v = argv[++i];
-			} else {
-				voxctl_err("services: --wait needs a value in milliseconds");
-				return EXIT_USAGE;
-			}
-			if (!voxctl_int_opt(&wait_ms, "services", "--wait", v, 1,
+	bool text = false;
+	int c;
+	voxctl_getopt_reset();
+	while ((c = voxctl_getopt("services", argc, argv, "", opts)) != -1) {
+		if (c == 'w') {
+			if (!voxctl_int_opt(&wait_ms, "services", "--wait", optarg, 1,
 					    60000))
 				return EXIT_USAGE;
-		} else if (a[0] == '-' && a[1] != '\0') {
-			voxctl_err("services: unknown option '%s' (see voxctl services"
-				   " --help)", a);
-			return EXIT_USAGE;
-		} else if (!verb) {
-			verb = a;
-		} else if (!name) {
-			name = a;
+		} else if (c == 't') {
+			text = true;
 		} else {
-			voxctl_err("services: unexpected argument '%s' (see voxctl"
-				   " services --help)", a);
 			return EXIT_USAGE;
 		}
+	}
+	if (optind < argc)
+		verb = argv[optind++];
+	if (optind < argc)
+		name = argv[optind++];
+	if (optind < argc) {
+		voxctl_usage_err("services", "unexpected argument '%s'", argv[optind]);
+		return EXIT_USAGE;
 	}
 	const char *subj_verb;
 	bool table = false;
@@ -254,12 +300,12 @@ int voxctl_cmd_services(int argc, char **argv)
 	reply *r = NULL;
 	size_t n = 0;
 	int rc = collect(subj_verb, name, wait_ms, &r, &n);
-	if (n) {
-		if (table)
-			print_table(r, n);
-		else
-			print_json(r, n);
-	}
+	if (table && text)
+		print_table(r, n);
+	else if (table)
+		print_ls_json(r, n); /* [] when none answered */
+	else if (n)
+		print_json(r, n);
 	free_replies(r, n);
 	return rc;
 }

@@ -244,17 +244,30 @@ int voxctl_cmd_streams(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	bool apply = strcmp(argv[1], "apply") == 0;
-	for (int i = 2; i < argc; i++) {
-		if (apply && strcmp(argv[i], "--force") == 0) {
+	static const struct option apply_opts[] = {
+		{"force", no_argument, NULL, 'f'},
+		{"wait", required_argument, NULL, 'w'},
+		{NULL, 0, NULL, 0},
+	};
+	static const struct option no_opts[] = {{NULL, 0, NULL, 0}};
+	const char *cmd = apply ? "streams apply" : "streams status";
+	int o;
+	/* argv[1] is the verb */
+	voxctl_getopt_reset();
+	while ((o = voxctl_getopt(cmd, argc - 1, argv + 1, "",
+				  apply ? apply_opts : no_opts)) != -1) {
+		if (o == 'f') {
 			force = true;
-		} else if (apply && strcmp(argv[i], "--wait") == 0 && i + 1 < argc) {
-			if (!voxctl_int_opt(&wait_s, "streams", "--wait", argv[++i], 0,
-					    86400))
+		} else if (o == 'w') {
+			if (!voxctl_int_opt(&wait_s, cmd, "--wait", optarg, 0, 86400))
 				return EXIT_USAGE;
 		} else {
-			voxctl_err("streams %s: unknown argument '%s'", argv[1], argv[i]);
 			return EXIT_USAGE;
 		}
+	}
+	if (optind < argc - 1) {
+		voxctl_usage_err(cmd, "unexpected argument '%s'", argv[1 + optind]);
+		return EXIT_USAGE;
 	}
 	int code = parse_config(&c);
 	if (code != EXIT_OK)

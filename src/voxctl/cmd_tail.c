@@ -150,32 +150,43 @@ int voxctl_cmd_tail(int argc, char **argv)
 	bool since_start = false;
 	vox_uuid org = {{0}};
 
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		if ((strcmp(a, "--org") == 0 || strcmp(a, "--count") == 0 ||
-		     strcmp(a, "--timeout") == 0) && i + 1 >= argc) {
-			voxctl_err("tail: %s needs a value", a);
-			return EXIT_USAGE;
-		}
-		if (strcmp(a, "--org") == 0) {
-			org_arg = argv[++i];
-		} else if (strcmp(a, "--count") == 0) {
-			if (!voxctl_int_opt(&count, "tail", a, argv[++i], 1, 1000000000LL))
+	static const struct option opts[] = {
+		{"org", required_argument, NULL, 'o'},
+		{"count", required_argument, NULL, 'c'},
+		{"timeout", required_argument, NULL, 't'},
+		{"since-start", no_argument, NULL, 's'},
+		{NULL, 0, NULL, 0},
+	};
+	int c;
+	voxctl_getopt_reset();
+	while ((c = voxctl_getopt("tail", argc, argv, "", opts)) != -1) {
+		switch (c) {
+		case 'o':
+			org_arg = optarg;
+			break;
+		case 'c':
+			if (!voxctl_int_opt(&count, "tail", "--count", optarg, 1,
+					    1000000000LL))
 				return EXIT_USAGE;
-		} else if (strcmp(a, "--timeout") == 0) {
-			if (!voxctl_int_opt(&timeout_s, "tail", a, argv[++i], 1, 31536000LL))
+			break;
+		case 't':
+			if (!voxctl_int_opt(&timeout_s, "tail", "--timeout", optarg, 1,
+					    31536000LL))
 				return EXIT_USAGE;
-		} else if (strcmp(a, "--since-start") == 0) {
+			break;
+		case 's':
 			since_start = true;
-		} else if (a[0] == '-') {
-			voxctl_err("tail: unknown option %s; see voxctl tail --help", a);
-			return EXIT_USAGE;
-		} else if (!what) {
-			what = a;
-		} else {
-			voxctl_err("tail: one of alert, dlq or events, not '%s'", a);
+			break;
+		default:
 			return EXIT_USAGE;
 		}
+	}
+	if (optind < argc)
+		what = argv[optind++];
+	if (optind < argc) {
+		voxctl_usage_err("tail", "one of alert, dlq or events, not '%s'",
+				 argv[optind]);
+		return EXIT_USAGE;
 	}
 	if (!what)
 		what = "alert";

@@ -11,10 +11,13 @@
 
 static const voxctl_cmd commands[] = {
 	{"migrate", voxctl_cmd_migrate, "apply the database migrations",
-	 "voxctl migrate [--status]\n\n"
+	 "voxctl migrate [--status] [--text]\n\n"
 	 "Applies every migration not yet recorded in schema_migrations, each in\n"
-	 "its own transaction; safe to run concurrently and to re-run.\n"
-	 "--status lists each migration as applied, pending or changed.\n\n"
+	 "its own transaction; safe to run concurrently and to re-run. Prints\n"
+	 "{\"applied\": N, \"known\": M}.\n"
+	 "--status lists each migration as applied, pending or changed:\n"
+	 "{\"migrations\": [{\"name\", \"state\", \"applied_at\"}], \"pending\": N}.\n"
+	 "--text   the same as sentences and lines.\n\n"
 	 "Environment:\n  VOX_PG_DSN  PostgreSQL connection string (required)\n"},
 	{"streams", voxctl_cmd_streams, "create, update or check the JetStream streams",
 	 "voxctl streams apply [--force] [--wait SECONDS]\n"
@@ -51,7 +54,7 @@ static const voxctl_cmd commands[] = {
 	 "  VOX_STREAM_MAX_MB       size limit of each stream (-1: none)\n"
 	 "  VOX_DUPLICATE_WINDOW_S  duplicate window (120)\n"},
 	{"keys", voxctl_cmd_keys, "manage vox-vault's master keys",
-	 "voxctl keys generate|status|rotate\n\n"
+	 "voxctl keys generate|status|rotate [--text]\n\n"
 	 "generate  add a new key, one version above the highest, to\n"
 	 "          VOX_VAULT_KEY_FILE (created 0600), or print its line when\n"
 	 "          no file is set; the highest version is the active one\n"
@@ -59,7 +62,13 @@ static const voxctl_cmd commands[] = {
 	 "          VOX_PG_DSN) how many credentials each version seals\n"
 	 "rotate    re-seal every credential with the active key, 100 per\n"
 	 "          transaction, while vox-vault keeps serving; then the old\n"
-	 "          keys can be removed from the ring\n\n"
+	 "          keys can be removed from the ring (a progress bar on a\n"
+	 "          terminal)\n"
+	 "Each prints one JSON object: generate {\"version\", \"file\"} (with\n"
+	 "no file also \"key_line\", the ring's line), status {\"active\",\n"
+	 "\"versions\", \"sealed\": [{\"version\", \"credentials\", \"key_in_ring\"}]},\n"
+	 "rotate {\"vault_instances\", \"active\", \"rotated\"}; --text prints\n"
+	 "sentences instead (generate --text with no file: the bare line).\n\n"
 	 "Environment:\n  VOX_VAULT_KEY_FILE  key file (mode 0600)\n"
 	 "  VOX_VAULT_KEYS      the key ring itself, if no file\n"
 	 "  VOX_PG_DSN          PostgreSQL connection string (status, rotate)\n"},
@@ -137,14 +146,15 @@ static const voxctl_cmd commands[] = {
 	 "Example:\n  voxctl hot-leads 3f2c9a1e-7b4d-4c8e-9a61-2d5f8e0b7c34 --limit 3\n\n"
 	 "Environment:\n  VOX_NATS_URL  NATS server (or --server)\n"},
 	{"services", voxctl_cmd_services, "the running vox services ($SRV.*)",
-	 "voxctl services [ls|info|stats|ping] [<name>] [--wait MS]\n\n"
+	 "voxctl services [ls|info|stats|ping] [<name>] [--wait MS] [--text]\n\n"
 	 "Asks the ADR-32 discovery subjects $SRV.<VERB> (or $SRV.<VERB>.<name>\n"
 	 "for one service) and collects every instance's reply for --wait MS\n"
 	 "(default 500).\n"
-	 "ls     (default) a table: name, instance id, version, requests and\n"
-	 "       errors (summed over the endpoints), average processing time\n"
-	 "       per request, and consume lag (consume.lag from the metadata of\n"
-	 "       consuming actors; '-' for the others)\n"
+	 "ls     (default) a JSON array, one object per instance: name, id,\n"
+	 "       version, requests and errors (summed over the endpoints),\n"
+	 "       average_processing_ns per request, and lag (consume.lag from\n"
+	 "       the metadata of consuming actors; null for the others);\n"
+	 "       --text: the same as a table\n"
 	 "info   the INFO replies as JSON, one per instance\n"
 	 "stats  the STATS replies as JSON, one per instance\n"
 	 "ping   the PING replies as JSON, one per instance\n"
@@ -171,7 +181,8 @@ static const voxctl_cmd commands[] = {
 	 "voxctl dlq list [--subject S] [--org ID] [--limit N]\n"
 	 "voxctl dlq show --seq N\n"
 	 "voxctl dlq replay --seq N [--file FIXED.json]\n"
-	 "voxctl dlq replay --subject S [--org ID] [--limit N]\n\n"
+	 "voxctl dlq replay --subject S [--org ID] [--limit N]\n"
+	 "voxctl dlq replay --all [--org ID] [--limit N]\n\n"
 	 "list    the dead letters in stream DLQ, oldest first, one JSON line\n"
 	 "        each: seq (in DLQ), subject (the original one, without\n"
 	 "        \"dlq.\"), time, headers (Vox-Error, Vox-Error-Code,\n"
@@ -184,7 +195,9 @@ static const voxctl_cmd commands[] = {
 	 "        contract), or with --file the fixed event as JSON, converted\n"
 	 "        and validated like voxctl publish. --subject replays every\n"
 	 "        dead letter on the subject (those that still break the\n"
-	 "        contract are reported and skipped, exit 2). The Nats-Msg-Id\n"
+	 "        contract are reported and skipped, exit 2), --all every one\n"
+	 "        (no limit unless --limit), with a progress bar on a\n"
+	 "        terminal. The Nats-Msg-Id\n"
 	 "        is replay:<dlq seq>:<event_id>:<hash of the body>, so the\n"
 	 "        original event_id in JetStream's duplicate window does not\n"
 	 "        drop a replay, and the same replay run twice is a duplicate;\n"
@@ -282,24 +295,36 @@ int main(int argc, char **argv)
 	voxctl_server = getenv("VOX_NATS_URL");
 	if (voxctl_server && !*voxctl_server)
 		voxctl_server = NULL;
-	for (; i < argc && argv[i][0] == '-'; i++) {
-		if (strcmp(argv[i], "--server") == 0 && i + 1 < argc) {
-			voxctl_server = argv[++i];
-		} else if (strncmp(argv[i], "--server=", 9) == 0) {
-			voxctl_server = argv[i] + 9;
-		} else if (strcmp(argv[i], "--compact") == 0) {
+	/* the global options, up to the command ("+": stop at the first
+	 * operand; the command's own options are its parser's) */
+	static const struct option opts[] = {
+		{"server", required_argument, NULL, 's'},
+		{"compact", no_argument, NULL, 'c'},
+		{"version", no_argument, NULL, 'V'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	int o;
+	voxctl_getopt_reset();
+	while ((o = voxctl_getopt("", argc, argv, "+h", opts)) != -1) {
+		switch (o) {
+		case 's':
+			voxctl_server = optarg;
+			break;
+		case 'c':
 			voxctl_compact = true;
-		} else if (strcmp(argv[i], "--version") == 0) {
+			break;
+		case 'V':
 			printf("voxctl %s\n", VOX_VERSION);
 			return EXIT_OK;
-		} else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+		case 'h':
 			usage(stdout);
 			return EXIT_OK;
-		} else {
-			voxctl_err("unknown option '%s' (try voxctl --help)", argv[i]);
+		default:
 			return EXIT_USAGE;
 		}
 	}
+	i = optind;
 	if (i >= argc) {
 		usage(stderr);
 		return EXIT_USAGE;

@@ -201,3 +201,99 @@ bool voxctl_int_opt(long long *out, const char *cmd, const char *opt,
 	*out = n;
 	return true;
 }
+
+int voxctl_getopt(const char *cmd, int argc, char **argv, const char *shortopts,
+		  const struct option *longopts)
+{
+	char spec[32];
+	/* ':' first (after a '+'): a missing value is told apart from an
+	 * unknown option */
+	const char *so = shortopts ? shortopts : "";
+	bool plus = so[0] == '+';
+	snprintf(spec, sizeof(spec), "%s:%s", plus ? "+" : "", so + plus);
+	opterr = 0;
+	int c = getopt_long(argc, argv, spec, longopts, NULL);
+	if (c != '?' && c != ':')
+		return c;
+	const char *word = optind > 0 && optind <= argc ? argv[optind - 1] : "?";
+	char name[64];
+	if (optopt && !(word[0] == '-' && word[1] == '-')) {
+		snprintf(name, sizeof(name), "-%c", optopt);
+	} else {
+		size_t n = strcspn(word, "=");
+		snprintf(name, sizeof(name), "%.*s", (int)n, word);
+	}
+	if (c == ':')
+		voxctl_usage_err(cmd, "option '%s' needs a value", name);
+	else if (optopt && strchr(word, '=') && word[1] == '-')
+		voxctl_usage_err(cmd, "option '%s' takes no value", name);
+	else
+		voxctl_usage_err(cmd, "unknown option '%s'", name);
+	return VOXCTL_OPT_BAD;
+}
+
+void voxctl_getopt_reset(void)
+{
+	optind = 0; /* glibc: start over, forgetting the last scan's state */
+}
+
+void voxctl_usage_err(const char *cmd, const char *fmt, ...)
+{
+	char what[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	/* the help of the command, not of its verb: "dlq replay" -> "dlq";
+	 * voxctl's own options ("") -> voxctl --help */
+	size_t n = strcspn(cmd, " ");
+	if (!*cmd)
+		fprintf(stderr, "voxctl: %s (see voxctl --help)\n", what);
+	else
+		fprintf(stderr, "voxctl %s: %s (see voxctl help %.*s)\n", cmd, what,
+			(int)n, cmd);
+}
+
+bool voxctl_print_json(const char *json, size_t len)
+{
+	vox_json *j = vox_json_parse(json, len, NULL);
+	if (!j)
+		return false;
+	vox_buf mp;
+	vox_buf_init(&mp);
+	voxctl_json_to_mp(&mp, j, NULL, NULL);
+	bool ok = voxctl_print_mp(mp.data, mp.len);
+	vox_buf_release(&mp);
+	vox_json_free(j);
+	return ok;
+}
+
+bool voxctl_progress_on(void)
+{
+	return isatty(STDERR_FILENO) == 1;
+}
+
+void voxctl_progress(const char *what, uint64_t done, uint64_t total)
+{
+	if (!voxctl_progress_on())
+		return;
+	if (total == 0) {
+		fprintf(stderr, "\r%s %" PRIu64, what, done);
+	} else {
+		enum { WIDTH = 40 };
+		char bar[WIDTH + 1];
+		uint64_t fill = done >= total ? WIDTH : done * WIDTH / total;
+		for (int i = 0; i < WIDTH; i++)
+			bar[i] = (uint64_t)i < fill ? '#' : '-';
+		bar[WIDTH] = '\0';
+		fprintf(stderr, "\r%s [%s] %3d%% %" PRIu64 "/%" PRIu64, what, bar,
+			(int)(done >= total ? 100 : done * 100 / total), done, total);
+	}
+	fflush(stderr);
+}
+
+void voxctl_progress_end(void)
+{
+	if (voxctl_progress_on())
+		fputc('\n', stderr);
+}

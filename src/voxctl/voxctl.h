@@ -17,6 +17,7 @@
 #include "core/common.h"
 #include "core/json.h"
 
+#include <getopt.h>
 #include <msgpack.h>
 #include <nats/nats.h>
 
@@ -48,6 +49,22 @@ void voxctl_err(const char *fmt, ...) VOX_PRINTF(1, 2);
  * to hi" printed. */
 bool voxctl_int_opt(long long *out, const char *cmd, const char *opt,
 		    const char *v, long long lo, long long hi);
+
+/*
+ * Options by getopt_long, the same way in every subcommand: "--opt value"
+ * and "--opt=value", options and operands in any order, "--" ends the
+ * options. Call voxctl_getopt_reset() before a new scan, then
+ * voxctl_getopt until it returns -1; the operands are argv[optind..].
+ * An unknown option, a missing value or a value given to a flag is
+ * printed in one wording ("voxctl <cmd>: unknown option '--x' (see
+ * voxctl help <cmd>)") and returned as VOXCTL_OPT_BAD: exit EXIT_USAGE.
+ */
+#define VOXCTL_OPT_BAD (-2)
+int voxctl_getopt(const char *cmd, int argc, char **argv, const char *shortopts,
+		  const struct option *longopts);
+void voxctl_getopt_reset(void);
+/* "voxctl <cmd>: <what> (see voxctl help <cmd>)" on stderr. */
+void voxctl_usage_err(const char *cmd, const char *fmt, ...) VOX_PRINTF(2, 3);
 
 /* ---- NATS ---------------------------------------------------------------- */
 
@@ -126,6 +143,18 @@ bool voxctl_mp_to_json(vox_buf *out, const void *data, size_t len,
 /* Print a msgpack document as JSON on stdout (pretty on a terminal unless
  * --compact), with a newline. False when it is not msgpack. */
 bool voxctl_print_mp(const void *data, size_t len);
+
+/* Print JSON text (built compact) like voxctl_print_mp: pretty on a
+ * terminal unless --compact. False when it does not parse. */
+bool voxctl_print_json(const char *json, size_t len);
+
+/* Progress of a long operation, on stderr and only when it is a terminal
+ * (never mixed into a pipe's JSON): "\r<what> [###---] 42% 420/1000", or
+ * "\r<what> 420" when the total is not known (0). voxctl_progress_end
+ * ends the line. */
+bool voxctl_progress_on(void);
+void voxctl_progress(const char *what, uint64_t done, uint64_t total);
+void voxctl_progress_end(void);
 
 /* ---- the subcommands (cmd_*.c) ------------------------------------------- */
 

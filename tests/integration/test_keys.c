@@ -46,9 +46,10 @@ static void test_generate_and_status(void **state)
 	snprintf(file, sizeof(file), "%s/keys-%ld", th_env("VOX_TEST_TMP"), (long)getpid());
 	unlink(file);
 	snprintf(env, sizeof(env), "-u VOX_VAULT_KEYS -u VOX_PG_DSN VOX_VAULT_KEY_FILE=%s", file);
+	/* JSON by default, the sentence with --text */
 	assert_int_equal(voxctl(env, "keys generate", out, sizeof(out)), 0);
-	assert_non_null(strstr(out, "key version 1 added"));
-	assert_int_equal(voxctl(env, "keys generate", out, sizeof(out)), 0);
+	assert_non_null(strstr(out, "{\"version\":1,\"file\":\""));
+	assert_int_equal(voxctl(env, "keys generate --text", out, sizeof(out)), 0);
 	assert_non_null(strstr(out, "key version 2 added"));
 	struct stat sb;
 	assert_int_equal(stat(file, &sb), 0);
@@ -81,6 +82,10 @@ static void test_generate_and_status(void **state)
 	snprintf(env, sizeof(env), "-u VOX_VAULT_KEYS VOX_VAULT_KEY_FILE=%s 'VOX_PG_DSN=%s'",
 		 file, dsn);
 	assert_int_equal(voxctl(env, "keys status", out, sizeof(out)), 0);
+	assert_string_equal(out, "{\"active\":2,\"versions\":[1,2],\"sealed\":["
+			    "{\"version\":1,\"credentials\":2,\"key_in_ring\":true},"
+			    "{\"version\":9,\"credentials\":1,\"key_in_ring\":false}]}\n");
+	assert_int_equal(voxctl(env, "keys status --text", out, sizeof(out)), 0);
 	assert_non_null(strstr(out, "active key version: 2"));
 	assert_non_null(strstr(out, "credentials sealed with version 1: 2\n"));
 	assert_non_null(strstr(out, "credentials sealed with version 9: 1 (key missing!)"));
@@ -121,7 +126,7 @@ static void test_generate_and_status(void **state)
 	assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
 	PQclear(r);
 	assert_int_equal(voxctl(env, "keys rotate", out, sizeof(out)), 0);
-	assert_non_null(strstr(out, "rotated 1 credential to key version 2"));
+	assert_non_null(strstr(out, "\"active\":2,\"rotated\":1}"));
 	r = PQexec(c, "SELECT key_version, encrypted_config FROM org_credentials");
 	assert_int_equal(PQntuples(r), 1);
 	assert_string_equal(PQgetvalue(r, 0, 0), "2");
@@ -208,7 +213,7 @@ static void test_generate_is_durable(void **state)
 
 	snprintf(env, sizeof(env), "-u VOX_VAULT_KEYS -u VOX_PG_DSN LD_PRELOAD=%s"
 		 " VOX_SPY_LOG=%s VOX_VAULT_KEY_FILE=%s", VOX_FSYNC_SPY, spy, file);
-	assert_int_equal(voxctl(env, "keys generate", out, sizeof(out)), 0);
+	assert_int_equal(voxctl(env, "keys generate --text", out, sizeof(out)), 0);
 	assert_non_null(strstr(out, "key version 2 added"));
 
 	/* the order: the new file's data, its rename over the old one, the
@@ -267,7 +272,7 @@ static void test_generate_is_durable(void **state)
 	snprintf(env, sizeof(env), "-u VOX_VAULT_KEYS -u VOX_PG_DSN VOX_VAULT_KEY_FILE=%s",
 		 file);
 	assert_int_equal(voxctl(env, "keys generate", out, sizeof(out)), 0);
-	assert_non_null(strstr(out, "key version 1 added"));
+	assert_non_null(strstr(out, "{\"version\":1,"));
 	assert_int_equal(stat(file, &sb), 0);
 	assert_int_equal(sb.st_mode & 0777, 0600);
 	read_text(file, text, sizeof(text));
@@ -412,7 +417,7 @@ static void test_rotate_refuses_while_a_vault_has_another_version(void **state)
 		th_sleep_ms(50);
 	}
 	assert_string_equal(got, "2");
-	rc = voxctl(env, "keys rotate", out, sizeof(out));
+	rc = voxctl(env, "keys rotate --text", out, sizeof(out));
 	if (rc != 0)
 		fprintf(stderr, "keys rotate said (exit %d):\n%s", rc, out);
 	assert_int_equal(rc, 0);
@@ -425,9 +430,11 @@ static void test_rotate_refuses_while_a_vault_has_another_version(void **state)
 	int ws = th_stop(f->vault, SIGTERM, 10000);
 	f->vault = 0;
 	assert_true(WIFEXITED(ws));
-	assert_int_equal(voxctl(env, "keys rotate", out, sizeof(out)), 0);
+	assert_int_equal(voxctl(env, "keys rotate --text", out, sizeof(out)), 0);
 	assert_non_null(strstr(out, "no vox-vault instance answered"));
 	assert_non_null(strstr(out, "rotated 0 credentials to key version 2"));
+	assert_int_equal(voxctl(env, "keys rotate", out, sizeof(out)), 0);
+	assert_string_equal(out, "{\"vault_instances\":0,\"active\":2,\"rotated\":0}\n");
 	/* and NATS unreachable: it does not guess */
 	th_nats_stop(&f->nats);
 	assert_int_not_equal(voxctl(env, "keys rotate", out, sizeof(out)), 0);

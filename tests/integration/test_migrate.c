@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "core/json.h"
 #include "harness.h"
 #include "io/migrate.h"
 
@@ -408,35 +409,63 @@ static void test_rls_role_sees_only_its_org(void **state)
 	PQfinish(rc);
 }
 
+/* migrate --status: JSON (every migration with its state, the count
+ * pending), or the lines of --text; the same two before and after. */
 static void test_status_lists_every_migration(void **state)
 {
 	(void)state;
-	char dsn[512], cmd[1024], line[256];
+	char dsn[512];
 	th_pg_create_db("mig_status", dsn, sizeof(dsn));
-	setenv("VOX_PG_DSN", dsn, 1);
-	snprintf(cmd, sizeof(cmd), "%s migrate --status", th_bin("voxctl"));
-	FILE *p = popen(cmd, "r");
-	assert_non_null(p);
-	int pending_lines = 0;
-	char last[256] = "";
-	while (fgets(line, sizeof(line), p)) {
-		if (strstr(line, " pending\n") && strncmp(line, "0", 1) == 0)
-			pending_lines++;
-		snprintf(last, sizeof(last), "%s", line);
+	char env_dsn[600];
+	snprintf(env_dsn, sizeof(env_dsn), "VOX_PG_DSN=%s", dsn);
+	char *const env[] = {env_dsn, NULL};
+	const char *status[] = {"voxctl", "migrate", "--status", NULL};
+	const char *text[] = {"voxctl", "migrate", "--status", "--text", NULL};
+	th_run_result r;
+
+	th_run("voxctl", status, env, NULL, 20000, &r);
+	th_run_expect(&r, 0, NULL);
+	vox_json *j = vox_json_parse(r.out.data, r.out.len, NULL);
+	assert_non_null(j);
+	const vox_json *list = vox_json_get(j, "migrations");
+	assert_int_equal(vox_json_len(list), vox_migrations_count);
+	for (size_t i = 0; i < vox_migrations_count; i++) {
+		const vox_json *m = vox_json_at(list, i);
+		assert_string_equal(vox_json_str(vox_json_get(m, "name")),
+				    vox_migrations[i].name);
+		assert_string_equal(vox_json_str(vox_json_get(m, "state")), "pending");
+		assert_null(vox_json_get(m, "applied_at"));
 	}
-	assert_int_equal(pclose(p), 0);
-	assert_int_equal(pending_lines, (int)vox_migrations_count);
+	assert_int_equal(vox_json_int(vox_json_get(j, "pending")),
+			 (int64_t)vox_migrations_count);
+	vox_json_free(j);
+	th_run_release(&r);
+	th_run("voxctl", text, env, NULL, 20000, &r);
+	th_run_expect(&r, 0, NULL);
 	char want[64];
-	snprintf(want, sizeof(want), "%zu pending\n", vox_migrations_count);
-	assert_string_equal(last, want);
+	snprintf(want, sizeof(want), "\n%zu pending\n", vox_migrations_count);
+	assert_non_null(strstr(r.out.data, want));
+	th_run_release(&r);
 
 	assert_int_equal(apply_all(dsn), (int)vox_migrations_count);
-	p = popen(cmd, "r");
-	assert_non_null(p);
-	while (fgets(line, sizeof(line), p))
-		snprintf(last, sizeof(last), "%s", line);
-	assert_int_equal(pclose(p), 0);
-	assert_string_equal(last, "0 pending\n");
+	th_run("voxctl", status, env, NULL, 20000, &r);
+	th_run_expect(&r, 0, NULL);
+	j = vox_json_parse(r.out.data, r.out.len, NULL);
+	assert_non_null(j);
+	list = vox_json_get(j, "migrations");
+	assert_int_equal(vox_json_len(list), vox_migrations_count);
+	for (size_t i = 0; i < vox_migrations_count; i++) {
+		const vox_json *m = vox_json_at(list, i);
+		assert_string_equal(vox_json_str(vox_json_get(m, "state")), "applied");
+		assert_non_null(vox_json_str(vox_json_get(m, "applied_at")));
+	}
+	assert_int_equal(vox_json_int(vox_json_get(j, "pending")), 0);
+	vox_json_free(j);
+	th_run_release(&r);
+	th_run("voxctl", text, env, NULL, 20000, &r);
+	th_run_expect(&r, 0, NULL);
+	assert_non_null(strstr(r.out.data, "\n0 pending\n"));
+	th_run_release(&r);
 }
 
 static void test_voxctl_reports_unreachable(void **state)

@@ -1416,7 +1416,7 @@ static void test_rotation_while_readers_read(void **state)
 	int before = rd.gets;
 	int rotated = -1;
 	/* small batches, each its own transaction, so readers interleave */
-	vox_status st = vox_vault_rotate(&rotated, f->db, kr, 5, err, sizeof(err));
+	vox_status st = vox_vault_rotate(&rotated, f->db, kr, 5, NULL, NULL, err, sizeof(err));
 	int during = rd.gets - before;
 	th_sleep_ms(300);
 	rd.stop = 1;
@@ -1446,7 +1446,7 @@ static void test_rotation_while_readers_read(void **state)
 				     rot_providers[i % (int)VOX_NELEM(rot_providers)],
 				     "default", secret);
 	}
-	assert_int_equal(vox_vault_rotate(&rotated, f->db, kr, 5, err, sizeof(err)), VOX_OK);
+	assert_int_equal(vox_vault_rotate(&rotated, f->db, kr, 5, NULL, NULL, err, sizeof(err)), VOX_OK);
 	assert_int_equal(rotated, 0);
 	/* new puts are sealed with key 2 */
 	assert_int_equal(put(f, ORG_A, "twilio", "inbound", SECRET, NULL), 2);
@@ -1457,7 +1457,7 @@ static void test_rotation_while_readers_read(void **state)
 		  " WHERE org_id = '" ORG_B "' AND provider = 'vapi'");
 	sql_ok(f, "UPDATE org_credentials SET key_version = 1 WHERE org_id = '" ORG_C
 		  "' AND provider = 'stripe'"); /* a stale label: re-sealed */
-	assert_int_equal(vox_vault_rotate(&rotated, f->db, kr, 5, err, sizeof(err)),
+	assert_int_equal(vox_vault_rotate(&rotated, f->db, kr, 5, NULL, NULL, err, sizeof(err)),
 			 VOX_E_CRYPTO);
 	assert_int_equal(rotated, 1);
 	assert_int_equal(sql_int(f, "SELECT count(*) FROM org_credentials"

@@ -367,11 +367,11 @@ static void test_demo_without_actors_or_servers(void **state)
 	th_run_release(&r);
 	const char *bad2[] = {"voxctl", "demo", "--calls", NULL};
 	voxctl(f, bad2, &r);
-	th_run_expect(&r, 2, "--calls");
+	th_run_expect(&r, 2, "option '--calls' needs a value");
 	th_run_release(&r);
 	const char *bad3[] = {"voxctl", "demo", "--fast", NULL};
 	voxctl(f, bad3, &r);
-	th_run_expect(&r, 2, "unknown argument");
+	th_run_expect(&r, 2, "voxctl demo: unknown option '--fast' (see voxctl help demo)");
 	th_run_release(&r);
 
 	/* NATS unreachable */

@@ -515,19 +515,34 @@ static void test_services(void **state)
 {
 	(void)state;
 	th_run_result r;
+	/* ls: one JSON array, an object per instance; lag null for the
+	 * request-only actors */
 	run(&r, "services");
+	expect_code(&r, 0);
+	vox_json *ls = vox_json_parse(r.out.data, r.out.len, NULL);
+	assert_non_null(ls);
+	int queries = 0, vaults = 0;
+	for (size_t i = 0; i < vox_json_len(ls); i++) {
+		const vox_json *row = vox_json_at(ls, i);
+		const char *name = jstr(row, "name");
+		queries += strcmp(name, "vox-query") == 0;
+		vaults += strcmp(name, "vox-vault") == 0;
+		assert_int_equal(strlen(jstr(row, "id")), 22);
+		assert_true(vox_json_int(vox_json_get(row, "requests")) >= 0);
+		if (strcmp(name, "vox-query") == 0)
+			assert_int_equal(vox_json_type_of(vox_json_get(row, "lag")),
+					 VOX_JSON_NULL);
+	}
+	assert_true(queries >= 1 && vaults >= 1);
+	vox_json_free(ls);
+	th_run_release(&r);
+
+	/* --text: the table, a header plus one instance */
+	run(&r, "services", "ls", "vox-query", "--wait=300", "--text");
 	expect_code(&r, 0);
 	assert_true(out_has(&r, "NAME"));
 	assert_true(out_has(&r, "vox-query"));
-	assert_true(out_has(&r, "vox-vault"));
-	/* the requests made so far count: not every row is zero requests */
-	th_run_release(&r);
-
-	run(&r, "services", "ls", "vox-query", "--wait", "300");
-	expect_code(&r, 0);
-	assert_true(out_has(&r, "vox-query"));
 	assert_false(out_has(&r, "vox-vault"));
-	/* header plus one instance */
 	size_t lines = 0;
 	for (size_t i = 0; i < r.out.len; i++)
 		lines += r.out.data[i] == '\n';

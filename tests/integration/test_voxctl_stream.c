@@ -593,6 +593,39 @@ static void test_dlq_list_show_replay(void **state)
 	th_run_expect(&r, 2, "still breaks the contract");
 	assert_int_equal(r.out.len, 0);
 	th_run_release(&r);
+	/* --all: every dead letter, the same way (and never with --subject) */
+	const char *replay_every[] = {"voxctl", "dlq", "replay", "--all", NULL};
+	run(f, replay_every, &r);
+	th_run_expect(&r, 2, "still breaks the contract");
+	assert_int_equal(r.out.len, 0);
+	assert_null(strstr(r.err.data, "dlq replay [")); /* a pipe: no bar */
+	th_run_release(&r);
+	/* on a terminal (script(1) gives it one) the same run draws a
+	 * progress bar on stderr, to its end; in a pipe, above, none */
+	char cmd[1400];
+	snprintf(cmd, sizeof(cmd), "env %s script -qefc '%s dlq replay --all'"
+		 " /dev/null 2>&1", f->env_url, th_bin("voxctl"));
+	FILE *tty = popen(cmd, "r");
+	assert_non_null(tty);
+	char seen[8192];
+	size_t got = fread(seen, 1, sizeof(seen) - 1, tty);
+	seen[got] = '\0';
+	pclose(tty);
+	if (!strstr(seen, "dlq replay [") || !strstr(seen, "100%"))
+		fail_msg("no progress bar on a terminal: %s", seen);
+	const char *replay_mixed[] = {"voxctl", "dlq", "replay", "--all",
+				      "--subject", "call.ended.*", NULL};
+	run(f, replay_mixed, &r);
+	th_run_expect(&r, 2, "--all replays every dead letter");
+	th_run_release(&r);
+	/* --opt=value as well as --opt value */
+	char seq_eq[48];
+	snprintf(seq_eq, sizeof(seq_eq), "--seq=%s", seqtxt);
+	const char *show_eq[] = {"voxctl", "dlq", "show", seq_eq, NULL};
+	run(f, show_eq, &r);
+	th_run_expect(&r, 0, NULL);
+	assert_non_null(strstr(r.out.data, "vs-poison"));
+	th_run_release(&r);
 	const char *replay_none[] = {"voxctl", "dlq", "replay", "--subject",
 				     "payment.*.*", NULL};
 	run(f, replay_none, &r);
