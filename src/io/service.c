@@ -226,29 +226,33 @@ void vox_service_stats_json(vox_buf *out, vox_service *svc)
 	vox_buf_puts(out, "]}");
 }
 
+/* One family's series, one (or a counter set's several) per endpoint. */
+static void endpoint_series(vox_service *svc, vox_buf *out, bool errors)
+{
+	for (size_t i = 0; i < svc->nendpoints; i++) {
+		endpoint *ep = &svc->endpoints[i];
+		vox_buf l;
+		vox_buf_init(&l);
+		vox_prom_label(&l, "endpoint", ep->name);
+		if (errors)
+			vox_prom_counter_set(out, "vox_request_errors_total", l.data,
+					     "reason", &ep->errors);
+		else
+			vox_prom_hist(out, "vox_request_duration_seconds", l.data,
+				      &ep->latency_us);
+		vox_buf_release(&l);
+	}
+}
+
 void vox_service_metrics(vox_service *svc, vox_buf *out)
 {
 	vox_prom_family(out, "vox_request_duration_seconds", "histogram",
 			"time to answer a request, by endpoint");
-	for (size_t i = 0; i < svc->nendpoints; i++) {
-		vox_buf l;
-		vox_buf_init(&l);
-		vox_prom_label(&l, "endpoint", svc->endpoints[i].name);
-		vox_prom_hist(out, "vox_request_duration_seconds", l.data,
-			      &svc->endpoints[i].latency_us);
-		vox_buf_release(&l);
-	}
+	endpoint_series(svc, out, false);
 	vox_prom_family(out, "vox_request_errors_total", "counter",
 			"requests answered with an error, by endpoint and"
 			" reason (Vox-Error-Reason)");
-	for (size_t i = 0; i < svc->nendpoints; i++) {
-		vox_buf l;
-		vox_buf_init(&l);
-		vox_prom_label(&l, "endpoint", svc->endpoints[i].name);
-		vox_prom_counter_set(out, "vox_request_errors_total", l.data,
-				     "reason", &svc->endpoints[i].errors);
-		vox_buf_release(&l);
-	}
+	endpoint_series(svc, out, true);
 }
 
 static void on_srv(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
