@@ -183,6 +183,18 @@ vox_status vox_event_decode(vox_event *out, vox_event_kind kind,
 			    vox_error *err) VOX_MUST_CHECK;
 
 /*
+ * The Vox-Schema header of a message: NULL (absent) and "1" are the
+ * payload version this library reads. Any other value is refused with
+ * VOX_E_INVALID, reason "unknown_schema", field "Vox-Schema": a version
+ * 2 payload is another contract, never read as version 1. The message
+ * is dead-lettered with that reason, so that it can be replayed once an
+ * actor that reads it is deployed.
+ */
+#define VOX_SCHEMA_VERSION "1"
+vox_status vox_schema_version_check(vox_error *err,
+				    const char *header) VOX_MUST_CHECK;
+
+/*
  * Decode a message received on subject: the kind comes from the subject's
  * leading tokens and the payload's org_id must equal the subject's last
  * token (VOX_E_ORG_MISMATCH otherwise). VOX_E_INVALID for an unknown

@@ -183,6 +183,15 @@ vox_status vox_event_decode(vox_event *out, vox_event_kind kind,
 	return VOX_OK;
 }
 
+vox_status vox_schema_version_check(vox_error *err, const char *header)
+{
+	if (!header || strcmp(header, VOX_SCHEMA_VERSION) == 0)
+		return VOX_OK;
+	return fail(err, VOX_E_INVALID, "unknown_schema", "Vox-Schema",
+		    "version '%.16s' is not one this actor reads (" VOX_SCHEMA_VERSION
+		    "): replay it once an actor that reads it runs", header);
+}
+
 vox_status vox_event_decode_subject(vox_event *out, const char *subject,
 				    const void *data, size_t len,
 				    vox_error *err)

@@ -87,10 +87,15 @@ static uint64_t decode_item(vox_runtime *rt, natsMsg *m, vox_item *it)
 		atomic_fetch_add(&rt->redelivered, 1);
 	/* a refusal is kept in it->err (zeroed: VOX_OK otherwise), for the
 	 * writer to dead-letter in order */
-	vox_status st = vox_event_decode_subject(&it->ev, natsMsg_GetSubject(m),
-						 natsMsg_GetData(m),
-						 (size_t)natsMsg_GetDataLength(m),
-						 &it->err);
+	const char *schema = NULL;
+	if (natsMsgHeader_Get(m, VOX_HDR_SCHEMA, &schema) != NATS_OK)
+		schema = NULL; /* absent: version 1 */
+	vox_status st = vox_schema_version_check(&it->err, schema);
+	if (st == VOX_OK)
+		st = vox_event_decode_subject(&it->ev, natsMsg_GetSubject(m),
+					      natsMsg_GetData(m),
+					      (size_t)natsMsg_GetDataLength(m),
+					      &it->err);
 	VOX_UNUSED(st);
 	return pending;
 }

@@ -49,6 +49,10 @@ static natsStatus dead_letter_msg(natsMsg **out, vox_runtime *rt,
 		s = natsMsgHeader_Set(m, "Nats-Msg-Id", msgid);
 	if (s == NATS_OK && natsMsgHeader_Get(it->msg, "Nats-Msg-Id", &orig_id) == NATS_OK)
 		s = natsMsgHeader_Set(m, "Vox-Original-Msg-Id", orig_id);
+	/* the payload's version goes with it: a replay must not relabel it */
+	const char *schema = NULL;
+	if (s == NATS_OK && natsMsgHeader_Get(it->msg, VOX_HDR_SCHEMA, &schema) == NATS_OK)
+		s = natsMsgHeader_Set(m, VOX_HDR_SCHEMA, schema);
 	if (s != NATS_OK) {
 		natsMsg_Destroy(m);
 		return s;

@@ -259,6 +259,15 @@ static int replay_msg(natsMsg *m, uint64_t dlq_seq, const vox_event *fixed,
 		}
 		ev = *fixed;
 	} else {
+		const char *schema = NULL;
+		if (natsMsgHeader_Get(m, VOX_HDR_SCHEMA, &schema) != NATS_OK)
+			schema = NULL;
+		if (vox_schema_version_check(&err, schema) != VOX_OK) {
+			voxctl_err("dlq replay: seq %" PRIu64 " is Vox-Schema %s, which"
+				   " this voxctl does not read (" VOX_SCHEMA_VERSION "):"
+				   " replay it with one that does", dlq_seq, schema);
+			return EXIT_USAGE;
+		}
 		vox_status st = vox_event_decode_subject(&ev, orig, natsMsg_GetData(m),
 							 (size_t)natsMsg_GetDataLength(m),
 							 &err);

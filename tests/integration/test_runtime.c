@@ -382,10 +382,25 @@ static void test_poison_messages_are_dead_lettered(void **state)
 		"\xac" "amount_pence" "\x00"
 		"\xab" "occurred_at" "\xd6\xff\x6a\xfe\x3a\x00";
 	th_publish_raw(f->js, subject, zero_amount, sizeof(zero_amount) - 1, "bad-zero");
+	/* a valid version 1 payload labelled version 2: another contract,
+	 * never read as version 1 (dead-lettered with its own reason, its
+	 * label kept for the replay) */
+	make_event(f, 100003, 900, NULL, &ev, id, sizeof(id));
+	assert_int_equal(vox_event_encode(&bytes, &len, &ev, &err), VOX_OK);
+	natsMsg *v2 = NULL;
+	assert_int_equal(natsMsg_Create(&v2, subject, NULL, (const char *)bytes,
+					(int)len), NATS_OK);
+	free(bytes);
+	assert_int_equal(natsMsgHeader_Set(v2, "Nats-Msg-Id", "bad-schema"), NATS_OK);
+	assert_int_equal(natsMsgHeader_Set(v2, "Vox-Schema", "2"), NATS_OK);
+	jsPubAck *v2ack = NULL;
+	assert_int_equal(js_PublishMsg(&v2ack, f->js, v2, NULL, NULL), NATS_OK);
+	jsPubAck_Destroy(v2ack);
+	natsMsg_Destroy(v2);
 	publish_range(f, 100, 200);
 
 	assert_exactly_once(f, 200, 60000);
-	assert_int_equal(th_stream_count(f->js, "DLQ"), 5);
+	assert_int_equal(th_stream_count(f->js, "DLQ"), 6);
 
 	/* each dead letter: original bytes, subject, reason headers */
 	struct {
@@ -395,12 +410,15 @@ static void test_poison_messages_are_dead_lettered(void **state)
 	} want[] = {{"not_a_map", "400", ""}, {"org_mismatch", "400", "org_id"},
 		    {"conflict", "409", "amount_pence"},
 		    {"integrity_violation", "400", ""},
-		    {"out_of_range", "400", "amount_pence"}};
-	bool found[5] = {false};
-	for (uint64_t seq = 1; seq <= 5; seq++) {
+		    {"out_of_range", "400", "amount_pence"},
+		    {"unknown_schema", "400", "Vox-Schema"}};
+	bool found[6] = {false};
+	for (uint64_t seq = 1; seq <= 6; seq++) {
 		natsMsg *m = dlq_msg(f, seq);
 		const char *r = hdr(m, "Vox-Error-Reason");
-		for (int k = 0; k < 5; k++) {
+		if (strcmp(r, "unknown_schema") == 0)
+			assert_string_equal(hdr(m, "Vox-Schema"), "2");
+		for (int k = 0; k < 6; k++) {
 			if (strcmp(r, want[k].reason) != 0)
 				continue;
 			found[k] = true;
@@ -424,7 +442,7 @@ static void test_poison_messages_are_dead_lettered(void **state)
 		natsMsg_Destroy(o);
 		natsMsg_Destroy(m);
 	}
-	for (int k = 0; k < 5; k++) {
+	for (int k = 0; k < 6; k++) {
 		if (!found[k])
 			fprintf(stderr, "missing dead letter %s\n", want[k].reason);
 		assert_true(found[k]);

@@ -543,6 +543,24 @@ static void test_rfc3339_parse(void **state)
 	assert_true(vox_event_key_is_time(VOX_PAYMENT_SUCCEEDED, "occurred_at", 11));
 }
 
+/* Vox-Schema: absent and "1" are read; another version is refused by
+ * name, never decoded as version 1. */
+static void test_schema_versions(void **state)
+{
+	(void)state;
+	vox_error err;
+	assert_int_equal(vox_schema_version_check(&err, NULL), VOX_OK);
+	assert_int_equal(vox_schema_version_check(&err, "1"), VOX_OK);
+	const char *other[] = {"2", "", "1.0", "01", "v1"};
+	for (size_t i = 0; i < sizeof(other) / sizeof(other[0]); i++) {
+		memset(&err, 0, sizeof(err));
+		assert_int_equal(vox_schema_version_check(&err, other[i]), VOX_E_INVALID);
+		assert_string_equal(err.code, "unknown_schema");
+		assert_string_equal(err.field, "Vox-Schema");
+		assert_non_null(strstr(err.message, "is not one this actor reads"));
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -554,6 +572,7 @@ int main(void)
 		cmocka_unit_test(test_msg_id_and_names),
 		cmocka_unit_test(test_rfc3339_parse),
 		cmocka_unit_test(test_str_fits_the_field_rules),
+		cmocka_unit_test(test_schema_versions),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
