@@ -90,6 +90,9 @@ static size_t publish_rows(vox_runtime *rt, const emitted *rows, size_t n,
 		natsStatus s = natsMsg_Create(&m, rows[i].subject, NULL,
 					      (const char *)rows[i].payload,
 					      (int)rows[i].len);
+		/* the payload version of what vox emits (subjects/compatibility.md) */
+		if (s == NATS_OK)
+			s = natsMsgHeader_Set(m, VOX_HDR_SCHEMA, VOX_SCHEMA_VERSION);
 		if (s == NATS_OK)
 			s = js_PublishMsg(&pa, rt->js, m, &po, NULL);
 		if (s == NATS_OK)

@@ -92,6 +92,7 @@ echo "$out" | grep -q "call.started stream=EVENTS" || fail "no call.started ack"
 echo "$out" | grep -q "call.ended stream=EVENTS" || fail "no call.ended ack"
 echo "$out" | grep -E -q '"balance_pence": ?981' || fail "the wallet did not show 981p"
 echo "$out" | grep -q "alert.low_balance.$org" || fail "no low-balance alert for $org"
+echo "$out" | grep -q '"Vox-Schema": \?"1"' || fail "the alert carries no Vox-Schema 1"
 
 stop_run
 
