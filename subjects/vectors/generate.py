@@ -14,7 +14,9 @@ Python 3 standard library only.
 
 import datetime
 import math
+import json
 import os
+import sys
 import re
 import struct
 
@@ -635,6 +637,29 @@ class Vec:
         assert max(len(l) for l in lines) < 60000  # the reader's line buffer
         with open(path, "w", encoding="utf-8") as f:
             f.write(text)
+
+    def write_json(self, path):
+        """The same cases as JSON (json/README.md), for any language."""
+        cases = []
+        for c in self.cases:
+            case = {"name": c["name"], "hex": c["data"].hex()}
+            if c.get("subject"):
+                case["subject"] = c["subject"]
+            if "error" in c:
+                code, field = c["error"].split(" ", 1)
+                case["error"] = {"code": code,
+                                 "field": None if field == "-" else field}
+            else:
+                case["json"] = json.loads(c["json"])
+                case["json_text"] = c["json"]
+                case["canonical"] = bool(c["canonical"])
+            cases.append(case)
+        doc = {"format": "vox-vectors/1", "kind": self.kind,
+               "note": "written by generate.py, do not edit",
+               "cases": cases}
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(doc, f, ensure_ascii=False, indent=1)
+            f.write("\n")
 
 
 # =============================================================================
@@ -1404,7 +1429,10 @@ def alert_wallet(kind, amount_key, amount):
 
 
 def main():
-    here = os.path.dirname(os.path.abspath(__file__))
+    # the output directory: this one, or argv[1] (the freshness test)
+    here = (sys.argv[1] if len(sys.argv) > 1
+            else os.path.dirname(os.path.abspath(__file__)))
+    os.makedirs(os.path.join(here, "json"), exist_ok=True)
     vecs = [
         call_started(), call_ended(), payment_succeeded(), payment_refunded(),
         lead_scored(), alert_hot_lead(),
@@ -1416,6 +1444,7 @@ def main():
         canon = sum(1 for c in v.cases if c.get("canonical"))
         assert canon >= 1, v.kind + ": no canonical case"
         v.write(os.path.join(here, v.kind + ".vec"))
+        v.write_json(os.path.join(here, "json", v.kind + ".json"))
         print("%-20s %3d valid (%d canonical) %3d invalid" % (
             v.kind + ".vec", valid, canon, len(v.cases) - valid))
 

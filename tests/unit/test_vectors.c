@@ -4,6 +4,8 @@
  * survive encode -> decode unchanged, and (when marked canonical) re-encode
  * to the very same bytes; each invalid case must fail with its error code
  * and field. The file format is described in subjects/vectors/README.md.
+ * The same cases as JSON (subjects/vectors/json/<subject>.json, for
+ * other languages) are run the same way, and must be as many.
  */
 #include "core/common.h"
 
@@ -12,6 +14,7 @@
 #include <cmocka.h>
 
 #include "core/buf.h"
+#include "core/json.h"
 #include "vox/event.h"
 #include "vox/subjects.h"
 
@@ -177,6 +180,57 @@ static int run_file(const char *path, vox_event_kind kind, int *nvalid,
 	return 0;
 }
 
+/* The JSON form of a vector file: {"kind", "cases": [{"name", "hex",
+ * "subject"?, "json_text" + "canonical" | "error": {"code", "field"}}]}. */
+static void run_json_file(const char *path, vox_event_kind kind, int *nvalid,
+			  int *ninvalid)
+{
+	vox_buf text;
+	vox_buf_init(&text);
+	FILE *f = fopen(path, "r");
+	assert_non_null(f);
+	char chunk[1 << 16];
+	size_t k;
+	while ((k = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		vox_buf_append(&text, chunk, k);
+	fclose(f);
+	vox_json *doc = vox_json_parse(text.data, text.len, NULL);
+	vox_buf_release(&text);
+	assert_non_null(doc);
+	assert_string_equal(vox_json_str(vox_json_get(doc, "kind")),
+			    vox_event_kind_name(kind));
+	const vox_json *cases = vox_json_get(doc, "cases");
+	int before_v = total_valid, before_i = total_invalid;
+	for (size_t i = 0; i < vox_json_len(cases); i++) {
+		const vox_json *j = vox_json_at(cases, i);
+		vcase c;
+		memset(&c, 0, sizeof(c));
+		snprintf(c.name, sizeof(c.name), "%.60s: %.90s", strrchr(path, '/') + 1,
+			 vox_json_str(vox_json_get(j, "name")));
+		vox_buf_puts(&c.hex, vox_json_str(vox_json_get(j, "hex")));
+		const char *subject = vox_json_str(vox_json_get(j, "subject"));
+		if (subject)
+			snprintf(c.subject, sizeof(c.subject), "%.190s", subject);
+		const vox_json *err = vox_json_get(j, "error");
+		if (err) {
+			const char *field = vox_json_str(vox_json_get(err, "field"));
+			c.has_error = true;
+			snprintf(c.err_code, sizeof(c.err_code), "%s",
+				 vox_json_str(vox_json_get(err, "code")));
+			snprintf(c.err_field, sizeof(c.err_field), "%s",
+				 field ? field : "-");
+		} else {
+			vox_buf_puts(&c.json, vox_json_str(vox_json_get(j, "json_text")));
+			c.canonical = vox_json_bool(vox_json_get(j, "canonical"));
+		}
+		run_case(kind, &c);
+		reset_case(&c);
+	}
+	vox_json_free(doc);
+	*nvalid = total_valid - before_v;
+	*ninvalid = total_invalid - before_i;
+}
+
 static void test_every_vector(void **state)
 {
 	(void)state;
@@ -201,9 +255,17 @@ static void test_every_vector(void **state)
 		}
 		char path[2048];
 		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-		int nv = 0, ni = 0;
+		int nv = 0, ni = 0, jv = 0, ji = 0;
 		run_file(path, kind, &nv, &ni);
 		printf("  %-24s %3d valid %3d invalid\n", e->d_name, nv, ni);
+		snprintf(path, sizeof(path), "%s/json/%.*s.json", dir, (int)(n - 4),
+			 e->d_name);
+		run_json_file(path, kind, &jv, &ji);
+		if (jv != nv || ji != ni) {
+			fprintf(stderr, "  FAIL %s: %d valid and %d invalid, the .vec"
+				" %d and %d\n", path, jv, ji, nv, ni);
+			failures++;
+		}
 		/* every kind needs real coverage on both sides */
 		if (nv >= 3 && ni >= 5)
 			covered[kind] = true;
