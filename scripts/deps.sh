@@ -25,6 +25,12 @@ fi
 # systemd-analyze, which checks deploy/systemd (test_deploy); it need not
 # be the init system. curl scrapes the actors' /metrics in the tests.
 
+# the contract's validators come from npm (tests/contract): Node.js and
+# npm, Debian's when the machine has none
+if [ "${1:-all}" = all ] && ! command -v npm >/dev/null 2>&1; then
+  packages+=(nodejs npm)
+fi
+
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \

@@ -19,6 +19,9 @@ cmake --build build -j"$jobs" >/dev/null
 echo "== unit tests"
 (cd build && ctest -L unit --output-on-failure -j"$jobs")
 
+echo "== the contract as data, by validators from npm"
+(cd build && ctest -L contract --output-on-failure)
+
 echo "== unit tests under ASan/UBSan"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DVOX_WERROR=ON -DVOX_SANITIZE=ON >/dev/null
 cmake --build build-asan -j"$jobs" >/dev/null

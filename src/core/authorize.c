@@ -6,6 +6,7 @@
  */
 #include "core/authorize.h"
 
+#include "core/contract.h"
 #include "core/schema.h"
 
 static const vox_field fields[] = {
@@ -16,6 +17,11 @@ static const vox_field fields[] = {
 static const vox_schema schema = {fields, VOX_NELEM(fields),
 				  VOX_AUTHORIZE_MAX_REQUEST, 0, true,
 				  "request"};
+
+const vox_schema *vox_authorize_schema(void)
+{
+	return &schema;
+}
 
 vox_status vox_authorize_parse(vox_authorize_req *out, const void *data,
 			       size_t len, vox_error *err)

@@ -4,6 +4,7 @@
  */
 #include "core/credentials_request.h"
 
+#include "core/contract.h"
 #include "core/schema.h"
 
 #include <sodium.h>
@@ -77,6 +78,11 @@ static const vox_field fields[] = {
 static const vox_schema schema = {fields, VOX_NELEM(fields),
 				  VOX_CRED_MAX_REQUEST, 0, true,
 				  "request"};
+
+const vox_schema *vox_cred_req_schema(void)
+{
+	return &schema;
+}
 
 vox_status vox_cred_req_parse(vox_cred_req *q, const void *data, size_t len,
 			      vox_error *err)

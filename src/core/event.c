@@ -11,6 +11,7 @@
 #include "core/buf.h"
 #include "core/codec.h"
 #include "core/common.h"
+#include "core/contract.h"
 #include "core/mp.h"
 #include "core/schema.h"
 #include "vox/subjects.h"
@@ -159,6 +160,11 @@ static const kind_def kinds[VOX_EVENT_KIND_COUNT] = {
 	[VOX_ALERT_LOW_BALANCE] = KIND(low_balance_fields, vox_alert_wallet),
 	[VOX_ALERT_DEBT_LIMIT] = KIND(debt_limit_fields, vox_alert_wallet),
 };
+
+const vox_schema *vox_event_schema(vox_event_kind kind)
+{
+	return (unsigned)kind < VOX_EVENT_KIND_COUNT ? &kinds[kind].schema : NULL;
+}
 
 /* ---- decode ------------------------------------------------------------ */
 

@@ -6,6 +6,7 @@
 #include "core/query_request.h"
 
 #include "core/buf.h"
+#include "core/contract.h"
 #include "core/schema.h"
 
 #include <sodium.h>
@@ -113,6 +114,21 @@ static const vox_field fields[] = {
 static const vox_schema schema = {fields, VOX_NELEM(fields),
 				  VOX_QUERY_MAX_REQUEST, 0, true,
 				  "request"};
+
+const vox_schema *vox_qreq_schema(void)
+{
+	return &schema;
+}
+
+const vox_query_def vox_query_defs[VOX_Q_COUNT] = {
+	[VOX_Q_WALLET] = {"wallet", 0},
+	[VOX_Q_TRANSACTIONS] = {"transactions", VOX_QK_LIMIT | VOX_QK_BEFORE | VOX_QK_TYPE},
+	[VOX_Q_CALLS] = {"calls", VOX_QK_LIMIT | VOX_QK_BEFORE | VOX_QK_STATUS |
+					  VOX_QK_DIRECTION | VOX_QK_SINCE | VOX_QK_UNTIL},
+	[VOX_Q_CALL] = {"call", VOX_QK_CALL_ID},
+	[VOX_Q_CONTACT] = {"contact", VOX_QK_CONTACT_ID | VOX_QK_PHONE},
+	[VOX_Q_HOT_LEADS] = {"hot_leads", VOX_QK_LIMIT},
+};
 
 /* The name of an enum value the decoder checked. */
 static void choice(char *out, size_t outlen, const char *const *choices, int v)

@@ -77,4 +77,15 @@ vox_status vox_qreq_parse(vox_qreq *q, unsigned allowed, vox_qcursor_kind kind,
 			  const void *data, size_t len,
 			  vox_error *err) VOX_MUST_CHECK;
 
+/* The query.* endpoints and the request keys each reads (the others are
+ * ignored like unknown keys): the one list vox-query and the contract
+ * generator (vox-contract) share. */
+enum { VOX_Q_WALLET, VOX_Q_TRANSACTIONS, VOX_Q_CALLS, VOX_Q_CALL,
+       VOX_Q_CONTACT, VOX_Q_HOT_LEADS, VOX_Q_COUNT };
+typedef struct vox_query_def {
+	const char *name; /* query.<name>.<org> */
+	unsigned keys;    /* VOX_QK_* */
+} vox_query_def;
+extern const vox_query_def vox_query_defs[VOX_Q_COUNT];
+
 #endif

@@ -375,7 +375,7 @@ void vox_query_wallet(vox_request *req, void *ctx)
 	char org[37];
 	vox_qreq q;
 	PGresult *res[1];
-	if (!begin(req, org, &q, 0, VOX_QCURSOR_TRANSACTIONS))
+	if (!begin(req, org, &q, vox_query_defs[VOX_Q_WALLET].keys, VOX_QCURSOR_TRANSACTIONS))
 		return;
 	const char *p[1] = {org};
 	const vox_qcall calls[1] = {{Q_WALLET, p}};
@@ -444,7 +444,7 @@ void vox_query_transactions(vox_request *req, void *ctx)
 	char org[37], before[24], limit[16];
 	vox_qreq q;
 	PGresult *res[2];
-	if (!begin(req, org, &q, VOX_QK_LIMIT | VOX_QK_BEFORE | VOX_QK_TYPE,
+	if (!begin(req, org, &q, vox_query_defs[VOX_Q_TRANSACTIONS].keys,
 		   VOX_QCURSOR_TRANSACTIONS))
 		return;
 	snprintf(before, sizeof(before), "%" PRId64,
@@ -480,9 +480,7 @@ void vox_query_calls(vox_request *req, void *ctx)
 	char org[37], upper[24], upper_id[37], lower[24], limit[16];
 	vox_qreq q;
 	PGresult *res[2];
-	if (!begin(req, org, &q,
-		   VOX_QK_LIMIT | VOX_QK_BEFORE | VOX_QK_STATUS | VOX_QK_DIRECTION |
-			   VOX_QK_SINCE | VOX_QK_UNTIL,
+	if (!begin(req, org, &q, vox_query_defs[VOX_Q_CALLS].keys,
 		   VOX_QCURSOR_CALLS))
 		return;
 	/* The page ends below the cursor and below until (exclusive: the
@@ -521,7 +519,7 @@ void vox_query_hot_leads(vox_request *req, void *ctx)
 	char org[37], limit[16];
 	vox_qreq q;
 	PGresult *res[2];
-	if (!begin(req, org, &q, VOX_QK_LIMIT, VOX_QCURSOR_CALLS))
+	if (!begin(req, org, &q, vox_query_defs[VOX_Q_HOT_LEADS].keys, VOX_QCURSOR_CALLS))
 		return;
 	snprintf(limit, sizeof(limit), "%d", q.limit);
 	const char *org_p[1] = {org};
@@ -552,7 +550,7 @@ void vox_query_call(vox_request *req, void *ctx)
 	char org[37];
 	vox_qreq q;
 	PGresult *res[2];
-	if (!begin(req, org, &q, VOX_QK_CALL_ID, VOX_QCURSOR_CALLS))
+	if (!begin(req, org, &q, vox_query_defs[VOX_Q_CALL].keys, VOX_QCURSOR_CALLS))
 		return;
 	if (!(q.has & VOX_QK_CALL_ID)) {
 		vox_request_failf(req, VOX_E_INVALID, "missing", "call_id",
@@ -572,7 +570,7 @@ void vox_query_contact(vox_request *req, void *ctx)
 	char org[37];
 	vox_qreq q;
 	PGresult *res[2];
-	if (!begin(req, org, &q, VOX_QK_CONTACT_ID | VOX_QK_PHONE, VOX_QCURSOR_CALLS))
+	if (!begin(req, org, &q, vox_query_defs[VOX_Q_CONTACT].keys, VOX_QCURSOR_CALLS))
 		return;
 	bool by_id = q.has & VOX_QK_CONTACT_ID, by_phone = q.has & VOX_QK_PHONE;
 	if (by_id == by_phone) {
