@@ -1,0 +1,157 @@
+// The kit against the running actors (VOX_NATS_URL; voxctl from VOX_BIN
+// creates the org) and the contract's JSON vectors (VOX_SOURCE_DIR).
+// tests/integration/test_kits.sh starts the actors and runs this.
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+import { jetstream } from "@nats-io/jetstream";
+import { connect } from "@nats-io/transport-node";
+import type { NatsConnection } from "@nats-io/transport-node";
+import * as vox from "../src/index.js";
+
+const env = (k: string) => {
+  const v = process.env[k];
+  if (!v) throw new Error(`${k} is not set`);
+  return v;
+};
+let nc: NatsConnection;
+const org = randomUUID();
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+// poll f until it returns a value ok accepts (about 20 s)
+async function eventually<T>(f: () => Promise<T>, ok: (v: T) => boolean): Promise<T> {
+  let last: T | undefined;
+  for (let i = 0; i < 200; i++) {
+    try {
+      last = await f();
+      if (ok(last)) return last;
+    } catch (e) {
+      if (!(e instanceof vox.VoxError)) throw e;
+    }
+    await sleep(100);
+  }
+  assert.fail(`never reached: last ${JSON.stringify(last)}`);
+}
+
+before(async () => {
+  nc = await connect({ servers: env("VOX_NATS_URL") });
+  execFileSync(join(env("VOX_BIN"), "voxctl"),
+               ["org", "create", "--id", org, "--name", "TS Clinic", "--email", "ts@example.com",
+                "--balance", "1000", "--low-balance", "0"], { stdio: "pipe" });
+});
+after(async () => {
+  await nc?.drain();
+});
+
+test("a published call is charged once, its replay is a duplicate", async () => {
+  const js = jetstream(nc);
+  const callId = randomUUID();
+  const started = new Date(Date.now() - 120_000);
+  const a = await vox.publishEvent(js, "call.started", {
+    event_id: `ts-${callId}-s`, org_id: org, call_id: callId, direction: "inbound",
+    from_number: "+447700900123", to_number: "+442071838750", started_at: started,
+  });
+  assert.equal(a.stream, "EVENTS");
+  assert.equal(a.duplicate, false);
+  const ended = {
+    event_id: `ts-${callId}-e`, org_id: org, call_id: callId, ended_at: new Date(),
+    duration_seconds: 120, status: "completed" as const, started_at: started,
+  };
+  assert.equal((await vox.publishEvent(js, "call.ended", ended)).duplicate, false);
+  assert.equal((await vox.publishEvent(js, "call.ended", ended)).duplicate, true);
+  // 120 s at 70p a minute: 140p
+  const w = await eventually(() => vox.wallet(nc, org), (w) => w.balance_pence === 860);
+  assert.equal(w.in_debt, false);
+  // vox-calls writes the call row on its own time
+  const page = await eventually(() => vox.calls(nc, org, { limit: 5 }),
+                                (p) => p.items.length === 1 && p.items[0].status === "completed");
+  assert.equal(page.items[0].id, callId);
+  const one = await vox.call(nc, org, callId);
+  assert.equal(one.duration_seconds, 120);
+  const auth = await vox.authorize(nc, org, {});
+  assert.equal(auth.allowed, true);
+});
+
+test("a hot lead arrives through a durable alert consumer", async () => {
+  const js = jetstream(nc);
+  const seen: vox.Alert[] = [];
+  const stop = await vox.followAlerts(nc, { durable: `ts-${org.slice(0, 8)}`,
+                                            filter: `alert.hot_lead.${org}` },
+                                      (a) => { seen.push(a); });
+  await vox.publishEvent(js, "lead.scored", {
+    event_id: `ts-lead-${randomUUID()}`, org_id: org, phone: "+447700900999",
+    lead_score: 91, lead_name: "Priya Shah", scored_at: new Date(),
+  });
+  await eventually(async () => seen.length, (n) => n >= 1);
+  await stop();
+  const a = seen[0];
+  assert.equal(a.kind, "alert.hot_lead");
+  if (a.kind !== "alert.hot_lead") return;
+  assert.equal(a.alert.org_id, org);
+  assert.equal(a.alert.lead_score, 91);
+  assert.ok(a.alert.created_at instanceof Date);
+  const leads = await vox.hotLeads(nc, org, { limit: 5 });
+  assert.equal(leads.items.length, 1);
+});
+
+test("a credential comes back sealed to a one-time key and opened", async () => {
+  await vox.putCredential(nc, org, { provider: "twilio", config: '{"token":"tok-ts-1"}' });
+  const secret = await vox.getCredential(nc, org, { provider: "twilio" });
+  assert.equal(new TextDecoder().decode(secret), '{"token":"tok-ts-1"}');
+  const list = await vox.listCredentials(nc, org);
+  assert.ok(JSON.stringify(list).includes("twilio"));
+});
+
+test("each error reply is a VoxError with its code, reason and field", async () => {
+  const cases: [() => Promise<unknown>, number, string, string][] = [
+    [() => vox.calls(nc, org, { limit: 1000 }), 400, "out_of_range", "limit"],
+    [() => vox.wallet(nc, randomUUID()), 404, "unknown_org", ""],
+    [() => vox.request(nc, `query.wallet.not-a-uuid`), 400, "bad_uuid", ""],
+    [() => vox.call(nc, org, randomUUID()), 404, "not_found", ""],
+    [() => vox.getCredential(nc, org, { provider: "nope" }), 400, "bad_enum", "provider"],
+    [() => vox.request(nc, `billing.authorize.${org}`, { call_id: "x" }), 400, "bad_uuid", "call_id"],
+  ];
+  for (const [f, code, reason, field] of cases) {
+    const e = await f().then(() => null, (e: unknown) => e);
+    assert.ok(e instanceof vox.VoxError, `no VoxError: ${String(e)}`);
+    assert.equal(e.code, code, e.message);
+    assert.equal(e.reason, reason, e.message);
+    if (field) assert.equal(e.field, field, e.message);
+  }
+});
+
+test("every valid JSON vector decodes to its JSON", () => {
+  const dir = join(env("VOX_SOURCE_DIR"), "subjects", "vectors", "json");
+  let valid = 0;
+  for (const f of readdirSync(dir)) {
+    const doc = JSON.parse(readFileSync(join(dir, f), "utf8"));
+    for (const c of doc.cases) {
+      if (c.error) continue;
+      const got = vox.decodePayload(new Uint8Array(Buffer.from(c.hex, "hex"))) as Record<string, unknown>;
+      for (const [k, want] of Object.entries(c.json as Record<string, unknown>)) {
+        let v = got[k];
+        // what vox's decoder normalizes, this plain msgpack decode does not:
+        // UUIDs are lowercased, integer milliseconds are a timestamp
+        if (typeof v === "string" && /^[0-9a-f-]{36}$/i.test(v) && typeof want === "string")
+          v = v.toLowerCase();
+        if (typeof v === "number" && typeof want === "string" && /^\d{4}-\d\d-\d\dT/.test(want))
+          v = new Date(v);
+        if (v instanceof Date) // the vector keeps nanoseconds, a Date milliseconds
+          assert.equal(v.toISOString().slice(0, 23), String(want).slice(0, 23), `${c.name}: ${k}`);
+        else if (typeof v === "number" && typeof want === "number" && Number.isSafeInteger(want))
+          assert.ok(v === want, `${c.name}: ${k}: ${v} != ${want}`); // -0 === 0
+        else if (typeof v === "number" && typeof want === "number" && !Number.isInteger(want))
+          assert.ok(Math.abs(v - want) < 1e-12, `${c.name}: ${k}`);
+        else if (typeof v === "bigint" || (typeof v === "number" && !Number.isSafeInteger(v)))
+          assert.equal(Number(v), Number(want), `${c.name}: ${k}`);
+        else
+          assert.deepEqual(v, want, `${c.name}: ${k}`);
+      }
+      valid++;
+    }
+  }
+  assert.ok(valid > 800, `${valid} valid vectors`);
+});

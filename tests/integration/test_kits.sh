@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Integration: the client kits against the real actors. Starts vox-calls,
+# vox-billing, vox-leads, vox-vault and vox-query on the test's servers
+# (VOX_NATS_URL, VOX_PG_DSN, VOX_PG_QUERY_DSN from scripts/test.sh), then
+# builds and runs each kit's tests: clients/typescript (npm ci from its
+# lock, tsc, node --test). Every actor is stopped on every exit path.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/../.." && pwd)
+bin=$top/build/bin
+tmp=${VOX_TEST_TMP:?VOX_TEST_TMP}
+work=$tmp/kits
+mkdir -p "$work"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do
+    for _ in $(seq 1 200); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$p" 2>/dev/null || true
+  done
+}
+trap cleanup EXIT
+
+export VOX_VAULT_KEYS="1 AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+for a in vox-calls vox-billing vox-leads vox-vault vox-query; do
+  if [ "$a" = vox-query ]; then
+    VOX_PG_DSN=$VOX_PG_QUERY_DSN "$bin/$a" 2>"$work/$a.log" &
+  else
+    "$bin/$a" 2>"$work/$a.log" &
+  fi
+  pids+=($!)
+done
+for a in vox-calls vox-billing vox-leads vox-vault vox-query; do
+  for _ in $(seq 1 300); do
+    grep -q 'msg="started"' "$work/$a.log" && break
+    sleep 0.1
+  done
+  grep -q 'msg="started"' "$work/$a.log" || { cat "$work/$a.log" >&2; echo "kits: $a did not start" >&2; exit 1; }
+done
+
+echo "== TypeScript kit"
+ts=$work/typescript
+rm -rf "$ts" && mkdir -p "$ts"
+(cd "$top/clients/typescript" && tar --exclude=node_modules --exclude=dist -cf - .) | tar -xf - -C "$ts"
+(cd "$ts" && timeout 600 npm ci --no-audit --no-fund --loglevel=error &&
+  timeout 300 npx tsc -p . &&
+  VOX_BIN=$bin VOX_SOURCE_DIR=$top timeout 300 node --test dist/test/)
+# the examples: a Stripe-shaped webhook bridge (signed, retried by
+# Stripe: a duplicate), a call bridge, the dashboard's questions
+org=$(cat /proc/sys/kernel/random/uuid)
+"$bin/voxctl" org create --id "$org" --name "Kit Examples" --email k@example.com >/dev/null
+free_port() { for _ in $(seq 1 100); do p=$((20000 + RANDOM % 40000)); ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && { echo $p; return; }; done; exit 1; }
+port=$(free_port)
+secret=whsec_kit_test
+(cd "$ts" && STRIPE_WEBHOOK_SECRET=$secret exec node dist/examples/stripe-bridge.js "$port") \
+  >"$work/stripe.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 100); do grep -q listening "$work/stripe.log" && break; sleep 0.1; done
+body='{"id":"evt_kit_'$org'","type":"payment_intent.succeeded","created":1796400000,"data":{"object":{"id":"pi_kit_'$org'","amount":500,"amount_received":500,"metadata":{"org_id":"'$org'"}}}}'
+post() { # post SIGNATURE_SECRET: the status line and body
+  local t sig
+  t=$(date +%s)
+  sig=$(printf '%s' "$t.$body" | openssl dgst -sha256 -hmac "$1" | awk '{print $NF}')
+  curl -s -w ' %{http_code}' -H "Stripe-Signature: t=$t,v1=$sig" --data-binary "$body" \
+    "http://127.0.0.1:$port/webhook"
+}
+r=$(post "$secret"); echo "stripe: $r"
+case $r in *"duplicate=false"*" 200") ;; *) echo "kits: the webhook was not stored: $r" >&2; exit 1 ;; esac
+r=$(post "$secret"); echo "stripe again: $r"
+case $r in *"duplicate=true"*" 200") ;; *) echo "kits: a retried webhook was not a duplicate: $r" >&2; exit 1 ;; esac
+r=$(post wrong-secret); echo "stripe forged: $r"
+case $r in *"bad signature"*" 400") ;; *) echo "kits: a forged webhook was taken: $r" >&2; exit 1 ;; esac
+(cd "$ts" && node dist/examples/call-bridge.js "$org" 60) | tee "$work/call.out"
+grep -q "call.ended stream=EVENTS" "$work/call.out"
+# 500p paid, 70p for the minute
+for _ in $(seq 1 200); do
+  out=$(cd "$ts" && node dist/examples/dashboard.js "$org" 2>&1 || true)
+  case $out in *"balance 430p"*completed*) break ;; esac
+  sleep 0.1
+done
+echo "$out"
+case $out in *"balance 430p"*completed*) ;; *) echo "kits: the dashboard did not show 430p and the call" >&2; exit 1 ;; esac
+echo "kits: ok"
