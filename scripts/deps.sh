@@ -16,14 +16,17 @@ if [ "${1:-all}" = package ]; then
   packages+=(debhelper dpkg-dev fakeroot help2man systemd)
 elif [ "${1:-all}" != run ]; then
   packages+=(libcmocka-dev clang libclang-rt-14-dev valgrind gnuplot-nox
-             python3 systemd curl)
+             python3 systemd curl
+             golang-go golang-github-nats-io-go-nats-dev
+             golang-github-vmihailenco-msgpack.v5-dev golang-golang-x-crypto-dev)
 fi
 # A fresh machine may lack a package the tests use but that the build does
 # not: keep this list the single place that says what vox needs. python3
 # (with its standard library, which python3-minimal lacks) writes the
 # benchmark report (scripts/bench_report.py). systemd brings
 # systemd-analyze, which checks deploy/systemd (test_deploy); it need not
-# be the init system. curl scrapes the actors' /metrics in the tests.
+# be the init system. curl scrapes the actors' /metrics in the tests. The
+# Go kit (clients/go) builds against Debian's packaged Go sources.
 
 # the contract's validators come from npm (tests/contract): Node.js and
 # npm, Debian's when the machine has none

@@ -3,7 +3,11 @@
 # vox-billing, vox-leads, vox-vault and vox-query on the test's servers
 # (VOX_NATS_URL, VOX_PG_DSN, VOX_PG_QUERY_DSN from scripts/test.sh), then
 # builds and runs each kit's tests: clients/typescript (npm ci from its
-# lock, tsc, node --test). Every actor is stopped on every exit path.
+# lock, tsc, node --test) and clients/go (go vet, go test against
+# Debian's packaged sources), then their examples: a signed Stripe-shaped
+# webhook stored once (its retry a duplicate, a forged one refused), a
+# call bridge, the dashboard showing the result. Every process is
+# stopped on every exit path.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 bin=$top/build/bin
@@ -44,6 +48,21 @@ rm -rf "$ts" && mkdir -p "$ts"
 (cd "$ts" && timeout 600 npm ci --no-audit --no-fund --loglevel=error &&
   timeout 300 npx tsc -p . &&
   VOX_BIN=$bin VOX_SOURCE_DIR=$top timeout 300 node --test dist/test/)
+echo "== Go kit"
+# Debian's packaged sources (golang-github-nats-io-go-nats-dev, ...), in
+# GOPATH mode: the module proxy is not reachable from these machines
+gopath=$work/gopath
+mkdir -p "$gopath/src/vox.example"
+rm -rf "$gopath/src/vox.example/client"
+cp -r "$top/clients/go" "$gopath/src/vox.example/client"
+(cd "$gopath/src/vox.example/client" &&
+  export GO111MODULE=off GOPATH=$gopath:/usr/share/gocode GOCACHE=$work/gocache GOFLAGS= &&
+  timeout 300 go vet ./... &&
+  VOX_BIN=$bin VOX_SOURCE_DIR=$top timeout 600 go test -count=1 -v ./... 2>&1 | tail -20 &&
+  for e in dashboard callbridge stripebridge alerts; do
+    go build -o "$work/go-$e" "./examples/$e" || exit 1
+  done)
+
 # the examples: a Stripe-shaped webhook bridge (signed, retried by
 # Stripe: a duplicate), a call bridge, the dashboard's questions
 org=$(cat /proc/sys/kernel/random/uuid)
@@ -79,4 +98,27 @@ for _ in $(seq 1 200); do
 done
 echo "$out"
 case $out in *"balance 430p"*completed*) ;; *) echo "kits: the dashboard did not show 430p and the call" >&2; exit 1 ;; esac
+# the same with the Go examples, for an org of their own
+org=$(cat /proc/sys/kernel/random/uuid)
+"$bin/voxctl" org create --id "$org" --name "Go Examples" --email g@example.com >/dev/null
+port=$(free_port)
+STRIPE_WEBHOOK_SECRET=$secret "$work/go-stripebridge" "127.0.0.1:$port" >"$work/go-stripe.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 100); do grep -q listening "$work/go-stripe.log" && break; sleep 0.1; done
+body='{"id":"evt_go_'$org'","type":"payment_intent.succeeded","created":1796400000,"data":{"object":{"id":"pi_go_'$org'","amount":500,"metadata":{"org_id":"'$org'"}}}}'
+r=$(post "$secret"); echo "go stripe: $r"
+case $r in *"duplicate=false"*" 200") ;; *) echo "kits: the Go bridge did not store the webhook: $r" >&2; exit 1 ;; esac
+r=$(post "$secret"); echo "go stripe again: $r"
+case $r in *"duplicate=true"*" 200") ;; *) echo "kits: the Go bridge's retry was not a duplicate: $r" >&2; exit 1 ;; esac
+r=$(post wrong-secret); echo "go stripe forged: $r"
+case $r in *"bad signature"*" 400") ;; *) echo "kits: the Go bridge took a forged webhook: $r" >&2; exit 1 ;; esac
+"$work/go-callbridge" "$org" 60 | tee "$work/go-call.out"
+grep -q "call.ended stream=EVENTS" "$work/go-call.out"
+for _ in $(seq 1 200); do
+  out=$("$work/go-dashboard" "$org" 2>&1 || true)
+  case $out in *"balance 430p"*completed*) break ;; esac
+  sleep 0.1
+done
+echo "$out"
+case $out in *"balance 430p"*completed*) ;; *) echo "kits: the Go dashboard did not show 430p and the call" >&2; exit 1 ;; esac
 echo "kits: ok"
