@@ -1428,6 +1428,76 @@ def alert_wallet(kind, amount_key, amount):
     return v
 
 
+# =============================================================================
+# Requests: bodies of query.*, billing.authorize and credentials.*, each
+# accepted or refused with a code and a field (the JSON form only).
+# =============================================================================
+
+def requests():
+    cases = []
+
+    def hexof(data):  # bytes, or a value of the writer above
+        return (data.enc if hasattr(data, "enc") else bytes(data)).hex()
+
+    def ok(subject, name, data):
+        cases.append({"subject": subject, "name": name, "hex": hexof(data),
+                      "accepted": True})
+
+    def bad(subject, name, data, code, field=None):
+        cases.append({"subject": subject, "name": name, "hex": hexof(data),
+                      "error": {"code": code, "field": field}})
+
+    m = mp_map
+    for subj in ("query.wallet", "query.calls", "billing.authorize",
+                 "credentials.list"):
+        ok(subj, "no body at all is {}", b"")
+        ok(subj, "an empty map", m([]))
+        ok(subj, "an unknown key is skipped", m([("colour", s("blue"))]))
+        bad(subj, "an array is not a request", array([fixint(1)]), "not_a_map")
+        bad(subj, "bytes after the map", m([]) + b"\x00", "trailing_bytes")
+        bad(subj, "a key that is not a string", b"\x81\x01\x02", "bad_key")
+    ok("query.calls", "limit 100", m([("limit", fixint(100))]))
+    bad("query.calls", "limit 0", m([("limit", fixint(0))]), "out_of_range", "limit")
+    bad("query.calls", "limit 101", m([("limit", fixint(101))]), "out_of_range", "limit")
+    bad("query.calls", "limit as a string", m([("limit", s("5"))]), "wrong_type", "limit")
+    bad("query.calls", "limit twice", m([("limit", fixint(5)), ("limit", fixint(6))]),
+        "duplicate_key", "limit")
+    ok("query.calls", "status and direction",
+       m([("status", s("completed")), ("direction", s("inbound"))]))
+    bad("query.calls", "a status of no call", m([("status", s("done"))]), "bad_enum", "status")
+    ok("query.calls", "since as a timestamp", m([("since", ts64(T0))]))
+    ok("query.calls", "since as integer milliseconds", m([("since", u64(T0 * 1000))]))
+    bad("query.calls", "since as text", m([("since", s("2026-01-05T10:03:21Z"))]),
+        "wrong_type", "since")
+    bad("query.calls", "a cursor that is not one", m([("before", s("garbage"))]),
+        "bad_cursor", "before")
+    ok("query.wallet", "limit is not a key of query.wallet: skipped",
+       m([("limit", fixint(0))]))
+    ok("query.call", "a call id", m([("call_id", s(CALL))]))
+    bad("query.call", "a call id that is not a UUID", m([("call_id", s("call-1"))]),
+        "bad_uuid", "call_id")
+    ok("query.contact", "a phone", m([("phone", s(PHONE))]))
+    bad("query.contact", "a phone that is not E.164", m([("phone", s("07700 900123"))]),
+        "bad_phone", "phone")
+    ok("billing.authorize", "a call id", m([("call_id", s(CALL))]))
+    bad("billing.authorize", "a call id that is not a UUID",
+        m([("call_id", s("x"))]), "bad_uuid", "call_id")
+    ok("credentials.get", "provider, type and a reply key",
+       m([("provider", s("twilio")), ("type", s("default")),
+          ("reply_key", bin8(bytes(range(32))))]))
+    bad("credentials.get", "a provider vox does not know",
+        m([("provider", s("nope"))]), "bad_enum", "provider")
+    bad("credentials.get", "a reply key of 31 bytes",
+        m([("provider", s("twilio")), ("reply_key", bin8(bytes(31)))]),
+        "bad_length", "reply_key")
+    bad("credentials.get", "a reply key as text",
+        m([("provider", s("twilio")), ("reply_key", s("k" * 32))]),
+        "wrong_type", "reply_key")
+    ok("credentials.put", "a config as text",
+       m([("provider", s("stripe")), ("config", s('{"key":"sk_test"}'))]))
+    return cases
+
+
 def main():
     # the output directory: this one, or argv[1] (the freshness test)
     here = (sys.argv[1] if len(sys.argv) > 1
@@ -1447,6 +1517,15 @@ def main():
         v.write_json(os.path.join(here, "json", v.kind + ".json"))
         print("%-20s %3d valid (%d canonical) %3d invalid" % (
             v.kind + ".vec", valid, canon, len(v.cases) - valid))
+    reqs = requests()
+    with open(os.path.join(here, "json", "requests.json"), "w", encoding="utf-8") as f:
+        json.dump({"format": "vox-request-vectors/1",
+                   "note": "written by generate.py, do not edit",
+                   "cases": reqs}, f, ensure_ascii=False, indent=1)
+        f.write("\n")
+    print("%-20s %3d accepted %3d refused" % (
+        "json/requests.json", sum(1 for c in reqs if "accepted" in c),
+        sum(1 for c in reqs if "error" in c)))
 
 
 if __name__ == "__main__":

@@ -128,6 +128,7 @@ test("every valid JSON vector decodes to its JSON", () => {
   let valid = 0;
   for (const f of readdirSync(dir)) {
     const doc = JSON.parse(readFileSync(join(dir, f), "utf8"));
+    if (doc.format !== "vox-vectors/1") continue; // requests.json: checked by vox itself
     for (const c of doc.cases) {
       if (c.error) continue;
       const got = vox.decodePayload(new Uint8Array(Buffer.from(c.hex, "hex"))) as Record<string, unknown>;
