@@ -37,4 +37,39 @@ void vox_contract_json_schema(vox_buf *out, const vox_schema *s, uint32_t only,
 /* The schema of one field, as a JSON object (the value of its property). */
 void vox_contract_field(vox_buf *out, const vox_field *f);
 
+
+/* ---- replies ---------------------------------------------------------- */
+
+/*
+ * The replies have no decoder of their own (vox writes them), so their
+ * shape is this description, kept beside the SELECT lists and the packers
+ * that write them (actors/query/endpoints.c, billing's and vault's
+ * endpoints) and checked against live replies by the kits' tests.
+ */
+typedef enum vox_rtype {
+	VOX_R_INT, VOX_R_NUMBER, VOX_R_BOOL, VOX_R_STRING, VOX_R_UUID, VOX_R_TS,
+	VOX_R_BYTES, VOX_R_ROWS, /* an array of rows (the field's rows) */
+} vox_rtype;
+
+typedef struct vox_rfield vox_rfield;
+typedef struct vox_rshape {
+	const vox_rfield *fields;
+	size_t nfields;
+} vox_rshape;
+
+struct vox_rfield {
+	const char *key;
+	vox_rtype type;
+	bool nullable; /* nil (JSON null) is a value it may have */
+	bool optional; /* the key may be absent (a row leaves NULLs out) */
+	const vox_rshape *rows; /* VOX_R_ROWS: each row's shape */
+};
+
+/* The reply shape of a request subject ("query.wallet", ...), or NULL. */
+const vox_rshape *vox_reply_shape(const char *subject);
+
+/* Append the JSON Schema of a reply shape (id NULL: embedded). */
+void vox_contract_reply_schema(vox_buf *out, const vox_rshape *s, const char *id,
+			       const char *title, const char *description);
+
 #endif

@@ -4,12 +4,13 @@
  *
  *   <kind>.json               JSON Schema of each event and alert
  *   <subject>.request.json    JSON Schema of each request body
+ *   <subject>.reply.json      ... and of its reply (core/contract.c's shapes)
  *   asyncapi.json             AsyncAPI 3.0 of every subject, from vox's
  *                             side: the events it receives, the alerts and
  *                             dead letters it sends, the requests it answers
  *
- * Everything comes from the field tables the decoders run
- * (core/contract.h); the prose stays in the documents of subjects/, which each schema
+ * Everything comes from the field tables the decoders run and, for the
+ * replies vox writes, the shapes beside them (core/contract.h); the prose stays in the documents of subjects/, which each schema
  * links to. Output is stable (table order) and pretty-printed.
  */
 #include "core/common.h"
@@ -262,9 +263,13 @@ static void asyncapi(vox_buf *b)
 		vox_buf_printf(b, ",\"%s.request\":{\"name\":\"%s.request\",\"payload\":",
 			       subj, subj);
 		vox_contract_json_schema(b, s, only, NULL, title, desc, NULL);
-		vox_buf_printf(b, "},\"%s.reply\":{\"name\":\"%s.reply\",\"payload\":"
-			       "{\"type\":\"object\",\"description\":\"subjects/%s\"}}",
-			       subj, subj, doc_of(subj));
+		vox_buf_printf(b, "},\"%s.reply\":{\"name\":\"%s.reply\",\"payload\":",
+			       subj, subj);
+		snprintf(title, sizeof(title), "%s reply", subj);
+		snprintf(desc, sizeof(desc), "the answer to %s.<org_id>: subjects/%s",
+			 subj, doc_of(subj));
+		vox_contract_reply_schema(b, vox_reply_shape(subj), NULL, title, desc);
+		vox_buf_putc(b, '}');
 	}
 	vox_buf_puts(b, "}}}");
 }
@@ -310,6 +315,20 @@ int main(int argc, char **argv)
 			 subj, doc_of(subj));
 		vox_buf_reset(&b);
 		vox_contract_json_schema(&b, s, only, id, title, desc, NULL);
+		rc |= write_file(dir, file, &b);
+		const vox_rshape *r = vox_reply_shape(subj);
+		if (!r) {
+			fprintf(stderr, "vox-contract: no reply shape for %s\n", subj);
+			rc = 1;
+			continue;
+		}
+		snprintf(file, sizeof(file), "%s.reply.json", subj);
+		snprintf(id, sizeof(id), BASE_ID "%s", file);
+		snprintf(title, sizeof(title), "%s reply", subj);
+		snprintf(desc, sizeof(desc), "the answer to %s.<org_id>: subjects/%s"
+			 " (the JSON form of its msgpack payload)", subj, doc_of(subj));
+		vox_buf_reset(&b);
+		vox_contract_reply_schema(&b, r, id, title, desc);
 		rc |= write_file(dir, file, &b);
 	}
 	vox_buf_reset(&b);

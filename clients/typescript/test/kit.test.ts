@@ -8,6 +8,8 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { jetstream } from "@nats-io/jetstream";
+import { Ajv2020 } from "ajv/dist/2020.js";
+import formats from "ajv-formats";
 import { connect } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/transport-node";
 import * as vox from "../src/index.js";
@@ -18,6 +20,28 @@ const env = (k: string) => {
   return v;
 };
 let nc: NatsConnection;
+
+// Live replies against the contract's reply schemas (subjects/schema):
+// the JSON form, where a Date is RFC 3339 text and bytes are base64.
+const ajv = new Ajv2020({ strict: true, strictRequired: false });
+// ajv-formats is CommonJS: its default export is the module object here
+(formats as unknown as { default: (a: Ajv2020) => void }).default(ajv);
+function jsonForm(v: unknown): unknown {
+  if (v instanceof Date) return v.toISOString();
+  if (v instanceof Uint8Array) return Buffer.from(v).toString("base64");
+  if (Array.isArray(v)) return v.map(jsonForm);
+  if (v && typeof v === "object")
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, jsonForm(x)]));
+  return v;
+}
+let checked = 0;
+function conforms(subject: string, reply: unknown) {
+  const path = join(env("VOX_SOURCE_DIR"), "subjects", "schema", `${subject}.reply.json`);
+  const schema = JSON.parse(readFileSync(path, "utf8"));
+  const validate = ajv.getSchema(schema.$id) ?? ajv.compile(schema);
+  assert.ok(validate(jsonForm(reply)), `${subject}: ${ajv.errorsText(validate.errors)}`);
+  checked++;
+}
 const org = randomUUID();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -73,6 +97,11 @@ test("a published call is charged once, its replay is a duplicate", async () => 
   assert.equal(one.duration_seconds, 120);
   const auth = await vox.authorize(nc, org, {});
   assert.equal(auth.allowed, true);
+  conforms("query.wallet", w);
+  conforms("query.calls", page);
+  conforms("query.call", one);
+  conforms("billing.authorize", auth);
+  conforms("query.transactions", await vox.transactions(nc, org, { limit: 5 }));
 });
 
 test("a hot lead arrives through a durable alert consumer", async () => {
@@ -95,14 +124,22 @@ test("a hot lead arrives through a durable alert consumer", async () => {
   assert.ok(a.alert.created_at instanceof Date);
   const leads = await vox.hotLeads(nc, org, { limit: 5 });
   assert.equal(leads.items.length, 1);
+  conforms("query.hot_leads", leads);
+  conforms("query.contact", await vox.contact(nc, org, { phone: "+447700900999" }));
 });
 
 test("a credential comes back sealed to a one-time key and opened", async () => {
-  await vox.putCredential(nc, org, { provider: "twilio", config: '{"token":"tok-ts-1"}' });
+  conforms("credentials.put",
+           await vox.putCredential(nc, org, { provider: "twilio", config: '{"token":"tok-ts-1"}' }));
   const secret = await vox.getCredential(nc, org, { provider: "twilio" });
   assert.equal(new TextDecoder().decode(secret), '{"token":"tok-ts-1"}');
   const list = await vox.listCredentials(nc, org);
   assert.ok(JSON.stringify(list).includes("twilio"));
+  conforms("credentials.list", list);
+  conforms("credentials.get", await vox.request(nc, `credentials.get.${org}`, {
+    provider: "twilio", reply_key: new Uint8Array(32).fill(9) }));
+  conforms("credentials.delete", await vox.deleteCredential(nc, org, { provider: "stripe" }));
+  assert.ok(checked >= 11, `${checked} replies checked`);
 });
 
 test("each error reply is a VoxError with its code, reason and field", async () => {
