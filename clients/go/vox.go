@@ -192,15 +192,25 @@ func Request(nc *nats.Conn, subject string, body any, out any, timeout time.Dura
 	if err != nil {
 		return err
 	}
-	if c := reply.Header.Get("Nats-Service-Error-Code"); c != "" {
-		code, _ := strconv.Atoi(c)
-		return &Error{Subject: subject, Code: code, Reason: reply.Header.Get("Vox-Error-Reason"),
-			Field: reply.Header.Get("Vox-Error-Field"), Message: reply.Header.Get("Nats-Service-Error")}
+	if e := ErrorFromHeader(subject, reply.Header); e != nil {
+		return e
 	}
 	if out == nil {
 		return nil
 	}
 	return msgpack.Unmarshal(reply.Data, out)
+}
+
+// ErrorFromHeader is the error a reply's headers carry, or nil for a
+// success (no Nats-Service-Error-Code).
+func ErrorFromHeader(subject string, h nats.Header) *Error {
+	c := h.Get("Nats-Service-Error-Code")
+	if c == "" {
+		return nil
+	}
+	code, _ := strconv.Atoi(c)
+	return &Error{Subject: subject, Code: code, Reason: h.Get("Vox-Error-Reason"),
+		Field: h.Get("Vox-Error-Field"), Message: h.Get("Nats-Service-Error")}
 }
 
 // Timeout is the requests' default.

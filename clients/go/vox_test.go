@@ -268,3 +268,44 @@ func isUint(v any) bool {
 	_, ok := v.(uint64)
 	return ok
 }
+
+// Every error-reply vector is read as its error; a success is none.
+func TestErrorReplyVectors(t *testing.T) {
+	text, err := os.ReadFile(filepath.Join(os.Getenv("VOX_SOURCE_DIR"), "subjects", "vectors",
+		"json", "error_replies.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Cases []struct {
+			Name    string            `json:"name"`
+			Headers map[string]string `json:"headers"`
+			Error   *struct {
+				Code    int    `json:"code"`
+				Reason  string `json:"reason"`
+				Field   string `json:"field"`
+				Message string `json:"message"`
+			} `json:"error"`
+		} `json:"cases"`
+	}
+	if err := json.Unmarshal(text, &doc); err != nil || len(doc.Cases) < 5 {
+		t.Fatalf("%v %d", err, len(doc.Cases))
+	}
+	for _, c := range doc.Cases {
+		h := nats.Header{}
+		for k, v := range c.Headers {
+			h.Set(k, v)
+		}
+		e := ErrorFromHeader("query.x", h)
+		if c.Error == nil {
+			if e != nil {
+				t.Fatalf("%s: %+v, want no error", c.Name, e)
+			}
+			continue
+		}
+		if e == nil || e.Code != c.Error.Code || e.Reason != c.Error.Reason ||
+			e.Field != c.Error.Field || e.Message != c.Error.Message {
+			t.Fatalf("%s: %+v, want %+v", c.Name, e, c.Error)
+		}
+	}
+}

@@ -1498,6 +1498,42 @@ def requests():
     return cases
 
 
+def error_replies():
+    """What a client makes of an error reply's headers (the body is
+    empty): its code, reason, field and text. Replies without the code
+    header are not errors, whatever else they carry."""
+    def case(name, headers, error):
+        return {"name": name, "headers": headers, "error": error}
+
+    return [
+        case("a refused field", {
+            "Nats-Service-Error": "limit: must be 1..100",
+            "Nats-Service-Error-Code": "400", "Vox-Error-Reason": "out_of_range",
+            "Vox-Error-Field": "limit"},
+            {"code": 400, "reason": "out_of_range", "field": "limit",
+             "message": "limit: must be 1..100"}),
+        case("an unknown org: no field", {
+            "Nats-Service-Error": "no such organization",
+            "Nats-Service-Error-Code": "404", "Vox-Error-Reason": "unknown_org"},
+            {"code": 404, "reason": "unknown_org", "field": "",
+             "message": "no such organization"}),
+        case("the database away: retry later", {
+            "Nats-Service-Error": "database unavailable",
+            "Nats-Service-Error-Code": "503", "Vox-Error-Reason": "unavailable"},
+            {"code": 503, "reason": "unavailable", "field": "",
+             "message": "database unavailable"}),
+        case("a request over the limit", {
+            "Nats-Service-Error": "request of 5000 bytes is over the 4096 byte limit",
+            "Nats-Service-Error-Code": "413", "Vox-Error-Reason": "too_large"},
+            {"code": 413, "reason": "too_large", "field": "",
+             "message": "request of 5000 bytes is over the 4096 byte limit"}),
+        case("an older responder: code and text only", {
+            "Nats-Service-Error": "internal error", "Nats-Service-Error-Code": "500"},
+            {"code": 500, "reason": "", "field": "", "message": "internal error"}),
+        case("a success: no code header", {"Vox-Schema": "1"}, None),
+    ]
+
+
 def main():
     # the output directory: this one, or argv[1] (the freshness test)
     here = (sys.argv[1] if len(sys.argv) > 1
@@ -1522,6 +1558,12 @@ def main():
         json.dump({"format": "vox-request-vectors/1",
                    "note": "written by generate.py, do not edit",
                    "cases": reqs}, f, ensure_ascii=False, indent=1)
+        f.write("\n")
+    with open(os.path.join(here, "json", "error_replies.json"), "w",
+              encoding="utf-8") as f:
+        json.dump({"format": "vox-error-reply-vectors/1",
+                   "note": "written by generate.py, do not edit",
+                   "cases": error_replies()}, f, ensure_ascii=False, indent=1)
         f.write("\n")
     print("%-20s %3d accepted %3d refused" % (
         "json/requests.json", sum(1 for c in reqs if "accepted" in c),

@@ -220,12 +220,18 @@ export async function request<T = Record<string, unknown>>(
 ): Promise<T> {
   const reply = await nc.request(subject, encodePayload(body), { timeout: timeoutMs });
   const h = reply.headers;
-  const code = h?.get("Nats-Service-Error-Code");
-  if (h && code) {
-    throw new VoxError(subject, Number(code), h.get("Vox-Error-Reason") || "",
-                       h.get("Vox-Error-Field") || "", h.get("Nats-Service-Error") || "");
-  }
+  const e = h ? errorFromHeaders(subject, (k) => h.get(k)) : null;
+  if (e) throw e;
   return decodePayload<T>(reply.data);
+}
+
+/** The error a reply's headers carry, or null for a success (no
+ * Nats-Service-Error-Code). get returns "" for a header not there. */
+export function errorFromHeaders(subject: string, get: (key: string) => string): VoxError | null {
+  const code = get("Nats-Service-Error-Code");
+  if (!code) return null;
+  return new VoxError(subject, Number(code), get("Vox-Error-Reason") || "",
+                      get("Vox-Error-Field") || "", get("Nats-Service-Error") || "");
 }
 
 export interface Wallet {

@@ -193,3 +193,20 @@ test("every valid JSON vector decodes to its JSON", () => {
   }
   assert.ok(valid > 800, `${valid} valid vectors`);
 });
+
+test("every error-reply vector is read as its error", () => {
+  const path = join(env("VOX_SOURCE_DIR"), "subjects", "vectors", "json", "error_replies.json");
+  const doc = JSON.parse(readFileSync(path, "utf8"));
+  for (const c of doc.cases) {
+    const e = vox.errorFromHeaders("query.x", (k) => c.headers[k] ?? "");
+    if (!c.error) {
+      assert.equal(e, null, c.name);
+      continue;
+    }
+    assert.ok(e, c.name);
+    assert.deepEqual({ code: e.code, reason: e.reason, field: e.field, message: e.message },
+                     { ...c.error, message: `query.x: ${c.error.code} ${c.error.message}` },
+                     c.name);
+  }
+  assert.ok(doc.cases.length >= 5);
+});
