@@ -309,3 +309,92 @@ func TestErrorReplyVectors(t *testing.T) {
 		}
 	}
 }
+
+// Every reply vector decodes to its JSON, through the reply types.
+func TestReplyVectors(t *testing.T) {
+	text, err := os.ReadFile(filepath.Join(os.Getenv("VOX_SOURCE_DIR"), "subjects", "vectors",
+		"json", "replies.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Cases []struct {
+			Subject string          `json:"subject"`
+			Name    string          `json:"name"`
+			Hex     string          `json:"hex"`
+			JSON    json.RawMessage `json:"json"`
+		} `json:"cases"`
+	}
+	if err := json.Unmarshal(text, &doc); err != nil || len(doc.Cases) < 5 {
+		t.Fatalf("%v %d", err, len(doc.Cases))
+	}
+	for _, c := range doc.Cases {
+		raw, _ := hex.DecodeString(c.Hex)
+		switch c.Subject {
+		case "query.wallet":
+			var got, want Wallet
+			if err := msgpack.Unmarshal(raw, &got); err != nil {
+				t.Fatalf("%s: %v", c.Name, err)
+			}
+			if err := json.Unmarshal(c.JSON, &want); err != nil {
+				t.Fatal(err)
+			}
+			if got.BalancePence != -430 || !got.InDebt || got.AvailablePence != 70 {
+				t.Fatalf("%s: %+v", c.Name, got)
+			}
+		case "billing.authorize":
+			var got Authorization
+			if err := msgpack.Unmarshal(raw, &got); err != nil || got.Allowed ||
+				got.AvailablePence != 69 || got.Reason == "" {
+				t.Fatalf("%s: %v %+v", c.Name, err, got)
+			}
+		default:
+			var got map[string]any
+			var want map[string]any
+			if err := msgpack.Unmarshal(raw, &got); err != nil {
+				t.Fatalf("%s: %v", c.Name, err)
+			}
+			dec := json.NewDecoder(bytes.NewReader(c.JSON))
+			dec.UseNumber()
+			if err := dec.Decode(&want); err != nil {
+				t.Fatal(err)
+			}
+			if !sameTree(got, want) {
+				t.Fatalf("%s: %v, want %v", c.Name, got, want)
+			}
+		}
+	}
+}
+
+// sameTree compares maps and arrays key by key with same.
+func sameTree(v, want any) bool {
+	switch w := want.(type) {
+	case map[string]any:
+		m, ok := v.(map[string]any)
+		if !ok || len(m) != len(w) {
+			return false
+		}
+		for k, x := range w {
+			if !sameTree(m[k], x) {
+				return false
+			}
+		}
+		return true
+	case []any:
+		a, ok := v.([]any)
+		if !ok || len(a) != len(w) {
+			return false
+		}
+		for i := range w {
+			if !sameTree(a[i], w[i]) {
+				return false
+			}
+		}
+		return true
+	case nil:
+		return v == nil
+	case bool:
+		return v == w
+	}
+	return same(v, want)
+}

@@ -1498,6 +1498,48 @@ def requests():
     return cases
 
 
+def reply_vectors():
+    """Replies as vox writes them (widths as small as they fit, a row's
+    NULL columns left out, timestamps as ext -1), and their JSON form:
+    for a client's decoder."""
+    m = mp_map
+
+    def case(subject, name, pairs, js):
+        return {"subject": subject, "name": name, "hex": m(pairs).hex(), "json": js}
+
+    call_row = [("id", s(CALL)), ("org_id", s(ORG)), ("call_direction", s("inbound")),
+                ("from_number", s(PHONE)), ("to_number", s(PHONE2)),
+                ("duration_seconds", u8(187)), ("status", s("completed")),
+                ("sentiment_score", f64(0.75)), ("created_at", ts32(T0)),
+                ("ended_at", ts64(T1, 250000000))]
+    call_json = {"id": CALL, "org_id": ORG, "call_direction": "inbound",
+                 "from_number": PHONE, "to_number": PHONE2, "duration_seconds": 187,
+                 "status": "completed", "sentiment_score": 0.75,
+                 "created_at": "2026-01-05T10:03:21.000000000Z",
+                 "ended_at": "2026-01-05T10:06:28.250000000Z"}
+    return [
+        case("query.wallet", "a wallet in debt", [
+            ("balance_pence", i16(-430)), ("debt_limit_pence", u16(500)),
+            ("available_pence", fixint(70)), ("in_debt", boolean(True)),
+            ("unbilled_pence", fixint(0)), ("low_balance_pence", u16(1000)),
+            ("rate_per_minute", fixint(70)), ("minutes_remaining", fixint(1))],
+            {"balance_pence": -430, "debt_limit_pence": 500, "available_pence": 70,
+             "in_debt": True, "unbilled_pence": 0, "low_balance_pence": 1000,
+             "rate_per_minute": 70, "minutes_remaining": 1}),
+        case("query.calls", "a page of one call, the last", [
+            ("items", array([V(m(call_row))])), ("next", nil())],
+            {"items": [call_json], "next": None}),
+        case("query.call", "one call", call_row, call_json),
+        case("billing.authorize", "refused", [
+            ("allowed", boolean(False)), ("reason", s("not enough credit for a minute")),
+            ("available_pence", fixint(69))],
+            {"allowed": False, "reason": "not enough credit for a minute",
+             "available_pence": 69}),
+        case("credentials.delete", "nothing to delete", [("deleted", boolean(False))],
+             {"deleted": False}),
+    ]
+
+
 def error_replies():
     """What a client makes of an error reply's headers (the body is
     empty): its code, reason, field and text. Replies without the code
@@ -1558,6 +1600,11 @@ def main():
         json.dump({"format": "vox-request-vectors/1",
                    "note": "written by generate.py, do not edit",
                    "cases": reqs}, f, ensure_ascii=False, indent=1)
+        f.write("\n")
+    with open(os.path.join(here, "json", "replies.json"), "w", encoding="utf-8") as f:
+        json.dump({"format": "vox-reply-vectors/1",
+                   "note": "written by generate.py, do not edit",
+                   "cases": reply_vectors()}, f, ensure_ascii=False, indent=1)
         f.write("\n")
     with open(os.path.join(here, "json", "error_replies.json"), "w",
               encoding="utf-8") as f:

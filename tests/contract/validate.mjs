@@ -85,6 +85,15 @@ for (const f of readdirSync(vecDir).sort()) {
   if (first && validate({ ...first, org_id: 42 })) fail(`${doc.kind}: accepted org_id 42`);
 }
 console.log(`${accepted} valid vectors accepted by their schemas`);
+
+// the reply vectors against the reply schemas
+const replies = JSON.parse(readFileSync(join(vecDir, "replies.json"), "utf8"));
+for (const c of replies.cases) {
+  const validate = schemas[`${c.subject}.reply`];
+  if (!validate) fail(`replies.json: no schema for ${c.subject}.reply`);
+  else if (!validate(c.json)) fail(`replies.json: "${c.name}": ${ajv.errorsText(validate.errors)}`);
+}
+console.log(`${replies.cases.length} reply vectors accepted by their schemas`);
 if (accepted < 500) fail(`only ${accepted} vectors checked`);
 if (failures) {
   console.error(`${failures} failures`);

@@ -210,3 +210,28 @@ test("every error-reply vector is read as its error", () => {
   }
   assert.ok(doc.cases.length >= 5);
 });
+
+// The JSON form of a decoded value, to compare with a vector's JSON:
+// Dates as RFC 3339 with nine digits (a Date has three), the rest as is.
+function canonical(v: unknown): unknown {
+  if (v instanceof Date) return v.toISOString().replace("Z", "000000Z");
+  if (Array.isArray(v)) return v.map(canonical);
+  if (v && typeof v === "object")
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, canonical(x)]));
+  return v;
+}
+
+test("every reply vector decodes to its JSON", () => {
+  const path = join(env("VOX_SOURCE_DIR"), "subjects", "vectors", "json", "replies.json");
+  const doc = JSON.parse(readFileSync(path, "utf8"));
+  for (const c of doc.cases) {
+    const got = canonical(vox.decodePayload(new Uint8Array(Buffer.from(c.hex, "hex"))));
+    // a Date keeps milliseconds: compare the vector's time to them
+    const want = JSON.parse(JSON.stringify(c.json), (_k, v) =>
+      typeof v === "string" && /^\d{4}-\d\d-\d\dT.*\.\d{9}Z$/.test(v)
+        ? v.slice(0, 23) + "000000Z" : v);
+    assert.deepEqual(got, want, c.name);
+    conforms(c.subject, vox.decodePayload(new Uint8Array(Buffer.from(c.hex, "hex"))));
+  }
+  assert.ok(doc.cases.length >= 5);
+});
