@@ -14,6 +14,24 @@ static void str(vox_buf *out, const char *s)
 	vox_buf_json_str(out, s, strlen(s));
 }
 
+/* "{" and the members every schema starts with ($schema and $id unless
+ * embedded, title, description), without a comma after them. */
+static void schema_head(vox_buf *out, const char *id, const char *title,
+			const char *description)
+{
+	vox_buf_putc(out, '{');
+	if (id) {
+		vox_buf_puts(out, "\"$schema\":\"https://json-schema.org/draft/2020-12/schema\","
+			     "\"$id\":");
+		str(out, id);
+		vox_buf_putc(out, ',');
+	}
+	vox_buf_puts(out, "\"title\":");
+	str(out, title);
+	vox_buf_puts(out, ",\"description\":");
+	str(out, description);
+}
+
 void vox_contract_field(vox_buf *out, const vox_field *f)
 {
 	switch (f->kind) {
@@ -93,17 +111,7 @@ void vox_contract_json_schema(vox_buf *out, const vox_schema *s, uint32_t only,
 			      const char *id, const char *title,
 			      const char *description, const char *extra)
 {
-	vox_buf_putc(out, '{');
-	if (id) {
-		vox_buf_puts(out, "\"$schema\":\"https://json-schema.org/draft/2020-12/schema\","
-			     "\"$id\":");
-		str(out, id);
-		vox_buf_putc(out, ',');
-	}
-	vox_buf_puts(out, "\"title\":");
-	str(out, title);
-	vox_buf_puts(out, ",\"description\":");
-	str(out, description);
+	schema_head(out, id, title, description);
 	vox_buf_puts(out, ",\"type\":\"object\",\"properties\":{");
 	bool first = true;
 	for (size_t i = 0; i < s->nfields; i++) {
@@ -293,17 +301,7 @@ static void rtype(vox_buf *out, const vox_rfield *f)
 void vox_contract_reply_schema(vox_buf *out, const vox_rshape *s, const char *id,
 			       const char *title, const char *description)
 {
-	vox_buf_putc(out, '{');
-	if (id) {
-		vox_buf_puts(out, "\"$schema\":\"https://json-schema.org/draft/2020-12/schema\","
-			     "\"$id\":");
-		str(out, id);
-		vox_buf_putc(out, ',');
-	}
-	vox_buf_puts(out, "\"title\":");
-	str(out, title);
-	vox_buf_puts(out, ",\"description\":");
-	str(out, description);
+	schema_head(out, id, title, description);
 	vox_buf_putc(out, ',');
 	rshape_body(out, s);
 	vox_buf_putc(out, '}');
