@@ -24,6 +24,14 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# a database of its own, migrated as an operator does; vox-query reads
+# it as the reader role
+db=kits_$$
+PGPASSFILE=$VOX_PG_PASSFILE "$VOX_PG_BIN/createdb" -h 127.0.0.1 -p "$VOX_PG_PORT" -U vox "$db"
+export VOX_PG_DSN="${VOX_PG_DSN% dbname=*} dbname=$db"
+export VOX_PG_QUERY_DSN="${VOX_PG_QUERY_DSN% dbname=*} dbname=$db"
+"$bin/voxctl" migrate >/dev/null
+
 # the streams are the operator's; a test before this one may have
 # removed them from the shared server (the actors only wait for them)
 "$bin/voxctl" streams apply --wait 30 >/dev/null
