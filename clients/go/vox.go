@@ -225,6 +225,7 @@ type Wallet struct {
 	RatePerMinute    int64 `msgpack:"rate_per_minute"`
 	MinutesRemaining int64 `msgpack:"minutes_remaining"`
 	InDebt           bool  `msgpack:"in_debt"`
+	HeldPence        int64 `msgpack:"held_pence"` // active holds of calls in progress
 }
 
 // Page is a list reply: Next is the cursor of the next page ("" at the end).
@@ -270,14 +271,21 @@ func HotLeads(nc *nats.Conn, org string, limit int) (*Page, error) {
 type Authorization struct {
 	Allowed        bool   `msgpack:"allowed"`
 	Reason         string `msgpack:"reason"`
-	AvailablePence int64  `msgpack:"available_pence"`
+	AvailablePence int64  `msgpack:"available_pence"` // balance + debt limit - held
+	HeldPence      int64  `msgpack:"held_pence"`
+	Hold           string `msgpack:"hold,omitempty"` // placed, active, settled, expired, refused
 }
 
-func Authorize(nc *nats.Conn, org, callID string) (*Authorization, error) {
+// Authorize asks whether a call may start. With hold (and its callID) it
+// also reserves the call's credit, once per callID.
+func Authorize(nc *nats.Conn, org, callID string, hold ...bool) (*Authorization, error) {
 	var a Authorization
 	body := map[string]any{}
 	if callID != "" {
 		body["call_id"] = callID
+	}
+	if len(hold) > 0 && hold[0] {
+		body["hold"] = true
 	}
 	return &a, Request(nc, "billing.authorize."+org, body, &a, Timeout)
 }

@@ -330,37 +330,32 @@ func TestReplyVectors(t *testing.T) {
 	}
 	for _, c := range doc.Cases {
 		raw, _ := hex.DecodeString(c.Hex)
+		var got, want map[string]any
+		if err := msgpack.Unmarshal(raw, &got); err != nil {
+			t.Fatalf("%s: %v", c.Name, err)
+		}
+		dec := json.NewDecoder(bytes.NewReader(c.JSON))
+		dec.UseNumber()
+		if err := dec.Decode(&want); err != nil {
+			t.Fatal(err)
+		}
+		if !sameTree(got, want) {
+			t.Fatalf("%s: %v, want %v", c.Name, got, want)
+		}
+		// and through the kit's own reply types
 		switch c.Subject {
 		case "query.wallet":
-			var got, want Wallet
-			if err := msgpack.Unmarshal(raw, &got); err != nil {
-				t.Fatalf("%s: %v", c.Name, err)
-			}
-			if err := json.Unmarshal(c.JSON, &want); err != nil {
-				t.Fatal(err)
-			}
-			if got.BalancePence != -430 || !got.InDebt || got.AvailablePence != 70 {
-				t.Fatalf("%s: %+v", c.Name, got)
+			var w Wallet
+			if err := msgpack.Unmarshal(raw, &w); err != nil ||
+				fmt.Sprint(w.BalancePence) != fmt.Sprint(want["balance_pence"]) ||
+				fmt.Sprint(w.HeldPence) != fmt.Sprint(want["held_pence"]) {
+				t.Fatalf("%s: %v %+v", c.Name, err, w)
 			}
 		case "billing.authorize":
-			var got Authorization
-			if err := msgpack.Unmarshal(raw, &got); err != nil || got.Allowed ||
-				got.AvailablePence != 69 || got.Reason == "" {
-				t.Fatalf("%s: %v %+v", c.Name, err, got)
-			}
-		default:
-			var got map[string]any
-			var want map[string]any
-			if err := msgpack.Unmarshal(raw, &got); err != nil {
-				t.Fatalf("%s: %v", c.Name, err)
-			}
-			dec := json.NewDecoder(bytes.NewReader(c.JSON))
-			dec.UseNumber()
-			if err := dec.Decode(&want); err != nil {
-				t.Fatal(err)
-			}
-			if !sameTree(got, want) {
-				t.Fatalf("%s: %v, want %v", c.Name, got, want)
+			var a Authorization
+			if err := msgpack.Unmarshal(raw, &a); err != nil || a.Allowed != want["allowed"] ||
+				fmt.Sprint(a.HeldPence) != fmt.Sprint(want["held_pence"]) {
+				t.Fatalf("%s: %v %+v", c.Name, err, a)
 			}
 		}
 	}

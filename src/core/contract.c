@@ -83,6 +83,9 @@ void vox_contract_field(vox_buf *out, const vox_field *f)
 		}
 		vox_buf_puts(out, "]}");
 		break;
+	case VOX_F_BOOL:
+		vox_buf_puts(out, "{\"type\":\"boolean\"}");
+		break;
 	case VOX_F_BYTES:
 		vox_buf_printf(out, "{\"type\":\"string\",\"description\":\"a msgpack"
 			       " str (text as is) or bin (base64 in JSON) of at most %"
@@ -157,6 +160,7 @@ static const vox_rfield wallet_f[] = {
 	RF("available_pence", VOX_R_INT),   RF("in_debt", VOX_R_BOOL),
 	RF("unbilled_pence", VOX_R_INT),    RF("low_balance_pence", VOX_R_INT),
 	RF("rate_per_minute", VOX_R_INT),   RF("minutes_remaining", VOX_R_INT),
+	RF("held_pence", VOX_R_INT),
 };
 /* endpoints.c TX_COLS */
 static const vox_rfield tx_f[] = {
@@ -208,7 +212,8 @@ static const vox_rfield call_page_f[] = {{"items", VOX_R_ROWS, false, false, &ca
 static const vox_rfield leads_f[] = {{"items", VOX_R_ROWS, false, false, &lead_s}};
 static const vox_rfield authorize_f[] = {
 	RF("allowed", VOX_R_BOOL), RF("reason", VOX_R_STRING),
-	RF("available_pence", VOX_R_INT),
+	RF("available_pence", VOX_R_INT), RF("held_pence", VOX_R_INT),
+	{"hold", VOX_R_STRING, false, true, NULL},
 };
 static const vox_rfield cred_put_f[] = {RF("id", VOX_R_UUID), RF("key_version", VOX_R_INT)};
 static const vox_rfield cred_get_f[] = {RF("sealed", VOX_R_BYTES)};

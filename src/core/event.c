@@ -245,6 +245,7 @@ static bool field_present(const vox_field *f, const char *base)
 		return *(const int *)p != 0;
 	case VOX_F_BYTES: /* request kinds: no message has them */
 	case VOX_F_BIN:
+	case VOX_F_BOOL:
 	case VOX_F_CUSTOM:
 		return false;
 	}

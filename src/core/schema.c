@@ -322,6 +322,17 @@ static vox_status read_field(vox_mp *r, const vox_field *f, char *base,
 			return fail(err, VOX_E_INVALID, "bad_enum", f->key,
 				    "must be one of %s", list);
 		}
+	case VOX_F_BOOL: {
+		bool v;
+		vox_mp_err e = vox_mp_bool(r, &v);
+		if (e == VOX_MP_TYPE)
+			return fail(err, VOX_E_INVALID, "wrong_type", f->key,
+				    "must be a boolean");
+		if (e != VOX_MP_OK)
+			return vox_mp_fail(err, e, f->key);
+		*(bool *)dst = v;
+		return VOX_OK;
+	}
 	case VOX_F_BYTES:
 	case VOX_F_BIN:
 		return read_bytes(r, f, dst, err);

@@ -31,6 +31,7 @@ typedef enum vox_fkind {
 	VOX_F_INT,      /* int64_t in [min, max] */
 	VOX_F_FLOAT,    /* double in [min, max]; a bool at has_off says present */
 	VOX_F_ENUM,     /* int: the index in choices + 1 */
+	VOX_F_BOOL,     /* bool (requests: no message has one) */
 	VOX_F_BYTES,    /* vox_bytes: a str or a bin of min..max bytes */
 	VOX_F_BIN,      /* vox_bytes: a bin of min..max bytes */
 	VOX_F_CUSTOM,   /* read by the field's read function */

@@ -1480,6 +1480,12 @@ def requests():
     bad("query.contact", "a phone that is not E.164", m([("phone", s("07700 900123"))]),
         "bad_phone", "phone")
     ok("billing.authorize", "a call id", m([("call_id", s(CALL))]))
+    ok("billing.authorize", "a hold for a call", m([("call_id", s(CALL)), ("hold", boolean(True))]))
+    ok("billing.authorize", "hold false needs no call", m([("hold", boolean(False))]))
+    bad("billing.authorize", "a hold without its call", m([("hold", boolean(True))]),
+        "missing", "call_id")
+    bad("billing.authorize", "hold as a string", m([("hold", s("yes"))]),
+        "wrong_type", "hold")
     bad("billing.authorize", "a call id that is not a UUID",
         m([("call_id", s("x"))]), "bad_uuid", "call_id")
     ok("credentials.get", "provider, type and a reply key",
@@ -1522,19 +1528,26 @@ def reply_vectors():
             ("balance_pence", i16(-430)), ("debt_limit_pence", u16(500)),
             ("available_pence", fixint(70)), ("in_debt", boolean(True)),
             ("unbilled_pence", fixint(0)), ("low_balance_pence", u16(1000)),
-            ("rate_per_minute", fixint(70)), ("minutes_remaining", fixint(1))],
+            ("rate_per_minute", fixint(70)), ("minutes_remaining", fixint(1)),
+            ("held_pence", fixint(0))],
             {"balance_pence": -430, "debt_limit_pence": 500, "available_pence": 70,
              "in_debt": True, "unbilled_pence": 0, "low_balance_pence": 1000,
-             "rate_per_minute": 70, "minutes_remaining": 1}),
+             "rate_per_minute": 70, "minutes_remaining": 1, "held_pence": 0}),
         case("query.calls", "a page of one call, the last", [
             ("items", array([V(m(call_row))])), ("next", nil())],
             {"items": [call_json], "next": None}),
         case("query.call", "one call", call_row, call_json),
         case("billing.authorize", "refused", [
             ("allowed", boolean(False)), ("reason", s("not enough credit for a minute")),
-            ("available_pence", fixint(69))],
+            ("available_pence", fixint(69)), ("held_pence", fixint(0))],
             {"allowed": False, "reason": "not enough credit for a minute",
-             "available_pence": 69}),
+             "available_pence": 69, "held_pence": 0}),
+        case("billing.authorize", "a hold placed", [
+            ("allowed", boolean(True)), ("reason", s("ok")),
+            ("available_pence", i16(-280)), ("held_pence", u16(350)),
+            ("hold", s("placed"))],
+            {"allowed": True, "reason": "ok", "available_pence": -280,
+             "held_pence": 350, "hold": "placed"}),
         case("credentials.delete", "nothing to delete", [("deleted", boolean(False))],
              {"deleted": False}),
     ]

@@ -68,6 +68,15 @@ const th_invariant th_invariants[] = {
 	 "SELECT count(*) FROM organizations o WHERE o.unbilled_pence <>"
 	 " COALESCE((SELECT sum(c.shortfall_pence) FROM call_charges c"
 	 "  WHERE c.org_id = o.id), 0)"},
+	{"5: held >= 0, and no hold of a charged call is still active (call.ended"
+	 " settles it in the charge's transaction)",
+	 "SELECT (SELECT count(*) FROM credit_holds WHERE amount_pence < 0)"
+	 " + (SELECT count(*) FROM credit_holds h JOIN call_charges c"
+	 "    ON c.call_id = h.call_id AND c.org_id = h.org_id WHERE h.state = 'active')"},
+	{"5: a held call's charge is its duration's, whatever the hold was",
+	 "SELECT count(*) FROM credit_holds h JOIN call_charges c"
+	 " ON c.call_id = h.call_id AND c.org_id = h.org_id"
+	 " WHERE c.charge_pence <> (c.duration_seconds * c.rate_per_minute + 59) / 60"},
 };
 const size_t th_ninvariants = VOX_NELEM(th_invariants);
 

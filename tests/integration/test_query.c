@@ -251,7 +251,8 @@ static void test_wallet(void **state)
 	ask("wallet", ORG_A, NULL, &r);
 	expect_ok(&r);
 	const msgpack_object *w = &r.u.data;
-	assert_int_equal(w->via.map.size, 8);
+	assert_int_equal(w->via.map.size, 9);
+	assert_int_equal(get_int(w, "held_pence"), 0);
 	assert_int_equal(get_int(w, "balance_pence"), 180);
 	assert_int_equal(get_int(w, "debt_limit_pence"), 500);
 	assert_int_equal(get_int(w, "available_pence"), 680);
@@ -274,6 +275,25 @@ static void test_wallet(void **state)
 	assert_int_equal(get_int(&r.u.data, "available_pence"), 380);
 	assert_int_equal(get_int(&r.u.data, "minutes_remaining"), 5);
 	th_reply_free(&r);
+
+	/* a call in progress holds credit: it is not available; a settled
+	 * hold holds nothing, and another org's hold is not this one's */
+	th_pg_okf(F->db, "INSERT INTO credit_holds (org_id, call_id, amount_pence, fits,"
+		  " expires_at) VALUES ('%s', gen_random_uuid(), 350, true,"
+		  " now() + interval '1 hour')", ORG_B);
+	th_pg_okf(F->db, "INSERT INTO credit_holds (org_id, call_id, amount_pence, fits,"
+		  " state, expires_at, ended_at) VALUES ('%s', gen_random_uuid(), 9999, true,"
+		  " 'settled', now(), now())", ORG_B);
+	ask("wallet", ORG_B, NULL, &r);
+	expect_ok(&r);
+	assert_int_equal(get_int(&r.u.data, "held_pence"), 350);
+	assert_int_equal(get_int(&r.u.data, "available_pence"), 380 - 350);
+	assert_int_equal(get_int(&r.u.data, "minutes_remaining"), 0); /* 30p */
+	th_reply_free(&r);
+	ask("wallet", ORG_A, NULL, &r);
+	assert_int_equal(get_int(&r.u.data, "held_pence"), 0);
+	th_reply_free(&r);
+	th_pg_okf(F->db, "DELETE FROM credit_holds WHERE org_id = '%s'", ORG_B);
 
 	/* a balance change shows at once: reads are not cached */
 	th_pg_okf(F->db, "UPDATE organizations SET wallet_balance_pence = 181 WHERE id = '%s'",

@@ -436,8 +436,21 @@ typedef struct auth_reply {
 	bool has_reason;
 	bool has_available;
 	int64_t available;
+	bool has_held;
+	int64_t held;
+	char hold[16]; /* "" when the reply has no hold */
 	int nkeys;
 } auth_reply;
+
+static int64_t mp_i64(const msgpack_object *o)
+{
+	if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+		return (int64_t)o->via.u64;
+	if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+		return o->via.i64;
+	fail_msg("not an integer");
+	return 0;
+}
 
 static void authorize(fixture *f, const char *token, const void *body, size_t len,
 		      auth_reply *out)
@@ -477,12 +490,14 @@ static void authorize(fixture *f, const char *token, const void *body, size_t le
 				out->has_reason = kv->val.via.str.size > 0;
 			} else if (kl == 15 && memcmp(k, "available_pence", 15) == 0) {
 				out->has_available = true;
-				if (kv->val.type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-					out->available = (int64_t)kv->val.via.u64;
-				else if (kv->val.type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
-					out->available = kv->val.via.i64;
-				else
-					fail_msg("available_pence is not an integer");
+				out->available = mp_i64(&kv->val);
+			} else if (kl == 10 && memcmp(k, "held_pence", 10) == 0) {
+				out->has_held = true;
+				out->held = mp_i64(&kv->val);
+			} else if (kl == 4 && memcmp(k, "hold", 4) == 0) {
+				assert_int_equal(kv->val.type, MSGPACK_OBJECT_STR);
+				snprintf(out->hold, sizeof(out->hold), "%.*s",
+					 (int)kv->val.via.str.size, kv->val.via.str.ptr);
 			}
 		}
 		msgpack_unpacked_destroy(&u);
@@ -497,8 +512,8 @@ static void assert_authorized(fixture *f, const char *org, bool allowed,
 	auth_reply a;
 	authorize(f, org, empty_map, 1, &a);
 	assert_string_equal(a.error_code, "");
-	assert_int_equal(a.nkeys, 3);
-	assert_true(a.has_allowed && a.has_reason && a.has_available);
+	assert_int_equal(a.nkeys, 4);
+	assert_true(a.has_allowed && a.has_reason && a.has_available && a.has_held);
 	if (a.allowed != allowed || a.available != available)
 		fprintf(stderr, "authorize %s: want allowed=%d available=%" PRId64
 			", got allowed=%d available=%" PRId64 "\n", org, allowed,
@@ -1392,6 +1407,168 @@ static void test_refund_crossing_the_threshold_raises_low_balance(void **state)
 	check_invariants(f);
 }
 
+/* ---- credit holds ------------------------------------------------------------ */
+
+/* {"call_id": <call>, "hold": true} */
+static size_t hold_body(char *out, const char *call)
+{
+	int n = snprintf(out, 64, "\x82\xa7" "call_id" "\xd9\x24" "%s" "\xa4" "hold" "\xc3",
+			 call);
+	return (size_t)n;
+}
+
+/* The defect of a balance-only authorize: ten calls started at once for
+ * an org with credit for one minute were all allowed. With holds, the
+ * first is allowed and holds VOX_HOLD_MINUTES (5 x 70p); the other nine,
+ * asked at the same time, see that hold and are refused. */
+static void test_ten_concurrent_calls_with_credit_for_one_minute(void **state)
+{
+	fixture *f = *state;
+	add_org(f, ORG_A, 70, 0, 0);
+	start_billing(f, 0, NULL, NULL);
+	natsSubscription *sub = NULL;
+	char inbox[128];
+	natsInbox *ib = NULL;
+	assert_int_equal(natsInbox_Create(&ib), NATS_OK);
+	snprintf(inbox, sizeof(inbox), "%s", (const char *)ib);
+	natsInbox_Destroy(ib);
+	assert_int_equal(natsConnection_SubscribeSync(&sub, f->nc, inbox), NATS_OK);
+	/* all ten in flight before the first answer */
+	for (int i = 0; i < 10; i++) {
+		char call[40], body[64];
+		snprintf(call, sizeof(call), "22222222-0000-4000-8000-0000000000%02d", i);
+		size_t n = hold_body(body, call);
+		assert_int_equal(natsConnection_PublishRequest(f->nc, "billing.authorize." ORG_A,
+							       inbox, body, (int)n), NATS_OK);
+	}
+	assert_int_equal(natsConnection_Flush(f->nc), NATS_OK);
+	int allowed = 0, refused = 0;
+	for (int i = 0; i < 10; i++) {
+		natsMsg *m = NULL;
+		assert_int_equal(natsSubscription_NextMsg(&m, sub, 10000), NATS_OK);
+		const char *code = NULL;
+		assert_int_not_equal(natsMsgHeader_Get(m, "Nats-Service-Error-Code", &code),
+				     NATS_OK);
+		msgpack_unpacked u;
+		msgpack_unpacked_init(&u);
+		assert_int_equal(msgpack_unpack_next(&u, natsMsg_GetData(m),
+						     (size_t)natsMsg_GetDataLength(m), NULL),
+				 MSGPACK_UNPACK_SUCCESS);
+		bool ok = false;
+		char hold[16] = "";
+		for (uint32_t k = 0; k < u.data.via.map.size; k++) {
+			const msgpack_object_kv *kv = &u.data.via.map.ptr[k];
+			if (kv->key.via.str.size == 7 && memcmp(kv->key.via.str.ptr, "allowed", 7) == 0)
+				ok = kv->val.via.boolean;
+			if (kv->key.via.str.size == 4 && memcmp(kv->key.via.str.ptr, "hold", 4) == 0)
+				snprintf(hold, sizeof(hold), "%.*s", (int)kv->val.via.str.size,
+					 kv->val.via.str.ptr);
+		}
+		msgpack_unpacked_destroy(&u);
+		natsMsg_Destroy(m);
+		if (ok) {
+			allowed++;
+			assert_string_equal(hold, "placed");
+		} else {
+			refused++;
+			assert_string_equal(hold, "refused");
+		}
+	}
+	natsSubscription_Destroy(sub);
+	assert_int_equal(allowed, 1);
+	assert_int_equal(refused, 9);
+	/* one hold, 350p, recorded as not fitting (70p of credit) */
+	assert_int_equal(th_pg_intf(f->db, "SELECT count(*) FROM credit_holds"), 1);
+	assert_int_equal(th_pg_intf(f->db, "SELECT amount_pence FROM credit_holds"
+				     " WHERE state = 'active' AND NOT fits"), 350);
+	/* and a plain authorize sees it: 70 - 350 */
+	assert_authorized(f, ORG_A, false, -280);
+	check_invariants(f);
+}
+
+/* The replaced system capped a call's charge at its 5-minute
+ * reservation. A hold reserves; the charge is the call's duration, and
+ * the hold is released in the same transaction. A call.ended before any
+ * hold leaves the call ended: a hold asked for afterwards places nothing. */
+static void test_a_hold_settles_and_never_caps_the_charge(void **state)
+{
+	fixture *f = *state;
+	auth_reply a;
+	char body[64];
+	evbuf c1, c2;
+	add_org(f, ORG_A, 10000, 500, 0);
+	start_billing(f, 0, NULL, NULL);
+	authorize(f, ORG_A, body, hold_body(body, CALL_1), &a);
+	assert_string_equal(a.error_code, "");
+	assert_true(a.allowed);
+	assert_string_equal(a.hold, "placed");
+	assert_int_equal(a.held, 350);
+	assert_int_equal(a.available, 10000 + 500 - 350);
+	/* asked again for the same call: the same hold, nothing more held */
+	authorize(f, ORG_A, body, hold_body(body, CALL_1), &a);
+	assert_true(a.allowed);
+	assert_string_equal(a.hold, "active");
+	assert_int_equal(a.held, 350);
+
+	/* a 30-minute call: 30 x 70 = 2100p, not the hold's 350 */
+	mk_call(&c1, ORG_A, CALL_1, 1800, "hold-call-1");
+	publish(f, &c1.ev);
+	wait_balance(f, ORG_A, 10000 - 2100);
+	wait_drained(f);
+	assert_int_equal(th_pg_intf(f->db, "SELECT charge_pence FROM call_charges"
+				     " WHERE call_id = '" CALL_1 "'"), 2100);
+	assert_int_equal(th_pg_intf(f->db, "SELECT count(*) FROM credit_holds WHERE"
+				     " call_id = '" CALL_1 "' AND state = 'settled'"
+				     " AND ended_at IS NOT NULL"), 1);
+	assert_authorized(f, ORG_A, true, 10000 - 2100 + 500);
+	/* the call has ended: no new hold for it */
+	authorize(f, ORG_A, body, hold_body(body, CALL_1), &a);
+	assert_false(a.allowed);
+	assert_string_equal(a.hold, "settled");
+	assert_int_equal(a.held, 0);
+
+	/* ended first, asked after: nothing placed, nothing held */
+	mk_call(&c2, ORG_A, CALL_2, 60, "hold-call-2");
+	publish(f, &c2.ev);
+	wait_balance(f, ORG_A, 10000 - 2100 - 70);
+	wait_drained(f);
+	authorize(f, ORG_A, body, hold_body(body, CALL_2), &a);
+	assert_false(a.allowed);
+	assert_string_equal(a.hold, "settled");
+	assert_int_equal(th_pg_intf(f->db, "SELECT COALESCE(sum(amount_pence), 0)"
+				     " FROM credit_holds WHERE state = 'active'"), 0);
+	check_invariants(f);
+}
+
+/* A hold whose call never ends (the bridge crashed) stops counting once
+ * it expires, exactly once; a hold needs its call_id. */
+static void test_an_abandoned_hold_expires(void **state)
+{
+	fixture *f = *state;
+	auth_reply a;
+	char body[64];
+	add_org(f, ORG_A, 100, 0, 0);
+	start_billing(f, 0, NULL, NULL);
+	authorize(f, ORG_A, body, hold_body(body, CALL_3), &a);
+	assert_true(a.allowed);
+	assert_int_equal(a.held, 350);
+	assert_authorized(f, ORG_A, false, 100 - 350);
+	/* as if VOX_HOLD_EXPIRY_S had passed */
+	th_pg_okf(f->db, "UPDATE credit_holds SET expires_at = now() - interval '1 second'"
+		  " WHERE call_id = '%s'", CALL_3);
+	assert_int_equal(wait_sqlf(f, 1, 20000, "SELECT count(*) FROM credit_holds"
+				   " WHERE call_id = '%s' AND state = 'expired'", CALL_3), 1);
+	assert_authorized(f, ORG_A, true, 100);
+	authorize(f, ORG_A, body, hold_body(body, CALL_3), &a);
+	assert_false(a.allowed);
+	assert_string_equal(a.hold, "expired");
+	/* hold without a call_id: refused by name */
+	static const char no_call[] = "\x81\xa4" "hold" "\xc3";
+	authorize(f, ORG_A, no_call, sizeof(no_call) - 1, &a);
+	assert_string_equal(a.error_code, "400");
+	check_invariants(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1412,6 +1589,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_large_wallets_are_charged_and_alerted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_topup_that_would_overflow_is_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refund_crossing_the_threshold_raises_low_balance, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ten_concurrent_calls_with_credit_for_one_minute, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_a_hold_settles_and_never_caps_the_charge, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_an_abandoned_hold_expires, setup, teardown),
 	};
 	if (getenv("VOX_TEST_FILTER"))
 		cmocka_set_test_filter(getenv("VOX_TEST_FILTER"));

@@ -243,6 +243,7 @@ export interface Wallet {
   rate_per_minute: number;
   minutes_remaining: number;
   in_debt: boolean;
+  held_pence: number; // active holds of calls in progress
 }
 
 export interface Page<T> {
@@ -277,9 +278,14 @@ export const hotLeads = (nc: NatsConnection, org: string, q: { limit?: number } 
 export interface Authorization {
   allowed: boolean;
   reason: string;
-  available_pence: number;
+  available_pence: number; // balance + debt limit - held
+  held_pence: number;
+  hold?: "placed" | "active" | "settled" | "expired" | "refused"; // when asked for
 }
-export const authorize = (nc: NatsConnection, org: string, q: { call_id?: string } = {}) =>
+/** Whether a call may start; with hold (and its call_id), reserve its
+ * credit in the same round trip (idempotent by call_id). */
+export const authorize = (nc: NatsConnection, org: string,
+                          q: { call_id?: string; hold?: boolean } = {}) =>
   request<Authorization>(nc, `billing.authorize.${org}`, q);
 
 // ---- credentials ----------------------------------------------------------

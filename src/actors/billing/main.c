@@ -18,6 +18,11 @@ static const vox_cfg_var billing_vars[] = {
 	 BC(retention_h), "processed_webhook_events kept this long"},
 	{"VOX_WEBHOOK_CLEANUP_S", VOX_CFG_INT, "300", 1, 86400, NULL,
 	 BC(cleanup_interval_s), "how often the retention cleanup runs"},
+	{"VOX_HOLD_MINUTES", VOX_CFG_INT, "5", 1, 1440, NULL, BC(hold_minutes),
+	 "minutes of the rate a call's hold reserves (billing.authorize with hold)"},
+	{"VOX_HOLD_EXPIRY_S", VOX_CFG_INT, "7200", 60, 604800, NULL,
+	 BC(hold_expiry_s), "a hold its call never settled (no call.ended)"
+	 " expires after this"},
 };
 
 static vox_billing_ctx billing;

@@ -32,6 +32,8 @@ enum {
 	S_CHARGES,
 	S_WALLETS,
 	S_PROCESSED,
+	S_SETTLE,
+	S_SETTLE_MARK,
 	S_COUNT
 };
 
@@ -88,6 +90,19 @@ static const vox_pg_stmt statements[S_COUNT] = {
 		"INSERT INTO processed_webhook_events (event_id, event_type, org_id, event_data)"
 		" SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[], $4::jsonb[])"
 		" ON CONFLICT (event_id) DO NOTHING"},
+	/* call.ended settles its call's hold, in the charge's transaction;
+	 * with none, a settled row of 0 keeps a later hold from being
+	 * placed for a call that has ended */
+	[S_SETTLE] = {"vox_billing_settle",
+		"UPDATE credit_holds h SET state = 'settled', ended_at = now()"
+		" FROM unnest($1::uuid[], $2::uuid[]) AS t(o, c)"
+		" WHERE h.org_id = t.o AND h.call_id = t.c AND h.state = 'active'"},
+	[S_SETTLE_MARK] = {"vox_billing_settle_mark",
+		"INSERT INTO credit_holds (org_id, call_id, amount_pence, fits, state,"
+		" expires_at, ended_at)"
+		" SELECT DISTINCT o, c, 0::bigint, true, 'settled', now(), now()"
+		" FROM unnest($1::uuid[], $2::uuid[]) AS t(o, c)"
+		" ON CONFLICT (org_id, call_id) DO NOTHING"},
 };
 
 vox_status vox_billing_prepare(void *ctx, PGconn *c)
@@ -393,6 +408,35 @@ static vox_status write_charges(PGconn *c, const vox_billing_plan *p,
 	return exec(c, S_CHARGES, &q);
 }
 
+/* The holds of the calls this batch ended (charged now or before). */
+static vox_status settle_holds(PGconn *c, const vox_billing_plan *p,
+			       const vox_item *items, size_t n)
+{
+	static const vox_pg_type types[] = {VOX_PG_UUID, VOX_PG_UUID};
+	vox_pg_params q;
+	vox_pg_array *a[VOX_NELEM(types)];
+	size_t k = 0;
+	vox_pg_params_columns(&q, a, types, VOX_NELEM(types));
+	for (size_t i = 0; i < n; i++) {
+		vox_billing_outcome o = p->outcomes[i];
+		if (items[i].ev.kind != VOX_CALL_ENDED ||
+		    (o != VOX_BILL_APPLIED && o != VOX_BILL_DUPLICATE))
+			continue;
+		vox_pg_array_uuid(a[0], &items[i].ev.u.call_ended.org_id);
+		vox_pg_array_uuid(a[1], &items[i].ev.u.call_ended.call_id);
+		k++;
+	}
+	if (k == 0) {
+		vox_pg_params_release(&q);
+		return VOX_OK;
+	}
+	vox_status st = vox_pg_run(c, statements[S_SETTLE].name, &q, NULL);
+	if (st == VOX_OK)
+		st = vox_pg_run(c, statements[S_SETTLE_MARK].name, &q, NULL);
+	vox_pg_params_release(&q);
+	return st == VOX_E_CONFLICT ? VOX_E_RETRY : st;
+}
+
 static vox_status write_wallets(PGconn *c, const batch_read *b)
 {
 	static const vox_pg_type types[] = {
@@ -541,6 +585,8 @@ vox_status vox_billing_apply(void *ctx, vox_tx *tx, vox_item *items, size_t n)
 		goto out;
 	if ((st = write_processed(c, items, n, &p)) != VOX_OK)
 		goto out;
+	if ((st = settle_holds(c, &p, items, n)) != VOX_OK)
+		goto out;
 	st = emit_alerts(tx, &p, &b, items);
 out:
 	vox_billing_plan_release(&p);
@@ -551,10 +597,26 @@ out:
 
 /* ---- retention ----------------------------------------------------------- */
 
+/* Holds whose call never ended (the bridge crashed, the call.ended was
+ * lost upstream) stop counting after VOX_HOLD_EXPIRY_S: each once, by
+ * whichever instance's keeper gets there first (the state guard). */
+static void expire_holds(PGconn *c)
+{
+	PGresult *r = PQexec(c,
+		"UPDATE credit_holds SET state = 'expired', ended_at = now()"
+		" WHERE (org_id, call_id) IN (SELECT org_id, call_id FROM credit_holds"
+		"  WHERE state = 'active' AND expires_at <= now() LIMIT 1000"
+		"  FOR UPDATE SKIP LOCKED)");
+	if (vox_pg_status(c, r) == VOX_OK && strcmp(PQcmdTuples(r), "0") != 0)
+		vox_info("msg=\"holds expired\" count=%s", PQcmdTuples(r));
+	PQclear(r);
+}
+
 void vox_billing_tick(void *ctx, PGconn *c)
 {
 	vox_billing_ctx *bc = ctx;
 	int64_t now = (int64_t)time(NULL);
+	expire_holds(c);
 	if (now < bc->next_cleanup)
 		return;
 	bc->next_cleanup = now + bc->cfg.cleanup_interval_s;
@@ -579,6 +641,121 @@ void vox_billing_tick(void *ctx, PGconn *c)
 
 /* ---- billing.authorize --------------------------------------------------- */
 
+/* What billing.authorize answers. */
+typedef struct authz {
+	bool found;        /* the org exists */
+	bool allowed;
+	int64_t available; /* balance + debt limit - held, saturating */
+	int64_t held;      /* active holds, the call's own included */
+	const char *hold;  /* with hold: placed | active | settled | expired | refused */
+	const char *reason;
+} authz;
+
+static int64_t sub_sat(int64_t a, int64_t b)
+{
+	int64_t r;
+	if (__builtin_sub_overflow(a, b, &r))
+		return b > 0 ? INT64_MIN : INT64_MAX;
+	return r;
+}
+
+/*
+ * One answer in one transaction. Without hold, a read. With hold, the
+ * org row is locked (FOR NO KEY UPDATE, as a batch of charges locks it),
+ * so concurrent requests for one org are answered one after the other:
+ * each sees the holds of those before it. A hold is placed only when the
+ * call is allowed, exactly once per (org, call_id) (the primary key); a
+ * second request for the same call gets the first one's hold back.
+ */
+static vox_status authorize_tx(authz *out, PGconn *c, const vox_billing_ctx *bc,
+			       const char *org, const vox_authorize_req *q)
+{
+	char msg[256], amount[24], expiry[32], fits[8];
+	const char *p[5] = {org, q->call_id.s, amount, expiry, fits};
+	vox_status st = VOX_OK;
+	PGresult *r = NULL;
+	memset(out, 0, sizeof(*out));
+	if (q->hold && (st = vox_pg_exec(c, "BEGIN", msg, sizeof(msg))) != VOX_OK)
+		return st;
+	r = PQexecParams(c, q->hold
+		? "SELECT wallet_balance_pence, debt_limit_pence FROM organizations"
+		  " WHERE id = $1::uuid FOR NO KEY UPDATE"
+		: "SELECT wallet_balance_pence, debt_limit_pence FROM organizations"
+		  " WHERE id = $1::uuid", 1, NULL, p, NULL, NULL, 0);
+	if ((st = vox_pg_status(c, r)) != VOX_OK || PQntuples(r) != 1)
+		goto done;
+	out->found = true;
+	int64_t avail = vox_billing_available(pg_i64(r, 0, 0), pg_i64(r, 0, 1));
+	PQclear(r);
+	r = PQexecParams(c, "SELECT COALESCE(sum(amount_pence), 0)::int8 FROM credit_holds"
+			 " WHERE org_id = $1::uuid AND state = 'active'",
+			 1, NULL, p, NULL, NULL, 0);
+	if ((st = vox_pg_status(c, r)) != VOX_OK)
+		goto done;
+	out->held = pg_i64(r, 0, 0);
+	out->available = sub_sat(avail, out->held);
+	out->allowed = out->available >= bc->cfg.rate_per_minute;
+	PQclear(r);
+	r = NULL;
+	if (!q->hold)
+		goto done;
+	r = PQexecParams(c, "SELECT state FROM credit_holds"
+			 " WHERE org_id = $1::uuid AND call_id = $2::uuid",
+			 2, NULL, p, NULL, NULL, 0);
+	if ((st = vox_pg_status(c, r)) != VOX_OK)
+		goto done;
+	if (PQntuples(r) == 1) {
+		/* asked before: the answer of then, whatever is left now */
+		const char *state = PQgetvalue(r, 0, 0);
+		out->hold = strcmp(state, "active") == 0 ? "active"
+			    : strcmp(state, "settled") == 0 ? "settled" : "expired";
+		out->allowed = strcmp(state, "active") == 0;
+		goto done;
+	}
+	PQclear(r);
+	r = NULL;
+	if (!out->allowed) {
+		out->hold = "refused";
+		goto done;
+	}
+	int64_t want = bc->cfg.hold_minutes * bc->cfg.rate_per_minute;
+	snprintf(amount, sizeof(amount), "%" PRId64, want);
+	snprintf(expiry, sizeof(expiry), "%" PRId64 " seconds", bc->cfg.hold_expiry_s);
+	snprintf(fits, sizeof(fits), "%s", out->available >= want ? "true" : "false");
+	r = PQexecParams(c, "INSERT INTO credit_holds (org_id, call_id, amount_pence,"
+			 " fits, expires_at) VALUES ($1::uuid, $2::uuid, $3::int8,"
+			 " $5::bool, now() + $4::interval)",
+			 5, NULL, p, NULL, NULL, 0);
+	if ((st = vox_pg_status(c, r)) != VOX_OK)
+		goto done;
+	out->hold = "placed";
+	out->held += want;
+	out->available = sub_sat(avail, out->held);
+done:
+	PQclear(r);
+	if (q->hold) {
+		vox_status end = vox_pg_exec(c, st == VOX_OK ? "COMMIT" : "ROLLBACK",
+					     msg, sizeof(msg));
+		if (st == VOX_OK)
+			st = end;
+	}
+	if (!out->reason)
+		out->reason = out->hold && strcmp(out->hold, "settled") == 0
+				      ? "the call has ended"
+			      : out->hold && strcmp(out->hold, "expired") == 0
+				      ? "the call's hold has expired"
+			      : out->allowed ? "ok"
+					     : "insufficient funds: less than one minute"
+					       " can be paid beyond the credit held";
+	return st == VOX_E_CONFLICT ? VOX_E_RETRY : st;
+}
+
+static void pack_key(msgpack_packer *pk, const char *k)
+{
+	msgpack_pack_str(pk, strlen(k));
+	msgpack_pack_str_body(pk, k, strlen(k));
+}
+
 void vox_billing_authorize(vox_request *req, void *ctx)
 {
 	vox_billing_ctx *bc = ctx;
@@ -591,8 +768,6 @@ void vox_billing_authorize(vox_request *req, void *ctx)
 		vox_request_fail(req, vox_request_bad_org(&err));
 		return;
 	}
-	/* the request is checked (strictly, core/authorize.c) and its
-	 * call_id is not needed for the answer: it reserves nothing */
 	vox_authorize_req areq;
 	if (vox_authorize_parse(&areq, data, len, &err) != VOX_OK) {
 		vox_request_fail(req, &err); /* 413 or 400 */
@@ -606,51 +781,37 @@ void vox_billing_authorize(vox_request *req, void *ctx)
 		vox_request_fail(req, vox_request_db_error(&err, st));
 		return;
 	}
-	const char *params[1] = {orgbuf};
-	PGresult *r = PQexecParams(c,
-				   "SELECT wallet_balance_pence, debt_limit_pence"
-				   " FROM organizations WHERE id = $1::uuid",
-				   1, NULL, params, NULL, NULL, 0);
-	st = vox_pg_status(c, r);
-	int64_t balance = 0, debt = 0;
-	bool found = st == VOX_OK && PQntuples(r) == 1;
-	if (found) {
-		balance = pg_i64(r, 0, 0);
-		debt = pg_i64(r, 0, 1);
-	}
-	PQclear(r);
+	authz a;
+	st = authorize_tx(&a, c, bc, orgbuf, &areq);
 	vox_pgpool_put(bc->pool, c, st);
 	if (st != VOX_OK) {
 		vox_request_fail(req, vox_request_db_error(&err, st));
 		return;
 	}
-	if (!found) {
+	if (!a.found) {
 		vox_request_fail(req, vox_request_no_org(&err));
 		return;
 	}
-
-	int64_t available = vox_billing_available(balance, debt);
-	bool allowed = available >= bc->cfg.rate_per_minute;
-	const char *reason = allowed ? "ok"
-				     : "insufficient funds: less than one minute can be paid";
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	msgpack_pack_map(&pk, 3);
-	msgpack_pack_str(&pk, 7);
-	msgpack_pack_str_body(&pk, "allowed", 7);
-	if (allowed)
+	msgpack_pack_map(&pk, a.hold ? 5 : 4);
+	pack_key(&pk, "allowed");
+	if (a.allowed)
 		msgpack_pack_true(&pk);
 	else
 		msgpack_pack_false(&pk);
-	msgpack_pack_str(&pk, 6);
-	msgpack_pack_str_body(&pk, "reason", 6);
-	msgpack_pack_str(&pk, strlen(reason));
-	msgpack_pack_str_body(&pk, reason, strlen(reason));
-	msgpack_pack_str(&pk, 15);
-	msgpack_pack_str_body(&pk, "available_pence", 15);
-	msgpack_pack_int64(&pk, available);
+	pack_key(&pk, "reason");
+	pack_key(&pk, a.reason);
+	pack_key(&pk, "available_pence");
+	msgpack_pack_int64(&pk, a.available);
+	pack_key(&pk, "held_pence");
+	msgpack_pack_int64(&pk, a.held);
+	if (a.hold) {
+		pack_key(&pk, "hold");
+		pack_key(&pk, a.hold);
+	}
 	vox_request_respond(req, sb.data, sb.size);
 	msgpack_sbuffer_destroy(&sb);
 }

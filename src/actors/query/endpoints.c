@@ -57,7 +57,9 @@ const vox_qstmt vox_query_stmts[] = {
 	[Q_ORG] = {"q_org", "SELECT 1 FROM organizations WHERE id = $1::uuid", 1},
 	[Q_WALLET] = {"q_wallet",
 		      "SELECT wallet_balance_pence::int8, debt_limit_pence::int8,"
-		      " unbilled_pence::int8, low_balance_pence::int8"
+		      " unbilled_pence::int8, low_balance_pence::int8,"
+		      " (SELECT COALESCE(sum(h.amount_pence), 0)::int8 FROM credit_holds h"
+		      "  WHERE h.org_id = $1::uuid AND h.state = 'active')"
 		      " FROM organizations WHERE id = $1::uuid", 1},
 	[Q_TX] = {"q_tx",
 		  "SELECT " TX_COLS " FROM credit_transactions"
@@ -391,8 +393,12 @@ void vox_query_wallet(vox_request *req, void *ctx)
 	int64_t debt = be_int(PQgetvalue(res[0], 0, 1), 8);
 	int64_t unbilled = be_int(PQgetvalue(res[0], 0, 2), 8);
 	int64_t low = be_int(PQgetvalue(res[0], 0, 3), 8);
+	int64_t held = be_int(PQgetvalue(res[0], 0, 4), 8);
 	clear_all(res, 1);
+	/* what calls can still use: the credit not held for calls in
+	 * progress (billing.authorize's rule) */
 	int64_t available = vox_billing_available(balance, debt);
+	available = held > 0 && available < INT64_MIN + held ? INT64_MIN : available - held;
 	int64_t rate = qc->cfg.rate_per_minute;
 	int64_t minutes = available > 0 ? available / rate : 0;
 
@@ -403,7 +409,7 @@ void vox_query_wallet(vox_request *req, void *ctx)
 		{"balance_pence", balance},     {"debt_limit_pence", debt},
 		{"available_pence", available}, {"unbilled_pence", unbilled},
 		{"low_balance_pence", low},     {"rate_per_minute", rate},
-		{"minutes_remaining", minutes},
+		{"minutes_remaining", minutes}, {"held_pence", held},
 	};
 	vox_buf out;
 	msgpack_packer pk;
