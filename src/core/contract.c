@@ -210,6 +210,13 @@ static const vox_rfield tx_page_f[] = {{"items", VOX_R_ROWS, false, false, &tx_s
 static const vox_rfield call_page_f[] = {{"items", VOX_R_ROWS, false, false, &call_s},
 					 NEXT};
 static const vox_rfield leads_f[] = {{"items", VOX_R_ROWS, false, false, &lead_s}};
+/* endpoints.c Q_HOLDS */
+static const vox_rfield hold_f[] = {
+	RF("call_id", VOX_R_UUID), RF("amount_pence", VOX_R_INT), RF("fits", VOX_R_BOOL),
+	RF("created_at", VOX_R_TS), RF("expires_at", VOX_R_TS),
+};
+static const vox_rshape hold_s = {hold_f, NELEM(hold_f)};
+static const vox_rfield holds_f[] = {{"items", VOX_R_ROWS, false, false, &hold_s}};
 static const vox_rfield authorize_f[] = {
 	RF("allowed", VOX_R_BOOL), RF("reason", VOX_R_STRING),
 	RF("available_pence", VOX_R_INT), RF("held_pence", VOX_R_INT),
@@ -236,6 +243,7 @@ static const struct {
 	{"query.call", {call_f, NELEM(call_f)}},
 	{"query.contact", {contact_f, NELEM(contact_f)}},
 	{"query.hot_leads", {leads_f, NELEM(leads_f)}},
+	{"query.holds", {holds_f, NELEM(holds_f)}},
 	{"billing.authorize", {authorize_f, NELEM(authorize_f)}},
 	{"credentials.put", {cred_put_f, NELEM(cred_put_f)}},
 	{"credentials.get", {cred_get_f, NELEM(cred_get_f)}},

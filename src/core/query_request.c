@@ -128,6 +128,7 @@ const vox_query_def vox_query_defs[VOX_Q_COUNT] = {
 	[VOX_Q_CALL] = {"call", VOX_QK_CALL_ID},
 	[VOX_Q_CONTACT] = {"contact", VOX_QK_CONTACT_ID | VOX_QK_PHONE},
 	[VOX_Q_HOT_LEADS] = {"hot_leads", VOX_QK_LIMIT},
+	[VOX_Q_HOLDS] = {"holds", VOX_QK_LIMIT},
 };
 
 /* The name of an enum value the decoder checked. */

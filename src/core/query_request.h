@@ -81,7 +81,7 @@ vox_status vox_qreq_parse(vox_qreq *q, unsigned allowed, vox_qcursor_kind kind,
  * ignored like unknown keys): the one list vox-query and the contract
  * generator (vox-contract) share. */
 enum { VOX_Q_WALLET, VOX_Q_TRANSACTIONS, VOX_Q_CALLS, VOX_Q_CALL,
-       VOX_Q_CONTACT, VOX_Q_HOT_LEADS, VOX_Q_COUNT };
+       VOX_Q_CONTACT, VOX_Q_HOT_LEADS, VOX_Q_HOLDS, VOX_Q_COUNT };
 typedef struct vox_query_def {
 	const char *name; /* query.<name>.<org> */
 	unsigned keys;    /* VOX_QK_* */

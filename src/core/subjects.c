@@ -21,7 +21,7 @@ static const struct {
 
 const char *const vox_request_subjects[] = {
 	"query.wallet", "query.transactions", "query.calls", "query.call",
-	"query.contact", "query.hot_leads", "billing.authorize",
+	"query.contact", "query.hot_leads", "query.holds", "billing.authorize",
 	"credentials.put", "credentials.get", "credentials.list",
 	"credentials.delete", NULL,
 };

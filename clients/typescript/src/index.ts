@@ -274,6 +274,16 @@ export const contact = (nc: NatsConnection, org: string,
   request<Record<string, unknown>>(nc, `query.contact.${org}`, q);
 export const hotLeads = (nc: NatsConnection, org: string, q: { limit?: number } = {}) =>
   request<Page<Record<string, unknown>>>(nc, `query.hot_leads.${org}`, q);
+export interface Hold {
+  call_id: string;
+  amount_pence: number;
+  fits: boolean;
+  created_at: Date;
+  expires_at: Date;
+}
+/** The credit held by calls in progress, newest first. */
+export const holds = (nc: NatsConnection, org: string, q: { limit?: number } = {}) =>
+  request<Page<Hold>>(nc, `query.holds.${org}`, q);
 
 export interface Authorization {
   allowed: boolean;

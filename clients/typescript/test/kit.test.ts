@@ -102,6 +102,18 @@ test("a published call is charged once, its replay is a duplicate", async () => 
   conforms("query.call", one);
   conforms("billing.authorize", auth);
   conforms("query.transactions", await vox.transactions(nc, org, { limit: 5 }));
+  // a hold for the next call: placed once, listed, counted
+  const next = randomUUID();
+  const held = await vox.authorize(nc, org, { call_id: next, hold: true });
+  assert.equal(held.hold, "placed");
+  assert.equal((await vox.authorize(nc, org, { call_id: next, hold: true })).hold, "active");
+  conforms("billing.authorize", held);
+  const hs = await vox.holds(nc, org);
+  assert.equal(hs.items.length, 1);
+  assert.equal(hs.items[0].call_id, next);
+  assert.equal(hs.items[0].amount_pence, held.held_pence);
+  conforms("query.holds", hs);
+  assert.equal((await vox.wallet(nc, org)).held_pence, held.held_pence);
 });
 
 test("a hot lead arrives through a durable alert consumer", async () => {
@@ -139,7 +151,7 @@ test("a credential comes back sealed to a one-time key and opened", async () => 
   conforms("credentials.get", await vox.request(nc, `credentials.get.${org}`, {
     provider: "twilio", reply_key: new Uint8Array(32).fill(9) }));
   conforms("credentials.delete", await vox.deleteCredential(nc, org, { provider: "stripe" }));
-  assert.ok(checked >= 11, `${checked} replies checked`);
+  assert.ok(checked >= 13, `${checked} replies checked`);
 });
 
 test("each error reply is a VoxError with its code, reason and field", async () => {

@@ -51,6 +51,7 @@ enum {
 	Q_CONTACT_ID,
 	Q_CONTACT_PHONE,
 	Q_HOT_LEADS,
+	Q_HOLDS,
 };
 
 const vox_qstmt vox_query_stmts[] = {
@@ -91,6 +92,11 @@ const vox_qstmt vox_query_stmts[] = {
 			 "SELECT " ALERT_COLS " FROM hot_lead_alerts"
 			 " WHERE org_id = $1::uuid"
 			 " ORDER BY created_at DESC, id DESC LIMIT $2::int", 2},
+	/* the credit held by calls in progress (billing.authorize with hold) */
+	[Q_HOLDS] = {"q_holds",
+		     "SELECT call_id, amount_pence, fits, created_at, expires_at"
+		     " FROM credit_holds WHERE org_id = $1::uuid AND state = 'active'"
+		     " ORDER BY created_at DESC, call_id DESC LIMIT $2::int", 2},
 };
 const size_t vox_query_nstmts = VOX_NELEM(vox_query_stmts);
 
@@ -531,6 +537,22 @@ void vox_query_hot_leads(vox_request *req, void *ctx)
 	const char *org_p[1] = {org};
 	const char *p[2] = {org, limit};
 	const vox_qcall calls[2] = {{Q_ORG, org_p}, {Q_HOT_LEADS, p}};
+	if (run(req, qc, org, calls, 2, res))
+		reply_list(req, qc, res, q.limit, 0);
+}
+
+void vox_query_holds(vox_request *req, void *ctx)
+{
+	vox_query_ctx *qc = ctx;
+	char org[37], limit[16];
+	vox_qreq q;
+	PGresult *res[2];
+	if (!begin(req, org, &q, vox_query_defs[VOX_Q_HOLDS].keys, VOX_QCURSOR_CALLS))
+		return;
+	snprintf(limit, sizeof(limit), "%d", q.limit);
+	const char *org_p[1] = {org};
+	const char *p[2] = {org, limit};
+	const vox_qcall calls[2] = {{Q_ORG, org_p}, {Q_HOLDS, p}};
 	if (run(req, qc, org, calls, 2, res))
 		reply_list(req, qc, res, q.limit, 0);
 }

@@ -63,6 +63,7 @@ static vox_status setup(vox_actor *a, void *ctx)
 		{"call", "query.call.*", vox_query_call},
 		{"contact", "query.contact.*", vox_query_contact},
 		{"hot_leads", "query.hot_leads.*", vox_query_hot_leads},
+		{"holds", "query.holds.*", vox_query_holds},
 	};
 	for (size_t i = 0; i < VOX_NELEM(eps) && st == VOX_OK; i++)
 		st = vox_service_add_endpoint(vox_actor_service(a), eps[i].name,

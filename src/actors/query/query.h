@@ -110,5 +110,6 @@ void vox_query_calls(vox_request *req, void *ctx);
 void vox_query_call(vox_request *req, void *ctx);
 void vox_query_contact(vox_request *req, void *ctx);
 void vox_query_hot_leads(vox_request *req, void *ctx);
+void vox_query_holds(vox_request *req, void *ctx);
 
 #endif
