@@ -51,6 +51,7 @@ int main(int argc, char **argv)
 {
 	static const vox_input inputs[] = {
 		{"vox-billing-calls", "call.ended.*"},
+		{"vox-billing-starts", "call.started.*"},
 		{"vox-billing-payments", "payment.*.*"},
 	};
 	static const vox_actor_def def = {
