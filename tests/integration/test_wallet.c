@@ -37,7 +37,6 @@
 #define ACTOR "vox-billing"
 #define CALLS_DURABLE "vox-billing-calls"
 #define PAYMENTS_DURABLE "vox-billing-payments"
-#define STARTS_DURABLE "vox-billing-starts"
 #define MAX_ACTORS 2
 #define RATE 70
 
@@ -187,20 +186,17 @@ static int64_t charge_of(int64_t d)
 static void wait_drained(fixture *f)
 {
 	int quiet = 0;
-	long long c = -1, p = -1, st = -1;
+	long long c = -1, p = -1;
 	for (int i = 0; i < 300 && quiet < 2; i++) {
 		c = th_consumer_outstanding(f->js, "EVENTS", CALLS_DURABLE);
 		p = th_consumer_outstanding(f->js, "EVENTS", PAYMENTS_DURABLE);
-		st = th_consumer_outstanding(f->js, "EVENTS", STARTS_DURABLE);
-		quiet = (c == 0 && p == 0 && st == 0) ? quiet + 1 : 0;
+		quiet = (c == 0 && p == 0) ? quiet + 1 : 0;
 		th_sleep_ms(100);
 	}
 	if (quiet < 2)
-		fprintf(stderr, "consumers not drained: calls %lld, payments %lld,"
-			" starts %lld\n", c, p, st);
+		fprintf(stderr, "consumers not drained: calls %lld, payments %lld\n", c, p);
 	assert_int_equal(c, 0);
 	assert_int_equal(p, 0);
-	assert_int_equal(st, 0);
 }
 
 /* ---- the invariants (invariants.h) ------------------------------------- */
@@ -258,24 +254,6 @@ static void mk_call(evbuf *b, const char *org, const char *call_id,
 	e->ended_at = (vox_time){1795000000 + duration, 0, true};
 	e->duration_seconds = duration;
 	e->status = VOX_CALL_COMPLETED;
-}
-
-static void mk_started(evbuf *b, const char *org, const char *call_id,
-		       const char *eid)
-{
-	memset(b, 0, sizeof(*b));
-	snprintf(b->eid, sizeof(b->eid), "%s", eid);
-	snprintf(b->key1, sizeof(b->key1), "+447700900123");
-	snprintf(b->key2, sizeof(b->key2), "+442071838750");
-	b->ev.kind = VOX_CALL_STARTED;
-	vox_call_started *e = &b->ev.u.call_started;
-	e->event_id = (vox_str){b->eid, strlen(b->eid)};
-	snprintf(e->org_id.s, sizeof(e->org_id.s), "%s", org);
-	snprintf(e->call_id.s, sizeof(e->call_id.s), "%.36s", call_id);
-	e->direction = VOX_DIR_INBOUND;
-	e->from_number = (vox_str){b->key1, strlen(b->key1)};
-	e->to_number = (vox_str){b->key2, strlen(b->key2)};
-	e->started_at = (vox_time){1795000000, 0, true};
 }
 
 static void mk_topup(evbuf *b, const char *org, const char *pi, int64_t amount,
@@ -1562,53 +1540,6 @@ static void test_a_hold_settles_and_never_caps_the_charge(void **state)
 	check_invariants(f);
 }
 
-/* A call.started places its call's hold in vox-billing's batch, once
- * (a redelivery or a repeat places nothing more), recorded as not
- * fitting when the org cannot spend all of it; its call.ended settles it.
- * A call.ended before its call.started: the late start places nothing. */
-static void test_call_started_holds_once_and_its_end_settles(void **state)
-{
-	fixture *f = *state;
-	evbuf s1, s1again, e1, s2, e2;
-	add_org(f, ORG_A, 300, 0, 0);
-	start_billing(f, 0, NULL, NULL);
-	mk_started(&s1, ORG_A, CALL_1, "hold-start-1");
-	publish(f, &s1.ev);
-	mk_started(&s1again, ORG_A, CALL_1, "hold-start-1-again"); /* another event id */
-	publish(f, &s1again.ev);
-	assert_int_equal(wait_sqlf(f, 1, 20000, "SELECT count(*) FROM credit_holds"
-				   " WHERE call_id = '%s' AND state = 'active'", CALL_1), 1);
-	wait_drained(f);
-	assert_int_equal(th_pg_intf(f->db, "SELECT count(*) FROM credit_holds"), 1);
-	/* 5 x 70 = 350 does not fit in 300; held all the same */
-	assert_int_equal(th_pg_intf(f->db, "SELECT amount_pence FROM credit_holds"
-				     " WHERE NOT fits"), 350);
-	assert_authorized(f, ORG_A, false, 300 - 350);
-	assert_int_equal(balance_of(f, ORG_A), 300); /* a hold moves no money */
-
-	mk_call(&e1, ORG_A, CALL_1, 120, "hold-end-1");
-	publish(f, &e1.ev);
-	wait_balance(f, ORG_A, 300 - 140);
-	wait_drained(f);
-	assert_int_equal(th_pg_intf(f->db, "SELECT count(*) FROM credit_holds"
-				     " WHERE state = 'active'"), 0);
-	assert_authorized(f, ORG_A, true, 160);
-
-	/* ended first, started late: settled, nothing held */
-	mk_call(&e2, ORG_A, CALL_2, 60, "hold-end-2");
-	publish(f, &e2.ev);
-	wait_balance(f, ORG_A, 160 - 70);
-	wait_drained(f);
-	mk_started(&s2, ORG_A, CALL_2, "hold-start-2");
-	publish(f, &s2.ev);
-	wait_drained(f);
-	assert_int_equal(th_pg_intf(f->db, "SELECT count(*) FROM credit_holds WHERE"
-				     " call_id = '" CALL_2 "' AND state = 'settled'"
-				     " AND amount_pence = 0"), 1);
-	assert_authorized(f, ORG_A, true, 90);
-	check_invariants(f);
-}
-
 /* A hold whose call never ends (the bridge crashed) stops counting once
  * it expires, exactly once; a hold needs its call_id. */
 static void test_an_abandoned_hold_expires(void **state)
@@ -1661,7 +1592,6 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_ten_concurrent_calls_with_credit_for_one_minute, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_a_hold_settles_and_never_caps_the_charge, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_an_abandoned_hold_expires, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_call_started_holds_once_and_its_end_settles, setup, teardown),
 	};
 	if (getenv("VOX_TEST_FILTER"))
 		cmocka_set_test_filter(getenv("VOX_TEST_FILTER"));

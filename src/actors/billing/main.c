@@ -51,7 +51,6 @@ int main(int argc, char **argv)
 {
 	static const vox_input inputs[] = {
 		{"vox-billing-calls", "call.ended.*"},
-		{"vox-billing-starts", "call.started.*"},
 		{"vox-billing-payments", "payment.*.*"},
 	};
 	static const vox_actor_def def = {

@@ -34,8 +34,6 @@ enum {
 	S_PROCESSED,
 	S_SETTLE,
 	S_SETTLE_MARK,
-	S_HELD,
-	S_PLACE,
 	S_COUNT
 };
 
@@ -104,17 +102,6 @@ static const vox_pg_stmt statements[S_COUNT] = {
 		" expires_at, ended_at)"
 		" SELECT DISTINCT o, c, 0::bigint, true, 'settled', now(), now()"
 		" FROM unnest($1::uuid[], $2::uuid[]) AS t(o, c)"
-		" ON CONFLICT (org_id, call_id) DO NOTHING"},
-	/* call.started places its call's hold, exactly once per (org,
-	 * call_id) and never after its call.ended (the settled mark) */
-	[S_HELD] = {"vox_billing_held",
-		"SELECT org_id, sum(amount_pence)::int8 FROM credit_holds"
-		" WHERE org_id = ANY($1::uuid[]) AND state = 'active' GROUP BY 1"},
-	[S_PLACE] = {"vox_billing_place",
-		"INSERT INTO credit_holds (org_id, call_id, amount_pence, fits, expires_at)"
-		" SELECT o, c, a, f, now() + make_interval(secs => e)"
-		" FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::bool[], $5::int8[])"
-		"  AS t(o, c, a, f, e)"
 		" ON CONFLICT (org_id, call_id) DO NOTHING"},
 };
 
@@ -421,85 +408,6 @@ static vox_status write_charges(PGconn *c, const vox_billing_plan *p,
 	return exec(c, S_CHARGES, &q);
 }
 
-/* A wallet of the batch by org, or NULL (an unknown org). */
-static const vox_wallet *wallet_of(const batch_read *b, const vox_uuid *org)
-{
-	for (size_t i = 0; i < b->nwallets; i++)
-		if (strcmp(b->wallets[i].org_id.s, org->s) == 0)
-			return &b->wallets[i];
-	return NULL;
-}
-
-/*
- * The holds of the calls this batch started: VOX_HOLD_MINUTES of the rate
- * each, against what the org can spend after the batch's charges
- * (balance + debt limit - active holds, those placed here included). A
- * hold that does not fit is placed all the same, marked so: the call was
- * not refused here (the bridge asked billing.authorize before placing
- * it). Before settle_holds, so that a call started and ended in one
- * batch ends settled.
- */
-static vox_status place_holds(PGconn *c, const vox_billing_ctx *bc,
-			      const vox_billing_plan *p, const batch_read *b,
-			      const vox_item *items, size_t n)
-{
-	size_t k = 0;
-	for (size_t i = 0; i < n; i++)
-		k += items[i].ev.kind == VOX_CALL_STARTED && p->outcomes[i] == VOX_BILL_IGNORED &&
-		     !vox_item_refused(&items[i]) &&
-		     wallet_of(b, &items[i].ev.u.call_started.org_id) != NULL;
-	if (k == 0)
-		return VOX_OK;
-	/* what is held already, per org of the batch */
-	int64_t *held = vox_calloc(b->nwallets ? b->nwallets : 1, sizeof(*held));
-	vox_pg_params hq;
-	vox_pg_params_init(&hq);
-	hq.result_format = 1;
-	vox_pg_array *orgs = vox_pg_params_array(&hq, VOX_PG_UUID);
-	for (size_t i = 0; i < b->nwallets; i++)
-		vox_pg_array_uuid(orgs, &b->wallets[i].org_id);
-	PGresult *r = NULL;
-	vox_status st = vox_pg_run(c, statements[S_HELD].name, &hq, &r);
-	vox_pg_params_release(&hq);
-	for (int row = 0; st == VOX_OK && row < PQntuples(r); row++) {
-		vox_uuid org;
-		pg_uuid(r, row, 0, &org);
-		const vox_wallet *w = wallet_of(b, &org);
-		if (w)
-			held[w - b->wallets] = pg_i64(r, row, 1);
-	}
-	PQclear(r);
-	if (st != VOX_OK) {
-		free(held);
-		return st == VOX_E_CONFLICT ? VOX_E_RETRY : st;
-	}
-	static const vox_pg_type types[] = {VOX_PG_UUID, VOX_PG_UUID, VOX_PG_INT8,
-					    VOX_PG_BOOL, VOX_PG_INT8};
-	vox_pg_params q;
-	vox_pg_array *a[VOX_NELEM(types)];
-	vox_pg_params_columns(&q, a, types, VOX_NELEM(types));
-	int64_t amount = bc->cfg.hold_minutes * bc->cfg.rate_per_minute;
-	for (size_t i = 0; i < n; i++) {
-		const vox_call_started *e = &items[i].ev.u.call_started;
-		const vox_wallet *w;
-		if (items[i].ev.kind != VOX_CALL_STARTED || p->outcomes[i] != VOX_BILL_IGNORED ||
-		    vox_item_refused(&items[i]) || !(w = wallet_of(b, &e->org_id)))
-			continue;
-		size_t j = (size_t)(w - b->wallets);
-		int64_t can = vox_billing_available(w->balance, w->debt_limit);
-		bool fits = held[j] <= can && can - held[j] >= amount;
-		if (held[j] <= INT64_MAX - amount)
-			held[j] += amount;
-		vox_pg_array_uuid(a[0], &e->org_id);
-		vox_pg_array_uuid(a[1], &e->call_id);
-		vox_pg_array_int(a[2], amount);
-		vox_pg_array_bool(a[3], fits);
-		vox_pg_array_int(a[4], bc->cfg.hold_expiry_s);
-	}
-	free(held);
-	return exec(c, S_PLACE, &q);
-}
-
 /* The holds of the calls this batch ended (charged now or before). */
 static vox_status settle_holds(PGconn *c, const vox_billing_plan *p,
 			       const vox_item *items, size_t n)
@@ -655,9 +563,7 @@ vox_status vox_billing_apply(void *ctx, vox_tx *tx, vox_item *items, size_t n)
 	vox_billing_plan_batch(&p, &in);
 	for (size_t i = 0; i < n; i++) {
 		vox_billing_outcome o = p.outcomes[i];
-		/* a call.started moves no money: its hold is placed below */
-		if (o == VOX_BILL_APPLIED || o == VOX_BILL_DUPLICATE ||
-		    (o == VOX_BILL_IGNORED && items[i].ev.kind == VOX_CALL_STARTED))
+		if (o == VOX_BILL_APPLIED || o == VOX_BILL_DUPLICATE)
 			continue;
 		/* a refund may arrive before its payment (two instances, a
 		 * redelivery, the payment provider's own order): wait for it */
@@ -678,8 +584,6 @@ vox_status vox_billing_apply(void *ctx, vox_tx *tx, vox_item *items, size_t n)
 	if ((st = write_wallets(c, &b)) != VOX_OK)
 		goto out;
 	if ((st = write_processed(c, items, n, &p)) != VOX_OK)
-		goto out;
-	if ((st = place_holds(c, bc, &p, &b, items, n)) != VOX_OK)
 		goto out;
 	if ((st = settle_holds(c, &p, items, n)) != VOX_OK)
 		goto out;
