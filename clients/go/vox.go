@@ -12,6 +12,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"time"
 
@@ -211,6 +212,25 @@ func ErrorFromHeader(subject string, h nats.Header) *Error {
 	code, _ := strconv.Atoi(c)
 	return &Error{Subject: subject, Code: code, Reason: h.Get("Vox-Error-Reason"),
 		Field: h.Get("Vox-Error-Field"), Message: h.Get("Nats-Service-Error")}
+}
+
+// Connect opens a NATS connection and its JetStream context to
+// VOX_NATS_URL (default nats://127.0.0.1:4222), as vox's own programs do.
+func Connect(name string) (*nats.Conn, nats.JetStreamContext, error) {
+	url := os.Getenv("VOX_NATS_URL")
+	if url == "" {
+		url = nats.DefaultURL
+	}
+	nc, err := nats.Connect(url, nats.Name(name))
+	if err != nil {
+		return nil, nil, err
+	}
+	js, err := nc.JetStream()
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return nc, js, nil
 }
 
 // Timeout is the requests' default.

@@ -24,6 +24,14 @@ int64_t vox_billing_available(int64_t balance, int64_t debt_limit)
 	return sum;
 }
 
+int64_t vox_billing_spendable(int64_t balance, int64_t debt_limit, int64_t held)
+{
+	int64_t avail = vox_billing_available(balance, debt_limit), r;
+	if (__builtin_sub_overflow(avail, held, &r))
+		return held > 0 ? INT64_MIN : INT64_MAX;
+	return r;
+}
+
 const char *vox_billing_outcome_code(vox_billing_outcome o)
 {
 	switch (o) {

@@ -35,6 +35,11 @@ int64_t vox_billing_charge(int64_t duration_seconds, int64_t rate_per_minute);
  * instead of overflowing. */
 int64_t vox_billing_available(int64_t balance, int64_t debt_limit);
 
+/* balance + debt_limit - held (held >= 0: the active credit holds): what
+ * a new call may use, billing.authorize's and query.wallet's
+ * available_pence. Saturates at both ends. */
+int64_t vox_billing_spendable(int64_t balance, int64_t debt_limit, int64_t held);
+
 typedef struct vox_wallet {
 	vox_uuid org_id;
 	int64_t balance;

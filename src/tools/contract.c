@@ -135,6 +135,17 @@ static const char *doc_of(const char *subject)
 	return NULL;
 }
 
+/* The title and description of a request's or a reply's schema, the
+ * same in its file and in the AsyncAPI document. */
+static void names(char *title, size_t tlen, char *desc, size_t dlen,
+		  const char *subj, bool reply)
+{
+	snprintf(title, tlen, "%s %s", subj, reply ? "reply" : "request");
+	snprintf(desc, dlen, "%s %s.<org_id>: subjects/%s (the JSON form of its"
+		 " msgpack payload)", reply ? "the answer to" : "the body of", subj,
+		 doc_of(subj));
+}
+
 static const char org_param[] =
 	"\"parameters\":{\"org_id\":{\"description\":\"the organization's UUID,"
 	" the same as the payload's org_id\"}}";
@@ -257,17 +268,13 @@ static void asyncapi(vox_buf *b)
 		uint32_t only;
 		const vox_schema *s = request_schema(subj, &only);
 		char title[96], desc[160];
-		snprintf(title, sizeof(title), "%s request", subj);
-		snprintf(desc, sizeof(desc), "the body of %s.<org_id>: subjects/%s",
-			 subj, doc_of(subj));
+		names(title, sizeof(title), desc, sizeof(desc), subj, false);
 		vox_buf_printf(b, ",\"%s.request\":{\"name\":\"%s.request\",\"payload\":",
 			       subj, subj);
 		vox_contract_json_schema(b, s, only, NULL, title, desc, NULL);
 		vox_buf_printf(b, "},\"%s.reply\":{\"name\":\"%s.reply\",\"payload\":",
 			       subj, subj);
-		snprintf(title, sizeof(title), "%s reply", subj);
-		snprintf(desc, sizeof(desc), "the answer to %s.<org_id>: subjects/%s",
-			 subj, doc_of(subj));
+		names(title, sizeof(title), desc, sizeof(desc), subj, true);
 		vox_contract_reply_schema(b, vox_reply_shape(subj), NULL, title, desc);
 		vox_buf_putc(b, '}');
 	}
@@ -310,9 +317,7 @@ int main(int argc, char **argv)
 		char id[128], file[96], title[96], desc[160];
 		snprintf(file, sizeof(file), "%s.request.json", subj);
 		snprintf(id, sizeof(id), BASE_ID "%s", file);
-		snprintf(title, sizeof(title), "%s request", subj);
-		snprintf(desc, sizeof(desc), "the body of %s.<org_id>: subjects/%s",
-			 subj, doc_of(subj));
+		names(title, sizeof(title), desc, sizeof(desc), subj, false);
 		vox_buf_reset(&b);
 		vox_contract_json_schema(&b, s, only, id, title, desc, NULL);
 		rc |= write_file(dir, file, &b);
@@ -324,9 +329,7 @@ int main(int argc, char **argv)
 		}
 		snprintf(file, sizeof(file), "%s.reply.json", subj);
 		snprintf(id, sizeof(id), BASE_ID "%s", file);
-		snprintf(title, sizeof(title), "%s reply", subj);
-		snprintf(desc, sizeof(desc), "the answer to %s.<org_id>: subjects/%s"
-			 " (the JSON form of its msgpack payload)", subj, doc_of(subj));
+		names(title, sizeof(title), desc, sizeof(desc), subj, true);
 		vox_buf_reset(&b);
 		vox_contract_reply_schema(&b, r, id, title, desc);
 		rc |= write_file(dir, file, &b);

@@ -74,62 +74,46 @@ cp -r "$top/clients/go" "$gopath/src/vox.example/client"
     go build -o "$work/go-$e" "./examples/$e" || exit 1
   done)
 
-# the examples: a Stripe-shaped webhook bridge (signed, retried by
-# Stripe: a duplicate), a call bridge, the dashboard's questions
-org=$(cat /proc/sys/kernel/random/uuid)
-"$bin/voxctl" org create --id "$org" --name "Kit Examples" --email k@example.com >/dev/null
+# the examples of one kit, for an org of their own: a Stripe-shaped
+# webhook bridge (signed; Stripe's retry is a duplicate; a forged one is
+# refused), a call bridge, the dashboard's questions (500p paid, 70p for
+# the minute). examples KIT STRIPE_CMD CALL_CMD DASHBOARD_CMD: the
+# commands take their arguments (address, org, ...) after them.
 free_port() { for _ in $(seq 1 100); do p=$((20000 + RANDOM % 40000)); ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && { echo $p; return; }; done; exit 1; }
-port=$(free_port)
 secret=whsec_kit_test
-(cd "$ts" && STRIPE_WEBHOOK_SECRET=$secret exec node dist/examples/stripe-bridge.js "$port") \
-  >"$work/stripe.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 1 100); do grep -q listening "$work/stripe.log" && break; sleep 0.1; done
-body='{"id":"evt_kit_'$org'","type":"payment_intent.succeeded","created":1796400000,"data":{"object":{"id":"pi_kit_'$org'","amount":500,"amount_received":500,"metadata":{"org_id":"'$org'"}}}}'
-post() { # post SIGNATURE_SECRET: the status line and body
-  local t sig
-  t=$(date +%s)
-  sig=$(printf '%s' "$t.$body" | openssl dgst -sha256 -hmac "$1" | awk '{print $NF}')
-  curl -s -w ' %{http_code}' -H "Stripe-Signature: t=$t,v1=$sig" --data-binary "$body" \
-    "http://127.0.0.1:$port/webhook"
+examples() {
+  local kit=$1 stripe=$2 call=$3 dash=$4 org port body r out
+  org=$(cat /proc/sys/kernel/random/uuid)
+  "$bin/voxctl" org create --id "$org" --name "$kit Examples" --email k@example.com >/dev/null
+  port=$(free_port)
+  STRIPE_WEBHOOK_SECRET=$secret $stripe "127.0.0.1:$port" >"$work/$kit-stripe.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 1 100); do grep -q listening "$work/$kit-stripe.log" && break; sleep 0.1; done
+  body='{"id":"evt_'$kit'_'$org'","type":"payment_intent.succeeded","created":1796400000,"data":{"object":{"id":"pi_'$kit'_'$org'","amount":500,"amount_received":500,"metadata":{"org_id":"'$org'"}}}}'
+  post() { # post SIGNATURE_SECRET: the body and the status
+    local t sig
+    t=$(date +%s)
+    sig=$(printf '%s' "$t.$body" | openssl dgst -sha256 -hmac "$1" | awk '{print $NF}')
+    curl -s -w ' %{http_code}' -H "Stripe-Signature: t=$t,v1=$sig" --data-binary "$body" \
+      "http://127.0.0.1:$port/webhook"
+  }
+  r=$(post "$secret"); echo "$kit stripe: $r"
+  case $r in *"duplicate=false"*" 200") ;; *) echo "kits: $kit: the webhook was not stored: $r" >&2; exit 1 ;; esac
+  r=$(post "$secret"); echo "$kit stripe again: $r"
+  case $r in *"duplicate=true"*" 200") ;; *) echo "kits: $kit: a retried webhook was not a duplicate: $r" >&2; exit 1 ;; esac
+  r=$(post wrong-secret); echo "$kit stripe forged: $r"
+  case $r in *"bad signature"*" 400") ;; *) echo "kits: $kit: a forged webhook was taken: $r" >&2; exit 1 ;; esac
+  $call "$org" 60 | tee "$work/$kit-call.out"
+  grep -q "call.ended stream=EVENTS" "$work/$kit-call.out"
+  for _ in $(seq 1 200); do
+    out=$($dash "$org" 2>&1 || true)
+    case $out in *"balance 430p"*completed*) break ;; esac
+    sleep 0.1
+  done
+  echo "$out"
+  case $out in *"balance 430p"*completed*) ;; *) echo "kits: $kit: the dashboard did not show 430p and the call" >&2; exit 1 ;; esac
 }
-r=$(post "$secret"); echo "stripe: $r"
-case $r in *"duplicate=false"*" 200") ;; *) echo "kits: the webhook was not stored: $r" >&2; exit 1 ;; esac
-r=$(post "$secret"); echo "stripe again: $r"
-case $r in *"duplicate=true"*" 200") ;; *) echo "kits: a retried webhook was not a duplicate: $r" >&2; exit 1 ;; esac
-r=$(post wrong-secret); echo "stripe forged: $r"
-case $r in *"bad signature"*" 400") ;; *) echo "kits: a forged webhook was taken: $r" >&2; exit 1 ;; esac
-(cd "$ts" && node dist/examples/call-bridge.js "$org" 60) | tee "$work/call.out"
-grep -q "call.ended stream=EVENTS" "$work/call.out"
-# 500p paid, 70p for the minute
-for _ in $(seq 1 200); do
-  out=$(cd "$ts" && node dist/examples/dashboard.js "$org" 2>&1 || true)
-  case $out in *"balance 430p"*completed*) break ;; esac
-  sleep 0.1
-done
-echo "$out"
-case $out in *"balance 430p"*completed*) ;; *) echo "kits: the dashboard did not show 430p and the call" >&2; exit 1 ;; esac
-# the same with the Go examples, for an org of their own
-org=$(cat /proc/sys/kernel/random/uuid)
-"$bin/voxctl" org create --id "$org" --name "Go Examples" --email g@example.com >/dev/null
-port=$(free_port)
-STRIPE_WEBHOOK_SECRET=$secret "$work/go-stripebridge" "127.0.0.1:$port" >"$work/go-stripe.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 1 100); do grep -q listening "$work/go-stripe.log" && break; sleep 0.1; done
-body='{"id":"evt_go_'$org'","type":"payment_intent.succeeded","created":1796400000,"data":{"object":{"id":"pi_go_'$org'","amount":500,"metadata":{"org_id":"'$org'"}}}}'
-r=$(post "$secret"); echo "go stripe: $r"
-case $r in *"duplicate=false"*" 200") ;; *) echo "kits: the Go bridge did not store the webhook: $r" >&2; exit 1 ;; esac
-r=$(post "$secret"); echo "go stripe again: $r"
-case $r in *"duplicate=true"*" 200") ;; *) echo "kits: the Go bridge's retry was not a duplicate: $r" >&2; exit 1 ;; esac
-r=$(post wrong-secret); echo "go stripe forged: $r"
-case $r in *"bad signature"*" 400") ;; *) echo "kits: the Go bridge took a forged webhook: $r" >&2; exit 1 ;; esac
-"$work/go-callbridge" "$org" 60 | tee "$work/go-call.out"
-grep -q "call.ended stream=EVENTS" "$work/go-call.out"
-for _ in $(seq 1 200); do
-  out=$("$work/go-dashboard" "$org" 2>&1 || true)
-  case $out in *"balance 430p"*completed*) break ;; esac
-  sleep 0.1
-done
-echo "$out"
-case $out in *"balance 430p"*completed*) ;; *) echo "kits: the Go dashboard did not show 430p and the call" >&2; exit 1 ;; esac
+examples ts "node $ts/dist/examples/stripe-bridge.js" "node $ts/dist/examples/call-bridge.js" \
+  "node $ts/dist/examples/dashboard.js"
+examples go "$work/go-stripebridge" "$work/go-callbridge" "$work/go-dashboard"
 echo "kits: ok"

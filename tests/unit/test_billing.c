@@ -402,6 +402,11 @@ static void test_overflow_is_refused_and_moves_nothing(void **state)
 	assert_int_equal(vox_billing_available(INT64_MAX, 1), INT64_MAX);
 	assert_int_equal(vox_billing_available(INT64_MAX - 1, 1), INT64_MAX);
 	assert_int_equal(vox_billing_available(INT64_MIN, INT64_MAX), -1);
+	/* less the holds, saturating low as well as high */
+	assert_int_equal(vox_billing_spendable(70, 0, 350), -280);
+	assert_int_equal(vox_billing_spendable(INT64_MAX, 1, 0), INT64_MAX);
+	assert_int_equal(vox_billing_spendable(INT64_MIN, 0, 1), INT64_MIN);
+	assert_int_equal(vox_billing_spendable(-430, 500, 0), 70);
 	assert_int_equal(vox_billing_available(-430, 500), 70);
 }
 

@@ -2,15 +2,14 @@
 // usage: node dist/examples/call-bridge.js <org_id> [seconds]
 import { randomUUID } from "node:crypto";
 import { jetstream } from "@nats-io/jetstream";
-import { connect } from "@nats-io/transport-node";
-import { publishEvent } from "../src/index.js";
+import { connectEnv, publishEvent } from "../src/index.js";
 
 const [org, seconds = "187"] = process.argv.slice(2);
 if (!org) {
   console.error("usage: call-bridge <org_id> [seconds]");
   process.exit(2);
 }
-const nc = await connect({ servers: process.env.VOX_NATS_URL ?? "nats://127.0.0.1:4222" });
+const nc = await connectEnv("call-bridge");
 const js = jetstream(nc);
 const callId = randomUUID();
 const duration = Number(seconds);

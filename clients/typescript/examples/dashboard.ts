@@ -1,14 +1,13 @@
 // A dashboard's questions: the wallet and the latest calls of an org.
 // usage: node dist/examples/dashboard.js <org_id>
-import { connect } from "@nats-io/transport-node";
-import { calls, VoxError, wallet } from "../src/index.js";
+import { VoxError, calls, connectEnv, wallet } from "../src/index.js";
 
 const [org] = process.argv.slice(2);
 if (!org) {
   console.error("usage: dashboard <org_id>");
   process.exit(2);
 }
-const nc = await connect({ servers: process.env.VOX_NATS_URL ?? "nats://127.0.0.1:4222" });
+const nc = await connectEnv("dashboard");
 try {
   const w = await wallet(nc, org);
   console.log(`balance ${w.balance_pence}p, ${w.minutes_remaining} minutes left` +

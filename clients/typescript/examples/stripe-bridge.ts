@@ -6,20 +6,21 @@
 // published; the event's id is the event_id, so Stripe's retries are
 // duplicates. Answers 200 once JetStream stored the event (Stripe retries
 // anything else), 400 for a bad signature or body.
-// usage: STRIPE_WEBHOOK_SECRET=whsec_... node dist/examples/stripe-bridge.js [port]
+// usage: STRIPE_WEBHOOK_SECRET=whsec_... node dist/examples/stripe-bridge.js [addr, default 127.0.0.1:8787]
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { createServer } from "node:http";
 import { jetstream } from "@nats-io/jetstream";
-import { connect } from "@nats-io/transport-node";
-import { publishEvent } from "../src/index.js";
+import { connectEnv, publishEvent } from "../src/index.js";
 
 const secret = process.env.STRIPE_WEBHOOK_SECRET;
 if (!secret) {
   console.error("stripe-bridge: set STRIPE_WEBHOOK_SECRET");
   process.exit(2);
 }
-const port = Number(process.argv[2] ?? 8787);
-const nc = await connect({ servers: process.env.VOX_NATS_URL ?? "nats://127.0.0.1:4222" });
+const addr = process.argv[2] ?? "127.0.0.1:8787";
+const colon = addr.lastIndexOf(":");
+const host = addr.slice(0, colon), port = Number(addr.slice(colon + 1));
+const nc = await connectEnv("stripe-bridge");
 const js = jetstream(nc);
 
 function signed(header: string | undefined, body: string): boolean {
@@ -62,7 +63,7 @@ const server = createServer((req, res) => {
     }
   });
 });
-server.listen(port, "127.0.0.1", () => console.log(`stripe-bridge listening on 127.0.0.1:${port}`));
+server.listen(port, host, () => console.log(`stripe-bridge listening on ${addr}`));
 const stop = async () => {
   server.close();
   await nc.drain();

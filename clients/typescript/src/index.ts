@@ -17,7 +17,7 @@ import {
 } from "@msgpack/msgpack";
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { JetStreamClient, PubAck } from "@nats-io/jetstream";
-import { headers } from "@nats-io/transport-node";
+import { connect, headers } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/transport-node";
 import sodium from "libsodium-wrappers";
 
@@ -176,6 +176,14 @@ export function encodePayload(value: object): Uint8Array {
 /** A msgpack payload decoded (timestamps become Dates). */
 export function decodePayload<T = Record<string, unknown>>(data: Uint8Array): T {
   return decode(data, { extensionCodec: codec }) as T;
+}
+
+// ---- connecting -----------------------------------------------------------
+
+/** A NATS connection to VOX_NATS_URL (default nats://127.0.0.1:4222), as
+ * vox's own programs make it. */
+export function connectEnv(name?: string): Promise<NatsConnection> {
+  return connect({ servers: process.env.VOX_NATS_URL ?? "nats://127.0.0.1:4222", name });
 }
 
 // ---- publishing -----------------------------------------------------------

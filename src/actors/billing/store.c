@@ -651,19 +651,12 @@ typedef struct authz {
 	const char *reason;
 } authz;
 
-static int64_t sub_sat(int64_t a, int64_t b)
-{
-	int64_t r;
-	if (__builtin_sub_overflow(a, b, &r))
-		return b > 0 ? INT64_MIN : INT64_MAX;
-	return r;
-}
-
 /*
- * One answer in one transaction. Without hold, a read. With hold, the
- * org row is locked (FOR NO KEY UPDATE, as a batch of charges locks it),
- * so concurrent requests for one org are answered one after the other:
- * each sees the holds of those before it. A hold is placed only when the
+ * One answer in one transaction. Without hold, one read: the org, the sum
+ * of its active holds. With hold, the same read locks the org row (FOR NO
+ * KEY UPDATE, as a batch of charges does) and reads this call's hold, so
+ * concurrent requests for one org are answered one after the other, each
+ * seeing the holds of those before it. A hold is placed only when the
  * call is allowed, exactly once per (org, call_id) (the primary key); a
  * second request for the same call gets the first one's hold back.
  */
@@ -678,35 +671,29 @@ static vox_status authorize_tx(authz *out, PGconn *c, const vox_billing_ctx *bc,
 	if (q->hold && (st = vox_pg_exec(c, "BEGIN", msg, sizeof(msg))) != VOX_OK)
 		return st;
 	r = PQexecParams(c, q->hold
-		? "SELECT wallet_balance_pence, debt_limit_pence FROM organizations"
-		  " WHERE id = $1::uuid FOR NO KEY UPDATE"
-		: "SELECT wallet_balance_pence, debt_limit_pence FROM organizations"
-		  " WHERE id = $1::uuid", 1, NULL, p, NULL, NULL, 0);
+		? "SELECT o.wallet_balance_pence, o.debt_limit_pence,"
+		  " (SELECT COALESCE(sum(h.amount_pence), 0)::int8 FROM credit_holds h"
+		  "  WHERE h.org_id = o.id AND h.state = 'active'),"
+		  " (SELECT h.state FROM credit_holds h WHERE h.org_id = o.id"
+		  "  AND h.call_id = $2::uuid)"
+		  " FROM organizations o WHERE o.id = $1::uuid FOR NO KEY UPDATE OF o"
+		: "SELECT o.wallet_balance_pence, o.debt_limit_pence,"
+		  " (SELECT COALESCE(sum(h.amount_pence), 0)::int8 FROM credit_holds h"
+		  "  WHERE h.org_id = o.id AND h.state = 'active')"
+		  " FROM organizations o WHERE o.id = $1::uuid",
+		q->hold ? 2 : 1, NULL, p, NULL, NULL, 0);
 	if ((st = vox_pg_status(c, r)) != VOX_OK || PQntuples(r) != 1)
 		goto done;
 	out->found = true;
-	int64_t avail = vox_billing_available(pg_i64(r, 0, 0), pg_i64(r, 0, 1));
-	PQclear(r);
-	r = PQexecParams(c, "SELECT COALESCE(sum(amount_pence), 0)::int8 FROM credit_holds"
-			 " WHERE org_id = $1::uuid AND state = 'active'",
-			 1, NULL, p, NULL, NULL, 0);
-	if ((st = vox_pg_status(c, r)) != VOX_OK)
-		goto done;
-	out->held = pg_i64(r, 0, 0);
-	out->available = sub_sat(avail, out->held);
+	int64_t balance = pg_i64(r, 0, 0), debt = pg_i64(r, 0, 1);
+	out->held = pg_i64(r, 0, 2);
+	out->available = vox_billing_spendable(balance, debt, out->held);
 	out->allowed = out->available >= bc->cfg.rate_per_minute;
-	PQclear(r);
-	r = NULL;
 	if (!q->hold)
 		goto done;
-	r = PQexecParams(c, "SELECT state FROM credit_holds"
-			 " WHERE org_id = $1::uuid AND call_id = $2::uuid",
-			 2, NULL, p, NULL, NULL, 0);
-	if ((st = vox_pg_status(c, r)) != VOX_OK)
-		goto done;
-	if (PQntuples(r) == 1) {
+	if (!PQgetisnull(r, 0, 3)) {
 		/* asked before: the answer of then, whatever is left now */
-		const char *state = PQgetvalue(r, 0, 0);
+		const char *state = PQgetvalue(r, 0, 3);
 		out->hold = strcmp(state, "active") == 0 ? "active"
 			    : strcmp(state, "settled") == 0 ? "settled" : "expired";
 		out->allowed = strcmp(state, "active") == 0;
@@ -730,7 +717,7 @@ static vox_status authorize_tx(authz *out, PGconn *c, const vox_billing_ctx *bc,
 		goto done;
 	out->hold = "placed";
 	out->held += want;
-	out->available = sub_sat(avail, out->held);
+	out->available = vox_billing_spendable(balance, debt, out->held);
 done:
 	PQclear(r);
 	if (q->hold) {

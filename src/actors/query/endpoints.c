@@ -401,10 +401,8 @@ void vox_query_wallet(vox_request *req, void *ctx)
 	int64_t low = be_int(PQgetvalue(res[0], 0, 3), 8);
 	int64_t held = be_int(PQgetvalue(res[0], 0, 4), 8);
 	clear_all(res, 1);
-	/* what calls can still use: the credit not held for calls in
-	 * progress (billing.authorize's rule) */
-	int64_t available = vox_billing_available(balance, debt);
-	available = held > 0 && available < INT64_MIN + held ? INT64_MIN : available - held;
+	/* what calls can still use: billing.authorize's rule */
+	int64_t available = vox_billing_spendable(balance, debt, held);
 	int64_t rate = qc->cfg.rate_per_minute;
 	int64_t minutes = available > 0 ? available / rate : 0;
 

@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/signal"
 
-	"github.com/nats-io/nats.go"
 	vox "vox.example/client"
 )
 
@@ -21,21 +20,12 @@ func main() {
 	if len(os.Args) > 2 {
 		filter = os.Args[2]
 	}
-	url := os.Getenv("VOX_NATS_URL")
-	if url == "" {
-		url = nats.DefaultURL
-	}
-	nc, err := nats.Connect(url)
+	nc, js, err := vox.Connect("alerts")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "alerts:", err)
 		os.Exit(3)
 	}
 	defer nc.Close()
-	js, err := nc.JetStream()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "alerts:", err)
-		os.Exit(3)
-	}
 	stop := make(chan struct{})
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt)

@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	vox "vox.example/client"
 )
 
@@ -31,21 +30,12 @@ func main() {
 	_, _ = rand.Read(b)
 	b[6], b[8] = b[6]&0x0f|0x40, b[8]&0x3f|0x80
 	call := fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
-	url := os.Getenv("VOX_NATS_URL")
-	if url == "" {
-		url = nats.DefaultURL
-	}
-	nc, err := nats.Connect(url)
+	nc, js, err := vox.Connect("callbridge")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "callbridge:", err)
 		os.Exit(3)
 	}
 	defer nc.Close()
-	js, err := nc.JetStream()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "callbridge:", err)
-		os.Exit(3)
-	}
 	started := time.Now().Add(-time.Duration(seconds) * time.Second)
 	fmt.Println("call_id=" + call)
 	for _, ev := range []vox.Event{

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/nats-io/nats.go"
 	vox "vox.example/client"
 )
 
@@ -17,11 +16,7 @@ func main() {
 		os.Exit(2)
 	}
 	org := os.Args[1]
-	url := os.Getenv("VOX_NATS_URL")
-	if url == "" {
-		url = nats.DefaultURL
-	}
-	nc, err := nats.Connect(url)
+	nc, _, err := vox.Connect("dashboard")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "dashboard:", err)
 		os.Exit(3)

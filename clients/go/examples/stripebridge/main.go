@@ -22,7 +22,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	vox "vox.example/client"
 )
 
@@ -71,20 +70,12 @@ func main() {
 	if len(os.Args) > 1 {
 		addr = os.Args[1]
 	}
-	url := os.Getenv("VOX_NATS_URL")
-	if url == "" {
-		url = nats.DefaultURL
-	}
-	nc, err := nats.Connect(url)
+	nc, js, err := vox.Connect("stripebridge")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "stripebridge:", err)
 		os.Exit(3)
 	}
-	js, err := nc.JetStream()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "stripebridge:", err)
-		os.Exit(3)
-	}
+	defer nc.Close()
 	http.HandleFunc("/webhook", func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 		if r.Method != http.MethodPost || err != nil {
